@@ -1,0 +1,21 @@
+// The `quip` command line. Each command lives in commands/<name>.ts and registers itself here.
+import { Command } from 'commander';
+
+import { UserError, errorMessage } from '../util/errors.js';
+
+const program = new Command('quip')
+  .description('QuIP# Studio on the command line: inspect, quantize, evaluate and chat with language models on a CPU.')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+const commands: Array<(p: Command) => void> = [];
+for (const register of commands) register(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof UserError || !(err instanceof Error) || !process.env.QUIP_DEBUG) {
+    console.error(`quip: ${errorMessage(err)}`);
+  } else {
+    console.error(err.stack);
+  }
+  process.exitCode = 1;
+});

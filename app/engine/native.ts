@@ -1,0 +1,87 @@
+// Loads the quip_native addon (built by `npm run build:native`) and types what it exports.
+// Each native module adds its functions to NativeAddon through its own interface below.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface CpuInfo {
+  summary: string;
+  avx2: boolean;
+  avx512: boolean;
+  neon: boolean;
+  threads: number;
+}
+
+/** A read-only memory map held by the addon; bytes are only copied by read(). */
+export interface MappedFile {
+  readonly size: number;
+  readonly path: string;
+  read(offset: number, length: number): Buffer;
+  close(): void;
+}
+
+export type TensorDType = 'F32' | 'F16' | 'BF16';
+
+/** A tensor inside a mapped file, passed to native routines without copying its data. */
+export interface TensorRef {
+  file: MappedFile;
+  offset: number;
+  dtype: TensorDType;
+  shape: number[];
+}
+
+export interface TensorStats {
+  min: number;
+  max: number;
+  mean: number;
+  rms: number;
+  absMax: number;
+  nonFinite: number;
+}
+
+/** Progress callback (one JSON text per event) and cancellation flag (set element 0 to 1). */
+export type ProgressFn = (json: string) => void;
+
+interface CommonNative {
+  cpuInfo(): CpuInfo;
+  setThreads(threads: number): number;
+  mapFile(filePath: string): MappedFile;
+  tensorStats(t: TensorRef | Float32Array, onProgress?: ProgressFn, cancel?: Int32Array): Promise<TensorStats>;
+}
+
+export type NativeAddon = CommonNative;
+
+const ADDON_RELATIVE = path.join('build', 'native', 'Release', 'quip_native.node');
+
+function findAddon(): string {
+  const override = process.env.QUIP_NATIVE_PATH;
+  if (override) return override;
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    // In a packaged app the .node file sits outside the asar archive.
+    const candidate = path.join(dir.replace(/app\.asar(?!\.unpacked)/, 'app.asar.unpacked'), ADDON_RELATIVE);
+    if (existsSync(candidate)) return candidate;
+    dir = path.dirname(dir);
+  }
+  throw new Error(`The native core (${ADDON_RELATIVE}) is not built. Run \`npm run build:native\` and try again.`);
+}
+
+let cached: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!cached) {
+    const require = createRequire(import.meta.url);
+    cached = require(findAddon()) as NativeAddon;
+  }
+  return cached;
+}
+
+/** A cancellation flag shared with native work: cancelFlag()[0] = 1 asks it to stop. */
+export function cancelFlag(): Int32Array {
+  return new Int32Array(1);
+}
+
+export function isCancelled(err: unknown): boolean {
+  return (err as { code?: string })?.code === 'CANCELLED';
+}

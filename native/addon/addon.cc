@@ -1,0 +1,9 @@
+// Entry point of the quip_native addon: one Register call per module.
+#include "addon.h"
+
+static Napi::Object InitQuipNative(Napi::Env env, Napi::Object exports) {
+  quip_addon::RegisterCommon(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(quip_native, InitQuipNative)

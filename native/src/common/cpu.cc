@@ -1,0 +1,44 @@
+#include "common/cpu.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace quip {
+
+static CpuFeatures detect() {
+  CpuFeatures f;
+  const char* force = std::getenv("QUIP_FORCE_SCALAR");
+  if (force && std::strcmp(force, "0") != 0 && force[0] != '\0') return f;
+#if defined(QUIP_X86) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  f.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl");
+#elif defined(__aarch64__) || defined(_M_ARM64)
+  f.neon = true;
+#endif
+  return f;
+}
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = detect();
+  return features;
+}
+
+std::string cpu_summary() {
+#if defined(QUIP_X86)
+  std::string s = "x86-64";
+#elif defined(__aarch64__) || defined(_M_ARM64)
+  std::string s = "arm64";
+#else
+  std::string s = "generic";
+#endif
+  const CpuFeatures& f = cpu_features();
+  if (f.avx512) s += " avx512";
+  if (f.avx2) s += " avx2";
+  if (f.neon) s += " neon";
+  if (!f.avx2 && !f.neon) s += " scalar";
+  return s;
+}
+
+}  // namespace quip
