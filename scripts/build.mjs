@@ -12,6 +12,9 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : null;
 const jobs = args.includes('--jobs') ? Number(args[args.indexOf('--jobs') + 1]) : os.availableParallelism();
+// A private native build folder (e.g. for a second checkout building side by side); the addon loader
+// then needs QUIP_NATIVE_PATH=<dir>/Release/quip_native.node.
+const nativeOut = args.includes('--native-out') ? args[args.indexOf('--native-out') + 1] : 'build/native';
 
 function run(cmd, cmdArgs, env = process.env) {
   const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', env });
@@ -26,7 +29,7 @@ function buildNative() {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_config_')));
   run(process.execPath, [
     path.join(root, 'node_modules/cmake-js/bin/cmake-js'), 'compile',
-    '--directory', 'native', '--out', 'build/native', '--config', 'Release', '--parallel', String(jobs),
+    '--directory', 'native', '--out', nativeOut, '--config', 'Release', '--parallel', String(jobs),
   ], env);
 }
 

@@ -1,0 +1,10 @@
+// `quip bench <what>`: benchmark commands. Each prints its figures beside the comparison measured in
+// the same run, as a readable table or as JSON with --json. Subcommands register themselves here.
+import type { Command } from 'commander';
+
+const benches: Array<(bench: Command) => void> = [];
+
+export function registerBench(program: Command): void {
+  const bench = program.command('bench').description('Benchmarks: each figure printed beside its comparison, measured in the same run');
+  for (const register of benches) register(bench);
+}
