@@ -1,0 +1,132 @@
+// The browser face's StudioApi: the same generated API as the desktop preload, carried over a
+// WebSocket to app/server. The server requires the per-launch token; the page got it in its URL
+// (?token=...) and as a same-site cookie, and we pass it on in the socket URL.
+import { createStudioApi, StudioError, type Reply, type StudioApi, type StudioTransport } from './api.js';
+import type { EventName, RequestName } from './channels.js';
+
+/** Messages on the socket. */
+export type ClientMessage = { type: 'request'; id: number; channel: RequestName; input: unknown };
+export type ServerMessage = { type: 'reply'; id: number; reply: Reply } | { type: 'event'; event: EventName; payload: unknown };
+
+/** The WebSocket path the server answers on. */
+export const SOCKET_PATH = '/api';
+
+interface SocketLike {
+  readyState: number;
+  send(data: string): void;
+  close(): void;
+  onopen: ((ev: unknown) => void) | null;
+  onclose: ((ev: unknown) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+}
+type SocketConstructor = new (url: string) => SocketLike;
+
+export interface ConnectOptions {
+  /** ws://127.0.0.1:PORT — defaults to the page's own host. */
+  url?: string;
+  /** Defaults to ?token= of the page's URL. */
+  token?: string;
+  /** A WebSocket implementation where there is no global one (Node 20 tests pass `ws`). */
+  WebSocket?: SocketConstructor;
+}
+
+const OPEN = 1;
+
+function defaultUrl(): string {
+  const loc = (globalThis as { location?: Location }).location;
+  if (!loc) throw new StudioError('connectStudio needs a url outside a browser page.', 'NO_URL');
+  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}`;
+}
+
+function defaultToken(): string | undefined {
+  const loc = (globalThis as { location?: Location }).location;
+  return loc ? (new URLSearchParams(loc.search).get('token') ?? undefined) : undefined;
+}
+
+export function createWebSocketTransport(opts: ConnectOptions = {}): StudioTransport & { close(): void } {
+  const Socket = opts.WebSocket ?? ((globalThis as { WebSocket?: SocketConstructor }).WebSocket as SocketConstructor);
+  const base = (opts.url ?? defaultUrl()).replace(/^http/, 'ws').replace(/\/+$/, '');
+  const token = opts.token ?? defaultToken();
+  const url = `${base}${SOCKET_PATH}${token ? `?token=${encodeURIComponent(token)}` : ''}`;
+
+  const pending = new Map<number, (reply: Reply) => void>();
+  const listeners = new Map<string, Set<(payload: unknown) => void>>();
+  let socket: SocketLike | null = null;
+  let opened: Promise<SocketLike> | null = null;
+  let nextId = 1;
+  let closedByUs = false;
+
+  function failAll(message: string) {
+    for (const settle of pending.values()) settle({ ok: false, error: { message, code: 'DISCONNECTED' } });
+    pending.clear();
+  }
+
+  function connect(): Promise<SocketLike> {
+    if (opened) return opened;
+    opened = new Promise<SocketLike>((resolve, reject) => {
+      const s = new Socket(url);
+      socket = s;
+      let isOpen = false;
+      s.onopen = () => {
+        isOpen = true;
+        resolve(s);
+      };
+      s.onmessage = (ev) => {
+        const msg = JSON.parse(String(ev.data)) as ServerMessage;
+        if (msg.type === 'reply') {
+          const settle = pending.get(msg.id);
+          pending.delete(msg.id);
+          settle?.(msg.reply);
+        } else if (msg.type === 'event') {
+          for (const l of listeners.get(msg.event) ?? []) l(msg.payload);
+        }
+      };
+      s.onerror = () => {}; // onclose follows with the outcome
+      s.onclose = () => {
+        opened = null;
+        socket = null;
+        if (!isOpen) {
+          reject(new StudioError('Could not connect to the studio server (is it running, and is the token in the page URL right?).', 'DISCONNECTED'));
+        }
+        failAll('The connection to the studio server was lost. Reload the page to reconnect.');
+        // Keep events flowing after a server hiccup; a page that closed us stays closed.
+        if (isOpen && !closedByUs) setTimeout(() => void connect().catch(() => {}), 1000);
+      };
+    });
+    return opened;
+  }
+
+  return {
+    async invoke(channel, input) {
+      const s = await connect();
+      const id = nextId++;
+      return new Promise<Reply>((resolve) => {
+        pending.set(id, resolve);
+        const msg: ClientMessage = { type: 'request', id, channel, input };
+        if (s.readyState === OPEN) s.send(JSON.stringify(msg));
+        else {
+          pending.delete(id);
+          resolve({ ok: false, error: { message: 'The connection to the studio server is closed.', code: 'DISCONNECTED' } });
+        }
+      });
+    },
+    subscribe(event, listener) {
+      let set = listeners.get(event);
+      if (!set) listeners.set(event, (set = new Set()));
+      set.add(listener);
+      void connect().catch(() => {});
+      return () => void set.delete(listener);
+    },
+    close() {
+      closedByUs = true;
+      socket?.close();
+    },
+  };
+}
+
+/** The StudioApi of the browser face. `close()` ends the connection (tests, page unload). */
+export function connectStudio(opts: ConnectOptions = {}): StudioApi & { close(): void } {
+  const transport = createWebSocketTransport(opts);
+  return Object.assign(createStudioApi(transport), { close: () => transport.close() });
+}

@@ -1,0 +1,184 @@
+// Every request and event between the UI and the studio, declared once. The renderer client, the
+// Electron preload allow-list, the main-process IPC handlers and the WebSocket server are all derived
+// from these two tables (contract.test.ts fails when one of them misses a channel).
+// Adding a channel: add a row here, then a handler in app/services/studio.ts (the compiler asks for it).
+import { z } from 'zod';
+
+import { ModelInspection } from './model.js';
+
+/** Requests that take no input accept nothing or an empty object. */
+const NoInput = z.object({}).strict().optional();
+const Ok = z.object({ ok: z.literal(true) });
+
+export const Face = z.enum(['electron', 'browser']);
+export type Face = z.infer<typeof Face>;
+
+export const AppInfo = z.object({
+  version: z.string(),
+  face: Face,
+  /** e.g. "AMD EPYC 7B13 (AVX2, FMA)". */
+  cpu: z.string(),
+  avx2: z.boolean(),
+  /** Hardware threads the engine will use by default. */
+  threads: z.number().int().positive(),
+  studioHome: z.string(),
+  hubEndpoint: z.string(),
+  /** Where downloads go (the standard Hugging Face cache). */
+  hubCache: z.string(),
+  /** The sample model shipped with the studio (stories260k), null when it is missing. */
+  sampleModel: z.string().nullable(),
+});
+export type AppInfo = z.infer<typeof AppInfo>;
+
+export const PickFolderResult = z.object({
+  path: z.string().nullable(),
+  /** false in the browser face: there is no native dialog, the UI shows a path field instead. */
+  supported: z.boolean(),
+});
+export type PickFolderResult = z.infer<typeof PickFolderResult>;
+
+export const InspectInput = z.object({
+  /** A local model folder, or a Hugging Face repo id ("owner/name") already downloaded or to resolve. */
+  source: z.string().trim().min(1, 'Give a model folder or a Hugging Face repo id.'),
+  revision: z.string().min(1).optional(),
+});
+export type InspectInput = z.infer<typeof InspectInput>;
+
+export const RecentModel = z.object({
+  path: z.string(),
+  repoId: z.string().nullable(),
+  name: z.string(),
+  family: z.string().nullable(),
+  /** Total parameter count. */
+  params: z.number().int().nullable(),
+  /** ISO 8601 time it was last opened. */
+  openedAt: z.string(),
+});
+export type RecentModel = z.infer<typeof RecentModel>;
+
+export const HubModel = z.object({
+  id: z.string(), // "owner/name"
+  downloads: z.number().int().nullable(),
+  likes: z.number().int().nullable(),
+  /** ISO 8601. */
+  updatedAt: z.string().nullable(),
+  pipelineTag: z.string().nullable(),
+  gated: z.boolean(),
+  private: z.boolean(),
+  /** Present in the local Hugging Face cache already. */
+  cached: z.boolean(),
+});
+export type HubModel = z.infer<typeof HubModel>;
+
+export const HubSearchInput = z.object({
+  query: z.string().trim().max(200),
+  limit: z.number().int().min(1).max(100).default(20),
+});
+
+const RepoId = z
+  .string()
+  .trim()
+  .regex(/^[\w.-]+\/[\w.-]+$/, 'A Hugging Face repo id looks like "owner/name".');
+
+export const HubDownloadInput = z.object({ repoId: RepoId, revision: z.string().min(1).optional() });
+export const DownloadId = z.object({ downloadId: z.string().min(1) });
+
+export const JobState = z.enum(['running', 'done', 'error', 'cancelled']);
+export type JobState = z.infer<typeof JobState>;
+
+export const JobInfo = z.object({
+  jobId: z.string(),
+  kind: z.string(),
+  /** A short line for people, e.g. "Inspect stories260k". */
+  label: z.string(),
+  state: JobState,
+  startedAt: z.string(),
+  endedAt: z.string().nullable(),
+  error: z.string().nullable(),
+});
+export type JobInfo = z.infer<typeof JobInfo>;
+
+export const JobId = z.object({ jobId: z.string().min(1) });
+
+// ---- events -------------------------------------------------------------------------------------
+
+export const DownloadState = z.enum(['running', 'done', 'cancelled', 'error']);
+
+export const DownloadProgress = z.object({
+  downloadId: z.string(),
+  repoId: z.string(),
+  /** The file being fetched now (the last one when done). */
+  file: z.string(),
+  bytesDone: z.number(),
+  bytesTotal: z.number(),
+  speedBytesPerSec: z.number(),
+  /** null while the speed is not yet known. */
+  etaSeconds: z.number().nullable(),
+  state: DownloadState,
+  error: z.string().optional(),
+  /** The snapshot folder, once done. */
+  dir: z.string().optional(),
+});
+export type DownloadProgress = z.infer<typeof DownloadProgress>;
+
+export const JobEventType = z.enum(['started', 'progress', 'log', 'done', 'error', 'cancelled']);
+
+/** Generic job events; kinds put their own structured payload (e.g. a layer's proxy loss) in data. */
+export const JobEvent = z.object({
+  jobId: z.string(),
+  kind: z.string(),
+  type: JobEventType,
+  /** Milliseconds since the epoch. */
+  at: z.number(),
+  /** 0..1 when the job knows how far it is. */
+  fraction: z.number().min(0).max(1).optional(),
+  message: z.string().optional(),
+  /** A user-facing reason for 'error' (e.g. "The job process ran out of memory."). */
+  error: z.string().optional(),
+  errorCode: z.string().optional(),
+  data: z.unknown().optional(),
+});
+export type JobEvent = z.infer<typeof JobEvent>;
+
+// ---- the tables ---------------------------------------------------------------------------------
+
+interface RequestSpec<I extends z.ZodType, O extends z.ZodType> {
+  input: I;
+  output: O;
+  /** One line for people reading the contract. */
+  doc: string;
+}
+function request<I extends z.ZodType, O extends z.ZodType>(input: I, output: O, doc: string): RequestSpec<I, O> {
+  return { input, output, doc };
+}
+
+export const requests = {
+  'app.info': request(NoInput, AppInfo, 'Version, face, CPU, threads, studio home and hub endpoint.'),
+  'models.pickFolder': request(NoInput, PickFolderResult, 'Native folder dialog (desktop); {supported:false} in the browser.'),
+  'models.inspect': request(InspectInput, ModelInspection, 'Inspect a local folder or a hub id, in the job process; adds it to recent models.'),
+  'models.recent': request(NoInput, z.array(RecentModel), 'Recently opened models, newest first.'),
+  'models.forget': request(z.object({ path: z.string().min(1) }), Ok, 'Remove a model from the recent list (files stay).'),
+  'hub.search': request(HubSearchInput, z.array(HubModel), 'Search text-generation models on the Hugging Face Hub.'),
+  'hub.download': request(HubDownloadInput, DownloadId, 'Start (or resume) downloading a repo into the HF cache; progress comes as download.progress.'),
+  'hub.cancelDownload': request(DownloadId, Ok, 'Stop a download; what was fetched stays for resuming.'),
+  'jobs.list': request(NoInput, z.array(JobInfo), 'Jobs of this session, newest first.'),
+  'jobs.cancel': request(JobId, z.object({ cancelled: z.boolean() }), 'Cancel a running job (cooperative, then forced).'),
+} as const;
+
+export const events = {
+  'download.progress': DownloadProgress,
+  'job.event': JobEvent,
+} as const;
+
+export type Requests = typeof requests;
+export type RequestName = keyof Requests;
+export type EventName = keyof typeof events;
+/** What a caller passes (defaults not yet applied). */
+export type RequestInput<K extends RequestName> = z.input<Requests[K]['input']>;
+/** What a handler receives (after zod parsing). */
+export type ParsedInput<K extends RequestName> = z.output<Requests[K]['input']>;
+export type RequestOutput<K extends RequestName> = z.output<Requests[K]['output']>;
+export type EventPayload<E extends EventName> = z.output<(typeof events)[E]>;
+
+export const requestNames = Object.keys(requests) as RequestName[];
+export const eventNames = Object.keys(events) as EventName[];

@@ -1,0 +1,6 @@
+// What the renderer imports: the channel schemas and types, the StudioApi type, createStudioApi and
+// the browser face's WebSocket client. Everything here runs in a browser (no Node imports).
+export * from './channels.js';
+export * from './model.js';
+export { createStudioApi, StudioError, type StudioApi, type StudioTransport, type Reply, type WireError } from './api.js';
+export { connectStudio, createWebSocketTransport, SOCKET_PATH, type ConnectOptions } from './browser-client.js';
