@@ -1,0 +1,216 @@
+// Our own safetensors reader. Layout: an 8-byte little-endian header length N, N bytes of JSON
+// ({ name: { dtype, shape, data_offsets: [begin, end] }, __metadata__?: {...} }), then the tensor data;
+// data_offsets are relative to the end of the header. Only the header is copied into JS memory; tensor
+// data stays in the native memory map and is passed around as TensorRef.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { UserError } from '../../util/errors.js';
+import { native, type MappedFile, type TensorDType } from '../native.js';
+
+export const SUPPORTED_DTYPES: readonly TensorDType[] = ['F32', 'F16', 'BF16'];
+const DTYPE_BYTES: Record<TensorDType, number> = { F32: 4, F16: 2, BF16: 2 };
+// Every dtype the safetensors format defines; these are refused by name rather than called unknown.
+const KNOWN_UNSUPPORTED = new Set([
+  'BOOL', 'U8', 'I8', 'U16', 'I16', 'U32', 'I32', 'U64', 'I64', 'F64',
+  'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4', 'C64',
+]);
+/** The safetensors reference implementation refuses headers over 100 MB; so do we. */
+const MAX_HEADER_BYTES = 100_000_000;
+
+export interface SafetensorsEntry {
+  name: string;
+  dtype: TensorDType;
+  shape: number[];
+  /** Absolute byte offset of the tensor data in the file. */
+  offset: number;
+  bytes: number;
+}
+
+export interface SafetensorsHeader {
+  /** Where tensor data starts (8 + header length). */
+  dataStart: number;
+  tensors: SafetensorsEntry[];
+  metadata: Record<string, string>;
+}
+
+function fail(file: string, problem: string): never {
+  throw new UserError(`${file}: ${problem}`, 'BAD_SAFETENSORS');
+}
+
+/**
+ * Checks a safetensors header against the file it came from: every problem names the file and the
+ * tensor. `headerBytes` are the N bytes after the length prefix; `fileSize` is the whole file's size.
+ */
+export function parseSafetensorsHeader(file: string, headerBytes: Buffer, fileSize: number): SafetensorsHeader {
+  const dataStart = 8 + headerBytes.length;
+  let json: unknown;
+  try {
+    json = JSON.parse(headerBytes.toString('utf8'));
+  } catch (err) {
+    fail(file, `the safetensors header is not valid JSON (${(err as Error).message}). The file is damaged or not a safetensors file; download it again.`);
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) fail(file, 'the safetensors header is not a JSON object.');
+
+  const dataBytes = fileSize - dataStart;
+  const tensors: SafetensorsEntry[] = [];
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      metadata = (raw ?? {}) as Record<string, string>;
+      continue;
+    }
+    const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (!info || typeof info !== 'object') fail(file, `tensor ${name} has no description in the header.`);
+    const { dtype, shape, data_offsets: offsets } = info;
+    if (typeof dtype !== 'string') fail(file, `tensor ${name} has no dtype.`);
+    if (!SUPPORTED_DTYPES.includes(dtype as TensorDType)) {
+      if (KNOWN_UNSUPPORTED.has(dtype)) {
+        fail(file, `${dtype} tensors are not supported (tensor ${name}); the studio reads F32, F16 and BF16 weights. Use a full-precision (16- or 32-bit) copy of the model.`);
+      }
+      fail(file, `tensor ${name} has an unknown dtype "${dtype}"; safetensors dtypes the studio reads are F32, F16 and BF16.`);
+    }
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      fail(file, `tensor ${name} has an invalid shape ${JSON.stringify(shape)}.`);
+    }
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]) {
+      fail(file, `tensor ${name} has invalid data_offsets ${JSON.stringify(offsets)} (expected [begin, end] with begin <= end).`);
+    }
+    const [begin, end] = offsets as [number, number];
+    const numel = (shape as number[]).reduce((a, b) => a * b, 1);
+    const expected = numel * DTYPE_BYTES[dtype as TensorDType];
+    if (end - begin !== expected) {
+      fail(file, `tensor ${name} (${dtype} [${(shape as number[]).join(', ')}]) should hold ${expected} bytes but its data_offsets [${begin}, ${end}] span ${end - begin} bytes.`);
+    }
+    tensors.push({ name, dtype: dtype as TensorDType, shape: shape as number[], offset: dataStart + begin, bytes: expected });
+  }
+
+  // Ranges must not overlap (sorted by start, each begins at or after the previous end).
+  const sorted = [...tensors].sort((a, b) => a.offset - b.offset || a.bytes - b.bytes);
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1], cur = sorted[i];
+    if (cur.offset < prev.offset + prev.bytes) {
+      const rel = (t: SafetensorsEntry) => `[${t.offset - dataStart}, ${t.offset - dataStart + t.bytes}]`;
+      fail(file, `tensors ${prev.name} ${rel(prev)} and ${cur.name} ${rel(cur)} overlap; the header is corrupt.`);
+    }
+  }
+  // Data past the end: when the tensors tile the data section without gaps the file was cut short
+  // (an interrupted copy or download); otherwise a tensor's offsets point outside the file.
+  const end = sorted.length ? sorted[sorted.length - 1].offset + sorted[sorted.length - 1].bytes - dataStart : 0;
+  if (end > dataBytes) {
+    const contiguous = sorted.every((t, i) => t.offset - dataStart === (i === 0 ? 0 : sorted[i - 1].offset + sorted[i - 1].bytes - dataStart));
+    if (contiguous) {
+      fail(file, `the file is truncated: its header describes ${end} bytes of tensor data but only ${Math.max(0, dataBytes)} bytes follow the header. Download or copy it again.`);
+    }
+    const bad = sorted.find((t) => t.offset + t.bytes - dataStart > dataBytes)!;
+    fail(file, `tensor ${bad.name} has data_offsets [${bad.offset - dataStart}, ${bad.offset - dataStart + bad.bytes}] outside the ${Math.max(0, dataBytes)} bytes of tensor data in the file.`);
+  }
+  return { dataStart, tensors, metadata };
+}
+
+/** Maps a safetensors file and parses its header; the caller owns (and closes) the returned map. */
+export function openSafetensors(filePath: string): { file: MappedFile; header: SafetensorsHeader } {
+  const name = path.basename(filePath);
+  let file: MappedFile;
+  try {
+    file = native().mapFile(filePath);
+  } catch (err) {
+    throw new UserError(`${name}: cannot open the weights file (${(err as Error).message}).`, 'BAD_SAFETENSORS');
+  }
+  try {
+    if (file.size < 8) fail(name, `the file is only ${file.size} bytes long; a safetensors file starts with an 8-byte header length.`);
+    const n = Number(file.read(0, 8).readBigUInt64LE(0));
+    if (n > MAX_HEADER_BYTES) fail(name, `the header length ${n} is implausibly large (over ${MAX_HEADER_BYTES} bytes); the file is damaged or not a safetensors file.`);
+    if (8 + n > file.size) {
+      fail(name, `the header length ${n} runs past the end of the file (${file.size} bytes); the file is truncated or not a safetensors file.`);
+    }
+    return { file, header: parseSafetensorsHeader(name, file.read(8, n), file.size) };
+  } catch (err) {
+    file.close();
+    throw err;
+  }
+}
+
+/** One tensor of a (possibly sharded) checkpoint. */
+export interface WeightEntry extends SafetensorsEntry {
+  /** The file name inside the model folder. */
+  fileName: string;
+  file: MappedFile;
+}
+
+export interface WeightSet {
+  entries: Map<string, WeightEntry>;
+  files: Array<{ file: string; bytes: number; tensors: number }>;
+  close(): void;
+}
+
+export const INDEX_FILE = 'model.safetensors.index.json';
+
+/**
+ * Opens the weights of a Hugging Face folder: model.safetensors, or the shards listed by
+ * model.safetensors.index.json (its weight_map names the shard of every tensor).
+ */
+export function openWeights(dir: string): WeightSet {
+  const indexPath = path.join(dir, INDEX_FILE);
+  let shardNames: string[];
+  let weightMap: Record<string, string> | null = null;
+  if (existsSync(indexPath)) {
+    let index: { weight_map?: unknown };
+    try {
+      index = JSON.parse(readFileSync(indexPath, 'utf8'));
+    } catch (err) {
+      throw new UserError(`${INDEX_FILE}: not valid JSON (${(err as Error).message}).`, 'BAD_SAFETENSORS');
+    }
+    const wm = index?.weight_map;
+    if (!wm || typeof wm !== 'object' || Array.isArray(wm) || !Object.values(wm).every((v) => typeof v === 'string')) {
+      throw new UserError(`${INDEX_FILE}: has no weight_map object naming the shard of each tensor.`, 'BAD_SAFETENSORS');
+    }
+    weightMap = wm as Record<string, string>;
+    shardNames = [...new Set(Object.values(weightMap))].sort();
+    for (const s of shardNames) {
+      if (s !== path.basename(s)) throw new UserError(`${INDEX_FILE}: shard name "${s}" must be a file name in the model folder.`, 'BAD_SAFETENSORS');
+      if (!existsSync(path.join(dir, s))) {
+        throw new UserError(`${INDEX_FILE} lists the shard ${s}, which is missing from ${dir}. Download the model again.`, 'BAD_SAFETENSORS');
+      }
+    }
+  } else if (existsSync(path.join(dir, 'model.safetensors'))) {
+    shardNames = ['model.safetensors'];
+  } else {
+    const hasBin = existsSync(path.join(dir, 'pytorch_model.bin')) || existsSync(path.join(dir, 'pytorch_model.bin.index.json'));
+    throw new UserError(
+      hasBin
+        ? `${dir} holds only PyTorch .bin weights; the studio reads safetensors (model.safetensors). Use a repository that provides safetensors weights.`
+        : `${dir} has no model.safetensors or ${INDEX_FILE}; the studio needs the weights in safetensors format.`,
+      'NO_WEIGHTS',
+    );
+  }
+
+  const opened: MappedFile[] = [];
+  const close = () => opened.splice(0).forEach((f) => f.close());
+  try {
+    const entries = new Map<string, WeightEntry>();
+    const files: WeightSet['files'] = [];
+    for (const shard of shardNames) {
+      const { file, header } = openSafetensors(path.join(dir, shard));
+      opened.push(file);
+      files.push({ file: shard, bytes: file.size, tensors: header.tensors.length });
+      for (const t of header.tensors) {
+        const prev = entries.get(t.name);
+        if (prev) throw new UserError(`${shard}: tensor ${t.name} is also in ${prev.fileName}; a tensor must be stored once.`, 'BAD_SAFETENSORS');
+        if (weightMap && weightMap[t.name] !== undefined && weightMap[t.name] !== shard) {
+          throw new UserError(`${INDEX_FILE} puts ${t.name} in ${weightMap[t.name]}, but it is stored in ${shard}.`, 'BAD_SAFETENSORS');
+        }
+        entries.set(t.name, { ...t, fileName: shard, file });
+      }
+    }
+    if (weightMap) {
+      for (const [name, shard] of Object.entries(weightMap)) {
+        if (!entries.has(name)) throw new UserError(`${INDEX_FILE} puts ${name} in ${shard}, but ${shard} has no such tensor.`, 'BAD_SAFETENSORS');
+      }
+    }
+    return { entries, files, close };
+  } catch (err) {
+    close();
+    throw err;
+  }
+}
