@@ -1,0 +1,264 @@
+// The studio's side of the job process: starts one process per job, streams its events, and settles
+// each job exactly once — with its result, its error, the process's death (crashed / out of memory /
+// killed, see exit-reasons.ts), a timeout, or a cancel. Cancel asks the job to stop, then stops the
+// process (SIGTERM, then SIGKILL) if it has not within the grace period.
+import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
+
+import type { JobEvent, JobInfo } from '../../contract/channels.js';
+import { UserError } from '../../util/errors.js';
+import type { JobKinds } from '../../worker/kinds.js';
+import type { FromWorker, ToWorker } from '../../worker/protocol.js';
+import { describeExit, type ProcessExit } from './exit-reasons.js';
+
+/** One started job process, whatever started it (child_process.fork or Electron utilityProcess). */
+export interface JobProcess {
+  readonly pid: number | undefined;
+  send(msg: ToWorker): void;
+  onMessage(listener: (msg: FromWorker) => void): void;
+  /** Called once when the process has gone. */
+  onExit(listener: (exit: ProcessExit) => void): void;
+  /** SIGTERM, or SIGKILL when forced. */
+  kill(force: boolean): void;
+}
+
+export type JobProcessFactory = (info: { jobId: string; kind: string }) => JobProcess;
+
+export type JobKindName = keyof JobKinds & string;
+export type JobParams<K extends JobKindName> = z.input<JobKinds[K]['params']>;
+export type JobResult<K extends JobKindName> = z.output<JobKinds[K]['result']>;
+
+export class JobError extends UserError {
+  constructor(
+    message: string,
+    code: string,
+    readonly jobId: string,
+  ) {
+    super(message, code);
+    this.name = 'JobError';
+  }
+}
+
+export interface RunOptions {
+  /** A short line for the jobs list, e.g. "Inspect stories260k". */
+  label?: string;
+  /** Who started it (a window id); cancelOwnedBy(owner) stops its jobs when the window closes. */
+  owner?: string;
+  /** Fails the job with code TIMEOUT after this long. */
+  timeoutMs?: number;
+  /** Cancels the job when aborted. */
+  signal?: AbortSignal;
+  onEvent?: (e: JobEvent) => void;
+}
+
+export interface JobHandle<R> {
+  readonly jobId: string;
+  /** The job process's pid (undefined when it could not start). */
+  readonly pid: number | undefined;
+  /** Settles exactly once. Rejects with a JobError (code CANCELLED, CRASHED, OUT_OF_MEMORY, KILLED, TIMEOUT, ...). */
+  readonly result: Promise<R>;
+  cancel(): void;
+  /** Deliver data to the running job (its ctx.onInput). */
+  send(data: unknown): void;
+}
+
+export interface JobClientOptions {
+  spawn: JobProcessFactory;
+  /** Every job's events, e.g. to broadcast as the contract's job.event. */
+  emit?: (e: JobEvent) => void;
+  /** How long a cancelled job may take to stop by itself before SIGTERM (and as long again before SIGKILL). */
+  graceMs?: number;
+  /** Finished jobs kept for jobs.list. */
+  keepFinished?: number;
+}
+
+interface Running {
+  info: JobInfo;
+  owner: string | undefined;
+  cancel(): void;
+}
+
+export class JobClient {
+  private readonly jobs = new Map<string, Running>();
+  private readonly graceMs: number;
+  private readonly keepFinished: number;
+
+  constructor(private readonly opts: JobClientOptions) {
+    this.graceMs = opts.graceMs ?? 3000;
+    this.keepFinished = opts.keepFinished ?? 50;
+  }
+
+  run<K extends JobKindName>(kind: K, params: JobParams<K>, options: RunOptions = {}): JobHandle<JobResult<K>> {
+    return this.start(kind, params, options) as JobHandle<JobResult<K>>;
+  }
+
+  /** Untyped form for kinds registered only in a test worker. */
+  start(kind: string, params: unknown, options: RunOptions = {}): JobHandle<unknown> {
+    const jobId = randomUUID();
+    const info: JobInfo = { jobId, kind, label: options.label ?? kind, state: 'running', startedAt: new Date().toISOString(), endedAt: null, error: null };
+    const emit = (e: Omit<JobEvent, 'jobId' | 'kind' | 'at'>) => {
+      const event: JobEvent = { jobId, kind, at: Date.now(), ...e };
+      options.onEvent?.(event);
+      this.opts.emit?.(event);
+    };
+
+    let settled = false;
+    let cancelRequested = false;
+    let exited = false;
+    let fatal: string | undefined;
+    const timers: NodeJS.Timeout[] = [];
+    let resolveResult!: (v: unknown) => void;
+    let rejectResult!: (e: unknown) => void;
+    const result = new Promise<unknown>((res, rej) => {
+      resolveResult = res;
+      rejectResult = rej;
+    });
+    // Nobody may be listening yet; the caller still sees the rejection through `result`.
+    result.catch(() => {});
+
+    let proc: JobProcess;
+    const finish = (outcome: { ok: true; value: unknown } | { ok: false; message: string; code: string }) => {
+      if (settled) return;
+      settled = true;
+      for (const t of timers) clearTimeout(t);
+      options.signal?.removeEventListener('abort', onAbort);
+      info.endedAt = new Date().toISOString();
+      if (outcome.ok) {
+        info.state = 'done';
+        emit({ type: 'done' });
+        resolveResult(outcome.value);
+      } else {
+        info.state = outcome.code === 'CANCELLED' ? 'cancelled' : 'error';
+        info.error = outcome.code === 'CANCELLED' ? null : outcome.message;
+        if (outcome.code === 'CANCELLED') emit({ type: 'cancelled', message: outcome.message });
+        else emit({ type: 'error', error: outcome.message, errorCode: outcome.code });
+        rejectResult(new JobError(outcome.message, outcome.code, jobId));
+      }
+      this.retire(jobId);
+      // The process has nothing left to do: ask it to go, and make sure it does.
+      if (!exited) {
+        try {
+          proc.send({ type: 'shutdown' });
+        } catch {
+          // already gone
+        }
+        const t = setTimeout(() => !exited && proc.kill(true), this.graceMs);
+        t.unref();
+      }
+    };
+
+    const cancel = () => {
+      if (settled || cancelRequested) return;
+      cancelRequested = true;
+      try {
+        proc.send({ type: 'cancel', id: jobId });
+      } catch {
+        // gone already; the exit settles it
+      }
+      timers.push(setTimeout(() => !exited && proc.kill(false), this.graceMs));
+      timers.push(setTimeout(() => !exited && proc.kill(true), 2 * this.graceMs));
+    };
+    const onAbort = () => cancel();
+
+    try {
+      proc = this.opts.spawn({ jobId, kind });
+    } catch (err) {
+      const message = `The job process could not be started: ${err instanceof Error ? err.message : String(err)}`;
+      info.state = 'error';
+      info.error = message;
+      info.endedAt = new Date().toISOString();
+      settled = true;
+      rejectResult(new JobError(message, 'LAUNCH_FAILED', jobId));
+      this.jobs.set(jobId, { info, owner: options.owner, cancel: () => {} });
+      this.retire(jobId);
+      return { jobId, pid: undefined, result, cancel: () => {}, send: () => {} };
+    }
+
+    proc.onMessage((msg) => {
+      if (settled) return;
+      switch (msg.type) {
+        case 'ready':
+          break;
+        case 'progress':
+          emit({ type: 'progress', fraction: msg.fraction, message: msg.message, data: msg.data });
+          break;
+        case 'log':
+          emit({ type: 'log', message: msg.message });
+          break;
+        case 'result':
+          if (msg.id === jobId) finish({ ok: true, value: msg.value });
+          break;
+        case 'error':
+          if (msg.id === jobId) finish({ ok: false, message: msg.error.message, code: cancelRequested ? 'CANCELLED' : msg.error.code });
+          break;
+        case 'fatal':
+          fatal = msg.message;
+          break;
+      }
+    });
+    proc.onExit((exit) => {
+      exited = true;
+      if (settled) return;
+      if (cancelRequested) return finish({ ok: false, message: 'The job was cancelled.', code: 'CANCELLED' });
+      const why = describeExit({ ...exit, fatal: exit.fatal ?? fatal });
+      finish({ ok: false, ...why });
+    });
+
+    if (options.timeoutMs) {
+      timers.push(
+        setTimeout(() => {
+          finish({ ok: false, message: `The job took longer than ${Math.round(options.timeoutMs! / 1000)} s and was stopped.`, code: 'TIMEOUT' });
+          proc.kill(true);
+        }, options.timeoutMs),
+      );
+    }
+    if (options.signal?.aborted) queueMicrotask(cancel);
+    else options.signal?.addEventListener('abort', onAbort);
+
+    this.jobs.set(jobId, { info, owner: options.owner, cancel });
+    emit({ type: 'started', message: info.label });
+    proc.send({ type: 'run', id: jobId, kind, params });
+
+    return {
+      jobId,
+      pid: proc.pid,
+      result,
+      cancel,
+      send: (data) => {
+        if (!settled) proc.send({ type: 'input', id: jobId, data });
+      },
+    };
+  }
+
+  /** Jobs of this session, newest first. */
+  list(): JobInfo[] {
+    return [...this.jobs.values()].map((j) => ({ ...j.info })).reverse();
+  }
+
+  cancel(jobId: string): boolean {
+    const job = this.jobs.get(jobId);
+    if (!job || job.info.state !== 'running') return false;
+    job.cancel();
+    return true;
+  }
+
+  /** Cancel every running job started by this owner (a closed window). */
+  cancelOwnedBy(owner: string): number {
+    let n = 0;
+    for (const job of this.jobs.values()) if (job.owner === owner && job.info.state === 'running') (job.cancel(), n++);
+    return n;
+  }
+
+  /** Cancel everything and wait until every job has settled (app quit, server close). */
+  async shutdown(): Promise<void> {
+    const running = [...this.jobs.values()].filter((j) => j.info.state === 'running');
+    for (const j of running) j.cancel();
+    const deadline = Date.now() + 3 * this.graceMs;
+    while (Date.now() < deadline && [...this.jobs.values()].some((j) => j.info.state === 'running')) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private retire(_jobId: string) {
+    const finished = [...this.jobs.entries()].filter(([, j]) => j.info.state !== 'running');
+    for (const [id] of finished.slice(0, Math.max(0, finished.length - this.keepFinished))) this.jobs.delete(id);
+  }
+}
