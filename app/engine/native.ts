@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { QuipNative } from './quip/types.js';
 
 export interface CpuInfo {
   summary: string;
@@ -50,7 +51,7 @@ interface CommonNative {
   tensorStats(t: TensorRef | Float32Array, onProgress?: ProgressFn, cancel?: Int32Array): Promise<TensorStats>;
 }
 
-export type NativeAddon = CommonNative;
+export type NativeAddon = CommonNative & QuipNative;
 
 const ADDON_RELATIVE = path.join('build', 'native', 'Release', 'quip_native.node');
 
