@@ -1,0 +1,156 @@
+// Settings, the folder format's pieces (safetensors writer/reader, 16-bit conversion, layer seeds) and
+// the output-folder rules, checked against independent definitions.
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { layerSeed } from './format.js';
+import { f16BitsToF32, f32ToF16Bits } from './half.js';
+import { checkOutputFolder, finishInterruptedPublish, jobId, PENDING_CONFIG, publish } from './output.js';
+import { codebookFor, resolveSettings, SettingsError, estimateRun } from './settings.js';
+import { bytesOf, readTensorBytes, readTensorFileIndex, writeTensorFile } from './tensor-file.js';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'quip-qfmt-'));
+
+describe('settings', () => {
+  it('maps every bits/codebook pairing to its codebook', () => {
+    expect(codebookFor(2, 'e8p')).toBe('e8p');
+    expect(codebookFor(3, 'e8p')).toBe('rvq3');
+    expect(codebookFor(4, 'e8p')).toBe('rvq4');
+    expect(codebookFor(3, 'rvq')).toBe('rvq3');
+    for (const b of [2, 3, 4]) expect(codebookFor(b, 'rtn')).toBe(`rtn${b}`);
+  });
+  it('refuses unsupported pairings with a message naming them', () => {
+    expect(() => codebookFor(2, 'rvq')).toThrow(/rvq.*3 or 4 bits/);
+    expect(() => codebookFor(1, 'e8p')).toThrow(/Unsupported bits 1/);
+    expect(() => codebookFor(8, 'rtn')).toThrow(/Unsupported bits 8/);
+    expect(() => codebookFor(2, 'gptq')).toThrow(/Unknown codebook "gptq"/);
+    try {
+      resolveSettings({ bits: 5 });
+    } catch (e) {
+      expect(e).toBeInstanceOf(SettingsError);
+      expect((e as SettingsError).code).toBe('UNSUPPORTED_PAIRING');
+    }
+  });
+  it('fills defaults for a CPU workstation and checks ranges', () => {
+    const s = resolveSettings({});
+    expect(s).toMatchObject({ bits: 2, codebook: 'e8p', incoherence: true, ldlq: true, sigma: 0.01, rho: 0.9, tuneIters: 0, seed: 0 });
+    expect(s.calibration).toEqual({ textFile: null, samples: 128, ctx: 512 });
+    expect(resolveSettings({ bits: 4 }).rho).toBe(1.03);
+    expect(() => resolveSettings({ sigma: 0 })).toThrow(/--sigma/);
+    expect(() => resolveSettings({ tuneIters: 11 })).toThrow(/--tune-iters/);
+    expect(() => resolveSettings({ calibSamples: 0 })).toThrow(/--calib-samples/);
+  });
+  it('estimates grow with calibration size and stay near one block in memory', () => {
+    const shape = { hiddenSize: 576, intermediateSize: 1536, numLayers: 30, numHeads: 9, numKeyValueHeads: 3, headDim: 64, vocabSize: 49152 };
+    const small = estimateRun(shape, resolveSettings({ calibSamples: 16 }), 2, 8192);
+    const big = estimateRun(shape, resolveSettings({ calibSamples: 128 }), 2, 8192);
+    expect(big.seconds.calibration).toBeCloseTo(small.seconds.calibration * 8, 6);
+    expect(big.peakBytes).toBeGreaterThan(small.peakBytes);
+    // one block of SmolLM2-135M in float32 (x2) + Hessians + 128 x 512 hidden states (x2)
+    expect(big.parts.activations).toBe(128 * 512 * 576 * 4 * 2);
+    expect(big.peakBytes).toBeLessThan(400 << 20);
+  });
+});
+
+describe('layer seeds', () => {
+  it('are stable, differ per layer and per run seed', () => {
+    const a = layerSeed(0, 'model.layers.0.self_attn.q_proj');
+    expect(layerSeed(0, 'model.layers.0.self_attn.q_proj')).toBe(a);
+    expect(layerSeed(0, 'model.layers.0.self_attn.k_proj')).not.toBe(a);
+    expect(layerSeed(1, 'model.layers.0.self_attn.q_proj')).not.toBe(a);
+    expect(a).toBeGreaterThanOrEqual(0);
+    expect(a).toBeLessThan(2 ** 32);
+  });
+});
+
+describe('binary16 conversion', () => {
+  it('rounds to the nearest representable value, ties to even', () => {
+    // Brute force: the nearest of all 63,488 finite halves, for random and boundary floats.
+    const finite: number[] = [];
+    for (let h = 0; h < 0x7c00; h++) finite.push(f16BitsToF32(h));
+    const nearest = (v: number) => {
+      const a = Math.abs(v);
+      let lo = 0, hi = finite.length - 1;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (finite[mid] <= a) lo = mid; else hi = mid;
+      }
+      const dl = a - finite[lo], dh = finite[hi] - a;
+      const pick = dl < dh ? lo : dh < dl ? hi : lo % 2 === 0 ? lo : hi;
+      return (v < 0 ? 0x8000 : 0) | pick;
+    };
+    let seed = 12345;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const cases = [0, 1, -1, 0.1, 65504, 1e-8, 5.96e-8, 2.98e-8, 6.1e-5, -3.3e-6];
+    for (let i = 0; i < 3000; i++) cases.push(Math.fround((rnd() - 0.5) * 2 ** Math.floor(rnd() * 40 - 26)));
+    for (const c of cases) expect(f32ToF16Bits(Math.fround(c))).toBe(nearest(Math.fround(c)));
+    expect(f32ToF16Bits(1e6)).toBe(0x7c00);
+  });
+});
+
+describe('tensor files', () => {
+  it('round-trip codes, signs and 16-bit tensors with 8-byte aligned data', async () => {
+    const dir = tmp();
+    const codes = new Uint16Array([1, 65535, 300, 7, 9, 1000]);
+    const signs = new Int8Array([1, -1, 1]);
+    const src = path.join(dir, 'src.bin');
+    writeFileSync(src, Buffer.from([0, 0, 5, 6, 7, 8, 0]));
+    const file = path.join(dir, 't.safetensors');
+    await writeTensorFile(file, [
+      { name: 'a.codes', dtype: 'U16', shape: [2, 3], source: { bytes: bytesOf(codes) } },
+      { name: 'a.su', dtype: 'I8', shape: [3], source: { bytes: bytesOf(signs) } },
+      { name: 'copied', dtype: 'U8', shape: [4], source: { file: src, offset: 2, length: 4 } },
+    ], { format: 'pt' });
+    const idx = await readTensorFileIndex(file);
+    expect(idx.dataStart % 8).toBe(0);
+    expect(idx.metadata).toEqual({ format: 'pt' });
+    expect([...new Uint16Array((await readTensorBytes(idx, 'a.codes')).slice().buffer)]).toEqual([...codes]);
+    expect([...new Int8Array((await readTensorBytes(idx, 'a.su')).slice().buffer)]).toEqual([1, -1, 1]);
+    expect([...(await readTensorBytes(idx, 'copied'))]).toEqual([5, 6, 7, 8]);
+    expect(idx.tensors.get('a.codes')).toMatchObject({ dtype: 'U16', shape: [2, 3] });
+  });
+  it('refuses a size that does not match the shape', async () => {
+    const dir = tmp();
+    await expect(writeTensorFile(path.join(dir, 'x.safetensors'), [{ name: 'x', dtype: 'F16', shape: [3], source: { bytes: new Uint8Array(4) } }])).rejects.toThrow(/4 bytes given/);
+  });
+});
+
+describe('output folder', () => {
+  it('refuses a folder holding a model unless forced, and a non-empty folder', () => {
+    const dir = tmp();
+    const out = path.join(dir, 'out');
+    checkOutputFolder(out, false); // absent: fine
+    mkdirSync(out);
+    checkOutputFolder(out, false); // empty: fine
+    writeFileSync(path.join(out, 'notes.txt'), 'x');
+    expect(() => checkOutputFolder(out, false)).toThrow(/not empty/);
+    writeFileSync(path.join(out, 'config.json'), '{}');
+    expect(() => checkOutputFolder(out, false)).toThrow(/already holds a model.*--force/);
+    checkOutputFolder(out, true);
+  });
+  it('publishes by renaming, config.json last; an interrupted publish finishes', async () => {
+    const dir = tmp();
+    const out = path.join(dir, 'out');
+    const partial = `${out}.partial-abc`;
+    mkdirSync(partial);
+    writeFileSync(path.join(partial, 'model.safetensors'), 'm');
+    writeFileSync(path.join(partial, PENDING_CONFIG), '{"a":1}');
+    await publish(partial, out, false);
+    expect(existsSync(partial)).toBe(false);
+    expect(readFileSync(path.join(out, 'config.json'), 'utf8')).toBe('{"a":1}');
+    // killed between the folder rename and the config rename
+    const out2 = path.join(dir, 'out2');
+    mkdirSync(out2);
+    writeFileSync(path.join(out2, 'model.safetensors'), 'm');
+    writeFileSync(path.join(out2, PENDING_CONFIG), '{}');
+    expect(existsSync(path.join(out2, 'config.json'))).toBe(false);
+    expect(await finishInterruptedPublish(out2)).toBe(true);
+    expect(existsSync(path.join(out2, 'config.json'))).toBe(true);
+  });
+  it('derives the job id from source and settings', () => {
+    expect(jobId('f', { seed: 1 })).toBe(jobId('f', { seed: 1 }));
+    expect(jobId('f', { seed: 1 })).not.toBe(jobId('f', { seed: 2 }));
+  });
+});

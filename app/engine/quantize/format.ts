@@ -1,0 +1,97 @@
+// The quantized model folder (architecture.md, "Data on disk"):
+//   config.json        the source config plus quantization_config: codebook, bits, seeds, scales,
+//                      Hadamard factors and engine version - everything needed to load and reproduce it
+//   model.safetensors  per quantized linear <name>.codes (U16 E8P codes, [m, n_pad / 8]; RVQ adds
+//                      <name>.codes_residual), <name>.su / <name>.sv (sign vectors, F16); every other
+//                      tensor (embeddings, norms, lm_head) in F16
+//   tokenizer files    copied from the source
+//   run.json           the run record (settings, per-layer metrics, timings, perplexities)
+// A folder is a model only once config.json exists; the job writes config.json last (see job.ts).
+import { z } from 'zod';
+
+import { CODEBOOKS, CalibrationSettings, codeBitsPerWeight, type Codebook } from './settings.js';
+
+export const QUANT_METHOD = 'quip-sharp';
+export const FORMAT_VERSION = 1;
+export const ENGINE_NAME = 'quip-studio';
+export const ENGINE_VERSION = '0.1.0';
+
+/** Tokenizer and generation files copied from the source folder when present. */
+export const COPIED_FILES = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json', 'chat_template.jinja'];
+
+export const HadamardRecord = z.object({
+  n: z.number().int(),
+  k: z.number().int(),
+  pow2: z.number().int(),
+  method: z.enum(['sylvester', 'hadamard', 'random-orthogonal']),
+});
+export type HadamardRecord = z.infer<typeof HadamardRecord>;
+
+/** One quantized linear layer: W ~= diag(sv) H_m (scale * decode(codes)) H_n^T diag(su). */
+export const QuantizedLayerRecord = z.object({
+  m: z.number().int().positive(),
+  n: z.number().int().positive(),
+  /** n rounded up to a multiple of 8 (codes cover the padded width; padded columns are dropped). */
+  nPadded: z.number().int().positive(),
+  /** The layer's own seed (sign vectors), derived from the run seed and the layer name. */
+  seed: z.number().int(),
+  /** W~ / scale is what the codebook saw (RMS rho). */
+  scale: z.number(),
+  /** RVQ: the second stage encodes (residual * residualScale); null for one-stage codebooks. */
+  residualScale: z.number().nullable(),
+  /** Null when incoherence processing was off (no transform, no sign vectors). */
+  hadamardIn: HadamardRecord.nullable(),
+  hadamardOut: HadamardRecord.nullable(),
+  tensors: z.object({
+    codes: z.string(),
+    codesResidual: z.string().nullable(),
+    su: z.string().nullable(),
+    sv: z.string().nullable(),
+  }),
+});
+export type QuantizedLayerRecord = z.infer<typeof QuantizedLayerRecord>;
+
+export const QuantizationConfig = z.object({
+  quant_method: z.literal(QUANT_METHOD),
+  format_version: z.literal(FORMAT_VERSION),
+  engine: z.object({ name: z.string(), version: z.string() }),
+  codebook: z.enum(CODEBOOKS),
+  bits: z.number().int(),
+  incoherence: z.boolean(),
+  ldlq: z.boolean(),
+  sigma: z.number(),
+  rho: z.number(),
+  tune_iters: z.number().int(),
+  seed: z.number().int(),
+  calibration: CalibrationSettings,
+  /** The Hessian the proxy losses use: damped and normalised (spec section 1). */
+  hessian: z.literal('damped-normalised'),
+  /** How the unquantized tensors are stored. */
+  unquantized_dtype: z.enum(['F16', 'BF16', 'F32']),
+  layers: z.record(z.string(), QuantizedLayerRecord),
+});
+export type QuantizationConfig = z.infer<typeof QuantizationConfig>;
+
+/** The seed of one layer: FNV-1a over the layer name mixed with the run seed (stable everywhere). */
+export function layerSeed(runSeed: number, name: string): number {
+  let h = 0x811c9dc5 ^ (runSeed >>> 0);
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  h ^= Math.imul(runSeed >>> 0, 0x9e3779b1) >>> 0;
+  return h >>> 0;
+}
+
+/** Bits per linear weight including overhead: codes + sign vectors (16-bit each) + scales (32-bit). */
+export function layerBits(l: QuantizedLayerRecord, codebook: Codebook): number {
+  const codes = l.m * l.nPadded * codeBitsPerWeight(codebook);
+  const signs = (l.tensors.su ? l.n * 16 : 0) + (l.tensors.sv ? l.m * 16 : 0);
+  const scales = 32 * (l.residualScale === null ? 1 : 2);
+  return codes + signs + scales;
+}
+
+export function isQuantizedConfig(config: unknown): boolean {
+  const q = (config as { quantization_config?: { quant_method?: unknown } } | null)?.quantization_config;
+  return !!q && q.quant_method === QUANT_METHOD;
+}

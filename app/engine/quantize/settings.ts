@@ -1,0 +1,251 @@
+// Settings of a quantization job: what the user chooses (bits, codebook family, incoherence, LDLQ,
+// damping, scale, calibration size, seed, threads), their defaults for a CPU workstation, the
+// codebook each bits/codebook pairing means, and estimates of what a run costs before it starts.
+// Pure (zod only), so the renderer can import it too.
+import { z } from 'zod';
+
+/** The concrete codebooks of the numeric core. e8p = E8P 2-bit; rvq3/rvq4 = E8P + residual stage;
+ * rtnB = scalar round-to-nearest at B bits (the baseline; same RHT and BlockLDLQ around it). */
+export const CODEBOOKS = ['e8p', 'rvq3', 'rvq4', 'rtn2', 'rtn3', 'rtn4'] as const;
+export type Codebook = (typeof CODEBOOKS)[number];
+
+/** What the user picks: the lattice family (E8P, with RVQ at 3/4 bits), or scalar rounding.
+ * 'rvq' is accepted as an explicit name for the residual codebooks and needs 3 or 4 bits. */
+export const CODEBOOK_FAMILIES = ['e8p', 'rvq', 'rtn'] as const;
+export type CodebookFamily = (typeof CODEBOOK_FAMILIES)[number];
+
+export const Bits = z.union([z.literal(2), z.literal(3), z.literal(4)]);
+export type Bits = z.infer<typeof Bits>;
+
+/** Default scale rho per codebook: the quantizer sees W~ scaled to RMS rho (spec section 2).
+ * E8P/RVQ follow the spec's 1-D searches on Gaussian data (0.9 is what the paper ran at 2 bits,
+ * where a slightly tighter grid costs little MSE and saves outliers). Scalar levels sit at half-integer
+ * steps; the RMS at which 4 / 8 / 16 uniform levels minimise Gaussian MSE is 1.0 / 1.71 / 2.98. */
+export const DEFAULT_RHO: Record<Codebook, number> = {
+  e8p: 0.9,
+  rvq3: 0.98,
+  rvq4: 1.03,
+  rtn2: 1.0,
+  rtn3: 1.71,
+  rtn4: 2.98,
+};
+
+export const DEFAULTS = {
+  bits: 2 as Bits,
+  codebook: 'e8p' as CodebookFamily,
+  incoherence: true,
+  ldlq: true,
+  sigma: 0.01,
+  tuneIters: 0,
+  /** Calibration: 128 sequences x 512 tokens on a CPU (the reference's 6144 x 4096 is for GPUs). */
+  calibSamples: 128,
+  calibCtx: 512,
+  seed: 0,
+} as const;
+
+export const CalibrationSettings = z.object({
+  /** A UTF-8 text file; null = the WikiText-2 training head shipped with the studio's data. */
+  textFile: z.string().nullable(),
+  samples: z.number().int().min(1).max(100_000),
+  ctx: z.number().int().min(8).max(1 << 17),
+});
+export type CalibrationSettings = z.infer<typeof CalibrationSettings>;
+
+/** The settings as the user gives them (anything left out takes its default). */
+export const QuantizeSettingsInput = z.object({
+  bits: z.number().optional(),
+  codebook: z.string().optional(),
+  incoherence: z.boolean().optional(),
+  ldlq: z.boolean().optional(),
+  sigma: z.number().optional(),
+  rho: z.number().optional(),
+  tuneIters: z.number().optional(),
+  calibTextFile: z.string().nullable().optional(),
+  calibSamples: z.number().optional(),
+  calibCtx: z.number().optional(),
+  seed: z.number().optional(),
+  threads: z.number().optional(),
+});
+export type QuantizeSettingsInput = z.infer<typeof QuantizeSettingsInput>;
+
+/** Resolved settings, recorded in the run record and (minus threads) in quantization_config. */
+export const QuantizeSettings = z.object({
+  bits: Bits,
+  family: z.enum(CODEBOOK_FAMILIES),
+  codebook: z.enum(CODEBOOKS),
+  incoherence: z.boolean(),
+  ldlq: z.boolean(),
+  sigma: z.number().positive().max(10),
+  rho: z.number().positive().max(100),
+  tuneIters: z.number().int().min(0).max(10),
+  calibration: CalibrationSettings,
+  seed: z.number().int().min(0).max(0xffffffff),
+  /** Threads for native work; null = all hardware threads. Never changes the result. */
+  threads: z.number().int().min(1).max(1024).nullable(),
+});
+export type QuantizeSettings = z.infer<typeof QuantizeSettings>;
+
+export class SettingsError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'UNSUPPORTED_PAIRING' | 'BAD_SETTING' = 'BAD_SETTING',
+  ) {
+    super(message);
+    this.name = 'SettingsError';
+  }
+}
+
+/** The concrete codebook of a bits/family pairing; throws SettingsError for pairings that do not exist. */
+export function codebookFor(bits: number, family: string): Codebook {
+  if (!(CODEBOOK_FAMILIES as readonly string[]).includes(family))
+    throw new SettingsError(`Unknown codebook "${family}". Use e8p (E8P lattice, residual at 3/4 bits) or rtn (scalar rounding).`, 'UNSUPPORTED_PAIRING');
+  if (bits !== 2 && bits !== 3 && bits !== 4)
+    throw new SettingsError(`Unsupported bits ${bits} with codebook ${family}: choose 2, 3 or 4 bits.`, 'UNSUPPORTED_PAIRING');
+  if (family === 'rtn') return `rtn${bits}` as Codebook;
+  if (family === 'rvq') {
+    if (bits === 2)
+      throw new SettingsError('Unsupported pairing: the residual codebook (rvq) needs 3 or 4 bits; at 2 bits use --codebook e8p.', 'UNSUPPORTED_PAIRING');
+    return bits === 3 ? 'rvq3' : 'rvq4';
+  }
+  return bits === 2 ? 'e8p' : bits === 3 ? 'rvq3' : 'rvq4';
+}
+
+/** Bits per weight of the codes alone (overhead of sign vectors and scales comes on top). */
+export function codeBitsPerWeight(codebook: Codebook): number {
+  return { e8p: 2, rvq3: 3, rvq4: 4, rtn2: 2, rtn3: 3, rtn4: 4 }[codebook];
+}
+
+/** Fills defaults and checks every value; messages name the setting and what to do. */
+export function resolveSettings(input: QuantizeSettingsInput): QuantizeSettings {
+  const bits = input.bits ?? DEFAULTS.bits;
+  const family = (input.codebook ?? DEFAULTS.codebook).toLowerCase();
+  const codebook = codebookFor(bits, family);
+  const sigma = input.sigma ?? DEFAULTS.sigma;
+  if (!(sigma > 0 && sigma <= 10)) throw new SettingsError(`--sigma ${sigma} is out of range: the damping must be > 0 and <= 10 (default 0.01).`);
+  const rho = input.rho ?? DEFAULT_RHO[codebook];
+  if (!(rho > 0 && rho <= 100)) throw new SettingsError(`--rho ${rho} is out of range: the scale must be > 0 (default ${DEFAULT_RHO[codebook]} for ${codebook}).`);
+  const tuneIters = input.tuneIters ?? DEFAULTS.tuneIters;
+  if (!Number.isInteger(tuneIters) || tuneIters < 0 || tuneIters > 10)
+    throw new SettingsError(`--tune-iters ${tuneIters} is out of range: use a whole number from 0 to 10.`);
+  const samples = input.calibSamples ?? DEFAULTS.calibSamples;
+  if (!Number.isInteger(samples) || samples < 1 || samples > 100_000)
+    throw new SettingsError(`--calib-samples ${samples} is out of range: use a whole number from 1 to 100000.`);
+  const ctx = input.calibCtx ?? DEFAULTS.calibCtx;
+  if (!Number.isInteger(ctx) || ctx < 8 || ctx > 1 << 17) throw new SettingsError(`--ctx ${ctx} is out of range: use a whole number of tokens from 8 up.`);
+  const seed = input.seed ?? DEFAULTS.seed;
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new SettingsError(`--seed ${seed} is out of range: use a whole number from 0 to 4294967295.`);
+  const threads = input.threads ?? null;
+  if (threads !== null && (!Number.isInteger(threads) || threads < 1 || threads > 1024))
+    throw new SettingsError(`--threads ${threads} is out of range: use a whole number from 1 up.`);
+  return QuantizeSettings.parse({
+    bits,
+    family: family as CodebookFamily,
+    codebook,
+    incoherence: input.incoherence ?? DEFAULTS.incoherence,
+    ldlq: input.ldlq ?? DEFAULTS.ldlq,
+    sigma,
+    rho,
+    tuneIters,
+    calibration: { textFile: input.calibTextFile ?? null, samples, ctx },
+    seed,
+    threads,
+  });
+}
+
+// ---- estimates --------------------------------------------------------------------------------
+
+/** The shape facts an estimate needs (from the model's config). */
+export interface ModelShape {
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKeyValueHeads: number;
+  headDim: number;
+  vocabSize: number;
+}
+
+export interface Estimate {
+  /** Calibration tokens actually used (samples x min(ctx, model context)). */
+  tokens: number;
+  seconds: { calibration: number; hessians: number; quantization: number; evaluation: number; total: number };
+  /** Peak resident bytes: one block in float32 + its 4 Hessians (float64) + calibration activations. */
+  peakBytes: number;
+  parts: { blockWeights: number; hessians: number; activations: number; workspace: number };
+}
+
+/** Sustained rates of the CPU kernels per thread, measured on stories260k / synth runs of this
+ * project (a 2-core AVX2 workstation): dense float32 multiply-adds, and E8P candidate scoring. */
+const FLOPS_PER_THREAD = 8e9;
+const E8P_CANDIDATE_OPS = 2 * 256 * 12; // 2 shifts x 256 magnitude patterns x ~12 operations per group
+
+function linearShapes(s: ModelShape): Array<{ m: number; n: number }> {
+  const kv = s.numKeyValueHeads * s.headDim;
+  const q = s.numHeads * s.headDim;
+  return [
+    { m: q, n: s.hiddenSize },
+    { m: kv, n: s.hiddenSize },
+    { m: kv, n: s.hiddenSize },
+    { m: s.hiddenSize, n: q },
+    { m: s.intermediateSize, n: s.hiddenSize },
+    { m: s.intermediateSize, n: s.hiddenSize },
+    { m: s.hiddenSize, n: s.intermediateSize },
+  ];
+}
+
+/** What a run will cost on `threads` threads, from the model's shapes and the settings alone. */
+export function estimateRun(shape: ModelShape, settings: QuantizeSettings, threads: number, contextLength: number, evalTokens = 0): Estimate {
+  const ctx = Math.min(settings.calibration.ctx, contextLength);
+  const tokens = settings.calibration.samples * ctx;
+  const lin = linearShapes(shape);
+  const blockParams = lin.reduce((a, l) => a + l.m * l.n, 0);
+  const rate = FLOPS_PER_THREAD * Math.max(1, threads);
+  // Forward through every block once (2 flops per weight per token) plus attention (2 * ctx * width).
+  const attn = 4 * ctx * shape.numHeads * shape.headDim;
+  // (calibration never runs the lm_head: only block inputs are needed)
+  const fwd = shape.numLayers * tokens * (2 * blockParams + attn);
+  // Hessians: n^2 per token for each of the 4 distinct inputs (symmetric: half of it).
+  const h = shape.hiddenSize, q = shape.numHeads * shape.headDim, f = shape.intermediateSize;
+  const hessFlops = shape.numLayers * tokens * (h * h * 2 + q * q + f * f);
+  // Quantization: Cholesky/LDL n^3/3 per input, feedback m n^2 per layer, codebook search per group.
+  const pad = (n: number) => Math.ceil(n / 8) * 8;
+  let quantFlops = 0;
+  for (const l of lin) {
+    const n = pad(l.n);
+    const stages = settings.codebook === 'rvq3' || settings.codebook === 'rvq4' ? 2 : 1;
+    const search = settings.codebook.startsWith('rtn') ? 8 * 4 : E8P_CANDIDATE_OPS * stages;
+    quantFlops += (settings.ldlq ? 2 * l.m * n * n : 0) + (l.m * n / 8) * search * (1 + settings.tuneIters) + n * n * n / 3;
+    if (settings.tuneIters > 0) quantFlops += settings.tuneIters * 2 * l.m * n * n;
+    if (settings.incoherence) quantFlops += 4 * l.m * n * Math.log2(Math.max(2, n));
+  }
+  quantFlops *= shape.numLayers;
+  const calibration = fwd / rate;
+  const hessians = hessFlops / rate;
+  const quantization = quantFlops / rate;
+  const evaluation = (evalTokens * shape.numLayers * (2 * blockParams + attn) + evalTokens * 2 * shape.vocabSize * h) / rate;
+  const blockWeights = blockParams * 4 * 2; // original float32 + its dequantized copy
+  const hessians64 = (2 * h * h + q * q + f * f) * 8;
+  const activations = tokens * h * 4 * 2; // block input and output hidden states, float32
+  const workspace = tokens / settings.calibration.samples * Math.max(f, q + 2 * shape.numKeyValueHeads * shape.headDim) * 4 * 4; // one sequence's intermediates
+  const peakBytes = blockWeights + hessians64 + activations + workspace;
+  return {
+    tokens,
+    seconds: { calibration, hessians, quantization, evaluation, total: calibration + hessians + quantization + evaluation },
+    peakBytes,
+    parts: { blockWeights, hessians: hessians64, activations, workspace },
+  };
+}
+
+export function formatBytes(b: number): string {
+  if (b >= 1 << 30) return `${(b / (1 << 30)).toFixed(1)} GiB`;
+  if (b >= 1 << 20) return `${(b / (1 << 20)).toFixed(1)} MiB`;
+  if (b >= 1 << 10) return `${(b / (1 << 10)).toFixed(1)} KiB`;
+  return `${Math.round(b)} B`;
+}
+
+export function formatSeconds(s: number): string {
+  if (s < 1) return `${s.toFixed(2)} s`;
+  if (s < 90) return `${s.toFixed(1)} s`;
+  if (s < 5400) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
