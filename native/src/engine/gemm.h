@@ -1,0 +1,54 @@
+// Blocked GEMM of the engine: Y = X W^T with W a row-major [out x in] weight stored as F32, F16 or
+// BF16 (straight from the memory map) and X, Y float32. This is what every dense linear layer runs.
+//
+// Tiling: each task owns kRowBlock output features; W is converted to float32 kKBlock columns at a
+// time into a per-thread panel (so 16-bit weights are read from memory once per token block), and a
+// microkernel computes 2 tokens x 6 outputs as dot products along K. One token (decode) skips the
+// panel and converts inside the dot product, because then the weights are read exactly once anyway.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "common/half.h"
+
+namespace quip::engine {
+
+constexpr int kRowBlock = 48;   // output features per task (a multiple of the microkernel's 6)
+constexpr int kKBlock = 512;    // input features per panel
+constexpr int kTokenBlock = 64; // tokens per pass over one panel (keeps the X rows in L2)
+
+// A row-major [rows x cols] matrix in one of the weight dtypes (not owned).
+struct WeightView {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  int rows = 0;
+  int cols = 0;
+};
+
+enum class GemmImpl { Auto, Scalar, Avx2 };
+
+// y[t * w.rows + m] = sum_k x[t * w.cols + k] * W[m, k]  for t < tokens. Multithreaded (thread pool).
+// Avx2 requires cpu_features().avx2; Auto picks it when available.
+void matmul_wt(const float* x, int tokens, const WeightView& w, float* y, GemmImpl impl = GemmImpl::Auto);
+
+// Vector helpers of the attention loop, dispatched the same way.
+float dot_f32(const float* a, const float* b, int n);
+void axpy_f32(float a, const float* x, float* y, int n);  // y += a x
+
+// Kernel table: one row per implementation (scalar reference beside the AVX2 one).
+struct GemmKernels {
+  // Converts `count` weights starting at element `offset` of a row to float32.
+  void (*convert)(const void* src, DType dtype, size_t offset, int count, float* dst);
+  // y[t * ldy + r] (+)= dot(x[t * ldx .. + kc], w[r * ldw .. + kc]) for t < nt (<= 2), r < nr (<= 6).
+  void (*tile)(const float* x, size_t ldx, int nt, const float* w, size_t ldw, int nr, int kc, float* y,
+               size_t ldy, bool accumulate);
+  // y[m] = dot(x, W[m, :]) for m in [m0, m1), converting W on the fly (one-token decode).
+  void (*matvec)(const float* x, const WeightView& w, int m0, int m1, float* y);
+  float (*dot)(const float* a, const float* b, int n);
+  void (*axpy)(float a, const float* x, float* y, int n);
+};
+const GemmKernels& gemm_kernels_scalar();
+const GemmKernels& gemm_kernels_avx2();  // only call when cpu_features().avx2
+const GemmKernels& gemm_kernels(GemmImpl impl = GemmImpl::Auto);
+
+}  // namespace quip::engine

@@ -1,0 +1,133 @@
+// The Llama-family decoder (llama, mistral, qwen2) in float32: token embedding, per block
+// RMSNorm -> GQA attention with rotary embeddings (HF rotate-half) -> residual, RMSNorm -> SwiGLU MLP
+// -> residual; final RMSNorm and lm_head (or the tied embedding). Weights stay where the caller has
+// them (memory maps); linear layers sit behind engine/linear.h.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/job.h"
+#include "engine/linear.h"
+
+namespace quip::engine {
+
+enum class RopeScalingType { None, Linear, Llama3 };
+
+struct ModelConfig {
+  int hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, vocab = 0;
+  int context = 2048;
+  double rope_theta = 10000.0;
+  RopeScalingType rope_scaling = RopeScalingType::None;
+  double rope_factor = 1.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
+  double rope_original_context = 8192.0;
+  double rms_eps = 1e-5;
+  bool tied_embeddings = false;
+  bool attention_bias = false;
+  // Throws std::invalid_argument naming the first inconsistent field.
+  void validate() const;
+};
+
+// Rotary inverse frequencies theta^(-2i/d), i < d/2, after rope_scaling (linear: / factor; llama3:
+// wavelength-dependent blend as in Meta's Llama 3.1 release).
+std::vector<double> rope_inv_freq(const ModelConfig& c);
+
+// A tensor the model reads (not owned): data, dtype and shape.
+struct TensorView {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  size_t numel() const {
+    size_t n = 1;
+    for (int64_t d : shape) n *= static_cast<size_t>(d);
+    return n;
+  }
+};
+
+// Names a linear layer inside a block (the Hugging Face projection names).
+enum class LinearKind { Q, K, V, O, Gate, Up, Down };
+const char* linear_kind_name(LinearKind k);  // "q_proj", ..., "down_proj"
+
+struct Block {
+  std::vector<float> attn_norm, mlp_norm;                // RMSNorm weights
+  std::unique_ptr<Linear> q, k, v, o, gate, up, down;
+  std::vector<float> q_bias, k_bias, v_bias;             // empty without attention bias
+  Linear& linear(LinearKind k);
+  const Linear& linear(LinearKind k) const;
+};
+
+// Where the four Hessian inputs of a block pass (spec section 1): the input of q/k/v (after the
+// attention norm), of o_proj (attention output), of gate/up (after the MLP norm), of down_proj.
+enum class Tap { QkvIn = 0, OIn = 1, GateUpIn = 2, DownIn = 3 };
+using TapFn = std::function<void(Tap, const float* x, int tokens, int features)>;
+
+// Keys and values of one layer for one sequence: [position][kv_heads * head_dim], not owned.
+struct LayerKV {
+  float* k = nullptr;
+  float* v = nullptr;
+  int capacity = 0;
+};
+
+// Keys and values of one sequence for every layer.
+struct KVCache {
+  int capacity = 0;
+  std::vector<std::vector<float>> k, v;
+  void allocate(const ModelConfig& c, int capacity);
+  LayerKV layer(int b) { return {k.at(b).data(), v.at(b).data(), capacity}; }
+};
+
+class Model {
+ public:
+  // lookup(name) returns the tensor with that Hugging Face name or a view with data == nullptr.
+  // Throws std::invalid_argument naming a missing tensor or a wrong shape.
+  using Lookup = std::function<TensorView(const std::string& name)>;
+  Model(const ModelConfig& config, const Lookup& lookup);
+
+  const ModelConfig& config() const { return cfg_; }
+  Block& block(int b) { return blocks_.at(b); }
+  const Block& block(int b) const { return blocks_.at(b); }
+  // Replaces one linear layer (e.g. by its quantized version); shapes must match.
+  void set_linear(int block, LinearKind kind, std::unique_ptr<Linear> layer);
+
+  // x[t * hidden + :] = embedding of ids[t].
+  void embed(const int32_t* ids, int tokens, float* x) const;
+  // Applies block b in place to hidden states x [tokens x hidden] at positions pos0 .. pos0+tokens-1;
+  // writes those keys/values into `kv` (block b's cache) and attends over positions [0, pos0 + tokens).
+  void block_forward(int b, float* x, int tokens, int pos0, const LayerKV& kv, const TapFn* taps = nullptr) const;
+  // logits[t * vocab + :] for t < tokens from final hidden states x (final norm applied to a copy).
+  void head(const float* x, int tokens, float* logits) const;
+
+ private:
+  void rope(float* x, int tokens, int pos0, int nheads) const;
+  ModelConfig cfg_;
+  TensorView embed_;
+  std::vector<float> final_norm_;
+  std::unique_ptr<Linear> lm_head_;
+  std::vector<Block> blocks_;
+  std::vector<double> inv_freq_;
+};
+
+// One decoding stream over a model: a KV cache and a position.
+class Session {
+ public:
+  Session(std::shared_ptr<const Model> model, int capacity);
+  int position() const { return pos_; }
+  int capacity() const { return cache_.capacity; }
+  void reset() { pos_ = 0; }
+  // Runs ids at the next positions. Returns logits of the last token (vocab floats), or of every
+  // token (tokens x vocab) when all_logits. Checks hooks between blocks.
+  std::vector<float> forward(const int32_t* ids, int tokens, bool all_logits, const JobHooks* hooks = nullptr);
+  // Perplexity scoring of one window: from a reset state, returns the summed negative log-likelihood
+  // (float64) of ids[1..] given their prefixes, and the count (tokens - 1).
+  std::pair<double, int> score(const int32_t* ids, int tokens, const JobHooks* hooks = nullptr);
+  const Model& model() const { return *model_; }
+
+ private:
+  std::shared_ptr<const Model> model_;
+  KVCache cache_;
+  int pos_ = 0;
+};
+
+}  // namespace quip::engine

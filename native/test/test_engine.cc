@@ -1,0 +1,474 @@
+// Engine tests: GEMM kernels against a float64 brute force, the SIMD forward pass against an
+// independent float64 reference forward, KV-cache decoding against full forwards, calibration
+// Hessians against explicit X^T X, and rotary scaling properties.
+#include <cmath>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/cpu.h"
+#include "common/thread_pool.h"
+#include "engine/calibration.h"
+#include "engine/gemm.h"
+#include "engine/model.h"
+#include "harness.h"
+
+using namespace quip;
+using namespace quip::engine;
+
+namespace {
+
+// Weights in a chosen dtype, owned by the test (stand-in for a memory-mapped safetensors file).
+struct Store {
+  explicit Store(DType dt) : dtype(dt) {}
+  DType dtype;
+  std::map<std::string, std::vector<uint8_t>> bytes;
+  std::map<std::string, std::vector<int64_t>> shapes;
+  std::mt19937 rng{1234};
+
+  void add(const std::string& name, std::vector<int64_t> shape, float scale, float offset = 0.0f) {
+    size_t n = 1;
+    for (auto d : shape) n *= static_cast<size_t>(d);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<uint8_t>& b = bytes[name];
+    b.resize(n * dtype_size(dtype));
+    for (size_t i = 0; i < n; ++i) {
+      float v = offset + scale * nd(rng);
+      if (dtype == DType::F32) std::memcpy(b.data() + 4 * i, &v, 4);
+      else {
+        uint16_t h = dtype == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+        std::memcpy(b.data() + 2 * i, &h, 2);
+      }
+    }
+    shapes[name] = shape;
+  }
+  float at(const std::string& name, size_t i) const { return load_as_f32(bytes.at(name).data(), dtype, i); }
+  Model::Lookup lookup() const {
+    return [this](const std::string& name) {
+      TensorView t;
+      auto it = bytes.find(name);
+      if (it == bytes.end()) return t;
+      t.data = it->second.data();
+      t.dtype = dtype;
+      t.shape = shapes.at(name);
+      return t;
+    };
+  }
+};
+
+ModelConfig small_config(bool bias = false) {
+  ModelConfig c;
+  c.hidden = 40;
+  c.intermediate = 68;
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.head_dim = 10;
+  c.vocab = 97;
+  c.context = 256;
+  c.rope_theta = 10000.0;
+  c.rms_eps = 1e-5;
+  c.attention_bias = bias;
+  return c;
+}
+
+void fill_model(Store& s, const ModelConfig& c) {
+  const int H = c.hidden, I = c.intermediate, nq = c.heads * c.head_dim, nkv = c.kv_heads * c.head_dim;
+  s.add("model.embed_tokens.weight", {c.vocab, H}, 1.0f);
+  s.add("model.norm.weight", {H}, 0.1f, 1.0f);
+  if (!c.tied_embeddings) s.add("lm_head.weight", {c.vocab, H}, 0.2f);
+  for (int b = 0; b < c.layers; ++b) {
+    std::string p = "model.layers." + std::to_string(b) + ".";
+    s.add(p + "input_layernorm.weight", {H}, 0.1f, 1.0f);
+    s.add(p + "post_attention_layernorm.weight", {H}, 0.1f, 1.0f);
+    s.add(p + "self_attn.q_proj.weight", {nq, H}, 0.3f);
+    s.add(p + "self_attn.k_proj.weight", {nkv, H}, 0.3f);
+    s.add(p + "self_attn.v_proj.weight", {nkv, H}, 0.2f);
+    s.add(p + "self_attn.o_proj.weight", {H, nq}, 0.2f);
+    s.add(p + "mlp.gate_proj.weight", {I, H}, 0.2f);
+    s.add(p + "mlp.up_proj.weight", {I, H}, 0.2f);
+    s.add(p + "mlp.down_proj.weight", {H, I}, 0.15f);
+    if (c.attention_bias) {
+      s.add(p + "self_attn.q_proj.bias", {nq}, 0.1f);
+      s.add(p + "self_attn.k_proj.bias", {nkv}, 0.1f);
+      s.add(p + "self_attn.v_proj.bias", {nkv}, 0.1f);
+    }
+  }
+}
+
+// ---- float64 reference forward (written independently of model.cc, llama2.c style) -------------
+struct RefModel {
+  const Store& s;
+  ModelConfig c;
+  std::vector<double> w(const std::string& name) const {
+    std::vector<double> v(s.bytes.at(name).size() / dtype_size(s.dtype));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = s.at(name, i);
+    return v;
+  }
+  static std::vector<double> matvec(const std::vector<double>& W, const std::vector<double>& x, int out) {
+    int in = static_cast<int>(x.size());
+    std::vector<double> y(out, 0.0);
+    for (int o = 0; o < out; ++o)
+      for (int i = 0; i < in; ++i) y[o] += W[static_cast<size_t>(o) * in + i] * x[i];
+    return y;
+  }
+  std::vector<double> norm(const std::vector<double>& x, const std::vector<double>& g) const {
+    double ss = 0;
+    for (double v : x) ss += v * v;
+    double r = 1.0 / std::sqrt(ss / x.size() + c.rms_eps);
+    std::vector<double> y(x.size());
+    for (size_t i = 0; i < x.size(); ++i) y[i] = g[i] * x[i] * r;
+    return y;
+  }
+  void rope(std::vector<double>& v, int heads, int pos) const {
+    int d = c.head_dim, half = d / 2;
+    for (int h = 0; h < heads; ++h)
+      for (int i = 0; i < half; ++i) {
+        double f = std::pow(c.rope_theta, -2.0 * i / d), a = pos * f;
+        double x1 = v[h * d + i], x2 = v[h * d + i + half];
+        v[h * d + i] = x1 * std::cos(a) - x2 * std::sin(a);
+        v[h * d + i + half] = x2 * std::cos(a) + x1 * std::sin(a);
+      }
+  }
+  // Logits of every position of ids (processing one token at a time with plain vectors).
+  std::vector<std::vector<double>> forward(const std::vector<int32_t>& ids) const {
+    const int H = c.hidden, d = c.head_dim, nq = c.heads * d, nkv = c.kv_heads * d;
+    std::vector<std::vector<std::vector<double>>> K(c.layers), V(c.layers);
+    std::vector<std::vector<double>> out;
+    auto emb = w("model.embed_tokens.weight");
+    for (size_t pos = 0; pos < ids.size(); ++pos) {
+      std::vector<double> x(emb.begin() + static_cast<size_t>(ids[pos]) * H, emb.begin() + static_cast<size_t>(ids[pos] + 1) * H);
+      for (int b = 0; b < c.layers; ++b) {
+        std::string p = "model.layers." + std::to_string(b) + ".";
+        auto xn = norm(x, w(p + "input_layernorm.weight"));
+        auto q = matvec(w(p + "self_attn.q_proj.weight"), xn, nq);
+        auto k = matvec(w(p + "self_attn.k_proj.weight"), xn, nkv);
+        auto v = matvec(w(p + "self_attn.v_proj.weight"), xn, nkv);
+        if (c.attention_bias) {
+          auto qb = w(p + "self_attn.q_proj.bias"), kb = w(p + "self_attn.k_proj.bias"), vb = w(p + "self_attn.v_proj.bias");
+          for (int i = 0; i < nq; ++i) q[i] += qb[i];
+          for (int i = 0; i < nkv; ++i) k[i] += kb[i], v[i] += vb[i];
+        }
+        rope(q, c.heads, static_cast<int>(pos));
+        rope(k, c.kv_heads, static_cast<int>(pos));
+        K[b].push_back(k);
+        V[b].push_back(v);
+        std::vector<double> att(nq, 0.0);
+        for (int h = 0; h < c.heads; ++h) {
+          int kh = h / (c.heads / c.kv_heads);
+          std::vector<double> sc(pos + 1);
+          double mx = -1e300;
+          for (size_t j = 0; j <= pos; ++j) {
+            double s = 0;
+            for (int i = 0; i < d; ++i) s += q[h * d + i] * K[b][j][kh * d + i];
+            sc[j] = s / std::sqrt(static_cast<double>(d));
+            mx = std::max(mx, sc[j]);
+          }
+          double sum = 0;
+          for (auto& s : sc) sum += (s = std::exp(s - mx));
+          for (size_t j = 0; j <= pos; ++j)
+            for (int i = 0; i < d; ++i) att[h * d + i] += sc[j] / sum * V[b][j][kh * d + i];
+        }
+        auto o = matvec(w(p + "self_attn.o_proj.weight"), att, H);
+        for (int i = 0; i < H; ++i) x[i] += o[i];
+        xn = norm(x, w(p + "post_attention_layernorm.weight"));
+        auto g = matvec(w(p + "mlp.gate_proj.weight"), xn, c.intermediate);
+        auto u = matvec(w(p + "mlp.up_proj.weight"), xn, c.intermediate);
+        for (int i = 0; i < c.intermediate; ++i) g[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
+        auto dn = matvec(w(p + "mlp.down_proj.weight"), g, H);
+        for (int i = 0; i < H; ++i) x[i] += dn[i];
+      }
+      auto xn = norm(x, w("model.norm.weight"));
+      out.push_back(matvec(w(c.tied_embeddings ? "model.embed_tokens.weight" : "lm_head.weight"), xn, c.vocab));
+    }
+    return out;
+  }
+};
+
+std::vector<int32_t> random_ids(int n, int vocab, unsigned seed) {
+  std::mt19937 r(seed);
+  std::vector<int32_t> ids(n);
+  for (auto& i : ids) i = static_cast<int32_t>(r() % vocab);
+  return ids;
+}
+
+double max_abs(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v) m = std::max(m, std::fabs(static_cast<double>(x)));
+  return m;
+}
+
+}  // namespace
+
+// ---- GEMM ---------------------------------------------------------------------------------------
+TEST(gemm_matches_float64_brute_force_all_dtypes_and_kernels) {
+  set_threads(2);
+  for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+    Store s(dt);
+    const int M = 103, K = 531;  // neither a multiple of the row block, the microkernel nor 8
+    s.add("w", {M, K}, 1.0f);
+    const void* data = s.bytes["w"].data();
+    for (int T : {1, 2, 3, 67, 130}) {
+      std::vector<float> x(static_cast<size_t>(T) * K);
+      std::mt19937 r(T);
+      std::normal_distribution<float> nd;
+      for (auto& v : x) v = nd(r);
+      std::vector<GemmImpl> impls = {GemmImpl::Scalar};
+      if (cpu_features().avx2) impls.push_back(GemmImpl::Avx2);
+      for (GemmImpl impl : impls) {
+        std::vector<float> y(static_cast<size_t>(T) * M);
+        matmul_wt(x.data(), T, WeightView{data, dt, M, K}, y.data(), impl);
+        double worst = 0;
+        for (int t = 0; t < T; ++t)
+          for (int m = 0; m < M; ++m) {
+            double ref = 0;
+            for (int k = 0; k < K; ++k) ref += static_cast<double>(x[t * K + k]) * s.at("w", static_cast<size_t>(m) * K + k);
+            worst = std::max(worst, std::fabs(ref - y[t * M + m]));
+          }
+        CHECK(worst < 2e-3);  // |sum| ~ sqrt(531) ~ 23; float32 accumulation error well below this
+      }
+    }
+  }
+}
+
+TEST(vector_helpers_match_scalar) {
+  if (!cpu_features().avx2) return;
+  std::vector<float> a(77), b(77), y1(77, 1.0f), y2(77, 1.0f);
+  for (int i = 0; i < 77; ++i) a[i] = std::sin(i * 0.3f), b[i] = std::cos(i * 0.7f);
+  CHECK_NEAR(gemm_kernels_avx2().dot(a.data(), b.data(), 77), gemm_kernels_scalar().dot(a.data(), b.data(), 77), 1e-5);
+  gemm_kernels_avx2().axpy(0.5f, a.data(), y1.data(), 77);
+  gemm_kernels_scalar().axpy(0.5f, a.data(), y2.data(), 77);
+  for (int i = 0; i < 77; ++i) CHECK_NEAR(y1[i], y2[i], 1e-6);
+  std::vector<float> c1(77), c2(77);
+  Store s(DType::BF16);
+  s.add("w", {77}, 1.0f);
+  gemm_kernels_avx2().convert(s.bytes["w"].data(), DType::BF16, 0, 77, c1.data());
+  gemm_kernels_scalar().convert(s.bytes["w"].data(), DType::BF16, 0, 77, c2.data());
+  for (int i = 0; i < 77; ++i) CHECK(c1[i] == c2[i]);
+}
+
+// ---- forward pass -------------------------------------------------------------------------------
+TEST(simd_forward_matches_float64_reference) {
+  set_threads(2);
+  for (DType dt : {DType::F32, DType::BF16}) {
+    for (bool bias : {false, true}) {
+      ModelConfig c = small_config(bias);
+      c.tied_embeddings = dt == DType::BF16;
+      Store s(dt);
+      fill_model(s, c);
+      auto model = std::make_shared<Model>(c, s.lookup());
+      auto ids = random_ids(21, c.vocab, 7);
+      Session sess(model, 64);
+      std::vector<float> logits = sess.forward(ids.data(), static_cast<int>(ids.size()), true);
+      auto ref = RefModel{s, c}.forward(ids);
+      double worst = 0, scale = 0;
+      for (size_t t = 0; t < ids.size(); ++t)
+        for (int v = 0; v < c.vocab; ++v) {
+          worst = std::max(worst, std::fabs(ref[t][v] - logits[t * c.vocab + v]));
+          scale = std::max(scale, std::fabs(ref[t][v]));
+        }
+      CHECK(scale > 1.0);
+      CHECK(worst < 1e-4 * scale);
+    }
+  }
+}
+
+TEST(kv_cache_decode_equals_full_forward_past_one_tile_block) {
+  set_threads(2);
+  ModelConfig c = small_config(true);
+  Store s(DType::F16);
+  fill_model(s, c);
+  auto model = std::make_shared<Model>(c, s.lookup());
+  const int n = kTokenBlock + kRowBlock + 9;  // longer than one token block and one row block
+  auto ids = random_ids(n, c.vocab, 11);
+  Session full(model, n);
+  std::vector<float> all = full.forward(ids.data(), n, true);
+  // Prefill an odd-length prefix in one batch, then decode one token at a time.
+  Session inc(model, n);
+  const int prefix = 5;
+  std::vector<float> last = inc.forward(ids.data(), prefix, false);
+  double worst = 0;
+  for (int v = 0; v < c.vocab; ++v) worst = std::max(worst, static_cast<double>(std::fabs(last[v] - all[(prefix - 1) * c.vocab + v])));
+  for (int t = prefix; t < n; ++t) {
+    last = inc.forward(&ids[t], 1, false);
+    for (int v = 0; v < c.vocab; ++v) worst = std::max(worst, static_cast<double>(std::fabs(last[v] - all[static_cast<size_t>(t) * c.vocab + v])));
+  }
+  CHECK(inc.position() == n);
+  CHECK(max_abs(all) > 1.0);
+  CHECK(worst < 1e-4);
+}
+
+TEST(forward_is_equal_across_thread_counts) {
+  ModelConfig c = small_config();
+  Store s(DType::F32);
+  fill_model(s, c);
+  auto model = std::make_shared<Model>(c, s.lookup());
+  auto ids = random_ids(70, c.vocab, 3);
+  set_threads(1);
+  Session a(model, 70);
+  auto la = a.score(ids.data(), 70);
+  set_threads(2);
+  Session b(model, 70);
+  auto lb = b.score(ids.data(), 70);
+  CHECK(la.second == 69);
+  CHECK(la.first == lb.first);  // fixed reduction order per output: bitwise equal
+}
+
+TEST(missing_tensor_and_wrong_shape_are_named) {
+  ModelConfig c = small_config();
+  Store s(DType::F32);
+  fill_model(s, c);
+  s.bytes.erase("model.layers.1.mlp.up_proj.weight");
+  std::string msg;
+  try { Model m(c, s.lookup()); } catch (const std::invalid_argument& e) { msg = e.what(); }
+  CHECK(msg.find("model.layers.1.mlp.up_proj.weight") != std::string::npos);
+  Store t(DType::F32);
+  fill_model(t, c);
+  t.shapes["model.norm.weight"] = {c.hidden - 1};
+  msg.clear();
+  try { Model m(c, t.lookup()); } catch (const std::invalid_argument& e) { msg = e.what(); }
+  CHECK(msg.find("model.norm.weight") != std::string::npos && msg.find("shape") != std::string::npos);
+}
+
+// A Linear that is not dense: y = x W^T computed in float64 from its own copy of the weights.
+struct CopiedLinear : Linear {
+  int in, out;
+  std::vector<double> w;
+  int in_features() const override { return in; }
+  int out_features() const override { return out; }
+  void forward(const float* x, int tokens, float* y) const override {
+    for (int t = 0; t < tokens; ++t)
+      for (int o = 0; o < out; ++o) {
+        double s = 0;
+        for (int i = 0; i < in; ++i) s += w[static_cast<size_t>(o) * in + i] * x[static_cast<size_t>(t) * in + i];
+        y[static_cast<size_t>(t) * out + o] = static_cast<float>(s);
+      }
+  }
+  std::string describe() const override { return "copied"; }
+};
+
+TEST(a_replacement_linear_plugs_into_a_block) {
+  set_threads(2);
+  ModelConfig c = small_config();
+  Store s(DType::F32);
+  fill_model(s, c);
+  auto model = std::make_shared<Model>(c, s.lookup());
+  auto ids = random_ids(12, c.vocab, 5);
+  Session a(model, 12);
+  auto before = a.forward(ids.data(), 12, true);
+  auto lin = std::make_unique<CopiedLinear>();
+  lin->in = c.intermediate, lin->out = c.hidden;
+  for (size_t i = 0; i < static_cast<size_t>(c.hidden) * c.intermediate; ++i) lin->w.push_back(-s.at("model.layers.1.mlp.down_proj.weight", i));
+  model->set_linear(1, LinearKind::Down, std::move(lin));  // negated: the output must change
+  Session b(model, 12);
+  auto after = b.forward(ids.data(), 12, true);
+  double diff = 0;
+  for (size_t i = 0; i < after.size(); ++i) diff = std::max(diff, std::fabs(static_cast<double>(after[i]) - before[i]));
+  CHECK(diff > 1e-2);
+  bool threw = false;
+  try { model->set_linear(0, LinearKind::Q, std::make_unique<CopiedLinear>()); } catch (const std::invalid_argument&) { threw = true; }
+  CHECK(threw);
+}
+
+// ---- rotary scaling -----------------------------------------------------------------------------
+TEST(rope_scaling_linear_and_llama3) {
+  ModelConfig c = small_config();
+  c.head_dim = 64;
+  auto base = rope_inv_freq(c);
+  CHECK_NEAR(base[0], 1.0, 0);
+  CHECK_NEAR(base[1], std::pow(10000.0, -2.0 / 64), 1e-15);
+  c.rope_scaling = RopeScalingType::Linear;
+  c.rope_factor = 4;
+  auto lin = rope_inv_freq(c);
+  for (size_t i = 0; i < base.size(); ++i) CHECK_NEAR(lin[i] * 4, base[i], 1e-15);
+  c.rope_theta = 500000;
+  c.rope_scaling = RopeScalingType::None;
+  auto b3 = rope_inv_freq(c);
+  c.rope_scaling = RopeScalingType::Llama3;
+  c.rope_factor = 8, c.rope_low_freq_factor = 1, c.rope_high_freq_factor = 4, c.rope_original_context = 8192;
+  auto l3 = rope_inv_freq(c);
+  int kept = 0, slowed = 0, blended = 0;
+  for (size_t i = 0; i < b3.size(); ++i) {
+    double wl = 2 * M_PI / b3[i];
+    if (wl < 8192 / 4.0) { CHECK_NEAR(l3[i], b3[i], 0); ++kept; }
+    else if (wl > 8192) { CHECK_NEAR(l3[i], b3[i] / 8, 1e-18); ++slowed; }
+    else { CHECK(l3[i] < b3[i] && l3[i] > b3[i] / 8); ++blended; }
+  }
+  CHECK(kept > 0 && slowed > 0 && blended > 0);
+}
+
+// ---- calibration --------------------------------------------------------------------------------
+TEST(hessians_equal_explicit_xtx_of_captured_inputs) {
+  set_threads(2);
+  ModelConfig c = small_config();
+  Store s(DType::F32);
+  fill_model(s, c);
+  auto model = std::make_shared<Model>(c, s.lookup());
+  const int N = 3, L = 300;  // L > kHessianChunk: chunks are summed
+  auto ids = random_ids(N * L, c.vocab, 9);
+  Calibration cal(model, ids, N, L);
+  cal.advance({});  // block 1's Hessians see block 0's outputs
+  auto hs = cal.hessians({});
+  // Capture the same inputs by running the model block by block with taps.
+  std::vector<std::vector<float>> captured(4);
+  std::vector<int> feats(4);
+  TapFn cap = [&](Tap t, const float* x, int tokens, int f) {
+    captured[static_cast<int>(t)].insert(captured[static_cast<int>(t)].end(), x, x + static_cast<size_t>(tokens) * f);
+    feats[static_cast<int>(t)] = f;
+  };
+  for (int q = 0; q < N; ++q) {
+    KVCache kv;
+    kv.allocate(c, L);
+    std::vector<float> x(static_cast<size_t>(L) * c.hidden);
+    model->embed(&ids[static_cast<size_t>(q) * L], L, x.data());
+    model->block_forward(0, x.data(), L, 0, kv.layer(0));
+    model->block_forward(1, x.data(), L, 0, kv.layer(1), &cap);
+  }
+  for (int t = 0; t < 4; ++t) {
+    const int n = feats[t];
+    CHECK(hs.tap[t].n == n);
+    CHECK(hs.tap[t].count == N * L);
+    double worst = 0, scale = 0;
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        double ref = 0;
+        for (int r = 0; r < N * L; ++r) ref += static_cast<double>(captured[t][static_cast<size_t>(r) * n + i]) * captured[t][static_cast<size_t>(r) * n + j];
+        worst = std::max(worst, std::fabs(ref - hs.tap[t].sum[static_cast<size_t>(i) * n + j]));
+        scale = std::max(scale, std::fabs(ref));
+      }
+    CHECK(scale > 1.0);
+    CHECK(worst < 1e-5 * scale);
+  }
+  // After advancing through every block the states are the model's final hidden states.
+  cal.advance({});
+  CHECK(cal.next_block() == c.layers);
+  std::vector<float> lc(static_cast<size_t>(L) * c.vocab);
+  model->head(cal.hidden(2), L, lc.data());
+  Session sess(model, L);
+  auto ls = sess.forward(&ids[2 * static_cast<size_t>(L)], L, true);
+  double worst = 0;
+  for (size_t i = 0; i < ls.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(ls[i]) - lc[i]));
+  CHECK(worst < 1e-5);
+  bool threw = false;
+  try { cal.hessians({}); } catch (const std::out_of_range&) { threw = true; }
+  CHECK(threw);
+}
+
+TEST(calibration_cancels_between_sequences) {
+  ModelConfig c = small_config();
+  Store s(DType::F32);
+  fill_model(s, c);
+  auto model = std::make_shared<Model>(c, s.lookup());
+  Calibration cal(model, random_ids(4 * 8, c.vocab, 2), 4, 8);
+  int seen = 0;
+  JobHooks h;
+  h.cancelled = [&] { return seen >= 2; };
+  h.report = [&](const std::string&) { ++seen; };
+  bool cancelled = false;
+  try { cal.hessians(h); } catch (const Cancelled&) { cancelled = true; }
+  CHECK(cancelled && seen == 2);
+}
+
+QUIP_TEST_MAIN()
