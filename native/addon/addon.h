@@ -18,6 +18,7 @@ namespace quip_addon {
 // Each module's bindings file defines one of these; addon.cc calls them all.
 void RegisterCommon(Napi::Env env, Napi::Object exports);
 void RegisterQuip(Napi::Env env, Napi::Object exports);
+void RegisterGguf(Napi::Env env, Napi::Object exports);
 
 // ---- Running work off the JS thread -------------------------------------------------------------
 // The work runs on a libuv worker thread and returns a builder that makes the JS result on the JS
