@@ -1,0 +1,41 @@
+import { useStudio } from '../state/context';
+
+/** One line along the bottom: the machine the engine runs on and what is happening. */
+export function StatusBar() {
+  const info = useStudio((s) => s.info);
+  const active = useStudio((s) => s.downloadOrder.filter((id) => s.downloads[id]?.state === 'running').length);
+  return (
+    <footer className="status-bar" data-testid="status-bar">
+      {info.status === 'ready' ? (
+        <>
+          <span className="status-item" title="Connected to the studio">
+            <span className="status-dot ok" />
+            {info.value.face === 'electron' ? 'Desktop' : 'Browser'}
+          </span>
+          <span className="status-item" title="CPU the engine runs on" data-testid="status-cpu">
+            {info.value.cpu}
+          </span>
+          <span className="status-item" data-testid="status-threads">
+            {info.value.threads} threads
+          </span>
+          <span className="status-item">{info.value.avx2 ? 'AVX2 fast paths' : 'portable kernels (no AVX2)'}</span>
+          {active > 0 && <span className="status-item">{active === 1 ? '1 download' : `${active} downloads`}</span>}
+          <span className="status-spacer" />
+          <span className="status-item muted" title={`Studio home: ${info.value.studioHome}`}>
+            v{info.value.version}
+          </span>
+        </>
+      ) : info.status === 'error' ? (
+        <span className="status-item">
+          <span className="status-dot bad" />
+          Not connected: {info.error.message}
+        </span>
+      ) : (
+        <span className="status-item">
+          <span className="status-dot" />
+          Connecting…
+        </span>
+      )}
+    </footer>
+  );
+}

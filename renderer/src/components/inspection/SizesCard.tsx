@@ -1,0 +1,29 @@
+import type { ModelInspection } from '../../../../app/contract/model';
+import { formatBytes } from '../../format';
+import { Card } from '../ui';
+
+/** Estimated size on disk at 2, 3, 4 and 16 bits, as bars against the 16-bit size. */
+export function SizesCard({ inspection }: { inspection: ModelInspection }) {
+  const sizes = [...inspection.sizes].sort((a, b) => a.bits - b.bits);
+  const full = sizes.find((s) => s.bits === 16)?.bytes ?? Math.max(1, ...sizes.map((s) => s.bytes));
+  return (
+    <Card title="Size on disk" testId="sizes-card">
+      <p className="card-note">Codes, sign vectors and scales included; embeddings and norms stay 16-bit.</p>
+      <ul className="size-bars">
+        {sizes.map((s) => (
+          <li key={s.bits} className="size-row" data-testid={`size-${s.bits}`}>
+            <span className="size-label">{s.bits === 16 ? '16-bit' : `${s.bits}-bit`}</span>
+            <span className="size-track">
+              <span className={`size-fill size-fill-${s.bits}`} style={{ width: `${Math.max(1, (100 * s.bytes) / full)}%` }} />
+            </span>
+            <span className="size-value">
+              {formatBytes(s.bytes)}
+              <span className="muted"> · {s.bitsPerLinearWeight.toFixed(2)} bits/weight</span>
+              {s.bits !== 16 && <span className="muted"> · {(full / s.bytes).toFixed(1)}× smaller</span>}
+            </span>
+          </li>
+        ))}
+      </ul>
+    </Card>
+  );
+}

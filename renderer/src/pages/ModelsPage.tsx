@@ -1,0 +1,138 @@
+// The Models page: open a local folder, the built-in sample or a Hugging Face model, and see what is
+// inside it. The left column finds models; the right one shows the open model's inspection.
+import type { FormEvent } from 'react';
+import { DownloadsCard } from '../components/models/DownloadsCard';
+import { HubSearchCard } from '../components/models/HubSearchCard';
+import { RecentCard } from '../components/models/RecentCard';
+import { InspectionView } from '../components/inspection/InspectionView';
+import { Card, ErrorCard, Spinner } from '../components/ui';
+import { baseName } from '../format';
+import { useStudio } from '../state/context';
+import { useModelsPage } from '../state/ui';
+
+function OpenModelCard() {
+  const info = useStudio((s) => s.info);
+  const inspect = useStudio((s) => s.inspect);
+  const pickFolder = useStudio((s) => s.pickFolder);
+  const busy = useStudio((s) => s.inspection.state.status === 'loading');
+  const pathDraft = useModelsPage((s) => s.pathDraft);
+  const setPathDraft = useModelsPage((s) => s.setPathDraft);
+  const desktop = info.status === 'ready' && info.value.face === 'electron';
+  const sample = info.status === 'ready' ? info.value.sampleModel : null;
+
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    const path = pathDraft.trim();
+    if (path) void inspect(path);
+  };
+
+  return (
+    <Card title="Open a model" testId="open-card">
+      {desktop && (
+        <>
+          <button type="button" className="btn btn-primary btn-block" onClick={() => void pickFolder()} disabled={busy}>
+            Choose a model folder…
+          </button>
+          <div className="divider-text">or type its path</div>
+        </>
+      )}
+      <form onSubmit={submit}>
+        <label className="field-label" htmlFor="model-path">
+          Model folder (with config.json and safetensors)
+        </label>
+        <div className="field-row">
+          <input
+            id="model-path"
+            className="input mono"
+            placeholder="/path/to/model"
+            value={pathDraft}
+            onChange={(e) => setPathDraft(e.target.value)}
+            spellCheck={false}
+            autoComplete="off"
+          />
+          <button type="submit" className={`btn ${desktop ? '' : 'btn-primary'}`} disabled={busy || !pathDraft.trim()}>
+            Open
+          </button>
+        </div>
+      </form>
+      <button
+        type="button"
+        className="btn btn-ghost btn-block sample-button"
+        disabled={!sample || busy}
+        title={sample ?? 'The sample model is missing from this installation.'}
+        onClick={() => sample && void inspect(sample)}
+      >
+        Open the built-in sample (stories260k)
+      </button>
+    </Card>
+  );
+}
+
+const ERROR_TITLES: Record<string, string> = {
+  NOT_A_MODEL: 'This folder is not a model',
+  UNSUPPORTED_MODEL: 'This model type is not supported',
+  NOT_FOUND: 'Nothing found there',
+};
+
+function InspectionPane() {
+  const inspection = useStudio((s) => s.inspection);
+  const info = useStudio((s) => s.info);
+  const inspect = useStudio((s) => s.inspect);
+  const { source, state } = inspection;
+
+  if (state.status === 'loading') {
+    return (
+      <Card className="loading-card">
+        <Spinner label={`Inspecting ${source ? baseName(source) : 'the model'}…`} />
+      </Card>
+    );
+  }
+  if (state.status === 'ready') return <InspectionView inspection={state.value} />;
+  const sample = info.status === 'ready' ? info.value.sampleModel : null;
+  return (
+    <>
+      {state.status === 'error' && (
+        <ErrorCard testId="inspection-error" title={ERROR_TITLES[state.error.code] ?? `Could not open ${source ? baseName(source) : 'the model'}`} message={state.error.message} />
+      )}
+      <Card className="welcome">
+        <h2>See what is inside a model</h2>
+        <p>
+          Open a Hugging Face model folder, search the Hub, or start with the tiny built-in sample. The studio shows its architecture, every linear layer with
+          the Hadamard transform QuIP# will use, and how small it gets at 2, 3 and 4 bits.
+        </p>
+        {sample && (
+          <button type="button" className="btn btn-primary" onClick={() => void inspect(sample)}>
+            Open the sample (stories260k)
+          </button>
+        )}
+      </Card>
+    </>
+  );
+}
+
+export function ModelsPage() {
+  const notice = useStudio((s) => s.notice);
+  const dismissNotice = useStudio((s) => s.dismissNotice);
+  return (
+    <div className="page">
+      <header className="page-header">
+        <div>
+          <h1 className="page-title">Models</h1>
+          <div className="page-subtitle">Open a model to see its layers and what QuIP# will make of it.</div>
+        </div>
+      </header>
+      {notice && <ErrorCard testId="notice" title="Something went wrong" message={notice.message} onDismiss={dismissNotice} />}
+      <div className="models-layout">
+        <aside className="models-side">
+          <OpenModelCard />
+          <DownloadsCard />
+          <HubSearchCard />
+          <RecentCard />
+        </aside>
+        <section className="models-main" aria-label="Inspection">
+          <InspectionPane />
+        </section>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,227 @@
+// The one home of server data in the renderer: everything that comes over StudioApi (app info, the
+// open model's inspection, recent models, hub results, downloads) lives in this store, fed by requests
+// and events. UI-only state (drafts, navigation) lives in the small stores of ./ui.ts instead.
+import { createStore, type StoreApi } from 'zustand/vanilla';
+import type {
+  AppInfo,
+  DownloadProgress,
+  HubModel,
+  ModelInspection,
+  RecentModel,
+  StudioApi,
+} from '../../../app/contract/index';
+
+export interface Failure {
+  message: string;
+  code: string;
+}
+
+export type Loadable<T> =
+  | { status: 'idle' }
+  | { status: 'loading' }
+  | { status: 'ready'; value: T }
+  | { status: 'error'; error: Failure };
+
+export interface InspectionSlot {
+  /** What was asked for: a folder or a repo id. */
+  source: string | null;
+  state: Loadable<ModelInspection>;
+}
+
+export interface HubSearchSlot {
+  query: string;
+  state: Loadable<HubModel[]>;
+}
+
+export interface StudioState {
+  info: Loadable<AppInfo>;
+  recent: RecentModel[];
+  inspection: InspectionSlot;
+  hub: HubSearchSlot;
+  /** Downloads of this session by id, in the order they started. */
+  downloads: Record<string, DownloadProgress>;
+  downloadOrder: string[];
+  /** A request that failed outside the inspection (search, download start, cancel...). */
+  notice: Failure | null;
+
+  start(): () => void;
+  inspect(source: string): Promise<void>;
+  pickFolder(): Promise<void>;
+  refreshRecent(): Promise<void>;
+  forget(path: string): Promise<void>;
+  search(query: string): Promise<void>;
+  download(repoId: string): Promise<void>;
+  cancelDownload(downloadId: string): Promise<void>;
+  dismissNotice(): void;
+  dismissDownload(downloadId: string): void;
+}
+
+export type StudioStore = StoreApi<StudioState>;
+
+/** Download progress reaches the store at most this often (events can come far faster). */
+export const PROGRESS_FLUSH_MS = 100;
+
+export function toFailure(err: unknown): Failure {
+  if (err instanceof Error) return { message: err.message, code: (err as { code?: string }).code ?? 'ERROR' };
+  return { message: String(err), code: 'ERROR' };
+}
+
+export function createStudioStore(api: StudioApi): StudioStore {
+  // Each request to inspect gets a ticket; only the latest one may write its answer.
+  let inspectTicket = 0;
+  let searchTicket = 0;
+
+  const store = createStore<StudioState>()((set, get) => {
+    /** Applies a batch of progress events (the latest per download wins). */
+    function applyProgress(batch: DownloadProgress[]) {
+      const finished: DownloadProgress[] = [];
+      set((s) => {
+        const downloads = { ...s.downloads };
+        const order = [...s.downloadOrder];
+        for (const p of batch) {
+          const before = downloads[p.downloadId];
+          if (!order.includes(p.downloadId)) order.push(p.downloadId);
+          downloads[p.downloadId] = p;
+          if (p.state === 'done' && before?.state !== 'done') finished.push(p);
+        }
+        return { downloads, downloadOrder: order };
+      });
+      for (const p of finished) {
+        // A model that just arrived is what the person wants to see next.
+        void get().inspect(p.repoId);
+        void get().refreshRecent();
+      }
+    }
+
+    return {
+      info: { status: 'idle' },
+      recent: [],
+      inspection: { source: null, state: { status: 'idle' } },
+      hub: { query: '', state: { status: 'idle' } },
+      downloads: {},
+      downloadOrder: [],
+      notice: null,
+
+      start() {
+        let pending = new Map<string, DownloadProgress>();
+        let timer: ReturnType<typeof setTimeout> | null = null;
+        const flush = () => {
+          timer = null;
+          const batch = [...pending.values()];
+          pending = new Map();
+          if (batch.length) applyProgress(batch);
+        };
+        const off = api.on('download.progress', (p) => {
+          pending.set(p.downloadId, p);
+          // Ends of a download are applied at once; running updates wait for the next flush.
+          if (p.state !== 'running') {
+            if (timer) clearTimeout(timer);
+            flush();
+          } else if (!timer) timer = setTimeout(flush, PROGRESS_FLUSH_MS);
+        });
+        set({ info: { status: 'loading' } });
+        api.app.info().then(
+          (info) => set({ info: { status: 'ready', value: info } }),
+          (err) => set({ info: { status: 'error', error: toFailure(err) } }),
+        );
+        void get().refreshRecent();
+        return () => {
+          off();
+          if (timer) clearTimeout(timer);
+        };
+      },
+
+      async inspect(source) {
+        const ticket = ++inspectTicket;
+        set({ inspection: { source, state: { status: 'loading' } } });
+        try {
+          const value = await api.models.inspect({ source });
+          if (ticket !== inspectTicket) return;
+          set({ inspection: { source, state: { status: 'ready', value } } });
+        } catch (err) {
+          if (ticket !== inspectTicket) return;
+          set({ inspection: { source, state: { status: 'error', error: toFailure(err) } } });
+        }
+        void get().refreshRecent();
+      },
+
+      async pickFolder() {
+        try {
+          const picked = await api.models.pickFolder();
+          if (picked.path) await get().inspect(picked.path);
+        } catch (err) {
+          set({ notice: toFailure(err) });
+        }
+      },
+
+      async refreshRecent() {
+        try {
+          set({ recent: await api.models.recent() });
+        } catch (err) {
+          set({ notice: toFailure(err) });
+        }
+      },
+
+      async forget(path) {
+        try {
+          await api.models.forget({ path });
+          await get().refreshRecent();
+        } catch (err) {
+          set({ notice: toFailure(err) });
+        }
+      },
+
+      async search(query) {
+        const ticket = ++searchTicket;
+        set({ hub: { query, state: { status: 'loading' } } });
+        try {
+          const value = await api.hub.search({ query });
+          if (ticket === searchTicket) set({ hub: { query, state: { status: 'ready', value } } });
+        } catch (err) {
+          if (ticket === searchTicket) set({ hub: { query, state: { status: 'error', error: toFailure(err) } } });
+        }
+      },
+
+      async download(repoId) {
+        try {
+          const { downloadId } = await api.hub.download({ repoId });
+          // Show the bar at once; events fill in sizes as they come.
+          set((s) =>
+            s.downloads[downloadId]
+              ? s
+              : {
+                  downloads: {
+                    ...s.downloads,
+                    [downloadId]: { downloadId, repoId, file: '', bytesDone: 0, bytesTotal: 0, speedBytesPerSec: 0, etaSeconds: null, state: 'running' },
+                  },
+                  downloadOrder: [...s.downloadOrder, downloadId],
+                },
+          );
+        } catch (err) {
+          set({ notice: toFailure(err) });
+        }
+      },
+
+      async cancelDownload(downloadId) {
+        try {
+          await api.hub.cancelDownload({ downloadId });
+        } catch (err) {
+          set({ notice: toFailure(err) });
+        }
+      },
+
+      dismissNotice() {
+        set({ notice: null });
+      },
+
+      dismissDownload(downloadId) {
+        set((s) => {
+          const downloads = { ...s.downloads };
+          delete downloads[downloadId];
+          return { downloads, downloadOrder: s.downloadOrder.filter((id) => id !== downloadId) };
+        });
+      },
+    };
+  });
+  return store;
+}
