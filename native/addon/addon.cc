@@ -5,6 +5,7 @@ static Napi::Object InitQuipNative(Napi::Env env, Napi::Object exports) {
   quip_addon::RegisterCommon(env, exports);
   quip_addon::RegisterQuip(env, exports);
   quip_addon::RegisterGguf(env, exports);
+  quip_addon::RegisterEngine(env, exports);
   return exports;
 }
 

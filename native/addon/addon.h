@@ -17,6 +17,7 @@ namespace quip_addon {
 
 // Each module's bindings file defines one of these; addon.cc calls them all.
 void RegisterCommon(Napi::Env env, Napi::Object exports);
+void RegisterEngine(Napi::Env env, Napi::Object exports);
 void RegisterQuip(Napi::Env env, Napi::Object exports);
 void RegisterGguf(Napi::Env env, Napi::Object exports);
 

@@ -1,0 +1,296 @@
+// Bindings of the transformer engine: createModel(config, weights) -> EngineModel, which makes
+// decoding sessions (prefill/decode/score) and calibration runs (per-block Hessians). Heavy calls run
+// off the JS thread through RunJob (promise, progress events, Int32Array cancel flag).
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "addon.h"
+#include "engine/calibration.h"
+#include "engine/model.h"
+
+namespace quip_addon {
+namespace {
+
+using quip::engine::Calibration;
+using quip::engine::Model;
+using quip::engine::ModelConfig;
+using quip::engine::Session;
+
+// One call at a time per session / calibration: a second one while a job runs is a usage error.
+class BusyGuard {
+ public:
+  explicit BusyGuard(std::shared_ptr<std::atomic<bool>> flag) : flag_(std::move(flag)) {}
+  ~BusyGuard() { flag_->store(false); }
+  static std::shared_ptr<BusyGuard> take(Napi::Env env, const std::shared_ptr<std::atomic<bool>>& flag, const char* what) {
+    bool expected = false;
+    if (!flag->compare_exchange_strong(expected, true))
+      throw Napi::Error::New(env, std::string(what) + " is busy with another call; await it first");
+    return std::make_shared<BusyGuard>(flag);
+  }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> flag_;
+};
+
+double num(Napi::Object o, const char* key, bool required, double fallback = 0) {
+  Napi::Value v = o.Get(key);
+  if (v.IsNumber()) return v.As<Napi::Number>().DoubleValue();
+  if (required) throw Napi::TypeError::New(o.Env(), std::string("model config: ") + key + " must be a number");
+  return fallback;
+}
+
+// The Architecture object of app/contract/model.ts.
+ModelConfig ReadConfig(Napi::Env env, Napi::Value v) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "model config must be an object (an Architecture)");
+  Napi::Object o = v.As<Napi::Object>();
+  ModelConfig c;
+  c.hidden = static_cast<int>(num(o, "hiddenSize", true));
+  c.intermediate = static_cast<int>(num(o, "intermediateSize", true));
+  c.layers = static_cast<int>(num(o, "numLayers", true));
+  c.heads = static_cast<int>(num(o, "numHeads", true));
+  c.kv_heads = static_cast<int>(num(o, "numKeyValueHeads", false, c.heads));
+  c.head_dim = static_cast<int>(num(o, "headDim", false, c.heads > 0 ? c.hidden / c.heads : 0));
+  c.vocab = static_cast<int>(num(o, "vocabSize", true));
+  c.context = static_cast<int>(num(o, "contextLength", false, 2048));
+  c.rope_theta = num(o, "ropeTheta", false, 10000.0);
+  c.rms_eps = num(o, "rmsNormEps", false, 1e-5);
+  c.tied_embeddings = o.Get("tiedEmbeddings").ToBoolean().Value();
+  c.attention_bias = o.Get("attentionBias").ToBoolean().Value();
+  Napi::Value rs = o.Get("ropeScaling");
+  if (rs.IsObject()) {
+    Napi::Object r = rs.As<Napi::Object>();
+    std::string type = r.Get("type").ToString().Utf8Value();
+    if (type == "linear") c.rope_scaling = quip::engine::RopeScalingType::Linear;
+    else if (type == "llama3") c.rope_scaling = quip::engine::RopeScalingType::Llama3;
+    else if (type != "default" && type != "none")
+      throw Napi::Error::New(env, "rope_scaling type '" + type + "' is not supported (supported: linear, llama3)");
+    c.rope_factor = num(r, "factor", false, 1.0);
+    c.rope_low_freq_factor = num(r, "lowFreqFactor", false, 1.0);
+    c.rope_high_freq_factor = num(r, "highFreqFactor", false, 4.0);
+    c.rope_original_context = num(r, "originalMaxPositionEmbeddings", false, 8192.0);
+  }
+  return c;
+}
+
+std::vector<int32_t> IdsArg(Napi::Env env, Napi::Value v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(env, std::string(what) + " must be an Int32Array of token ids");
+  auto a = v.As<Napi::Int32Array>();
+  return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
+}
+
+Napi::Float32Array ToFloat32Array(Napi::Env env, const std::vector<float>& v) {
+  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+  std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
+  return a;
+}
+
+// ---- EngineSession ------------------------------------------------------------------------------
+class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
+ public:
+  static Napi::FunctionReference* constructor;
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "EngineSession",
+                       {InstanceAccessor<&SessionWrap::Position>("position"),
+                        InstanceAccessor<&SessionWrap::Capacity>("capacity"),
+                        InstanceMethod<&SessionWrap::Forward>("forward"),
+                        InstanceMethod<&SessionWrap::Score>("score"),
+                        InstanceMethod<&SessionWrap::Reset>("reset")});
+  }
+  explicit SessionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SessionWrap>(info) {}
+  std::shared_ptr<Session> session;
+  std::shared_ptr<std::atomic<bool>> busy = std::make_shared<std::atomic<bool>>(false);
+
+ private:
+  Napi::Value Position(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), session->position()); }
+  Napi::Value Capacity(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), session->capacity()); }
+  // forward(ids, allLogits, onProgress?, cancel?) -> Promise<Float32Array>
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto ids = IdsArg(env, info[0], "ids");
+    if (ids.empty()) throw Napi::Error::New(env, "forward needs at least one token id");
+    bool all = info[1].ToBoolean().Value();
+    auto guard = BusyGuard::take(env, busy, "this session");
+    auto s = session;
+    return RunJob(env, info[2], info[3], [s, ids, all, guard](const quip::JobHooks& hooks) -> ResultBuilder {
+      auto logits = std::make_shared<std::vector<float>>(s->forward(ids.data(), static_cast<int>(ids.size()), all, &hooks));
+      return [logits](Napi::Env env) -> Napi::Value { return ToFloat32Array(env, *logits); };
+    });
+  }
+  // score(ids, onProgress?, cancel?) -> Promise<{nll, count}>: one perplexity window from position 0.
+  Napi::Value Score(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto ids = IdsArg(env, info[0], "ids");
+    auto guard = BusyGuard::take(env, busy, "this session");
+    auto s = session;
+    return RunJob(env, info[1], info[2], [s, ids, guard](const quip::JobHooks& hooks) -> ResultBuilder {
+      auto r = s->score(ids.data(), static_cast<int>(ids.size()), &hooks);
+      return [r](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("nll", r.first);
+        o.Set("count", r.second);
+        return o;
+      };
+    });
+  }
+  Napi::Value Reset(const Napi::CallbackInfo& info) {
+    if (busy->load()) throw Napi::Error::New(info.Env(), "this session is busy with another call; await it first");
+    session->reset();
+    return info.Env().Undefined();
+  }
+};
+Napi::FunctionReference* SessionWrap::constructor = nullptr;
+
+// ---- EngineCalibration --------------------------------------------------------------------------
+class CalibrationWrap : public Napi::ObjectWrap<CalibrationWrap> {
+ public:
+  static Napi::FunctionReference* constructor;
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "EngineCalibration",
+                       {InstanceAccessor<&CalibrationWrap::NextBlock>("nextBlock"),
+                        InstanceAccessor<&CalibrationWrap::Sequences>("sequences"),
+                        InstanceAccessor<&CalibrationWrap::SeqLen>("seqLen"),
+                        InstanceMethod<&CalibrationWrap::Hessians>("hessians"),
+                        InstanceMethod<&CalibrationWrap::Advance>("advance")});
+  }
+  explicit CalibrationWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CalibrationWrap>(info) {}
+  std::shared_ptr<Calibration> cal;
+  std::shared_ptr<std::atomic<bool>> busy = std::make_shared<std::atomic<bool>>(false);
+
+ private:
+  Napi::Value NextBlock(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cal->next_block()); }
+  Napi::Value Sequences(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cal->sequences()); }
+  Napi::Value SeqLen(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cal->seq_len()); }
+  // hessians(onProgress?, cancel?) -> Promise<{block, qkv, o, gateUp, down}>, each {n, count, sum: Float64Array n*n}
+  Napi::Value Hessians(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto guard = BusyGuard::take(env, busy, "this calibration");
+    auto c = cal;
+    return RunJob(env, info[0], info[1], [c, guard](const quip::JobHooks& hooks) -> ResultBuilder {
+      int block = c->next_block();
+      auto hs = std::make_shared<quip::engine::BlockHessians>(c->hessians(hooks));
+      return [hs, block](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("block", block);
+        const char* names[4] = {"qkv", "o", "gateUp", "down"};
+        for (int t = 0; t < 4; ++t) {
+          const auto& h = hs->tap[t];
+          Napi::Object e = Napi::Object::New(env);
+          e.Set("n", h.n);
+          e.Set("count", static_cast<double>(h.count));
+          Napi::Float64Array a = Napi::Float64Array::New(env, h.sum.size());
+          std::memcpy(a.Data(), h.sum.data(), h.sum.size() * sizeof(double));
+          e.Set("sum", a);
+          o.Set(names[t], e);
+        }
+        return o;
+      };
+    });
+  }
+  // advance(onProgress?, cancel?) -> Promise<number>: pushes the states through block nextBlock.
+  Napi::Value Advance(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto guard = BusyGuard::take(env, busy, "this calibration");
+    auto c = cal;
+    return RunJob(env, info[0], info[1], [c, guard](const quip::JobHooks& hooks) -> ResultBuilder {
+      c->advance(hooks);
+      int next = c->next_block();
+      return [next](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, next); };
+    });
+  }
+};
+Napi::FunctionReference* CalibrationWrap::constructor = nullptr;
+
+// ---- EngineModel --------------------------------------------------------------------------------
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::FunctionReference* constructor;
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "EngineModel",
+                       {InstanceMethod<&ModelWrap::CreateSession>("createSession"),
+                        InstanceMethod<&ModelWrap::CreateCalibration>("createCalibration"),
+                        InstanceMethod<&ModelWrap::DescribeLinear>("describeLinear")});
+  }
+  // new EngineModel(config, weights)
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+    Napi::Env env = info.Env();
+    ModelConfig config = ReadConfig(env, info[0]);
+    if (!info[1].IsObject()) throw Napi::TypeError::New(env, "weights must be an object of tensor references by name");
+    Napi::Object w = info[1].As<Napi::Object>();
+    // Tensor references by name; the model reads them in place from their mappings.
+    auto keep = std::make_shared<std::vector<std::shared_ptr<quip::MappedFile>>>();
+    std::map<std::string, quip::engine::TensorView> views;
+    Napi::Array names = w.GetPropertyNames();
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+      std::string name = names.Get(i).ToString().Utf8Value();
+      TensorArg t = ReadTensorArg(env, w.Get(name), name.c_str());
+      if (!t.keep) throw Napi::TypeError::New(env, "weight " + name + " must be a tensor reference into a mapped file");
+      keep->push_back(t.keep);
+      views[name] = quip::engine::TensorView{t.data, t.dtype, t.shape};
+    }
+    try {
+      Model* m = new Model(config, [&](const std::string& name) {
+        auto it = views.find(name);
+        return it == views.end() ? quip::engine::TensorView{} : it->second;
+      });
+      // The model reads weights in place: its deleter holds the mappings alive.
+      model = std::shared_ptr<Model>(m, [keep](Model* p) { delete p; });
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, std::string("cannot build the model: ") + e.what());
+    }
+  }
+  std::shared_ptr<Model> model;
+
+ private:
+  // createSession(capacity?) -> EngineSession holding a KV cache of `capacity` positions.
+  Napi::Value CreateSession(const Napi::CallbackInfo& info) {
+    int cap = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : model->config().context;
+    if (cap <= 0) throw Napi::RangeError::New(info.Env(), "session capacity must be a positive number of positions");
+    Napi::Object o = SessionWrap::constructor->New({});
+    SessionWrap::Unwrap(o)->session = std::make_shared<Session>(model, cap);
+    return o;
+  }
+  // createCalibration(ids: Int32Array, sequences, seqLen) -> EngineCalibration at block 0.
+  Napi::Value CreateCalibration(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto ids = IdsArg(env, info[0], "calibration ids");
+    int n = static_cast<int>(NumberArg(info, 1, "sequences")), len = static_cast<int>(NumberArg(info, 2, "seqLen"));
+    Napi::Object o = CalibrationWrap::constructor->New({});
+    try {
+      CalibrationWrap::Unwrap(o)->cal = std::make_shared<Calibration>(model, std::move(ids), n, len);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    return o;
+  }
+  // describeLinear(block, kind: 'q_proj' | ... | 'down_proj') -> e.g. "dense BF16 2048x5632"
+  Napi::Value DescribeLinear(const Napi::CallbackInfo& info) {
+    int b = static_cast<int>(NumberArg(info, 0, "block"));
+    std::string kind = StringArg(info, 1, "kind");
+    if (b < 0 || b >= model->config().layers) throw Napi::RangeError::New(info.Env(), "block out of range");
+    for (int k = 0; k < 7; ++k) {
+      auto lk = static_cast<quip::engine::LinearKind>(k);
+      if (kind == quip::engine::linear_kind_name(lk)) return Napi::String::New(info.Env(), model->block(b).linear(lk).describe());
+    }
+    throw Napi::TypeError::New(info.Env(), "unknown linear kind " + kind);
+  }
+};
+Napi::FunctionReference* ModelWrap::constructor = nullptr;
+
+Napi::Value CreateModel(const Napi::CallbackInfo& info) { return ModelWrap::constructor->New({info[0], info[1]}); }
+
+}  // namespace
+
+void RegisterEngine(Napi::Env env, Napi::Object exports) {
+  SessionWrap::constructor = new Napi::FunctionReference(Napi::Persistent(SessionWrap::Define(env)));
+  CalibrationWrap::constructor = new Napi::FunctionReference(Napi::Persistent(CalibrationWrap::Define(env)));
+  ModelWrap::constructor = new Napi::FunctionReference(Napi::Persistent(ModelWrap::Define(env)));
+  exports.Set("createModel", Napi::Function::New(env, CreateModel));
+}
+
+}  // namespace quip_addon
