@@ -130,10 +130,15 @@ export function selectModelFiles(listing: RepoListing, indexWeightMap?: Record<s
   return [...meta, ...weights];
 }
 
-/** Throttled progress with speed over a sliding window of recent samples. */
+/**
+ * Progress with speed over a sliding window, throttled to one event per interval. An event that
+ * falls inside the interval is not lost: the latest state goes out when the interval ends, so a
+ * change of file or state (e.g. 'verifying' a large shard) shows within one interval.
+ */
 class ProgressReporter {
   private samples: { t: number; bytes: number }[] = [];
-  private lastEmit = 0;
+  private lastEmit = -Infinity;
+  private pending: NodeJS.Timeout | undefined;
   bytesDone = 0;
   current = { file: '', fileIndex: 0, state: 'listing' as DownloadState };
 
@@ -147,12 +152,53 @@ class ProgressReporter {
 
   set(file: string, fileIndex: number, state: DownloadState): void {
     this.current = { file, fileIndex, state };
-    this.emit(true);
+    this.emit(state === 'done');
   }
 
   add(n: number): void {
     this.bytesDone += n;
     this.emit(false);
+  }
+
+  /** Forget the speed history (after a pause such as a retry delay). */
+  resetSpeed(): void {
+    this.samples = [];
+  }
+
+  /** Drops a pending event; called when the download ends, by success or failure. */
+  stop(): void {
+    clearTimeout(this.pending);
+    this.pending = undefined;
+  }
+
+  private emit(force: boolean): void {
+    if (!this.onProgress) return;
+    const now = performance.now();
+    const wait = this.lastEmit + this.intervalMs - now;
+    if (!force && wait > 0) {
+      this.pending ??= setTimeout(() => {
+        this.pending = undefined;
+        this.emit(true);
+      }, wait).unref();
+      return;
+    }
+    this.stop();
+    this.lastEmit = now;
+    const speed = this.speed(now);
+    const total = this.bytesTotal();
+    const remaining = Math.max(0, total - this.bytesDone);
+    const known = this.current.state !== 'listing';
+    this.onProgress({
+      repoId: this.repoId,
+      file: this.current.file,
+      fileIndex: this.current.fileIndex,
+      fileCount: this.fileCount(),
+      bytesDone: this.bytesDone,
+      bytesTotal: total,
+      speedBytesPerSec: Math.round(speed),
+      etaSeconds: !known ? null : remaining === 0 ? 0 : speed > 0 ? Math.ceil(remaining / speed) : null,
+      state: this.current.state,
+    });
   }
 
   private speed(now: number): number {
@@ -161,31 +207,6 @@ class ProgressReporter {
     const first = this.samples[0];
     const dt = (now - first.t) / 1000;
     return dt > 0.05 ? (this.bytesDone - first.bytes) / dt : 0;
-  }
-
-  emit(force: boolean): void {
-    const now = performance.now();
-    if (!force && now - this.lastEmit < this.intervalMs) return;
-    const speed = this.speed(now);
-    if (!this.onProgress) return;
-    this.lastEmit = now;
-    const remaining = Math.max(0, this.bytesTotal() - this.bytesDone);
-    this.onProgress({
-      repoId: this.repoId,
-      file: this.current.file,
-      fileIndex: this.current.fileIndex,
-      fileCount: this.fileCount(),
-      bytesDone: this.bytesDone,
-      bytesTotal: this.bytesTotal(),
-      speedBytesPerSec: Math.round(speed),
-      etaSeconds: remaining === 0 ? 0 : speed > 0 ? Math.ceil(remaining / speed) : null,
-      state: this.current.state,
-    });
-  }
-
-  /** Forget the speed history (after a pause such as a retry delay). */
-  resetSpeed(): void {
-    this.samples = [];
   }
 }
 
@@ -436,60 +457,61 @@ export async function downloadModel(repoId: string, opts: DownloadOptions = {}):
     opts.progressIntervalMs ?? 100,
     opts.onProgress,
   );
-  progress.set('', 0, 'listing');
-  if (settings.offline) throw new HubError(`HF_HUB_OFFLINE is set, so ${repoId} cannot be downloaded. Unset it to download.`, 'HUB_UNREACHABLE');
-  const listing = await getRepoListing(repoId, { ...opts, revision });
-  const repoDir = repoCacheDir(settings.cacheDir, repoId);
-  const common = {
-    settings,
-    listing,
-    repoDir,
-    signal: opts.signal,
-    progress,
-    openWriter: opts.openWriter ?? openFileWriter,
-    retries: opts.retries ?? 3,
-    retryDelayMs: opts.retryDelayMs ?? 500,
-    bytesStillNeeded: () => Math.max(0, files.reduce((s, f) => s + f.size, 0) - progress.bytesDone),
-  };
-  const fetched: string[] = [];
+  try {
+    progress.set('', 0, 'listing');
+    if (settings.offline) throw new HubError(`HF_HUB_OFFLINE is set, so ${repoId} cannot be downloaded. Unset it to download.`, 'HUB_UNREACHABLE');
+    const listing = await getRepoListing(repoId, { ...opts, revision });
+    const repoDir = repoCacheDir(settings.cacheDir, repoId);
+    const common = {
+      settings,
+      listing,
+      repoDir,
+      signal: opts.signal,
+      progress,
+      openWriter: opts.openWriter ?? openFileWriter,
+      retries: opts.retries ?? 3,
+      retryDelayMs: opts.retryDelayMs ?? 500,
+      bytesStillNeeded: () => Math.max(0, files.reduce((s, f) => s + f.size, 0) - progress.bytesDone),
+    };
+    const fetched: string[] = [];
+    const fetchIntoSnapshot = async (f: RepoFile) => {
+      await fetchBlob({ ...common, file: f });
+      await linkSnapshotFile(repoDir, listing.commit, f.path, f.blob);
+      fetched.push(f.path);
+    };
 
-  // The index decides which shards to fetch, so it comes first.
-  const indexEntry = listing.files.find((f) => f.path === 'model.safetensors.index.json');
-  let weightMap: Record<string, string> | undefined;
-  if (indexEntry) {
-    files = [indexEntry];
-    if (!(await ensureCached(repoDir, listing.commit, indexEntry))) {
-      await fetchBlob({ ...common, file: indexEntry });
-      await linkSnapshotFile(repoDir, listing.commit, indexEntry.path, indexEntry.blob);
-      fetched.push(indexEntry.path);
+    // The index decides which shards to fetch, so it comes first.
+    const indexEntry = listing.files.find((f) => f.path === 'model.safetensors.index.json');
+    let weightMap: Record<string, string> | undefined;
+    if (indexEntry) {
+      files = [indexEntry];
+      if (!(await ensureCached(repoDir, listing.commit, indexEntry))) await fetchIntoSnapshot(indexEntry);
+      try {
+        weightMap = (JSON.parse(await fs.readFile(snapshotFile(repoDir, listing.commit, indexEntry.path), 'utf8')) as { weight_map?: Record<string, string> }).weight_map;
+      } catch {
+        weightMap = undefined;
+      }
+      if (!weightMap || typeof weightMap !== 'object') {
+        throw new HubError(`model.safetensors.index.json of ${repoId} is not valid JSON with a weight_map, so its shards are unknown.`, 'HUB_BAD_RESPONSE');
+      }
     }
-    const text = await fs.readFile(snapshotFile(repoDir, listing.commit, indexEntry.path), 'utf8');
-    try {
-      weightMap = (JSON.parse(text) as { weight_map?: Record<string, string> }).weight_map;
-    } catch {
-      weightMap = undefined;
-    }
-    if (!weightMap || typeof weightMap !== 'object') {
-      throw new HubError(`model.safetensors.index.json of ${repoId} is not valid JSON with a weight_map, so its shards are unknown.`, 'HUB_BAD_RESPONSE');
-    }
-  }
-  files = selectModelFiles(listing, weightMap);
-  progress.bytesDone = 0;
+    files = selectModelFiles(listing, weightMap);
+    progress.bytesDone = 0;
 
-  for (let i = 0; i < files.length; i++) {
-    const f = files[i];
-    if (opts.signal?.aborted) throw cancelledError(what);
-    progress.current = { file: f.path, fileIndex: i, state: 'downloading' };
-    if (await ensureCached(repoDir, listing.commit, f)) {
-      progress.add(f.size);
-      continue;
+    for (let i = 0; i < files.length; i++) {
+      const f = files[i];
+      if (opts.signal?.aborted) throw cancelledError(what);
+      progress.current = { file: f.path, fileIndex: i, state: 'downloading' };
+      if (await ensureCached(repoDir, listing.commit, f)) {
+        progress.add(f.size);
+        continue;
+      }
+      await fetchIntoSnapshot(f);
     }
-    progress.set(f.path, i, 'downloading');
-    await fetchBlob({ ...common, file: f });
-    await linkSnapshotFile(repoDir, listing.commit, f.path, f.blob);
-    fetched.push(f.path);
+    await writeRef(repoDir, revision, listing.commit);
+    progress.set(files.at(-1)?.path ?? '', Math.max(0, files.length - 1), 'done');
+    return { repoId, revision, commit: listing.commit, dir: snapshotDir(repoDir, listing.commit), files, fetched };
+  } finally {
+    progress.stop();
   }
-  await writeRef(repoDir, revision, listing.commit);
-  progress.set(files.at(-1)?.path ?? '', Math.max(0, files.length - 1), 'done');
-  return { repoId, revision, commit: listing.commit, dir: snapshotDir(repoDir, listing.commit), files, fetched };
 }
