@@ -1,0 +1,48 @@
+// `quip inspect` through commander, on stories260k: the JSON is a valid ModelInspection and the table
+// shows the figures a person looks for.
+import path from 'node:path';
+
+import { Command } from 'commander';
+import { afterEach, expect, test, vi } from 'vitest';
+
+import { ModelInspection } from '../../contract/model.js';
+import { registerInspect } from './inspect.js';
+
+const STORIES = path.resolve('../shared/data/models/stories260k');
+
+async function runInspect(...args: string[]): Promise<string> {
+  const program = new Command('quip').exitOverride();
+  registerInspect(program);
+  let out = '';
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    out += String(chunk);
+    return true;
+  });
+  try {
+    await program.parseAsync(['node', 'quip', 'inspect', ...args]);
+  } finally {
+    spy.mockRestore();
+  }
+  return out;
+}
+afterEach(() => vi.restoreAllMocks());
+
+test('quip inspect --json prints a valid inspection', async () => {
+  const r = ModelInspection.parse(JSON.parse(await runInspect(STORIES, '--json')));
+  expect(r.source).toMatchObject({ kind: 'local', path: STORIES });
+  expect(r.linears).toHaveLength(35);
+  expect(r.parameters.total).toBe(260_032);
+});
+
+test('quip inspect prints the architecture, parameters, layers and sizes as tables', async () => {
+  const text = await runInspect(STORIES);
+  expect(text).toMatch(/attention heads\s+8 \(key\/value heads 4, head_dim 8\)/);
+  expect(text).toMatch(/total\s+260,032\s+100\.0%/);
+  expect(text).toMatch(/model\.layers\.4\.mlp\.down_proj\s+down\s+64 x 172\s+F32\s+172 x 2\^0 \(\S+\)\s+1 x 2\^6 \(sylvester\)\s+176/);
+  expect(text).toMatch(/^\s+2\s+\d+ KB\s+2\.424\s+/m);
+  expect(text).toMatch(/^\s+16\s+520 KB\s+16\.000\s+100\.0%/m);
+});
+
+test('quip inspect on a folder that is not a model says so', async () => {
+  await expect(runInspect(path.resolve('app'))).rejects.toThrow(/has no config\.json/);
+});

@@ -1,0 +1,105 @@
+// Inspection of stories260k: parameter counts from the data README, every linear layer with its
+// Hadamard factorisation checked against the spec's rule, and sizes worked out by hand.
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+
+import { afterAll, expect, test } from 'vitest';
+
+import { ModelInspection } from '../../contract/model.js';
+import { sampleModelDir } from '../../util/paths.js';
+import { estimateSize, formatHadamard, inspectModel } from './inspect.js';
+import { STORIES_DIR, storiesCopy, storiesTensors, writeSafetensors } from './test-helpers.js';
+
+const temps: string[] = [];
+afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const SPEC_K = [12, 20, 28, 36, 52, 60, 108, 116, 124, 140, 156, 172];
+
+test('stories260k: architecture, parameters and 35 linear layers', async () => {
+  const r = await inspectModel(STORIES_DIR);
+  expect(() => ModelInspection.parse(r)).not.toThrow();
+  expect(r.source).toEqual({ kind: 'local', path: STORIES_DIR, repoId: null, revision: null });
+  expect(r.architecture).toMatchObject({ hiddenSize: 64, intermediateSize: 172, numLayers: 5, numHeads: 8, numKeyValueHeads: 4, vocabSize: 512, tiedEmbeddings: true });
+  // 260,032 parameters (data README); 5 x (64*64*2 + 32*64*2 + 172*64*3) in the linear layers,
+  // 512*64 in the tied embedding, 5 x 2 x 64 + 64 in the RMSNorm weights.
+  expect(r.parameters).toEqual({ total: 260_032, linear: 226_560, embedding: 32_768, other: 704 });
+
+  expect(r.linears).toHaveLength(35);
+  expect(r.linears.map((l) => l.kind).slice(0, 7)).toEqual(['q', 'k', 'v', 'o', 'gate', 'up', 'down']);
+  const down = r.linears.find((l) => l.name === 'model.layers.3.mlp.down_proj')!;
+  expect(down).toMatchObject({ block: 3, outFeatures: 64, inFeatures: 172, paddedIn: 176, dtype: 'F32' });
+  const k = r.linears.find((l) => l.name === 'model.layers.0.self_attn.k_proj')!;
+  expect(k).toMatchObject({ outFeatures: 32, inFeatures: 64, paddedIn: 64 });
+  expect(k.hadamardOut).toEqual({ n: 32, k: 1, pow2: 32, method: 'sylvester', construction: null });
+
+  // Every factorisation follows the spec: n = K * 2^k, K = 1 for powers of two, else the first K of
+  // the spec's list with n / K a power of two (172 is on it, so 172 = 172 x 2^0).
+  for (const l of r.linears) {
+    for (const h of [l.hadamardIn, l.hadamardOut]) {
+      const n = h === l.hadamardIn ? l.inFeatures : l.outFeatures;
+      expect(h.n).toBe(n);
+      expect(h.k * h.pow2).toBe(n);
+      expect(Number.isInteger(Math.log2(h.pow2))).toBe(true);
+      const isPow2 = Number.isInteger(Math.log2(n));
+      if (isPow2) expect(h).toMatchObject({ k: 1, method: 'sylvester' });
+      else {
+        expect(h.k).toBe(SPEC_K.find((K) => n % K === 0 && Number.isInteger(Math.log2(n / K))));
+        expect(h.method).not.toBe('sylvester');
+        expect(h.construction).toBeTruthy();
+      }
+    }
+  }
+  expect(formatHadamard(down.hadamardIn)).toMatch(/^172 x 2\^0 \((hadamard|random-orthogonal)\)$/);
+  expect(formatHadamard(down.hadamardOut)).toBe('1 x 2^6 (sylvester)');
+
+  expect(r.tokenizer).toEqual({ kind: 'BPE', vocabSize: 512, bosToken: '<s>', eosToken: '</s>', addBos: true, hasChatTemplate: false });
+  expect(r.weightFiles).toEqual([{ file: 'model.safetensors', bytes: 1_044_984, tensors: 47 }]);
+  expect(r.quantization).toBeNull();
+  expect(r.warnings).toEqual([]);
+});
+
+test('stories260k: estimated sizes at 2, 3, 4 and 16 bits, worked out by hand', async () => {
+  const r = await inspectModel(STORIES_DIR);
+  // Per block, (m, n, padded n): q 64x64, k 32x64, v 32x64, o 64x64, gate/up 172x64, down 64x172 (176).
+  // Code weights per block = m * padded n; sign-vector entries per block = sum(m + n).
+  const codeWeights = 5 * (64 * 64 * 2 + 32 * 64 * 2 + 172 * 64 * 2 + 64 * 176); // 229,120
+  const signEntries = 5 * (128 * 2 + 96 * 2 + 236 * 3); // 5,780
+  const linearWeights = 226_560;
+  const unquantizedBytes = 2 * (32_768 + 704);
+  const expected = (bits: number, stages: number) => {
+    const linearBytes = (codeWeights * bits) / 8 + 2 * signEntries + 4 * stages * 35;
+    return { bits, bytes: linearBytes + unquantizedBytes, bitsPerLinearWeight: (8 * linearBytes) / linearWeights };
+  };
+  expect(r.sizes[0]).toEqual(expected(2, 1));
+  expect(r.sizes[1]).toEqual(expected(3, 2));
+  expect(r.sizes[2]).toEqual(expected(4, 2));
+  expect(r.sizes[3]).toEqual({ bits: 16, bytes: 2 * 260_032, bitsPerLinearWeight: 16 });
+  // Tiny layers pay a lot for sign vectors: more than 2 bits per weight at "2 bits".
+  expect(r.sizes[0].bitsPerLinearWeight).toBeGreaterThan(2.4);
+});
+
+test('sizes of a realistic layer: 2 bits plus small overheads per weight', () => {
+  // One 4096 x 4096 layer: codes 2 bits, SU/SV fp16 add 2*16*(8192)/(4096^2) = 0.0156 bits.
+  const s = estimateSize([{ outFeatures: 4096, inFeatures: 4096, paddedIn: 4096 }], 0, 2);
+  expect(s.bitsPerLinearWeight).toBeCloseTo(2 + (16 * 8192 + 32) / 4096 ** 2, 12);
+});
+
+test('sources: the sample, a Hugging Face cache snapshot, and remote code warnings', async () => {
+  const sample = await inspectModel(sampleModelDir());
+  expect(sample.source.kind).toBe('sample');
+  expect(sample.parameters.total).toBe(260_032);
+
+  const root = storiesCopy((cfg) => {
+    cfg.auto_map = { AutoModelForCausalLM: 'modeling_x.X' };
+  });
+  temps.push(root);
+  // A folder laid out like the HF cache: <root>/models--org--name/snapshots/<commit>
+  const snap = path.join(root, 'models--some-org--tiny-llama', 'snapshots', 'abc123');
+  mkdirSync(snap, { recursive: true });
+  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) renameSync(path.join(root, f), path.join(snap, f));
+  writeSafetensors(path.join(snap, 'model.safetensors'), storiesTensors());
+  const hub = await inspectModel(snap);
+  expect(hub.source).toEqual({ kind: 'hub', path: snap, repoId: 'some-org/tiny-llama', revision: 'abc123' });
+  expect(hub.warnings).toEqual([expect.stringMatching(/custom model code \(modeling_x\.X\).*never runs code/)]);
+  expect((await inspectModel({ path: snap, repoId: 'a/b', revision: 'c' })).source).toMatchObject({ kind: 'hub', repoId: 'a/b', revision: 'c' });
+});
