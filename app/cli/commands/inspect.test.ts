@@ -1,11 +1,14 @@
 // `quip inspect` through commander, on stories260k: the JSON is a valid ModelInspection and the table
 // shows the figures a person looks for.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 
 import { Command } from 'commander';
 import { afterEach, expect, test, vi } from 'vitest';
 
 import { ModelInspection } from '../../contract/model.js';
+import { defaultMockRepos, startMockHub } from '../../services/hub/mock-hub.js';
 import { registerInspect } from './inspect.js';
 
 const STORIES = path.resolve('../shared/data/models/stories260k');
@@ -45,4 +48,31 @@ test('quip inspect prints the architecture, parameters, layers and sizes as tabl
 
 test('quip inspect on a folder that is not a model says so', async () => {
   await expect(runInspect(path.resolve('app'))).rejects.toThrow(/has no config\.json/);
+});
+
+test('quip inspect <hub id> downloads into the HF cache and inspects the snapshot', async () => {
+  const hub = await startMockHub({ repos: defaultMockRepos() });
+  const home = await mkdtemp(path.join(os.tmpdir(), 'quip-inspect-hf-'));
+  const saved = { ...process.env };
+  process.env.HF_HOME = home;
+  process.env.HF_ENDPOINT = hub.url;
+  delete process.env.HF_HUB_CACHE;
+  delete process.env.HF_HUB_OFFLINE;
+  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    const r = ModelInspection.parse(JSON.parse(await runInspect('test-org/stories260k', '--json')));
+    expect(r.source).toEqual({
+      kind: 'hub',
+      path: path.join(home, 'hub', 'models--test-org--stories260k', 'snapshots', hub.commitOf('test-org/stories260k')),
+      repoId: 'test-org/stories260k',
+      revision: hub.commitOf('test-org/stories260k'),
+    });
+    expect(r.parameters.total).toBe(260_032);
+    await expect(runInspect('test-org/no-such-model')).rejects.toThrow(/no-such-model/);
+  } finally {
+    stderr.mockRestore();
+    process.env = saved;
+    await hub.close();
+    await rm(home, { recursive: true, force: true });
+  }
 });

@@ -24,16 +24,14 @@ export function paddedWidth(n: number): number {
   return Math.ceil(n / 8) * 8;
 }
 
-type HadamardPlanFn = (n: number) => { n: number; k: number; pow2: number; method: string; construction: string | null };
-
 /** n = K x 2^k as the native core will build it (quip::hadamard_plan). */
 export function hadamardFactor(n: number): HadamardFactor {
-  const plan = (native() as unknown as { hadamardPlan?: HadamardPlanFn }).hadamardPlan;
-  if (typeof plan !== 'function') {
-    throw new UserError('The native core has no hadamardPlan; rebuild it with `node scripts/build.mjs --only native`.', 'NATIVE_OUTDATED');
+  const addon = native();
+  if (typeof addon.hadamardPlan !== 'function') {
+    throw new UserError('The native core is older than this app (it has no hadamardPlan); rebuild it with `node scripts/build.mjs --only native`.', 'NATIVE_OUTDATED');
   }
-  const p = plan(n);
-  return { n: p.n, k: p.k, pow2: p.pow2, method: p.method as HadamardFactor['method'], construction: p.construction || null };
+  const p = addon.hadamardPlan(n);
+  return { n: p.n, k: p.k, pow2: p.pow2, method: p.method, construction: p.construction || null };
 }
 
 /** "43 x 2^2 (hadamard)" — how a factorisation reads in tables. */
