@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GgufNative } from './gguf/native-types.js';
 import type { QuipNative } from './quip/types.js';
+import type { EngineNative } from './runtime/native-types.js';
 
 export interface CpuInfo {
   summary: string;
@@ -52,7 +53,7 @@ interface CommonNative {
   tensorStats(t: TensorRef | Float32Array, onProgress?: ProgressFn, cancel?: Int32Array): Promise<TensorStats>;
 }
 
-export type NativeAddon = CommonNative & QuipNative & GgufNative;
+export type NativeAddon = CommonNative & QuipNative & GgufNative & EngineNative;
 
 const ADDON_RELATIVE = path.join('build', 'native', 'Release', 'quip_native.node');
 

@@ -1,0 +1,118 @@
+// Text generation over an engine session: prefill the prompt in one batch, then decode one token at
+// a time with the KV cache, sampling each next token; streams text pieces as they become whole
+// characters and stops at an end-of-sequence id, at max tokens or when the context is full.
+import type { ModelTokenizer } from '../model/index.js';
+import { isCancelled } from '../native.js';
+import type { EngineModel } from './native-types.js';
+import { SeededRng, sampleToken, validateSampling, type SamplingOptions } from './sampling.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  maxTokens: number;
+  seed: number;
+  /** Stop at these ids (default: the tokenizer's eosIds). */
+  stopIds?: number[];
+  /** Receives each new piece of text (and the token id that completed it). */
+  onText?: (text: string, id: number) => void;
+  /** Set element 0 to 1 to stop; generation then ends with stopReason 'cancelled'. */
+  cancel?: Int32Array;
+  /** KV-cache size; default prompt + maxTokens (capped at the model's context). */
+  capacity?: number;
+}
+
+export interface GenerateResult {
+  promptIds: number[];
+  ids: number[];
+  text: string;
+  stopReason: 'eos' | 'max-tokens' | 'context-full' | 'cancelled';
+  prefillSeconds: number;
+  decodeSeconds: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+}
+
+const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
+
+export async function generate(
+  engine: EngineModel,
+  tokenizer: Pick<ModelTokenizer, 'decode' | 'eosIds'>,
+  promptIds: number[],
+  contextLength: number,
+  o: GenerateOptions,
+): Promise<GenerateResult> {
+  validateSampling(o);
+  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 0) throw new Error(`max tokens must be a whole number >= 0, got ${o.maxTokens}`);
+  if (promptIds.length === 0) throw new Error('the prompt has no tokens; give some text (or a model whose tokenizer adds BOS)');
+  if (promptIds.length >= contextLength) {
+    throw new Error(`the prompt has ${promptIds.length} tokens but the model's context is ${contextLength}; shorten it`);
+  }
+  const capacity = Math.min(o.capacity ?? promptIds.length + o.maxTokens, contextLength);
+  const session = engine.createSession(Math.max(capacity, promptIds.length + 1));
+  const stop = new Set(o.stopIds ?? tokenizer.eosIds);
+  const rng = new SeededRng(o.seed);
+  const ids: number[] = [];
+  let text = '';
+  let stopReason: GenerateResult['stopReason'] = 'max-tokens';
+  const emit = (id: number) => {
+    const full = tokenizer.decode(ids);
+    // Hold back an incomplete UTF-8 sequence (byte-fallback tokens decode to U+FFFD until whole).
+    if (full.endsWith('\uFFFD')) return;
+    if (full.length > text.length && full.startsWith(text)) o.onText?.(full.slice(text.length), id);
+    text = full;
+  };
+
+  let t0 = process.hrtime.bigint();
+  let logits: Float32Array;
+  try {
+    logits = await session.forward(Int32Array.from(promptIds), false, undefined, o.cancel);
+  } catch (err) {
+    if (isCancelled(err)) return finish('cancelled', seconds(t0), 0);
+    throw err;
+  }
+  const prefillSeconds = seconds(t0);
+  t0 = process.hrtime.bigint();
+  let decoded = 0;
+  while (ids.length < o.maxTokens) {
+    if (o.cancel && o.cancel[0] !== 0) {
+      stopReason = 'cancelled';
+      break;
+    }
+    const next = sampleToken(logits, o, rng);
+    if (stop.has(next)) {
+      stopReason = 'eos';
+      break;
+    }
+    ids.push(next);
+    emit(next);
+    if (ids.length >= o.maxTokens) break;
+    if (session.position >= session.capacity) {
+      stopReason = 'context-full';
+      break;
+    }
+    try {
+      logits = await session.forward(Int32Array.of(next), false, undefined, o.cancel);
+    } catch (err) {
+      if (isCancelled(err)) {
+        stopReason = 'cancelled';
+        break;
+      }
+      throw err;
+    }
+    decoded++;
+  }
+  return finish(stopReason, prefillSeconds, seconds(t0), decoded);
+
+  function finish(reason: GenerateResult['stopReason'], prefill: number, decode: number, steps = 0): GenerateResult {
+    const final = tokenizer.decode(ids);
+    if (final.length > text.length && final.startsWith(text) && ids.length) o.onText?.(final.slice(text.length), ids[ids.length - 1]);
+    return {
+      promptIds,
+      ids,
+      text: final,
+      stopReason: reason,
+      prefillSeconds: prefill,
+      decodeSeconds: decode,
+      prefillTokensPerSecond: prefill > 0 ? promptIds.length / prefill : 0,
+      decodeTokensPerSecond: decode > 0 ? steps / decode : 0,
+    };
+  }
+}

@@ -1,0 +1,56 @@
+// Types of the engine's native functions (native/addon/engine_bindings.cc), joined into NativeAddon.
+import type { Architecture } from '../../contract/model.js';
+import type { ProgressFn, TensorRef } from '../native.js';
+
+/** One decoding stream: a KV cache of `capacity` positions over a model. One call at a time. */
+export interface EngineSession {
+  readonly position: number;
+  readonly capacity: number;
+  /** Runs ids at the next positions; logits of the last token (vocab) or of all (ids.length x vocab). */
+  forward(ids: Int32Array, allLogits: boolean, onProgress?: ProgressFn, cancel?: Int32Array): Promise<Float32Array>;
+  /** One perplexity window from position 0: summed -log p(ids[i+1] | ids[..i]) (float64) and its count. */
+  score(ids: Int32Array, onProgress?: ProgressFn, cancel?: Int32Array): Promise<{ nll: number; count: number }>;
+  reset(): void;
+}
+
+/** sum over tokens of x x^T (row-major n x n, float64) and the token count; H = sum / count. */
+export interface HessianSum {
+  n: number;
+  count: number;
+  sum: Float64Array;
+}
+
+/** The four Hessians of one decoder block (inputs of q/k/v, o_proj, gate/up, down_proj). */
+export interface BlockHessians {
+  block: number;
+  qkv: HessianSum;
+  o: HessianSum;
+  gateUp: HessianSum;
+  down: HessianSum;
+}
+
+/** Hidden states of N calibration sequences at the input of block `nextBlock` (one block's worth). */
+export interface EngineCalibration {
+  readonly nextBlock: number;
+  readonly sequences: number;
+  readonly seqLen: number;
+  /** Hessians of block nextBlock; the states stay where they are. Progress: {phase, block, sequence, sequences}. */
+  hessians(onProgress?: ProgressFn, cancel?: Int32Array): Promise<BlockHessians>;
+  /** Pushes the states through block nextBlock with the linears it holds now; resolves to the new nextBlock. */
+  advance(onProgress?: ProgressFn, cancel?: Int32Array): Promise<number>;
+}
+
+export type EngineLinearKind = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+
+/** A Llama-family model over memory-mapped weights (float32 compute). */
+export interface EngineModel {
+  createSession(capacity?: number): EngineSession;
+  createCalibration(ids: Int32Array, sequences: number, seqLen: number): EngineCalibration;
+  /** e.g. "dense BF16 2048x5632". */
+  describeLinear(block: number, kind: EngineLinearKind): string;
+}
+
+export interface EngineNative {
+  /** Weights by Hugging Face tensor name; the model reads them in place from their mappings. */
+  createModel(config: Architecture, weights: Record<string, TensorRef>): EngineModel;
+}

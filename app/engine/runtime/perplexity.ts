@@ -1,0 +1,105 @@
+// Perplexity with the usual convention: the text's rows (lines) joined by blank lines ("\n\n"),
+// tokenized once, cut into non-overlapping windows of `ctx` tokens; when the tokenizer adds BOS, each
+// window is BOS + ctx - 1 text tokens. Within a window every token after the first is scored, so
+// ppl = exp(sum of -log p / tokens scored).
+import { readFileSync } from 'node:fs';
+
+import { UserError } from '../../util/errors.js';
+import type { ModelTokenizer } from '../model/index.js';
+import type { EngineModel } from './native-types.js';
+
+export interface PerplexityOptions {
+  ctx: number;
+  /** Score at most this many windows (from the start of the text). */
+  maxWindows?: number;
+  onProgress?: (p: { window: number; windows: number; tokensScored: number; ppl: number }) => void;
+  cancel?: Int32Array;
+}
+
+export interface PerplexityResult {
+  ppl: number;
+  nll: number;
+  tokensScored: number;
+  windows: number;
+  ctx: number;
+  seconds: number;
+  tokensPerSecond: number;
+}
+
+/** Rows of a text file joined by "\n\n" (the WikiText convention). */
+export function readEvalText(file: string): string {
+  let raw: string;
+  try {
+    raw = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`Cannot read the evaluation text ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Give a readable UTF-8 text file.`, 'BAD_TEXT');
+  }
+  const rows = raw.split('\n');
+  if (rows.at(-1) === '') rows.pop();
+  const text = rows.join('\n\n');
+  if (!text.trim()) throw new UserError(`The evaluation text ${file} is empty.`, 'BAD_TEXT');
+  return text;
+}
+
+/** Token windows for perplexity: at most maxWindows, each exactly ctx tokens long. */
+export function perplexityWindows(tokenizer: Pick<ModelTokenizer, 'encode' | 'addBos' | 'bosId'>, text: string, ctx: number, maxWindows?: number): Int32Array[] {
+  if (!Number.isInteger(ctx) || ctx < 2) throw new UserError(`--ctx must be a whole number >= 2, got ${ctx}`, 'BAD_SETTING');
+  if (maxWindows !== undefined && (!Number.isInteger(maxWindows) || maxWindows < 1)) {
+    throw new UserError(`--max-windows must be a whole number >= 1, got ${maxWindows}`, 'BAD_SETTING');
+  }
+  const bos = tokenizer.addBos && tokenizer.bosId !== null ? tokenizer.bosId : null;
+  const per = bos === null ? ctx : ctx - 1;
+  // Tokenize only as much text as the windows need (a generous character budget, grown if short):
+  // the cut lands at a row boundary, and only whole windows before it are used.
+  let ids: number[] = [];
+  let budget = maxWindows === undefined ? Infinity : per * maxWindows * 8 + 4096;
+  for (;;) {
+    let part = text;
+    if (budget < text.length) {
+      const cut = text.lastIndexOf('\n\n', budget);
+      part = text.slice(0, cut > 0 ? cut : budget);
+    }
+    ids = tokenizer.encode(part, { addBos: false });
+    const complete = part.length === text.length;
+    // Tokens at the very end of a partial text may merge differently with what follows: drop a margin.
+    const usable = complete ? ids.length : Math.max(0, ids.length - 64);
+    if (complete || usable >= per * (maxWindows ?? Infinity)) {
+      ids = ids.slice(0, usable);
+      break;
+    }
+    budget *= 2;
+  }
+  const windows: Int32Array[] = [];
+  for (let at = 0; at + per <= ids.length; at += per) {
+    if (maxWindows !== undefined && windows.length >= maxWindows) break;
+    const w = new Int32Array(ctx);
+    const body = ids.slice(at, at + per);
+    if (bos === null) w.set(body);
+    else {
+      w[0] = bos;
+      w.set(body, 1);
+    }
+    windows.push(w);
+  }
+  if (windows.length === 0) {
+    throw new UserError(`The text has ${ids.length} tokens, fewer than one window of --ctx ${ctx}; use a longer text or a smaller --ctx.`, 'BAD_TEXT');
+  }
+  return windows;
+}
+
+/** Scores the windows with one session (reset per window); off the JS thread, cancellable. */
+export async function evaluatePerplexity(engine: EngineModel, windows: Int32Array[], o: PerplexityOptions): Promise<PerplexityResult> {
+  const session = engine.createSession(o.ctx);
+  const t0 = process.hrtime.bigint();
+  let nll = 0;
+  let scored = 0;
+  for (let i = 0; i < windows.length; i++) {
+    const r = await session.score(windows[i], undefined, o.cancel);
+    nll += r.nll;
+    scored += r.count;
+    o.onProgress?.({ window: i + 1, windows: windows.length, tokensScored: scored, ppl: Math.exp(nll / scored) });
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const tokens = windows.reduce((a, w) => a + w.length, 0);
+  return { ppl: Math.exp(nll / scored), nll, tokensScored: scored, windows: windows.length, ctx: o.ctx, seconds, tokensPerSecond: tokens / seconds };
+}

@@ -1,0 +1,114 @@
+// The engine on a real model: greedy decoding of stories260k reproduces the reference ids exactly,
+// perplexity on WikiText-2 test is finite, deterministic and equal across thread counts, sampling is
+// seeded, and calibration Hessians are symmetric with the right sizes.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { loadModel, type LoadedModel } from '../model/index.js';
+import { startCalibration } from './calibration.js';
+import { createEngine, setEngineThreads, type EngineModel } from './engine.js';
+import { generate } from './generation.js';
+import { evaluatePerplexity, perplexityWindows, readEvalText } from './perplexity.js';
+import { SeededRng, argmax, sampleToken } from './sampling.js';
+
+const DATA = path.resolve('../shared/data');
+const STORIES = path.join(DATA, 'models', 'stories260k');
+
+let model: LoadedModel;
+let engine: EngineModel;
+
+beforeAll(async () => {
+  model = await loadModel(STORIES);
+  engine = createEngine(model);
+});
+afterAll(() => {
+  setEngineThreads(0);
+  model?.close();
+});
+
+describe('engine on stories260k', () => {
+  it('greedy decoding from BOS reproduces reference-greedy-ids.json exactly', async () => {
+    const ref = JSON.parse(readFileSync(path.join(STORIES, 'reference-greedy-ids.json'), 'utf8')) as number[];
+    expect(ref[0]).toBe(1);
+    const r = await generate(engine, model.tokenizer, [ref[0]], model.architecture.contextLength, {
+      maxTokens: ref.length - 1,
+      temperature: 0,
+      topP: 1,
+      seed: 0,
+      stopIds: [],
+    });
+    expect(r.ids).toEqual(ref.slice(1));
+    expect(r.text.startsWith('Once upon a time, there was a little girl named Lily.')).toBe(true);
+  });
+
+  it('perplexity on WikiText-2 test is finite, deterministic and equal for 1 and 2 threads', async () => {
+    const text = readEvalText(path.join(DATA, 'wikitext-2-raw', 'wiki.test.raw'));
+    const windows = perplexityWindows(model.tokenizer, text, 128, 3);
+    expect(windows.length).toBe(3);
+    expect(windows.every((w) => w.length === 128 && w[0] === model.tokenizer.bosId)).toBe(true);
+    setEngineThreads(1);
+    const a = await evaluatePerplexity(engine, windows, { ctx: 128 });
+    const b = await evaluatePerplexity(engine, windows, { ctx: 128 });
+    setEngineThreads(2);
+    const c = await evaluatePerplexity(engine, windows, { ctx: 128 });
+    expect(Number.isFinite(a.ppl)).toBe(true);
+    expect(a.ppl).toBeGreaterThan(1);
+    expect(a.ppl).toBeLessThan(512); // better than uniform over the vocabulary
+    expect(a.tokensScored).toBe(3 * 127);
+    expect(b.nll).toBe(a.nll);
+    expect(c.nll).toBe(a.nll);
+  });
+
+  it('seeded sampling repeats and differs across seeds; a cancelled flag stops generation', async () => {
+    const opts = { maxTokens: 20, temperature: 0.9, topP: 0.9, stopIds: [] as number[] };
+    const a = await generate(engine, model.tokenizer, [1], 512, { ...opts, seed: 7 });
+    const b = await generate(engine, model.tokenizer, [1], 512, { ...opts, seed: 7 });
+    const c = await generate(engine, model.tokenizer, [1], 512, { ...opts, seed: 8 });
+    expect(a.ids).toEqual(b.ids);
+    expect(a.ids).not.toEqual(c.ids);
+    const cancel = new Int32Array(1);
+    let seen = 0;
+    const d = await generate(engine, model.tokenizer, [1], 512, { ...opts, seed: 7, cancel, onText: () => { if (++seen === 3) cancel[0] = 1; } });
+    expect(d.stopReason).toBe('cancelled');
+    expect(d.ids.length).toBeLessThan(20);
+  });
+
+  it('calibration gives four symmetric Hessians per block and walks every block', async () => {
+    const cal = startCalibration(engine, model.tokenizer, { sequences: 2, seqLen: 32 });
+    const a = model.architecture;
+    for (let b = 0; b < a.numLayers; b++) {
+      expect(cal.nextBlock).toBe(b);
+      const h = await cal.hessians();
+      expect([h.qkv.n, h.o.n, h.gateUp.n, h.down.n]).toEqual([a.hiddenSize, a.numHeads * a.headDim, a.hiddenSize, a.intermediateSize]);
+      for (const s of [h.qkv, h.o, h.gateUp, h.down]) {
+        expect(s.count).toBe(64);
+        for (let i = 0; i < s.n; i += 7) {
+          expect(s.sum[i * s.n + i]).toBeGreaterThan(0);
+          for (let j = 0; j < s.n; j += 5) expect(Math.abs(s.sum[i * s.n + j] - s.sum[j * s.n + i])).toBeLessThanOrEqual(1e-6 * Math.abs(s.sum[i * s.n + i]) + 1e-9);
+        }
+      }
+      expect(await cal.advance()).toBe(b + 1);
+    }
+    await expect(cal.hessians()).rejects.toThrow(/every block/);
+  });
+});
+
+describe('sampling', () => {
+  it('argmax, greedy and nucleus behave', () => {
+    const logits = Float32Array.from([0.1, 3, 2.9, -1]);
+    expect(argmax(logits)).toBe(1);
+    expect(sampleToken(logits, { temperature: 0, topP: 1 }, new SeededRng(1))).toBe(1);
+    // top-p small enough to keep only the best token
+    const rng = new SeededRng(3);
+    for (let i = 0; i < 50; i++) expect(sampleToken(logits, { temperature: 1, topP: 0.3 }, rng)).toBe(1);
+    // with everything kept, frequencies follow the softmax
+    const counts = [0, 0, 0, 0];
+    const r2 = new SeededRng(5);
+    for (let i = 0; i < 20000; i++) counts[sampleToken(logits, { temperature: 1, topP: 1 }, r2)]++;
+    const z = [0.1, 3, 2.9, -1].map(Math.exp);
+    const total = z.reduce((x, y) => x + y);
+    z.forEach((p, i) => expect(Math.abs(counts[i] / 20000 - p / total)).toBeLessThan(0.015));
+  });
+});
