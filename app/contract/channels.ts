@@ -83,6 +83,16 @@ const RepoId = z
 export const HubDownloadInput = z.object({ repoId: RepoId, revision: z.string().min(1).optional() });
 export const DownloadId = z.object({ downloadId: z.string().min(1) });
 
+/** Kept in settings.json in the studio home. */
+const Threads = z.number().int().min(1).max(1024).nullable();
+export const Settings = z.object({
+  /** Threads for engine work; null = every hardware thread. */
+  threads: Threads.default(null),
+});
+export type Settings = z.infer<typeof Settings>;
+/** A change to some settings; absent fields stay as they are. */
+export const SettingsPatch = z.object({ threads: Threads.optional() }).strict();
+
 export const JobState = z.enum(['running', 'done', 'error', 'cancelled']);
 export type JobState = z.infer<typeof JobState>;
 
@@ -161,6 +171,8 @@ export const requests = {
   'hub.search': request(HubSearchInput, z.array(HubModel), 'Search text-generation models on the Hugging Face Hub.'),
   'hub.download': request(HubDownloadInput, DownloadId, 'Start (or resume) downloading a repo into the HF cache; progress comes as download.progress.'),
   'hub.cancelDownload': request(DownloadId, Ok, 'Stop a download; what was fetched stays for resuming.'),
+  'settings.get': request(NoInput, Settings, 'The studio settings.'),
+  'settings.update': request(SettingsPatch, Settings, 'Change some settings; returns all of them.'),
   'jobs.list': request(NoInput, z.array(JobInfo), 'Jobs of this session, newest first.'),
   'jobs.cancel': request(JobId, z.object({ cancelled: z.boolean() }), 'Cancel a running job (cooperative, then forced).'),
 } as const;

@@ -3,12 +3,20 @@
 // and gets typed params and result from this table (app/services/jobs/client.ts).
 import { z } from 'zod';
 
+import { ModelInspection } from '../contract/model.js';
+import { inspectModel } from '../engine/model/inspect.js';
 import { native } from '../engine/native.js';
 import { defineJobKind } from './runtime.js';
 
 const CpuInfo = z.object({ summary: z.string(), avx2: z.boolean(), avx512: z.boolean(), neon: z.boolean(), threads: z.number().int() });
 
 export const jobKinds = {
+  /** Architecture, parameters, linear layers with Hadamard factors and sizes of a local model folder. */
+  inspect: defineJobKind({
+    params: z.object({ path: z.string().min(1), repoId: z.string().nullable().default(null), revision: z.string().nullable().default(null) }),
+    result: ModelInspection,
+    run: async (p) => inspectModel(p),
+  }),
   /** What the native core sees of this CPU (features it dispatches on, threads). */
   cpuInfo: defineJobKind({
     params: z.object({}).strict(),

@@ -1,0 +1,152 @@
+// The studio's services behind the contract, shared by every face: Electron main (over IPC) and the
+// local server (over WebSocket) both call createStudioServices and route requests to `dispatch`.
+// Heavy and native work goes to the job process (JobClient); hub downloads run here.
+import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import type { AppInfo, EventName, Face } from '../../contract/channels.js';
+import { UserError } from '../../util/errors.js';
+import { sampleModelDir, studioHome } from '../../util/paths.js';
+import { createDispatcher, checkedEmit, type CallContext, type Dispatch, type Emit, type StudioHandlers } from '../dispatch.js';
+import { cachedSnapshot, downloadModel, looksLikeRepoId, resolveHubSettings, resolveModelDir, searchModels, type HubSettings } from '../hub/index.js';
+import { JobClient, type JobProcessFactory } from '../jobs/client.js';
+import { Library } from '../library/library.js';
+import packageJson from '../../../package.json';
+import { Downloads } from './downloads.js';
+
+export interface StudioServicesOptions {
+  face: Face;
+  /** Starts job processes: child_process.fork (server) or utilityProcess (Electron). */
+  spawnJob: JobProcessFactory;
+  /** Delivers an event to every connected UI. */
+  send: (event: EventName, payload: unknown) => void;
+  /** Studio home; defaults to studioHome() (QUIP_STUDIO_HOME). */
+  home?: string;
+  /** Hub endpoint, token and cache overrides (tests point these at a mock hub). */
+  hub?: HubSettings;
+  /** The native folder dialog; absent in the browser face. */
+  pickFolder?: (ctx: CallContext) => Promise<string | null>;
+  /** A long job's limit (default 30 minutes for an inspection). */
+  inspectTimeoutMs?: number;
+}
+
+export interface StudioServices {
+  dispatch: Dispatch;
+  handlers: StudioHandlers;
+  jobs: JobClient;
+  library: Library;
+  downloads: Downloads;
+  /** Cancel downloads and jobs and wait for them. */
+  close(): Promise<void>;
+}
+
+function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
+}
+
+export function createStudioServices(opts: StudioServicesOptions): StudioServices {
+  const home = opts.home ?? studioHome();
+  const emit: Emit = checkedEmit(opts.send);
+  const jobs = new JobClient({ spawn: opts.spawnJob, emit: (e) => emit('job.event', e) });
+  const library = new Library(home);
+  const downloads = new Downloads(emit);
+  const hub = () => resolveHubSettings(opts.hub ?? {});
+
+  // The CPU as the native core sees it, asked once from a job process (main never loads the addon).
+  let cpu: Promise<{ summary: string; avx2: boolean; threads: number }> | null = null;
+  const cpuInfo = () =>
+    (cpu ??= jobs
+      .run('cpuInfo', {}, { label: 'Read CPU features' })
+      .result.catch(() => ({ summary: `${os.cpus()[0]?.model ?? 'unknown CPU'} (native core not loaded)`, avx2: false, threads: os.availableParallelism() })));
+
+  /** A folder on disk, or a hub id resolved (downloaded if needed, with progress events) to its snapshot. */
+  async function locate(source: string, revision: string | undefined) {
+    const local = path.resolve(expandHome(source));
+    const st = await fs.stat(local).catch(() => null);
+    if (st) return { path: st.isDirectory() ? local : path.dirname(local), repoId: null, revision: null };
+    if (!looksLikeRepoId(source)) {
+      throw new UserError(`There is no folder at ${local}, and "${source}" is not a Hugging Face repo id (owner/name) either. Check the path.`, 'NOT_FOUND');
+    }
+    const { done } = downloads.track(source, revision, ({ onProgress, signal }) => resolveModelDir(source, { ...opts.hub, revision, onProgress, signal }));
+    const { dir, source: resolved } = await done;
+    return { path: dir, repoId: resolved.repoId, revision: resolved.revision };
+  }
+
+  const handlers: StudioHandlers = {
+    'app.info': async (): Promise<AppInfo> => {
+      const [c, settings] = await Promise.all([cpuInfo(), library.settings()]);
+      const h = hub();
+      return {
+        version: packageJson.version,
+        face: opts.face,
+        cpu: c.summary,
+        avx2: c.avx2,
+        threads: settings.threads ?? c.threads,
+        studioHome: home,
+        hubEndpoint: h.endpoint,
+        hubCache: h.cacheDir,
+        sampleModel: existsSync(path.join(sampleModelDir(), 'config.json')) ? sampleModelDir() : null,
+      };
+    },
+    'models.pickFolder': async (_input, ctx) =>
+      opts.pickFolder ? { path: await opts.pickFolder(ctx), supported: true } : { path: null, supported: false },
+    'models.inspect': async ({ source, revision }, ctx) => {
+      const where = await locate(source, revision);
+      const name = where.repoId ?? path.basename(where.path);
+      const inspection = await jobs.run('inspect', where, { label: `Inspect ${name}`, owner: ctx.client, timeoutMs: opts.inspectTimeoutMs ?? 30 * 60_000 }).result;
+      await library.remember({
+        path: inspection.source.path,
+        repoId: inspection.source.repoId,
+        name: inspection.source.repoId ?? path.basename(inspection.source.path),
+        family: inspection.architecture.family,
+        params: inspection.parameters.total,
+      });
+      return inspection;
+    },
+    'models.recent': async () => library.recent(),
+    'models.forget': async ({ path: p }) => {
+      await library.forget(p);
+      return { ok: true as const };
+    },
+    'hub.search': async ({ query, limit }) => {
+      const h = hub();
+      const found = await searchModels({ ...opts.hub, query, limit });
+      return Promise.all(
+        found.map(async (m) => ({
+          id: m.id,
+          downloads: m.downloads,
+          likes: m.likes,
+          updatedAt: m.lastModified || null,
+          pipelineTag: m.pipelineTag,
+          gated: m.gated !== false,
+          private: m.private,
+          cached: (await cachedSnapshot(h.cacheDir, m.id, 'main').catch(() => null)) !== null,
+        })),
+      );
+    },
+    'hub.download': async ({ repoId, revision }) => {
+      const { downloadId } = downloads.track(repoId, revision, ({ onProgress, signal }) => downloadModel(repoId, { ...opts.hub, revision, onProgress, signal }));
+      return { downloadId };
+    },
+    'hub.cancelDownload': async ({ downloadId }) => {
+      if (!downloads.cancel(downloadId)) throw new UserError(`No download with id ${downloadId} is running.`, 'NOT_FOUND');
+      return { ok: true as const };
+    },
+    'settings.get': async () => library.settings(),
+    'settings.update': async (patch) => library.updateSettings(patch),
+    'jobs.list': async () => jobs.list(),
+    'jobs.cancel': async ({ jobId }) => ({ cancelled: jobs.cancel(jobId) }),
+  };
+
+  return {
+    dispatch: createDispatcher(handlers),
+    handlers,
+    jobs,
+    library,
+    downloads,
+    async close() {
+      await Promise.all([downloads.cancelAll(), jobs.shutdown()]);
+    },
+  };
+}
