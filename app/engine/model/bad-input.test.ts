@@ -47,6 +47,8 @@ test('folder without config.json', async () => {
   temps.push(dir);
   await expectUserError(dir, /has no config\.json/, new RegExp(dir.replace(/[\\.]/g, '\\$&')));
   await expectUserError(path.join(dir, 'nope'), /No folder at/);
+  writeFileSync(path.join(dir, 'tiny.Q4_1.gguf'), 'GGUF');
+  await expectUserError(dir, /has no config\.json.*It holds a GGUF file \(tiny\.Q4_1\.gguf\)/);
 });
 
 test('unsupported model_type lists the supported ones', async () => {

@@ -1,7 +1,7 @@
 // config.json of the Llama family (llama, mistral, qwen2) -> Architecture. Repositories may ship their
 // own Python model code (auto_map, trust_remote_code); the studio never runs it: it reads the standard
 // layout and says so.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { Architecture, SUPPORTED_MODEL_TYPES } from '../../contract/model.js';
@@ -31,8 +31,12 @@ export function readJsonFile(dir: string, name: string): unknown {
 export function readConfig(dir: string): RawConfig {
   if (!existsSync(dir)) throw new UserError(`No folder at ${dir}.`, 'NOT_A_MODEL');
   if (!existsSync(path.join(dir, 'config.json'))) {
+    const gguf = statSync(dir).isDirectory() ? readdirSync(dir).filter((f) => f.toLowerCase().endsWith('.gguf')) : [];
     throw new UserError(
-      `${dir} has no config.json, so it is not a Hugging Face model folder. Choose the folder that holds config.json, model.safetensors and tokenizer.json.`,
+      `${dir} has no config.json, so it is not a Hugging Face model folder. ` +
+        (gguf.length
+          ? `It holds a GGUF file (${gguf.join(', ')}); convert a GGUF model to a Hugging Face folder (config.json and safetensors) before opening it here.`
+          : 'Choose the folder that holds config.json, model.safetensors and tokenizer.json.'),
       'NOT_A_MODEL',
     );
   }
