@@ -41,7 +41,8 @@ describe('Models page', () => {
     expect(screen.getByTestId('status-cpu').textContent).toContain('Test CPU');
     const chat = screen.getByRole('button', { name: /Chat/ });
     expect(chat).toHaveProperty('disabled', true);
-    expect(chat.textContent).toContain('arrives with the quantization job');
+    expect(chat.getAttribute('title')).toBe('Chat arrives with the quantization job');
+    expect(screen.getByTestId('nav-pending').textContent).toBe('Arrives with the quantization job');
     expect(screen.getByRole('button', { name: /Models/ }).getAttribute('aria-current')).toBe('page');
   });
 

@@ -18,7 +18,7 @@ export function ArchitectureCard({ inspection }: { inspection: ModelInspection }
         <Stat label="Vocabulary" value={formatCount(a.vocabSize)} />
         <Stat label="Context" value={`${formatCount(a.contextLength)} tokens`} />
         <Stat label="RoPE" value={rope} />
-        <Stat label="RMSNorm ε" value={String(a.rmsNormEps)} />
+        <Stat label="RMSNorm eps" value={String(a.rmsNormEps)} />
         <Stat label="Tied embeddings" value={a.tiedEmbeddings ? 'yes' : 'no'} />
         <Stat label="q/k/v bias" value={a.attentionBias ? 'yes' : 'no'} hint={a.torchDtype ?? undefined} />
       </dl>

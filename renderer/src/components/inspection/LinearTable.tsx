@@ -2,7 +2,7 @@ import { useMemo, useState } from 'react';
 import type { HadamardFactor, LinearLayer, ModelInspection } from '../../../../app/contract/model';
 import { formatCount } from '../../format';
 import { Badge, Card } from '../ui';
-import { factorText, methodText } from './hadamard';
+import { factorText, methodShort, methodText } from './hadamard';
 
 /** Blocks shown expanded at first; a 30-block model opens with its first two. */
 const OPEN_BLOCKS_SMALL_MODEL = 6;
@@ -22,10 +22,10 @@ function shortName(name: string): string {
   return name.replace(/^model\.layers\.\d+\./, '');
 }
 
-function Factor({ h }: { h: HadamardFactor }) {
+function Factor({ h, full }: { h: HadamardFactor; full?: boolean }) {
   return (
     <span className="factor" title={`${h.n} = ${h.k} x ${h.pow2} (${methodText(h)})`}>
-      <span className="factor-value">{factorText(h)}</span> <span className="factor-method">({methodText(h)})</span>
+      <span className="factor-value">{factorText(h)}</span> <span className="factor-method">({full ? methodText(h) : methodShort(h)})</span>
     </span>
   );
 }
@@ -44,7 +44,7 @@ function TransformSizes({ linears }: { linears: LinearLayer[] }) {
     <ul className="transform-sizes" data-testid="transform-sizes">
       {distinct.map((h) => (
         <li key={h.n} className="transform-size">
-          <span className="transform-n">{formatCount(h.n)}</span> = <Factor h={h} />
+          <span className="transform-n">{formatCount(h.n)}</span> = <Factor h={h} full />
         </li>
       ))}
     </ul>
@@ -86,10 +86,9 @@ export function LinearTable({ inspection }: { inspection: ModelInspection }) {
               <th>Layer</th>
               <th>Kind</th>
               <th className="num">Out × in</th>
-              <th>Input transform (n)</th>
-              <th>Output transform (m)</th>
+              <th>Input side n</th>
+              <th>Output side m</th>
               <th className="num">Padded n</th>
-              <th>Type</th>
             </tr>
           </thead>
           {groups.map(([block, layers]) => {
@@ -98,7 +97,7 @@ export function LinearTable({ inspection }: { inspection: ModelInspection }) {
             return (
               <tbody key={block} className="block-group" data-testid={`block-${block}`}>
                 <tr className="block-row">
-                  <th colSpan={7} scope="rowgroup">
+                  <th colSpan={6} scope="rowgroup">
                     <button type="button" className="block-toggle" aria-expanded={isOpen} onClick={() => toggle(block)}>
                       <span className={`chevron ${isOpen ? 'chevron-open' : ''}`} aria-hidden="true" />
                       Block {block}
@@ -112,7 +111,9 @@ export function LinearTable({ inspection }: { inspection: ModelInspection }) {
                 {isOpen &&
                   layers.map((l) => (
                     <tr key={l.name} data-testid="linear-row">
-                      <td className="mono">{shortName(l.name)}</td>
+                      <td className="mono" title={`${l.name} (${l.dtype})`}>
+                        {shortName(l.name)}
+                      </td>
                       <td>
                         <span className={`kind kind-${l.kind}`}>{l.kind}</span>
                       </td>
@@ -128,7 +129,6 @@ export function LinearTable({ inspection }: { inspection: ModelInspection }) {
                       <td className="num mono">
                         {l.paddedIn === l.inFeatures ? l.paddedIn : <Badge tone="warn" title={`n = ${l.inFeatures} is padded to a multiple of 8 for BlockLDLQ`}>{l.paddedIn}</Badge>}
                       </td>
-                      <td className="mono muted">{l.dtype}</td>
                     </tr>
                   ))}
               </tbody>

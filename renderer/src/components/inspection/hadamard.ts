@@ -15,6 +15,12 @@ export function factorText(h: HadamardFactor): string {
   return `${h.k} × 2${superscript(Math.round(Math.log2(h.pow2)))}`;
 }
 
+/** The method in one word or two, for table cells. */
+export function methodShort(h: HadamardFactor): string {
+  return h.method === 'sylvester' ? 'Sylvester' : h.method === 'hadamard' ? 'Hadamard' : 'random orthogonal';
+}
+
+/** The method with how the order-K factor was built, e.g. "Hadamard, Paley I (q = 11)". */
 export function methodText(h: HadamardFactor): string {
   switch (h.method) {
     case 'sylvester':

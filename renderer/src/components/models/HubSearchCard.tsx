@@ -67,7 +67,7 @@ export function HubSearchCard() {
                   </button>
                 ) : (
                   <button type="button" className="btn btn-small" disabled={downloading.has(m.id)} onClick={() => void download(m.id)} aria-label={`Download ${m.id}`}>
-                    Download
+                    {downloading.has(m.id) ? 'Downloading…' : 'Download'}
                   </button>
                 )}
               </li>
