@@ -84,17 +84,25 @@ export async function linkSnapshotFile(repoDir: string, commit: string, file: st
   const target = snapshotFile(repoDir, commit, file);
   const source = blobPath(repoDir, blob);
   await fs.mkdir(path.dirname(target), { recursive: true });
-  await fs.rm(target, { force: true });
+  // Made under a temporary name and renamed over the target, so two downloads linking the same
+  // file at once both succeed and a reader never sees the name missing.
+  const tmp = `${target}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   try {
-    await fs.symlink(path.relative(path.dirname(target), source), target);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EPERM' && code !== 'EACCES' && code !== 'ENOTSUP' && code !== 'EINVAL' && code !== 'ENOSYS') throw err;
     try {
-      await fs.link(source, target);
-    } catch {
-      await fs.copyFile(source, target);
+      await fs.symlink(path.relative(path.dirname(target), source), tmp);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EPERM' && code !== 'EACCES' && code !== 'ENOTSUP' && code !== 'EINVAL' && code !== 'ENOSYS') throw err;
+      try {
+        await fs.link(source, tmp);
+      } catch {
+        await fs.copyFile(source, tmp);
+      }
     }
+    await fs.rename(tmp, target);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
   }
   return target;
 }

@@ -265,13 +265,67 @@ interface FetchBlobArgs {
   bytesStillNeeded: () => number;
 }
 
-/** Fetches one file into blobs/<blob>, resuming from blobs/<blob>.incomplete. */
-async function fetchBlob(a: FetchBlobArgs): Promise<void> {
-  const { settings, file, progress } = a;
-  const finalPath = blobPath(a.repoDir, file.blob);
-  const incomplete = `${finalPath}.incomplete`;
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `fn` holding <cache>/.locks/<repo folder>/<blob>.quip.lock, so two downloads of one blob (two
+ * studio windows, the CLI beside the studio) never append to the same .incomplete. The file holds the
+ * owner's pid; one left by a dead process is taken over. (huggingface_hub flocks <blob>.lock beside
+ * it; ours has its own name so neither tool disturbs the other's locks.)
+ */
+async function withBlobLock<T>(a: FetchBlobArgs, what: string, fn: () => Promise<T>): Promise<T> {
+  const lockFile = path.join(a.settings.cacheDir, '.locks', path.basename(a.repoDir), `${a.file.blob}.quip.lock`);
+  await fs.mkdir(path.dirname(lockFile), { recursive: true });
+  for (;;) {
+    try {
+      const fh = await fs.open(lockFile, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = Number.parseInt(await fs.readFile(lockFile, 'utf8').catch(() => ''), 10);
+    const age = Date.now() - ((await fs.stat(lockFile).catch(() => null))?.mtimeMs ?? Date.now());
+    if (Number.isInteger(owner) && owner > 0 ? !processAlive(owner) : age > 10_000) {
+      await fs.rm(lockFile, { force: true });
+      continue;
+    }
+    await sleep(100, a.signal, what);
+  }
+  try {
+    return await fn();
+  } finally {
+    await fs.rm(lockFile, { force: true });
+  }
+}
+
+/** Fetches one file into blobs/<blob>, resuming from blobs/<blob>.incomplete; false if another download got it first. */
+async function fetchBlob(a: FetchBlobArgs): Promise<boolean> {
+  const what = `Downloading ${a.listing.repoId}/${a.file.path}`;
+  const finalPath = blobPath(a.repoDir, a.file.blob);
   await fs.mkdir(path.dirname(finalPath), { recursive: true });
-  const what = `Downloading ${a.listing.repoId}/${file.path}`;
+  return withBlobLock(a, what, async () => {
+    // Someone else may have finished it while we waited for the lock.
+    if ((await fileSize(finalPath)) === a.file.size) {
+      a.progress.add(a.file.size);
+      return false;
+    }
+    await fetchBlobLocked(a, finalPath, what);
+    return true;
+  });
+}
+
+async function fetchBlobLocked(a: FetchBlobArgs, finalPath: string, what: string): Promise<void> {
+  const { settings, file, progress } = a;
+  const incomplete = `${finalPath}.incomplete`;
   const url = resolveUrl(settings.endpoint, a.listing.repoId, a.listing.commit, file.path);
   const fetchFile = hubFetch({ settings, signal: a.signal, repoId: a.listing.repoId, revision: a.listing.commit, file: file.path, what }, [416]);
 
@@ -475,9 +529,8 @@ export async function downloadModel(repoId: string, opts: DownloadOptions = {}):
     };
     const fetched: string[] = [];
     const fetchIntoSnapshot = async (f: RepoFile) => {
-      await fetchBlob({ ...common, file: f });
+      if (await fetchBlob({ ...common, file: f })) fetched.push(f.path);
       await linkSnapshotFile(repoDir, listing.commit, f.path, f.blob);
-      fetched.push(f.path);
     };
 
     // The index decides which shards to fetch, so it comes first.

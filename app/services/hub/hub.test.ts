@@ -87,6 +87,7 @@ beforeEach(async () => {
   hub.requests.length = 0;
   hub.faults.cut = undefined;
   hub.faults.bytesPerSecond = undefined;
+  hub.faults.corrupt = undefined;
 });
 afterEach(async () => {
   process.env = { ...savedEnv };
@@ -242,6 +243,28 @@ describe('resume, cancel, full disk', () => {
     const r = await downloadModel(REPO);
     expect(bodyRequests().find((q) => q.url.endsWith('/model.safetensors'))?.range).toBe(`bytes=${partial}-`);
     expect((await fs.readFile(path.join(r.dir, 'model.safetensors'))).equals(original())).toBe(true);
+  });
+
+  it('a file whose bytes do not match the listed sha256 is thrown away, never put under its final name', async () => {
+    hub.faults.corrupt = { file: 'model.safetensors', times: 1 };
+    const err = await expectHubError(downloadModel(REPO), 'DOWNLOAD_CORRUPT');
+    expect(err.message).toContain(`model.safetensors of ${REPO} is corrupt: its sha256 is`);
+    expect(err.message).toContain(expectedBlob('model.safetensors'));
+    expect(await exists(blob())).toBe(false);
+    expect(await exists(`${blob()}.incomplete`)).toBe(false);
+    expect(await exists(path.join(repoDir(), 'snapshots', hub.commitOf(REPO), 'model.safetensors'))).toBe(false);
+    const r = await downloadModel(REPO);
+    expect((await fs.readFile(path.join(r.dir, 'model.safetensors'))).equals(original())).toBe(true);
+  });
+
+  it('two downloads of one model at once fetch each file once and both succeed', async () => {
+    hub.faults.bytesPerSecond = 4_000_000;
+    const [a, b] = await Promise.all([downloadModel(REPO), downloadModel(REPO)]);
+    expect(a.dir).toBe(b.dir);
+    expect([...a.fetched, ...b.fetched].sort()).toEqual(MODEL_FILES);
+    expect(bodyRequests()).toHaveLength(MODEL_FILES.length);
+    expect((await fs.readFile(path.join(a.dir, 'model.safetensors'))).equals(original())).toBe(true);
+    expect(await fs.readdir(path.join(home, 'hub', '.locks', 'models--test-org--stories260k'))).toEqual([]);
   });
 
   it('a full disk (ENOSPC) says how much to free, keeps the .incomplete, and the download resumes', async () => {

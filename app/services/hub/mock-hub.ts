@@ -29,6 +29,8 @@ export interface MockHubFaults {
   cut?: { file: string; afterBytes: number; times: number };
   /** Serve file bodies at about this many bytes per second. */
   bytesPerSecond?: number;
+  /** Serve this file with its last byte flipped (as a broken proxy or disk would), `times` times. */
+  corrupt?: { file: string; times: number };
 }
 
 export interface MockHubRequest {
@@ -285,6 +287,11 @@ export async function startMockHub(opts: { repos: Record<string, MockRepoSpec>; 
     if (req.method === 'HEAD') return void res.end();
 
     let body = file.data.subarray(start, end + 1);
+    if (faults.corrupt && faults.corrupt.times > 0 && faults.corrupt.file === file.path && end === size - 1) {
+      faults.corrupt.times--;
+      body = Buffer.from(body);
+      body[body.length - 1] ^= 0xff;
+    }
     let cut = false;
     if (faults.cut && faults.cut.times > 0 && faults.cut.file === file.path && body.length > faults.cut.afterBytes) {
       faults.cut.times--;
