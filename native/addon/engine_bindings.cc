@@ -1,6 +1,7 @@
 // Bindings of the transformer engine: createModel(config, weights) -> EngineModel, which makes
 // decoding sessions (prefill/decode/score) and calibration runs (per-block Hessians). Heavy calls run
 // off the JS thread through RunJob (promise, progress events, Int32Array cancel flag).
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <map>
@@ -12,6 +13,7 @@
 #include "addon.h"
 #include "engine/calibration.h"
 #include "engine/model.h"
+#include "engine/roofline.h"
 
 namespace quip_addon {
 namespace {
@@ -284,6 +286,29 @@ Napi::FunctionReference* ModelWrap::constructor = nullptr;
 
 Napi::Value CreateModel(const Napi::CallbackInfo& info) { return ModelWrap::constructor->New({info[0], info[1]}); }
 
+// engineRoofline({bandwidthBytes, gemmTokens, gemmM, gemmK, repeats}) -> Promise<{readGBs, gemmGflops}>
+Napi::Value EngineRoofline(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
+  size_t bytes = static_cast<size_t>(num(o, "bandwidthBytes", false, 512.0 * 1024 * 1024));
+  int tokens = static_cast<int>(num(o, "gemmTokens", false, 192));
+  int m = static_cast<int>(num(o, "gemmM", false, 768));
+  int k = static_cast<int>(num(o, "gemmK", false, 512));
+  int repeats = std::max(1, static_cast<int>(num(o, "repeats", false, 5)));
+  if (bytes < (1 << 20) || tokens < 1 || m < 1 || k < 1) throw Napi::RangeError::New(env, "engineRoofline: sizes too small");
+  return RunJob(env, info[1], info[2], [=](const quip::JobHooks& hooks) -> ResultBuilder {
+    double bw = quip::engine::measure_read_bandwidth(bytes, repeats);
+    hooks.check();
+    double gf = quip::engine::measure_gemm_peak(tokens, m, k, repeats);
+    return [bw, gf](Napi::Env env) -> Napi::Value {
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("readGBs", bw);
+      r.Set("gemmGflops", gf);
+      return r;
+    };
+  });
+}
+
 }  // namespace
 
 void RegisterEngine(Napi::Env env, Napi::Object exports) {
@@ -291,6 +316,7 @@ void RegisterEngine(Napi::Env env, Napi::Object exports) {
   CalibrationWrap::constructor = new Napi::FunctionReference(Napi::Persistent(CalibrationWrap::Define(env)));
   ModelWrap::constructor = new Napi::FunctionReference(Napi::Persistent(ModelWrap::Define(env)));
   exports.Set("createModel", Napi::Function::New(env, CreateModel));
+  exports.Set("engineRoofline", Napi::Function::New(env, EngineRoofline));
 }
 
 }  // namespace quip_addon

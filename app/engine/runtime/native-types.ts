@@ -53,4 +53,10 @@ export interface EngineModel {
 export interface EngineNative {
   /** Weights by Hugging Face tensor name; the model reads them in place from their mappings. */
   createModel(config: Architecture, weights: Record<string, TensorRef>): EngineModel;
+  /** Streaming read bandwidth (GB/s) and our GEMM's peak (GFLOP/s) on an in-cache F32 problem. */
+  engineRoofline(
+    o?: { bandwidthBytes?: number; gemmTokens?: number; gemmM?: number; gemmK?: number; repeats?: number },
+    onProgress?: ProgressFn,
+    cancel?: Int32Array,
+  ): Promise<{ readGBs: number; gemmGflops: number }>;
 }
