@@ -19,6 +19,7 @@ import {
   type Reply,
   type RequestName,
   type RequestOutput,
+  type Settings,
   type StudioApi,
 } from '../../../app/contract/index';
 
@@ -79,6 +80,7 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
   const recent: RecentModel[] = [];
   const calls: FakeStudio['calls'] = [];
   let nextDownload = 1;
+  let settings: Settings = { threads: null };
 
   function emit<E extends EventName>(event: E, payload: EventPayload<E>) {
     const parsed = events[event].parse(payload);
@@ -171,6 +173,8 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
       }
       return { ok: true as const };
     },
+    'settings.get': () => settings,
+    'settings.update': (patch) => (settings = { ...settings, ...patch }),
     'jobs.list': (): JobInfo[] => [],
     'jobs.cancel': () => ({ cancelled: false }),
   };

@@ -68,9 +68,13 @@ function OpenModelCard() {
   );
 }
 
+/** Titles by the error codes of app/engine/model and app/services; the message says the rest. */
 const ERROR_TITLES: Record<string, string> = {
   NOT_A_MODEL: 'This folder is not a model',
-  UNSUPPORTED_MODEL: 'This model type is not supported',
+  BAD_CONFIG: 'This model’s config.json cannot be used',
+  BAD_SAFETENSORS: 'A weight file is damaged',
+  SHAPE_MISMATCH: 'The weights do not match config.json',
+  BAD_TOKENIZER: 'The tokenizer cannot be read',
   NOT_FOUND: 'Nothing found there',
 };
 

@@ -40,14 +40,23 @@ function TransformSizes({ linears }: { linears: LinearLayer[] }) {
     }
     return [...seen.values()].sort((a, b) => a.n - b.n);
   }, [linears]);
+  const fallbacks = distinct.filter((h) => h.method === 'random-orthogonal');
   return (
-    <ul className="transform-sizes" data-testid="transform-sizes">
-      {distinct.map((h) => (
-        <li key={h.n} className="transform-size">
-          <span className="transform-n">{formatCount(h.n)}</span> = <Factor h={h} full />
-        </li>
-      ))}
-    </ul>
+    <>
+      <ul className="transform-sizes" data-testid="transform-sizes">
+        {distinct.map((h) => (
+          <li key={h.n} className="transform-size">
+            <span className="transform-n">{formatCount(h.n)}</span> = <Factor h={h} full />
+          </li>
+        ))}
+      </ul>
+      {fallbacks.length > 0 && (
+        <p className="card-note" data-testid="transform-fallbacks">
+          {fallbacks.map((h) => `${h.n}: ${h.construction ?? `no Hadamard matrix of order ${h.k} is available`}`).join('; ')}. A fixed seeded orthogonal factor keeps the
+          weights incoherent; only the transform is slower than a Hadamard one.
+        </p>
+      )}
+    </>
   );
 }
 

@@ -20,7 +20,7 @@ export function methodShort(h: HadamardFactor): string {
   return h.method === 'sylvester' ? 'Sylvester' : h.method === 'hadamard' ? 'Hadamard' : 'random orthogonal';
 }
 
-/** The method with how the order-K factor was built, e.g. "Hadamard, Paley I (q = 11)". */
+/** The method, with how an order-K Hadamard factor was built, e.g. "Hadamard, Paley I (q = 11)". */
 export function methodText(h: HadamardFactor): string {
   switch (h.method) {
     case 'sylvester':
@@ -28,7 +28,7 @@ export function methodText(h: HadamardFactor): string {
     case 'hadamard':
       return h.construction ? `Hadamard, ${h.construction}` : 'Hadamard';
     case 'random-orthogonal':
-      return h.construction ? `random orthogonal fallback, ${h.construction}` : 'random orthogonal fallback';
+      return 'random orthogonal fallback';
   }
 }
 
