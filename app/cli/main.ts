@@ -3,14 +3,17 @@ import { Command } from 'commander';
 
 import { UserError, errorMessage } from '../util/errors.js';
 import { registerBench } from './commands/bench.js';
+import { registerEval } from './commands/eval.js';
+import { registerGenerate } from './commands/generate.js';
 import { registerInspect } from './commands/inspect.js';
+import { registerSynth } from './commands/synth.js';
 
 const program = new Command('quip')
   .description('QuIP# Studio on the command line: inspect, quantize, evaluate and chat with language models on a CPU.')
   .version('0.1.0')
   .showHelpAfterError();
 
-const commands: Array<(p: Command) => void> = [registerInspect, registerBench];
+const commands: Array<(p: Command) => void> = [registerInspect, registerEval, registerGenerate, registerSynth, registerBench];
 for (const register of commands) register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -2,7 +2,9 @@
 // the same run, as a readable table or as JSON with --json. Subcommands register themselves here.
 import type { Command } from 'commander';
 
-const benches: Array<(bench: Command) => void> = [];
+import { registerEngineBench } from '../../bench/engine.js';
+
+const benches: Array<(bench: Command) => void> = [registerEngineBench];
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('Benchmarks: each figure printed beside its comparison, measured in the same run');

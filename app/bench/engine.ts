@@ -1,0 +1,152 @@
+// `quip bench engine [--threads N] [--json]`: prefill and decode tokens/s of the engine on stories260k
+// and on a generated model with realistic layer sizes (hidden 2048, MLP 5632, 4 blocks, 32 heads,
+// 4 key/value heads, vocab 32000, F16: TinyLlama-1.1B's layer shapes), each beside the ceiling that
+// this machine's measured rooflines allow: decode against streaming read bandwidth (every weight is
+// read once per token), prefill against the peak of our GEMM (2 flops per weight per token plus
+// attention).
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import type { Command } from 'commander';
+
+import { loadModel, type LoadedModel } from '../engine/model/index.js';
+import { native } from '../engine/native.js';
+import { createEngine, setEngineThreads } from '../engine/runtime/engine.js';
+import { SeededRng } from '../engine/runtime/sampling.js';
+import { synthModel } from '../engine/runtime/synth.js';
+import { sampleModelDir } from '../util/paths.js';
+
+export interface EngineBenchModel {
+  name: string;
+  parameters: number;
+  /** Bytes read per decoded token: every linear layer and lm_head (the embedding row is negligible). */
+  weightBytesPerToken: number;
+  prefill: { tokens: number; tokensPerSecond: number; ceilingTokensPerSecond: number; fractionOfCeiling: number };
+  decode: { tokens: number; context: number; tokensPerSecond: number; ceilingTokensPerSecond: number; fractionOfCeiling: number };
+}
+
+export interface EngineBenchResult {
+  cpu: string;
+  threads: number;
+  roofline: { readGBs: number; gemmGflops: number };
+  models: EngineBenchModel[];
+}
+
+const now = () => Number(process.hrtime.bigint()) / 1e9;
+const DTYPE_BYTES = { F32: 4, F16: 2, BF16: 2 } as const;
+
+async function benchModel(name: string, model: LoadedModel, roof: { readGBs: number; gemmGflops: number }, prefillTokens: number, decodeTokens: number, repeats: number): Promise<EngineBenchModel> {
+  const a = model.architecture;
+  const engine = createEngine(model);
+  let linearParams = 0;
+  let weightBytes = 0;
+  let parameters = 0;
+  for (const n of model.tensorNames()) {
+    const info = model.tensorInfo(n);
+    const count = info.shape.reduce((x, y) => x * y, 1);
+    parameters += count;
+    if (n.endsWith('_proj.weight')) {
+      linearParams += count;
+      weightBytes += count * DTYPE_BYTES[info.dtype];
+    }
+  }
+  const head = model.tensorInfo(a.tiedEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+  const headParams = head.shape[0] * head.shape[1];
+  weightBytes += headParams * DTYPE_BYTES[head.dtype];
+
+  const rng = new SeededRng(42);
+  const ids = (n: number) => Int32Array.from({ length: n }, () => 3 + Math.floor(rng.next() * (Math.min(a.vocabSize, 512) - 3)));
+
+  // Prefill: one batch of prefillTokens from an empty cache, best of `repeats`.
+  let prefillBest = Infinity;
+  for (let r = 0; r < repeats; r++) {
+    const s = engine.createSession(prefillTokens);
+    const x = ids(prefillTokens);
+    const t0 = now();
+    await s.forward(x, false);
+    prefillBest = Math.min(prefillBest, now() - t0);
+  }
+  // Flops per prompt token: 2 per linear weight, attention 2 x 2 x position x q width per block
+  // (mean position P/2), lm_head once per prompt.
+  const nq = a.numHeads * a.headDim;
+  const prefillFlops = 2 * linearParams * prefillTokens + 4 * nq * a.numLayers * (prefillTokens * (prefillTokens + 1)) / 2 + 2 * headParams;
+  const prefillCeiling = (roof.gemmGflops * 1e9) / (prefillFlops / prefillTokens);
+
+  // Decode: after a 16-token prompt, decodeTokens single-token steps.
+  const ctx = 16;
+  const s = engine.createSession(ctx + decodeTokens + 1);
+  await s.forward(ids(ctx), false);
+  const steps = ids(decodeTokens);
+  const t0 = now();
+  for (let i = 0; i < decodeTokens; i++) await s.forward(steps.subarray(i, i + 1), false);
+  const decodeSeconds = now() - t0;
+  const decodeCeiling = (roof.readGBs * 1e9) / weightBytes;
+  const prefillRate = prefillTokens / prefillBest;
+  const decodeRate = decodeTokens / decodeSeconds;
+  return {
+    name,
+    parameters,
+    weightBytesPerToken: weightBytes,
+    prefill: { tokens: prefillTokens, tokensPerSecond: prefillRate, ceilingTokensPerSecond: prefillCeiling, fractionOfCeiling: prefillRate / prefillCeiling },
+    decode: { tokens: decodeTokens, context: ctx, tokensPerSecond: decodeRate, ceilingTokensPerSecond: decodeCeiling, fractionOfCeiling: decodeRate / decodeCeiling },
+  };
+}
+
+export async function runEngineBench(o: { threads?: number; onStatus?: (s: string) => void }): Promise<EngineBenchResult> {
+  const threads = setEngineThreads(o.threads);
+  o.onStatus?.('measuring read bandwidth and GEMM peak');
+  const roofline = await native().engineRoofline({ bandwidthBytes: 512 << 20, repeats: 5 });
+  const models: EngineBenchModel[] = [];
+  const stories = await loadModel(sampleModelDir());
+  try {
+    o.onStatus?.('stories260k');
+    models.push(await benchModel('stories260k (F32)', stories, roofline, 256, 256, 5));
+  } finally {
+    stories.close();
+  }
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'quip-bench-engine-'));
+  try {
+    o.onStatus?.('writing the synthetic model (hidden 2048, MLP 5632, 4 blocks, vocab 32000, F16)');
+    const synth = await synthModel({ hidden: 2048, intermediate: 5632, layers: 4, heads: 32, kvHeads: 4, vocab: 32000, dtype: 'f16', seed: 1, out: tmp });
+    const m = await loadModel(synth.dir);
+    try {
+      o.onStatus?.('synthetic model');
+      models.push(await benchModel('synth 2048x5632 x4 blocks (F16)', m, roofline, 128, 16, 2));
+    } finally {
+      m.close();
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return { cpu: native().cpuInfo().summary, threads, roofline, models };
+}
+
+export function formatEngineBench(r: EngineBenchResult): string {
+  const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+  const lines = [
+    `Engine benchmark (${r.cpu}, ${r.threads} threads)`,
+    `  measured: streaming read ${r.roofline.readGBs.toFixed(1)} GB/s, GEMM peak ${r.roofline.gemmGflops.toFixed(1)} GFLOP/s`,
+    '',
+  ];
+  for (const m of r.models) {
+    lines.push(`${m.name}: ${(m.parameters / 1e6).toFixed(2)}M parameters, ${(m.weightBytesPerToken / 1e6).toFixed(1)} MB read per decoded token`);
+    lines.push(`  prefill ${m.prefill.tokens} tokens: ${f(m.prefill.tokensPerSecond)} tokens/s   GEMM-roofline ceiling ${f(m.prefill.ceilingTokensPerSecond)} tokens/s (${(100 * m.prefill.fractionOfCeiling).toFixed(0)}%)`);
+    lines.push(`  decode  ${m.decode.tokens} tokens: ${f(m.decode.tokensPerSecond)} tokens/s   bandwidth ceiling ${f(m.decode.ceilingTokensPerSecond)} tokens/s (${(100 * m.decode.fractionOfCeiling).toFixed(0)}%)`);
+  }
+  return lines.join('\n');
+}
+
+export function registerEngineBench(bench: Command): void {
+  bench
+    .command('engine')
+    .description('Prefill and decode tokens/s on stories260k and a generated 2048-wide model, beside the measured bandwidth and GEMM rooflines')
+    .option('--threads <n>', 'threads (default: all cores)')
+    .option('--json', 'print one JSON object')
+    .action(async (opts: { threads?: string; json?: boolean }) => {
+      const threads = opts.threads === undefined ? undefined : Number(opts.threads);
+      if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new Error(`--threads must be a whole number >= 1, got "${opts.threads}"`);
+      const r = await runEngineBench({ threads, onStatus: opts.json ? undefined : (s) => process.stderr.write(`  ... ${s}\n`) });
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatEngineBench(r)}\n`);
+    });
+}

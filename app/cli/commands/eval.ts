@@ -1,0 +1,87 @@
+// `quip eval <model> --text FILE --ctx N [--max-windows K] [--threads T] [--json]`: perplexity with the
+// usual convention (rows joined by blank lines, non-overlapping windows of N tokens, BOS where the
+// tokenizer adds it), printing ppl, tokens scored and tokens/s. Ctrl-C cancels between blocks.
+import type { Command } from 'commander';
+
+import { loadModel } from '../../engine/model/index.js';
+import { cancelFlag, isCancelled } from '../../engine/native.js';
+import { createEngine, setEngineThreads } from '../../engine/runtime/engine.js';
+import { evaluatePerplexity, perplexityWindows, readEvalText } from '../../engine/runtime/perplexity.js';
+import { resolveModelDir } from '../../services/hub/index.js';
+import { UserError } from '../../util/errors.js';
+
+export function intOption(v: string | undefined, what: string, min = 1): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`${what} must be a whole number >= ${min}, got "${v}"`, 'BAD_SETTING');
+  return n;
+}
+
+export function numberOption(v: string | undefined, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UserError(`${what} must be a number, got "${v}"`, 'BAD_SETTING');
+  return n;
+}
+
+/** A cancel flag that Ctrl-C sets (a second Ctrl-C exits at once); call the returned function when done. */
+export function cancelOnSigint(): { cancel: Int32Array; done: () => void } {
+  const cancel = cancelFlag();
+  const onSigint = () => {
+    if (cancel[0]) process.exit(130);
+    cancel[0] = 1;
+    process.stderr.write('\nquip: stopping (Ctrl-C again to quit at once)\n');
+  };
+  process.on('SIGINT', onSigint);
+  return { cancel, done: () => process.off('SIGINT', onSigint) };
+}
+
+export function registerEval(program: Command): void {
+  program
+    .command('eval')
+    .description('Perplexity of a model on a text file (rows joined by blank lines, non-overlapping windows)')
+    .argument('<model>', 'model folder (or hub id)')
+    .requiredOption('--text <file>', 'text file to score, e.g. wikitext-2-raw/wiki.test.raw')
+    .option('--ctx <n>', 'window length in tokens (default 512, at most the model context)')
+    .option('--max-windows <k>', 'score only the first K windows')
+    .option('--threads <t>', 'threads (default: all cores)')
+    .option('--json', 'print one JSON object')
+    .action(async (modelArg: string, opts: { text: string; ctx?: string; maxWindows?: string; threads?: string; json?: boolean }) => {
+      const threads = setEngineThreads(intOption(opts.threads, '--threads'));
+      const { dir } = await resolveModelDir(modelArg);
+      const model = await loadModel(dir);
+      const { cancel, done } = cancelOnSigint();
+      try {
+        const ctx = intOption(opts.ctx, '--ctx', 2) ?? Math.min(512, model.architecture.contextLength);
+        if (ctx > model.architecture.contextLength) {
+          throw new UserError(`--ctx ${ctx} is longer than the model's context (${model.architecture.contextLength} tokens)`, 'BAD_SETTING');
+        }
+        const windows = perplexityWindows(model.tokenizer, readEvalText(opts.text), ctx, intOption(opts.maxWindows, '--max-windows'));
+        const engine = createEngine(model);
+        const r = await evaluatePerplexity(engine, windows, {
+          ctx,
+          cancel,
+          onProgress: opts.json || !process.stderr.isTTY ? undefined : (p) =>
+            process.stderr.write(`\r  window ${p.window}/${p.windows}  ppl ${p.ppl.toFixed(4)}   `),
+        });
+        if (!opts.json && process.stderr.isTTY) process.stderr.write('\n');
+        const out = { model: dir, text: opts.text, ...r, threads };
+        if (opts.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+        else {
+          process.stdout.write(
+            [
+              `Perplexity     ${r.ppl.toFixed(4)}`,
+              `tokens scored  ${r.tokensScored.toLocaleString('en-US')} (${r.windows} windows of ${ctx} tokens)`,
+              `speed          ${r.tokensPerSecond.toFixed(1)} tokens/s (${r.seconds.toFixed(2)} s, ${threads} threads)`,
+            ].join('\n') + '\n',
+          );
+        }
+      } catch (err) {
+        if (isCancelled(err)) throw new UserError('Evaluation cancelled.', 'CANCELLED');
+        throw err;
+      } finally {
+        done();
+        model.close();
+      }
+    });
+}

@@ -1,0 +1,67 @@
+// `quip generate <model> --prompt TEXT [--chat] [--max-tokens N] [--temperature T] [--top-p P]
+// [--seed S] [--threads T] [--json]`: streams the continuation to stdout (statistics to stderr), with
+// the model's chat template applied under --chat; stops at end-of-sequence.
+import type { Command } from 'commander';
+
+import { loadModel } from '../../engine/model/index.js';
+import { createEngine, setEngineThreads } from '../../engine/runtime/engine.js';
+import { generate } from '../../engine/runtime/generation.js';
+import { resolveModelDir } from '../../services/hub/index.js';
+import { UserError } from '../../util/errors.js';
+import { cancelOnSigint, intOption, numberOption } from './eval.js';
+
+export function registerGenerate(program: Command): void {
+  program
+    .command('generate')
+    .description('Generate text from a prompt, streaming tokens; prints prefill and decode speed')
+    .argument('<model>', 'model folder (or hub id)')
+    .requiredOption('--prompt <text>', 'the prompt')
+    .option('--chat', "wrap the prompt as a user message in the model's chat template")
+    .option('--max-tokens <n>', 'most tokens to generate', '128')
+    .option('--temperature <t>', '0 = greedy', '0.8')
+    .option('--top-p <p>', 'nucleus sampling mass', '0.95')
+    .option('--seed <s>', 'random seed', '0')
+    .option('--threads <t>', 'threads (default: all cores)')
+    .option('--json', 'print one JSON object at the end instead of streaming')
+    .action(async (modelArg: string, opts: Record<string, string | boolean | undefined>) => {
+      const threads = setEngineThreads(intOption(opts.threads as string | undefined, '--threads'));
+      const { dir } = await resolveModelDir(modelArg);
+      const model = await loadModel(dir);
+      const { cancel, done } = cancelOnSigint();
+      try {
+        const prompt = String(opts.prompt);
+        let promptIds: number[];
+        if (opts.chat) {
+          if (!model.chatTemplate) throw new UserError(`${dir} has no chat template; leave out --chat to continue the prompt as plain text.`, 'NO_CHAT_TEMPLATE');
+          const rendered = model.chatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true });
+          // A template that writes the BOS token itself must not get a second one.
+          const writesBos = model.tokenizer.bosToken !== null && rendered.startsWith(model.tokenizer.bosToken);
+          promptIds = model.tokenizer.encode(rendered, { addBos: writesBos ? false : undefined });
+        } else {
+          promptIds = model.tokenizer.encode(prompt);
+        }
+        const json = !!opts.json;
+        if (!json) process.stdout.write(opts.chat ? '' : prompt);
+        const r = await generate(createEngine(model), model.tokenizer, promptIds, model.architecture.contextLength, {
+          maxTokens: intOption(opts.maxTokens as string, '--max-tokens', 0) ?? 128,
+          temperature: numberOption(opts.temperature as string, '--temperature') ?? 0.8,
+          topP: numberOption(opts.topP as string, '--top-p') ?? 0.95,
+          seed: intOption(opts.seed as string, '--seed', 0) ?? 0,
+          cancel,
+          onText: json ? undefined : (t) => process.stdout.write(t),
+        });
+        if (json) {
+          process.stdout.write(`${JSON.stringify({ model: dir, prompt, chat: !!opts.chat, threads, ...r }, null, 2)}\n`);
+        } else {
+          process.stdout.write('\n');
+          process.stderr.write(
+            `\n[${r.stopReason}] prompt ${r.promptIds.length} tokens: ${r.prefillTokensPerSecond.toFixed(1)} tokens/s prefill; ` +
+              `${r.ids.length} generated: ${r.decodeTokensPerSecond.toFixed(1)} tokens/s decode (${threads} threads)\n`,
+          );
+        }
+      } finally {
+        done();
+        model.close();
+      }
+    });
+}
