@@ -6,6 +6,7 @@ import path from 'node:path';
 
 import { Architecture, SUPPORTED_MODEL_TYPES } from '../../contract/model.js';
 import { UserError } from '../../util/errors.js';
+import { QUANT_METHOD } from '../quantize/format.js';
 
 const FAMILY: Record<Architecture['modelType'], string> = { llama: 'Llama', mistral: 'Mistral', qwen2: 'Qwen2' };
 const SUPPORTED_ROPE_SCALING = ['linear', 'llama3', 'dynamic'];
@@ -141,8 +142,9 @@ export function parseArchitecture(cfg: RawConfig, warnings: string[] = []): Arch
   if (typeof sliding === 'number' && sliding < contextLength) {
     warnings.push(`config.json sets a sliding attention window of ${sliding} tokens; the studio attends over the whole context (identical up to ${sliding} tokens).`);
   }
-  if (cfg.quantization_config) {
-    const method = (cfg.quantization_config as { quant_method?: unknown }).quant_method;
+  // The studio's own quantized folders are read (loader.ts checks their record); others are not.
+  const method = (cfg.quantization_config as { quant_method?: unknown } | undefined)?.quant_method;
+  if (cfg.quantization_config && method !== QUANT_METHOD) {
     problem(`this model is already quantized (quant_method ${JSON.stringify(method ?? 'unknown')}); open its full-precision original instead.`);
   }
 

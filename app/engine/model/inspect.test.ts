@@ -7,8 +7,10 @@ import { afterAll, expect, test } from 'vitest';
 
 import { ModelInspection } from '../../contract/model.js';
 import { sampleModelDir } from '../../util/paths.js';
+import type { QuantizationConfig } from '../quantize/format.js';
 import { estimateSize, formatHadamard, inspectModel } from './inspect.js';
-import { STORIES_DIR, storiesCopy, storiesTensors, writeSafetensors } from './test-helpers.js';
+import { loadModel } from './loader.js';
+import { STORIES_DIR, storiesCopy, storiesTensors, writeSafetensors, type RawTensor } from './test-helpers.js';
 
 const temps: string[] = [];
 afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -102,4 +104,70 @@ test('sources: the sample, a Hugging Face cache snapshot, and remote code warnin
   expect(hub.source).toEqual({ kind: 'hub', path: snap, repoId: 'some-org/tiny-llama', revision: 'abc123' });
   expect(hub.warnings).toEqual([expect.stringMatching(/custom model code \(modeling_x\.X\).*never runs code/)]);
   expect((await inspectModel({ path: snap, repoId: 'a/b', revision: 'c' })).source).toMatchObject({ kind: 'hub', repoId: 'a/b', revision: 'c' });
+});
+
+/** A folder laid out as the studio's quantizer writes one (app/engine/quantize/format.ts), codes zero. */
+function quantizedStories(edit?: (q: QuantizationConfig) => void): string {
+  const layers: QuantizationConfig['layers'] = {};
+  const extra: RawTensor[] = [];
+  for (let b = 0; b < 5; b++) {
+    for (const [suffix, m, n] of [['self_attn.q_proj', 64, 64], ['self_attn.k_proj', 32, 64], ['self_attn.v_proj', 32, 64], ['self_attn.o_proj', 64, 64], ['mlp.gate_proj', 172, 64], ['mlp.up_proj', 172, 64], ['mlp.down_proj', 64, 172]] as const) {
+      const name = `model.layers.${b}.${suffix}`;
+      const nPadded = Math.ceil(n / 8) * 8;
+      const hadamard = (x: number) => ({ n: x, k: x === 172 ? 172 : 1, pow2: x === 172 ? 1 : x, method: x === 172 ? ('random-orthogonal' as const) : ('sylvester' as const) });
+      layers[name] = {
+        m, n, nPadded, seed: b, scale: 0.01, residualScale: null, hadamardIn: hadamard(n), hadamardOut: hadamard(m),
+        tensors: { codes: `${name}.codes`, codesResidual: null, su: `${name}.su`, sv: `${name}.sv` },
+      };
+      extra.push({ name: `${name}.codes`, dtype: 'U16', shape: [m, nPadded / 8], data: Buffer.alloc(m * nPadded / 4) });
+      extra.push({ name: `${name}.su`, dtype: 'F16', shape: [n], data: Buffer.alloc(2 * n) });
+      extra.push({ name: `${name}.sv`, dtype: 'F16', shape: [m], data: Buffer.alloc(2 * m) });
+    }
+  }
+  const q: QuantizationConfig = {
+    quant_method: 'quip-sharp', format_version: 1, engine: { name: 'quip-studio', version: '0.1.0' }, codebook: 'e8p', bits: 2,
+    incoherence: true, ldlq: true, sigma: 0.01, rho: 0.9, tune_iters: 0, seed: 1, calibration: { textFile: null, samples: 8, ctx: 64 },
+    hessian: 'damped-normalised', unquantized_dtype: 'F32', layers,
+  };
+  edit?.(q);
+  const dir = storiesCopy((cfg) => {
+    cfg.quantization_config = q;
+  });
+  temps.push(dir);
+  const linear = new Set(Object.keys(layers).map((l) => `${l}.weight`));
+  writeSafetensors(path.join(dir, 'model.safetensors'), [...storiesTensors().filter((t) => !linear.has(t.name)), ...extra]);
+  return dir;
+}
+
+test("the studio's own quantized folder: codes stand for the linear layers, the record is reported", async () => {
+  const dir = quantizedStories();
+  const r = await inspectModel(dir);
+  expect(r.quantization).toMatchObject({ quant_method: 'quip-sharp', codebook: 'e8p', bits: 2 });
+  expect(r.linears).toHaveLength(35);
+  expect(r.linears[6]).toMatchObject({ name: 'model.layers.0.mlp.down_proj', outFeatures: 64, inFeatures: 172, paddedIn: 176, dtype: 'e8p 2-bit' });
+  expect(r.parameters).toEqual({ total: 260_032, linear: 226_560, embedding: 32_768, other: 704 });
+  const m = await loadModel(dir);
+  try {
+    expect(m.tensorInfo('model.layers.0.mlp.down_proj.codes')).toEqual({ dtype: 'U16', shape: [64, 22], file: 'model.safetensors' });
+    expect(() => m.tensor('model.layers.0.mlp.down_proj.codes')).toThrow(/holds U16 codes of a quantized layer/);
+  } finally {
+    m.close();
+  }
+});
+
+test('quantized folders that do not add up are refused', async () => {
+  await expect(inspectModel(quantizedStories((q) => (q.layers['model.layers.1.mlp.up_proj'].m = 171)))).rejects.toThrow(
+    /^config\.json: quantization_config records model\.layers\.1\.mlp\.up_proj as 171 x 64 but the architecture .* says 172 x 64/,
+  );
+  await expect(inspectModel(quantizedStories((q) => (q.layers['model.layers.2.self_attn.q_proj'].tensors.su = 'nope.su')))).rejects.toThrow(
+    /^model\.safetensors: tensor nope\.su of the quantized layer model\.layers\.2\.self_attn\.q_proj is missing/,
+  );
+  await expect(inspectModel(quantizedStories((q) => ((q as { bits: unknown }).bits = 'two')))).rejects.toThrow(/^config\.json: quantization_config is not a valid QuIP# record \(bits:/);
+});
+
+test('integer tensors outside a quantized folder are refused by name', async () => {
+  const dir = storiesCopy();
+  temps.push(dir);
+  writeSafetensors(path.join(dir, 'model.safetensors'), [...storiesTensors(), { name: 'extra.codes', dtype: 'U16', shape: [4], data: Buffer.alloc(8) }]);
+  await expect(inspectModel(dir)).rejects.toThrow(/^model\.safetensors: U16 tensors are not supported \(tensor extra\.codes\)/);
 });

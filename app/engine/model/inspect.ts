@@ -39,15 +39,20 @@ export function formatHadamard(f: HadamardFactor): string {
   return `${f.k} x 2^${Math.log2(f.pow2)} (${f.method})`;
 }
 
-/** The linear layers QuIP# quantizes, block by block in q, k, v, o, gate, up, down order. */
-export function linearLayers(model: Pick<OpenedModel, 'architecture' | 'tensorInfo'>): Array<Omit<LinearLayer, 'hadamardIn' | 'hadamardOut'>> {
+/**
+ * The linear layers QuIP# quantizes, block by block in q, k, v, o, gate, up, down order. In a quantized
+ * folder a recorded layer's dtype reads as its codebook, e.g. "e8p 2-bit".
+ */
+export function linearLayers(model: Pick<OpenedModel, 'architecture' | 'tensorInfo' | 'quantization'>): Array<Omit<LinearLayer, 'hadamardIn' | 'hadamardOut'>> {
   const out: Array<Omit<LinearLayer, 'hadamardIn' | 'hadamardOut'>> = [];
+  const q = model.quantization;
   for (let block = 0; block < model.architecture.numLayers; block++) {
     for (const { kind, suffix } of LINEAR_KINDS) {
       const name = `model.layers.${block}.${suffix}`;
-      const info = model.tensorInfo(`${name}.weight`);
-      const [m, n] = info.shape;
-      out.push({ name, block, kind, outFeatures: m, inFeatures: n, dtype: info.dtype, paddedIn: paddedWidth(n) });
+      const record = q?.layers[name];
+      const [m, n] = record ? [record.m, record.n] : model.tensorInfo(`${name}.weight`).shape;
+      const dtype = record ? `${q!.codebook} ${q!.bits}-bit` : model.tensorInfo(`${name}.weight`).dtype;
+      out.push({ name, block, kind, outFeatures: m, inFeatures: n, dtype, paddedIn: paddedWidth(n) });
     }
   }
   return out;
@@ -101,11 +106,16 @@ export function inspectLoaded(model: OpenedModel, source: ModelInspection['sourc
   };
   const linears: LinearLayer[] = linearLayers(model).map((l) => ({ ...l, hadamardIn: plan(l.inFeatures), hadamardOut: plan(l.outFeatures) }));
   const linearNames = new Set(linears.map((l) => `${l.name}.weight`));
+  // Codes and sign vectors of quantized layers stand for the layer's m x n weights.
+  const quantizedTensors = new Set(
+    Object.values(model.quantization?.layers ?? {}).flatMap((r) => [r.tensors.codes, r.tensors.codesResidual, r.tensors.su, r.tensors.sv]),
+  );
 
-  let linear = 0, embedding = 0, other = 0;
+  let linear = linears.filter((l) => model.quantization?.layers[l.name]).reduce((s, l) => s + l.outFeatures * l.inFeatures, 0);
+  let embedding = 0, other = 0;
   for (const name of model.tensorNames()) {
     // A tied lm_head stored anyway is the embedding again, not more parameters.
-    if (name === 'lm_head.weight' && arch.tiedEmbeddings) continue;
+    if ((name === 'lm_head.weight' && arch.tiedEmbeddings) || quantizedTensors.has(name)) continue;
     const count = numel(model.tensorInfo(name).shape);
     if (linearNames.has(name)) linear += count;
     else if (name === 'model.embed_tokens.weight' || name === 'lm_head.weight') embedding += count;
@@ -128,7 +138,7 @@ export function inspectLoaded(model: OpenedModel, source: ModelInspection['sourc
       hasChatTemplate: model.chatTemplate !== null,
     },
     weightFiles: model.weightFiles,
-    quantization: null,
+    quantization: model.quantization,
     warnings: [
       ...model.warnings,
       ...(tok && tok.vocabSize > arch.vocabSize ? [`tokenizer.json has ${tok.vocabSize} tokens but config.json vocab_size is ${arch.vocabSize}.`] : []),

@@ -9,7 +9,11 @@ import { UserError } from '../../util/errors.js';
 import { native, type MappedFile, type TensorDType } from '../native.js';
 
 export const SUPPORTED_DTYPES: readonly TensorDType[] = ['F32', 'F16', 'BF16'];
-const DTYPE_BYTES: Record<TensorDType, number> = { F32: 4, F16: 2, BF16: 2 };
+/** Integer tensors appear only in the studio's own quantized folders (codes of quantized layers). */
+export type CodeDType = 'U8' | 'I8' | 'U16' | 'I16' | 'U32' | 'I32';
+export type StoredDType = TensorDType | CodeDType;
+const DTYPE_BYTES: Record<StoredDType, number> = { F32: 4, F16: 2, BF16: 2, U8: 1, I8: 1, U16: 2, I16: 2, U32: 4, I32: 4 };
+const CODE_DTYPES: readonly string[] = ['U8', 'I8', 'U16', 'I16', 'U32', 'I32'];
 // Every dtype the safetensors format defines; these are refused by name rather than called unknown.
 const KNOWN_UNSUPPORTED = new Set([
   'BOOL', 'U8', 'I8', 'U16', 'I16', 'U32', 'I32', 'U64', 'I64', 'F64',
@@ -20,7 +24,7 @@ const MAX_HEADER_BYTES = 100_000_000;
 
 export interface SafetensorsEntry {
   name: string;
-  dtype: TensorDType;
+  dtype: StoredDType;
   shape: number[];
   /** Absolute byte offset of the tensor data in the file. */
   offset: number;
@@ -41,8 +45,9 @@ function fail(file: string, problem: string): never {
 /**
  * Checks a safetensors header against the file it came from: every problem names the file and the
  * tensor. `headerBytes` are the N bytes after the length prefix; `fileSize` is the whole file's size.
+ * `allowCodes` admits the integer tensors of the studio's quantized folders.
  */
-export function parseSafetensorsHeader(file: string, headerBytes: Buffer, fileSize: number): SafetensorsHeader {
+export function parseSafetensorsHeader(file: string, headerBytes: Buffer, fileSize: number, allowCodes = false): SafetensorsHeader {
   const dataStart = 8 + headerBytes.length;
   let json: unknown;
   try {
@@ -64,7 +69,7 @@ export function parseSafetensorsHeader(file: string, headerBytes: Buffer, fileSi
     if (!info || typeof info !== 'object') fail(file, `tensor ${name} has no description in the header.`);
     const { dtype, shape, data_offsets: offsets } = info;
     if (typeof dtype !== 'string') fail(file, `tensor ${name} has no dtype.`);
-    if (!SUPPORTED_DTYPES.includes(dtype as TensorDType)) {
+    if (!SUPPORTED_DTYPES.includes(dtype as TensorDType) && !(allowCodes && CODE_DTYPES.includes(dtype))) {
       if (KNOWN_UNSUPPORTED.has(dtype)) {
         fail(file, `${dtype} tensors are not supported (tensor ${name}); the studio reads F32, F16 and BF16 weights. Use a full-precision (16- or 32-bit) copy of the model.`);
       }
@@ -78,11 +83,11 @@ export function parseSafetensorsHeader(file: string, headerBytes: Buffer, fileSi
     }
     const [begin, end] = offsets as [number, number];
     const numel = (shape as number[]).reduce((a, b) => a * b, 1);
-    const expected = numel * DTYPE_BYTES[dtype as TensorDType];
+    const expected = numel * DTYPE_BYTES[dtype as StoredDType];
     if (end - begin !== expected) {
       fail(file, `tensor ${name} (${dtype} [${(shape as number[]).join(', ')}]) should hold ${expected} bytes but its data_offsets [${begin}, ${end}] span ${end - begin} bytes.`);
     }
-    tensors.push({ name, dtype: dtype as TensorDType, shape: shape as number[], offset: dataStart + begin, bytes: expected });
+    tensors.push({ name, dtype: dtype as StoredDType, shape: shape as number[], offset: dataStart + begin, bytes: expected });
   }
 
   // Ranges must not overlap (sorted by start, each begins at or after the previous end).
@@ -109,7 +114,7 @@ export function parseSafetensorsHeader(file: string, headerBytes: Buffer, fileSi
 }
 
 /** Maps a safetensors file and parses its header; the caller owns (and closes) the returned map. */
-export function openSafetensors(filePath: string): { file: MappedFile; header: SafetensorsHeader } {
+export function openSafetensors(filePath: string, allowCodes = false): { file: MappedFile; header: SafetensorsHeader } {
   const name = path.basename(filePath);
   let file: MappedFile;
   try {
@@ -124,7 +129,7 @@ export function openSafetensors(filePath: string): { file: MappedFile; header: S
     if (8 + n > file.size) {
       fail(name, `the header length ${n} runs past the end of the file (${file.size} bytes); the file is truncated or not a safetensors file.`);
     }
-    return { file, header: parseSafetensorsHeader(name, file.read(8, n), file.size) };
+    return { file, header: parseSafetensorsHeader(name, file.read(8, n), file.size, allowCodes) };
   } catch (err) {
     file.close();
     throw err;
@@ -148,9 +153,10 @@ export const INDEX_FILE = 'model.safetensors.index.json';
 
 /**
  * Opens the weights of a Hugging Face folder: model.safetensors, or the shards listed by
- * model.safetensors.index.json (its weight_map names the shard of every tensor).
+ * model.safetensors.index.json (its weight_map names the shard of every tensor). `allowCodes` for
+ * the studio's quantized folders.
  */
-export function openWeights(dir: string): WeightSet {
+export function openWeights(dir: string, allowCodes = false): WeightSet {
   const indexPath = path.join(dir, INDEX_FILE);
   let shardNames: string[];
   let weightMap: Record<string, string> | null = null;
@@ -191,7 +197,7 @@ export function openWeights(dir: string): WeightSet {
     const entries = new Map<string, WeightEntry>();
     const files: WeightSet['files'] = [];
     for (const shard of shardNames) {
-      const { file, header } = openSafetensors(path.join(dir, shard));
+      const { file, header } = openSafetensors(path.join(dir, shard), allowCodes);
       opened.push(file);
       files.push({ file: shard, bytes: file.size, tensors: header.tensors.length });
       for (const t of header.tensors) {
