@@ -50,6 +50,15 @@ function get(pathAndQuery: string, headers: Record<string, string> = {}): Promis
   });
 }
 
+async function rejection(p: Promise<unknown>): Promise<StudioError> {
+  const err = await p.then(
+    () => new Error('expected a rejection'),
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(StudioError);
+  return err as StudioError;
+}
+
 /** The HTTP status a WebSocket upgrade gets (101 when it opens). */
 function upgradeStatus(query: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -111,10 +120,10 @@ describe('studio server', () => {
       expect((err as StudioError).code).toBe('INVALID_INPUT');
       expect((err as StudioError).message).toMatch(/Invalid input for models\.inspect/);
       expect((err as StudioError).message).toMatch(/Give a model folder or a Hugging Face repo id/);
-      const limit = await studio.hub.search({ query: 'llama', limit: 0 }).catch((e: unknown) => e as StudioError);
+      const limit = await rejection(studio.hub.search({ query: 'llama', limit: 0 }));
       expect(limit.code).toBe('INVALID_INPUT');
       expect(limit.message).toMatch(/limit/);
-      const repo = await studio.hub.download({ repoId: 'no slash here' }).catch((e: unknown) => e as StudioError);
+      const repo = await rejection(studio.hub.download({ repoId: 'no slash here' }));
       expect(repo.message).toMatch(/owner\/name/);
     } finally {
       studio.close();
@@ -149,7 +158,7 @@ describe('studio server', () => {
       const mine = events.filter((e) => e.kind === 'inspect').map((e) => e.type);
       expect(mine).toEqual(['started', 'done']);
       // A folder that is not a model: the engine's message comes through, the studio keeps running.
-      const notModel = await studio.models.inspect({ source: home }).catch((e: unknown) => e as StudioError);
+      const notModel = await rejection(studio.models.inspect({ source: home }));
       expect(notModel.message).toMatch(/config\.json/);
       expect((await studio.models.forget({ path: STORIES })).ok).toBe(true);
       expect(await studio.models.recent()).toEqual([]);
@@ -161,7 +170,7 @@ describe('studio server', () => {
   it('says clearly when a source is neither a folder nor a repo id', async () => {
     const studio = connectStudio({ url: server.origin, token: server.token, WebSocket: WebSocket as never });
     try {
-      const err = await studio.models.inspect({ source: '/no/such/folder' }).catch((e: unknown) => e as StudioError);
+      const err = await rejection(studio.models.inspect({ source: '/no/such/folder' }));
       expect(err.code).toBe('NOT_FOUND');
       expect(err.message).toMatch(/There is no folder at \/no\/such\/folder/);
     } finally {

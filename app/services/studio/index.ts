@@ -27,6 +27,8 @@ export interface StudioServicesOptions {
   hub?: HubSettings;
   /** The native folder dialog; absent in the browser face. */
   pickFolder?: (ctx: CallContext) => Promise<string | null>;
+  /** The built-in sample model folder (default: assets/models/stories260k of this checkout). */
+  sampleModel?: string;
   /** A long job's limit (default 30 minutes for an inspection). */
   inspectTimeoutMs?: number;
 }
@@ -52,6 +54,7 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
   const library = new Library(home);
   const downloads = new Downloads(emit);
   const hub = () => resolveHubSettings(opts.hub ?? {});
+  const sample = opts.sampleModel ?? sampleModelDir();
 
   // The CPU as the native core sees it, asked once from a job process (main never loads the addon).
   let cpu: Promise<{ summary: string; avx2: boolean; threads: number }> | null = null;
@@ -86,7 +89,7 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
         studioHome: home,
         hubEndpoint: h.endpoint,
         hubCache: h.cacheDir,
-        sampleModel: existsSync(path.join(sampleModelDir(), 'config.json')) ? sampleModelDir() : null,
+        sampleModel: existsSync(path.join(sample, 'config.json')) ? sample : null,
       };
     },
     'models.pickFolder': async (_input, ctx) =>

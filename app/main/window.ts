@@ -1,0 +1,46 @@
+// The studio window: sandboxed renderer with context isolation and no Node, the preload exposing
+// window.studio, our pages from studio://app/. Closing a window cancels the jobs it started.
+import path from 'node:path';
+import { app, BrowserWindow } from 'electron';
+
+import { RENDERER_ORIGIN, windowClient, type MainContext } from './context.js';
+
+export function createStudioWindow(ctx: MainContext): BrowserWindow {
+  const win = new BrowserWindow({
+    width: 1280,
+    height: 840,
+    minWidth: 800,
+    minHeight: 560,
+    show: false,
+    title: 'QuIP# Studio',
+    webPreferences: {
+      preload: path.join(ctx.distDir, 'preload', 'preload.cjs'),
+      contextIsolation: true,
+      nodeIntegration: false,
+      sandbox: true,
+      webSecurity: true,
+      allowRunningInsecureContent: false,
+      spellcheck: false,
+    },
+  });
+  const client = windowClient(win.webContents.id);
+  win.once('ready-to-show', () => win.show());
+  win.on('closed', () => ctx.services?.jobs.cancelOwnedBy(client));
+  void win.loadURL(`${RENDERER_ORIGIN}/index.html`);
+  return win;
+}
+
+export function setupWindows(ctx: MainContext): void {
+  createStudioWindow(ctx);
+  // macOS: clicking the dock icon with no window open opens one.
+  app.on('activate', () => {
+    if (BrowserWindow.getAllWindows().length === 0) createStudioWindow(ctx);
+  });
+  app.on('second-instance', () => {
+    const [win] = BrowserWindow.getAllWindows();
+    if (win) {
+      if (win.isMinimized()) win.restore();
+      win.focus();
+    } else createStudioWindow(ctx);
+  });
+}
