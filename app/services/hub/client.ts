@@ -74,11 +74,24 @@ export function hubFetch(ctx: HubFetchContext, passStatuses: number[] = []): typ
   return async (input, init) => {
     const headers = new Headers(init?.headers);
     if (ctx.settings.token) headers.set('Authorization', `Bearer ${ctx.settings.token}`);
+    // A hub that accepts the connection and never answers must not hang the app: a timer aborts the
+    // request until the headers are in; the body then runs under the caller's signal alone.
+    const timeout = new AbortController();
+    const timeoutMs = ctx.settings.answerTimeoutMs;
+    const timer = setTimeout(() => timeout.abort(), timeoutMs);
     let res: Response;
     try {
-      res = await fetch(input, { ...init, headers, signal: ctx.signal });
+      res = await fetch(input, { ...init, headers, signal: ctx.signal ? AbortSignal.any([ctx.signal, timeout.signal]) : timeout.signal });
     } catch (err) {
+      if (timeout.signal.aborted && !ctx.signal?.aborted) {
+        throw new HubError(
+          `The Hugging Face Hub at ${ctx.settings.endpoint} did not answer within ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`}. Check the network connection (or HF_ENDPOINT), or set HF_HUB_OFFLINE=1 to use only models already in the cache.`,
+          'HUB_UNREACHABLE',
+        );
+      }
       throw describeFetchThrow(err, ctx.settings.endpoint, ctx.what);
+    } finally {
+      clearTimeout(timer);
     }
     if (!res.ok && !passStatuses.includes(res.status)) {
       await res.body?.cancel().catch(() => undefined);

@@ -15,6 +15,8 @@ export interface HubSettings {
   cacheDir?: string;
   /** Use the cache only, never the network (HF_HUB_OFFLINE=1). */
   offline?: boolean;
+  /** How long to wait for the hub to start answering a request (default 30 s). */
+  answerTimeoutMs?: number;
 }
 
 export interface ResolvedHubSettings {
@@ -22,6 +24,7 @@ export interface ResolvedHubSettings {
   token: string | undefined;
   cacheDir: string;
   offline: boolean;
+  answerTimeoutMs: number;
 }
 
 function truthy(v: string | undefined): boolean {
@@ -48,5 +51,6 @@ export function resolveHubSettings(s: HubSettings = {}, env: NodeJS.ProcessEnv =
     token: token?.trim() || undefined,
     cacheDir: s.cacheDir ? path.resolve(s.cacheDir) : hubCacheDir(env),
     offline: s.offline ?? truthy(env.HF_HUB_OFFLINE),
+    answerTimeoutMs: s.answerTimeoutMs ?? 30_000,
   };
 }

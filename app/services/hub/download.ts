@@ -214,7 +214,22 @@ function resolveUrl(endpoint: string, repoId: string, commit: string, file: stri
   return `${endpoint}/${repoId}/resolve/${commit}/${file.split('/').map(encodeURIComponent).join('/')}`;
 }
 
-function newHasher(f: RepoFile): { hash: Hash; expected: string; kind: string } | null {
+interface Hasher {
+  hash: Hash;
+  expected: string;
+  kind: string;
+}
+
+/**
+ * The running hash of the .incomplete file's first `length` bytes, kept across resume attempts so a
+ * file is hashed while it arrives; the prefix is read back from disk only when it is not known.
+ */
+interface RunningDigest {
+  hasher: Hasher | null;
+  length: number;
+}
+
+function newHasher(f: RepoFile): Hasher | null {
   if (f.sha256) return { hash: createHash('sha256'), expected: f.sha256, kind: 'sha256' };
   if (f.gitSha1) {
     // A git blob id is sha1("blob <size>\0" + contents).
@@ -225,10 +240,13 @@ function newHasher(f: RepoFile): { hash: Hash; expected: string; kind: string } 
   return null;
 }
 
-async function hashPrefix(hash: Hash, file: string, length: number): Promise<void> {
-  if (length === 0) return;
+/** Restarts `digest` from the first `length` bytes on disk. */
+async function rehash(digest: RunningDigest, f: RepoFile, file: string, length: number): Promise<void> {
+  digest.hasher = newHasher(f);
+  digest.length = length;
+  if (!digest.hasher || length === 0) return;
   const stream = createReadStream(file, { start: 0, end: length - 1 });
-  for await (const chunk of stream) hash.update(chunk as Buffer);
+  for await (const chunk of stream) digest.hasher.hash.update(chunk as Buffer);
 }
 
 function mb(bytes: number): string {
@@ -329,6 +347,7 @@ async function fetchBlobLocked(a: FetchBlobArgs, finalPath: string, what: string
   const url = resolveUrl(settings.endpoint, a.listing.repoId, a.listing.commit, file.path);
   const fetchFile = hubFetch({ settings, signal: a.signal, repoId: a.listing.repoId, revision: a.listing.commit, file: file.path, what }, [416]);
 
+  const digest: RunningDigest = { hasher: newHasher(file), length: 0 };
   let counted = 0; // bytes of this file already added to the progress total
   const count = (have: number) => {
     progress.add(have - counted);
@@ -344,7 +363,7 @@ async function fetchBlobLocked(a: FetchBlobArgs, finalPath: string, what: string
     }
     count(have);
     try {
-      if (have < file.size || file.size === 0) await streamInto(a, url, fetchFile, incomplete, have, count);
+      if (have < file.size || file.size === 0) await streamInto(a, url, fetchFile, incomplete, have, count, digest);
       break;
     } catch (err) {
       if (!(err instanceof Retryable)) throw err;
@@ -363,16 +382,16 @@ async function fetchBlobLocked(a: FetchBlobArgs, finalPath: string, what: string
     }
   }
 
-  // Verify the whole file (hashing the part fetched earlier too), then rename it into place.
+  // Verify size and hash, then rename it into place.
   progress.set(file.path, progress.current.fileIndex, 'verifying');
   const size = await fileSize(incomplete);
   if (size !== file.size) {
     await fs.rm(incomplete, { force: true });
     throw new HubError(`${file.path} of ${a.listing.repoId} arrived with ${size} bytes where the hub lists ${file.size}. It was removed; try again.`, 'DOWNLOAD_CORRUPT');
   }
-  const hasher = newHasher(file);
+  if (digest.length !== size) await rehash(digest, file, incomplete, size);
+  const hasher = digest.hasher;
   if (hasher) {
-    await hashPrefix(hasher.hash, incomplete, size);
     const got = hasher.hash.digest('hex');
     if (got !== hasher.expected) {
       await fs.rm(incomplete, { force: true });
@@ -392,6 +411,7 @@ async function streamInto(
   incomplete: string,
   have: number,
   count: (have: number) => void,
+  digest: RunningDigest,
 ): Promise<void> {
   const { file } = a;
   const what = `Downloading ${a.listing.repoId}/${file.path}`;
@@ -434,6 +454,7 @@ async function streamInto(
   let written = have;
   let ok = false;
   try {
+    if (digest.length !== have) await rehash(digest, file, incomplete, have);
     if (!res.body) throw new Retryable('empty body');
     const reader = res.body.getReader();
     for (;;) {
@@ -453,9 +474,12 @@ async function streamInto(
       try {
         await writer.write(chunk);
       } catch (err) {
+        digest.length = -1; // part of the chunk may be on disk
         await reader.cancel().catch(() => undefined);
         throw describeWriteFailure(err, file.path, a.settings.cacheDir, a.bytesStillNeeded(), incomplete);
       }
+      digest.hasher?.hash.update(chunk);
+      digest.length += chunk.length;
       written += chunk.length;
       count(written);
     }

@@ -88,6 +88,7 @@ beforeEach(async () => {
   hub.faults.cut = undefined;
   hub.faults.bytesPerSecond = undefined;
   hub.faults.corrupt = undefined;
+  hub.faults.hang = undefined;
 });
 afterEach(async () => {
   process.env = { ...savedEnv };
@@ -345,6 +346,15 @@ describe('errors and tokens', () => {
     const fresh = await resolveModelDir(REPO);
     process.env.HF_ENDPOINT = deadUrl;
     expect(await resolveModelDir(REPO)).toEqual(fresh);
+  });
+
+  it('a hub that accepts the connection and never answers is reported, not waited on forever', async () => {
+    hub.faults.hang = true;
+    const t0 = performance.now();
+    const err = await expectHubError(resolveModelDir(REPO, { answerTimeoutMs: 300 }), 'HUB_UNREACHABLE');
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(err.message).toContain(`The Hugging Face Hub at ${hub.url} did not answer within 300 ms`);
+    expect(err.message).toContain(`holds nothing for ${REPO}`);
   });
 
   it('HF_HUB_OFFLINE=1 uses the cache without a single request, and says so when the cache lacks the model', async () => {

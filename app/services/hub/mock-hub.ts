@@ -29,6 +29,8 @@ export interface MockHubFaults {
   cut?: { file: string; afterBytes: number; times: number };
   /** Serve file bodies at about this many bytes per second. */
   bytesPerSecond?: number;
+  /** Accept requests and never answer them (a hub that hangs). */
+  hang?: boolean;
   /** Serve this file with its last byte flipped (as a broken proxy or disk would), `times` times. */
   corrupt?: { file: string; times: number };
 }
@@ -202,6 +204,7 @@ export async function startMockHub(opts: { repos: Record<string, MockRepoSpec>; 
     send: (status: number, headers: Record<string, string | number>, body?: string | Buffer) => void,
     json: (status: number, value: unknown, errorCode?: string) => void,
   ): Promise<void> {
+    if (faults.hang) return; // the connection stays open until close()
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
 

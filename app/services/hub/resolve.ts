@@ -69,10 +69,15 @@ export async function resolveModelDir(idOrPath: string, opts: ResolveModelDirOpt
     const r = await downloadModel(input, { ...opts, revision });
     return hubResult(r.dir, r.commit);
   } catch (err) {
-    if (!(err instanceof HubError) || err.code !== 'HUB_UNREACHABLE') throw err;
-    // Offline: a copy already in the cache is as good as a fresh one.
+    const hubDown = err instanceof HubError && (err.code === 'HUB_UNREACHABLE' || (err.status ?? 0) >= 500);
+    if (!hubDown) throw err;
+    // The hub is out of reach or failing: a copy already in the cache is as good as a fresh one.
     const snap = await fromCache();
     if (snap) return hubResult(snap.dir, snap.commit);
-    throw new HubError(`${err.message.replace(/ Check the network.*$/, '')} The Hugging Face cache at ${settings.cacheDir} holds nothing for ${input} (${revision}), so it cannot be opened. Check the network connection or HF_ENDPOINT.`, 'HUB_UNREACHABLE');
+    throw new HubError(
+      `${err.message.replace(/ (Check the network|Try again later).*$/, '')} The Hugging Face cache at ${settings.cacheDir} holds nothing for ${input} (${revision}), so it cannot be opened. Check the network connection or HF_ENDPOINT.`,
+      err.code,
+      err.status,
+    );
   }
 }
