@@ -82,25 +82,31 @@ void matmul_wt(const float* x, int tokens, const WeightView& w, float* y, GemmIm
     return;
   }
   const size_t row_blocks = static_cast<size_t>((M + kRowBlock - 1) / kRowBlock);
+  // Panels are stored with a row stride of kc + 8 floats: power-of-two strides (K = 2048, ...) would
+  // map every row of a panel to the same L1 sets.
   parallel_for(row_blocks, 1, [&](size_t rb0, size_t rb1) {
-    thread_local std::vector<float> panel;
-    panel.resize(static_cast<size_t>(kRowBlock) * kKBlock);
+    thread_local std::vector<float> wpanel, xpanel;
+    wpanel.resize(static_cast<size_t>(kRowBlock) * (kKBlock + 8));
+    xpanel.resize(static_cast<size_t>(kTokenBlock) * (kKBlock + 8));
     for (size_t rb = rb0; rb < rb1; ++rb) {
       const int m0 = static_cast<int>(rb) * kRowBlock;
       const int mr = std::min(kRowBlock, M - m0);
       for (int k0 = 0; k0 < K; k0 += kKBlock) {
         const int kc = std::min(kKBlock, K - k0);
-        // W[m0 .. m0+mr, k0 .. k0+kc) -> float32 panel, row stride kc.
+        const size_t ld = static_cast<size_t>(kc) + 8;
+        // W[m0 .. m0+mr, k0 .. k0+kc) -> float32 panel.
         for (int r = 0; r < mr; ++r)
-          kern.convert(w.data, w.dtype, static_cast<size_t>(m0 + r) * K + k0, kc, panel.data() + static_cast<size_t>(r) * kc);
+          kern.convert(w.data, w.dtype, static_cast<size_t>(m0 + r) * K + k0, kc, wpanel.data() + r * ld);
         for (int t0 = 0; t0 < tokens; t0 += kTokenBlock) {
-          const int t1 = std::min(tokens, t0 + kTokenBlock);
+          const int tb = std::min(kTokenBlock, tokens - t0);
+          for (int t = 0; t < tb; ++t)
+            std::copy(x + static_cast<size_t>(t0 + t) * K + k0, x + static_cast<size_t>(t0 + t) * K + k0 + kc, xpanel.data() + t * ld);
           for (int r = 0; r < mr; r += 6) {
             const int nr = std::min(6, mr - r);
-            for (int t = t0; t < t1; t += 2) {
-              const int nt = std::min(2, t1 - t);
-              kern.tile(x + static_cast<size_t>(t) * K + k0, K, nt, panel.data() + static_cast<size_t>(r) * kc, kc, nr, kc,
-                        y + static_cast<size_t>(t) * M + m0 + r, M, k0 > 0);
+            for (int t = 0; t < tb; t += 2) {
+              const int nt = std::min(2, tb - t);
+              kern.tile(xpanel.data() + t * ld, ld, nt, wpanel.data() + r * ld, ld, nr, kc,
+                        y + static_cast<size_t>(t0 + t) * M + m0 + r, M, k0 > 0);
             }
           }
         }
