@@ -132,14 +132,36 @@ export function formatInspection(r: ModelInspection): string {
   return out.join('\n');
 }
 
-function progressPrinter(): (p: DownloadProgress) => void {
-  let last = '';
-  return (p) => {
-    const eta = p.etaSeconds === null ? '' : `, ${Math.ceil(p.etaSeconds)} s left`;
-    const line = `${p.state} ${p.repoId}: ${p.file} (${p.fileIndex + 1}/${p.fileCount}) ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}, ${formatBytes(p.speedBytesPerSec)}/s${eta}`;
-    if (process.stderr.isTTY) process.stderr.write(`\r${line.slice(0, (process.stderr.columns || 120) - 1).padEnd(last.length)}`);
-    else if (p.state !== 'downloading' || p.file !== last) process.stderr.write(`${line}\n`);
-    last = process.stderr.isTTY ? line : p.file;
+/** Download progress on stderr: one updating line on a terminal, one line per file otherwise. */
+function progressPrinter(): { onProgress: (p: DownloadProgress) => void; finish: () => void } {
+  const tty = process.stderr.isTTY;
+  let shown = '';
+  let lastKey = '';
+  const show = (line: string, key: string) => {
+    if (tty) {
+      const fitted = line.slice(0, (process.stderr.columns || 120) - 1);
+      process.stderr.write(`\r${fitted.padEnd(shown.length)}`);
+      shown = fitted;
+    } else if (key !== lastKey) {
+      process.stderr.write(`${line}\n`);
+    }
+    lastKey = key;
+  };
+  return {
+    onProgress(p) {
+      if (p.state === 'listing') return show(`Listing the files of ${p.repoId} on the hub...`, 'listing');
+      if (p.state === 'done') return show(`${p.repoId}: ${formatBytes(p.bytesTotal)} in the Hugging Face cache`, 'done');
+      const eta = p.etaSeconds === null ? '' : `, ${Math.ceil(p.etaSeconds)} s left`;
+      const speed = p.speedBytesPerSec > 0 ? `, ${formatBytes(p.speedBytesPerSec)}/s` : '';
+      show(
+        `${p.state === 'downloading' ? 'Downloading' : p.state === 'retrying' ? 'Retrying' : 'Verifying'} ${p.repoId}: ${p.file} (file ${p.fileIndex + 1} of ${p.fileCount}), ` +
+          `${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}${speed}${eta}`,
+        `${p.state} ${p.file}`,
+      );
+    },
+    finish: () => {
+      if (tty && shown) process.stderr.write('\n');
+    },
   };
 }
 
@@ -155,9 +177,9 @@ export function registerInspect(program: Command): void {
       const onSigint = () => abort.abort();
       process.once('SIGINT', onSigint);
       try {
-        const printer = progressPrinter();
-        const { dir, source } = await resolveModelDir(model, { revision: opts.revision, onProgress: printer, signal: abort.signal });
-        if (source.kind === 'hub' && process.stderr.isTTY) process.stderr.write('\n');
+        const progress = progressPrinter();
+        const resolved = resolveModelDir(model, { revision: opts.revision, onProgress: progress.onProgress, signal: abort.signal });
+        const { dir, source } = await resolved.finally(progress.finish);
         const result = await inspectModel({ path: dir, repoId: source.repoId, revision: source.revision });
         process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspection(result)}\n`);
       } finally {

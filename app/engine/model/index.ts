@@ -2,3 +2,4 @@
 export { loadModel, openModel, type LoadedModel, type OpenedModel, type TensorInfo } from './loader.js';
 export type { ModelTokenizer, ChatMessage, ChatTemplateFn } from './tokenizer.js';
 export { parseArchitecture, readConfig } from './config.js';
+export { inspectModel, inspectLoaded, estimateSize, formatHadamard, hadamardFactor, paddedWidth, type InspectSource } from './inspect.js';
