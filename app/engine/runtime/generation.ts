@@ -52,8 +52,16 @@ export async function generate(
   const ids: number[] = [];
   let text = '';
   let stopReason: GenerateResult['stopReason'] = 'max-tokens';
+  // Decode with a few prompt tokens in front: decoders strip a leading space from a text's first
+  // token, and the continuation's first word must keep its space.
+  const lead = promptIds.slice(-8);
+  const leadText = tokenizer.decode(lead);
+  const decodeGenerated = () => {
+    const both = tokenizer.decode([...lead, ...ids]);
+    return both.startsWith(leadText) ? both.slice(leadText.length) : tokenizer.decode(ids);
+  };
   const emit = (id: number) => {
-    const full = tokenizer.decode(ids);
+    const full = decodeGenerated();
     // Hold back an incomplete UTF-8 sequence (byte-fallback tokens decode to U+FFFD until whole).
     if (full.endsWith('\uFFFD')) return;
     if (full.length > text.length && full.startsWith(text)) o.onText?.(full.slice(text.length), id);
@@ -102,7 +110,7 @@ export async function generate(
   return finish(stopReason, prefillSeconds, seconds(t0), decoded);
 
   function finish(reason: GenerateResult['stopReason'], prefill: number, decode: number, steps = 0): GenerateResult {
-    const final = tokenizer.decode(ids);
+    const final = decodeGenerated();
     if (final.length > text.length && final.startsWith(text) && ids.length) o.onText?.(final.slice(text.length), ids[ids.length - 1]);
     return {
       promptIds,

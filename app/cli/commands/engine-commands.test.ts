@@ -1,0 +1,70 @@
+// `quip eval`, `quip generate` and `quip synth` through commander on stories260k: JSON output with the
+// figures the issue names, the reference greedy text, and clear errors for bad settings.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { Command } from 'commander';
+import { afterAll, expect, test, vi } from 'vitest';
+
+import { registerEval } from './eval.js';
+import { registerGenerate } from './generate.js';
+import { registerSynth } from './synth.js';
+
+const STORIES = path.resolve('../shared/data/models/stories260k');
+const WIKI_TEST = path.resolve('../shared/data/wikitext-2-raw/wiki.test.raw');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'quip-cli-engine-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function run(...args: string[]): Promise<string> {
+  const program = new Command('quip').exitOverride();
+  registerEval(program);
+  registerGenerate(program);
+  registerSynth(program);
+  let out = '';
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    out += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    await program.parseAsync(['node', 'quip', ...args]);
+  } finally {
+    spy.mockRestore();
+    err.mockRestore();
+  }
+  return out;
+}
+
+test('quip eval --json prints ppl, tokens scored and tokens/s', async () => {
+  const r = JSON.parse(await run('eval', STORIES, '--text', WIKI_TEST, '--ctx', '64', '--max-windows', '2', '--threads', '1', '--json'));
+  expect(r.tokensScored).toBe(126);
+  expect(r.windows).toBe(2);
+  expect(Number.isFinite(r.ppl) && r.ppl > 1).toBe(true);
+  expect(r.tokensPerSecond).toBeGreaterThan(0);
+  await expect(run('eval', STORIES, '--text', WIKI_TEST, '--ctx', '4096')).rejects.toThrow(/longer than the model's context/);
+});
+
+test('quip generate greedy reproduces the reference text; --chat without a template is refused', async () => {
+  const ref = JSON.parse(readFileSync(path.join(STORIES, 'reference-greedy-ids.json'), 'utf8')) as number[];
+  // The tokenizer's encoding of "Once" is the reference's first generated token after BOS.
+  const r = JSON.parse(await run('generate', STORIES, '--prompt', 'Once', '--temperature', '0', '--max-tokens', '20', '--json'));
+  expect(r.promptIds).toEqual(ref.slice(0, 2));
+  expect(r.ids).toEqual(ref.slice(2, 22));
+  expect(r.text.startsWith(' upon a time, there was a little girl named Lily.')).toBe(true);
+  expect(r.prefillTokensPerSecond).toBeGreaterThan(0);
+  expect(r.decodeTokensPerSecond).toBeGreaterThan(0);
+  await expect(run('generate', STORIES, '--prompt', 'x', '--chat')).rejects.toThrow(/no chat template/);
+  await expect(run('generate', STORIES, '--prompt', 'x', '--top-p', '2')).rejects.toThrow(/top-p/);
+});
+
+test('quip synth writes a folder that quip eval runs on', async () => {
+  const out = path.join(tmp, 'synth');
+  const s = JSON.parse(await run('synth', '--hidden', '64', '--intermediate', '96', '--layers', '1', '--vocab', '512', '--dtype', 'f32', '--out', out, '--json'));
+  expect(s.config.hidden_size).toBe(64);
+  const r = JSON.parse(await run('eval', out, '--text', WIKI_TEST, '--ctx', '32', '--max-windows', '1', '--json'));
+  // Random weights with std 0.02 give nearly uniform predictions: ppl close to the vocabulary size.
+  expect(r.ppl).toBeGreaterThan(400);
+  expect(r.ppl).toBeLessThan(640);
+  await expect(run('synth', '--hidden', '64', '--intermediate', '96', '--layers', '1', '--dtype', 'f8', '--out', out)).rejects.toThrow(/--dtype/);
+});
