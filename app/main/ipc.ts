@@ -17,11 +17,7 @@ export interface IpcMainLike {
 export function isTrustedSender(event: Pick<IpcMainInvokeEvent, 'sender' | 'senderFrame'>): boolean {
   const frame = event.senderFrame;
   if (!frame || frame !== event.sender.mainFrame) return false;
-  try {
-    return new URL(frame.url).origin === RENDERER_ORIGIN || frame.url.startsWith(`${RENDERER_ORIGIN}/`);
-  } catch {
-    return false;
-  }
+  return frame.url.startsWith(`${RENDERER_ORIGIN}/`);
 }
 
 export function registerStudioIpc(ipcMain: IpcMainLike, dispatch: Dispatch, trusted: typeof isTrustedSender = isTrustedSender): void {

@@ -1,9 +1,8 @@
 // The studio window: sandboxed renderer with context isolation and no Node, the preload exposing
 // window.studio, our pages from studio://app/. Closing a window cancels the jobs it started.
-import path from 'node:path';
 import { app, BrowserWindow } from 'electron';
 
-import { RENDERER_ORIGIN, windowClient, type MainContext } from './context.js';
+import { RENDERER_ORIGIN, studioWebPreferences, windowClient, type MainContext } from './context.js';
 
 export function createStudioWindow(ctx: MainContext): BrowserWindow {
   const win = new BrowserWindow({
@@ -13,15 +12,7 @@ export function createStudioWindow(ctx: MainContext): BrowserWindow {
     minHeight: 560,
     show: false,
     title: 'QuIP# Studio',
-    webPreferences: {
-      preload: path.join(ctx.distDir, 'preload', 'preload.cjs'),
-      contextIsolation: true,
-      nodeIntegration: false,
-      sandbox: true,
-      webSecurity: true,
-      allowRunningInsecureContent: false,
-      spellcheck: false,
-    },
+    webPreferences: studioWebPreferences(ctx.distDir),
   });
   const client = windowClient(win.webContents.id);
   win.once('ready-to-show', () => win.show());

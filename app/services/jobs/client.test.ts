@@ -14,6 +14,7 @@ let fixturePath: string;
 let fixture: JobProcessFactory;
 let real: JobProcessFactory;
 
+const STORIES = path.resolve(projectRoot(), '..', 'shared', 'data', 'models', 'stories260k');
 const addonBuilt = existsSync(process.env.QUIP_NATIVE_PATH ?? path.join(projectRoot(), 'build/native/Release/quip_native.node'));
 
 beforeAll(async () => {
@@ -57,6 +58,18 @@ describe('job client', () => {
     expect(info.threads).toBeGreaterThan(0);
     expect(info.summary.length).toBeGreaterThan(0);
     expect(jobs.list()[0]).toMatchObject({ kind: 'cpuInfo', state: 'done', error: null });
+  });
+
+  it.skipIf(!addonBuilt)('inspects stories260k in the real job process', async () => {
+    const jobs = new JobClient({ spawn: real });
+    const inspection = await jobs.run('inspect', { path: STORIES }).result;
+    expect(inspection.source).toEqual({ kind: 'local', path: STORIES, repoId: null, revision: null });
+    expect(inspection.architecture.modelType).toBe('llama');
+    expect(inspection.linears).toHaveLength(7 * inspection.architecture.numLayers);
+    // A folder without config.json fails with the engine's message, and the client stays usable.
+    const err = await failure(jobs.run('inspect', { path: path.dirname(STORIES) }).result);
+    expect(err.message).toMatch(/config\.json/);
+    expect((await jobs.run('inspect', { path: STORIES }).result).parameters.total).toBe(inspection.parameters.total);
   });
 
   it('streams events in order and settles with the result sent to the job', async () => {
