@@ -115,8 +115,11 @@ function wrapLibraryError(err: unknown, endpoint: string, what: string): Error {
   return new HubError(`The hub at ${endpoint} sent an answer this app cannot read (${(err as Error)?.message ?? String(err)}). Check HF_ENDPOINT.`, 'HUB_BAD_RESPONSE');
 }
 
-/** Searches model names on the hub, text-generation models only, most downloaded first. */
-export async function searchModels(opts: { query: string; limit?: number } & HubRequestOptions): Promise<HubModel[]> {
+/**
+ * Searches model names on the hub: text-generation models, by default only those with safetensors
+ * weights (the only format this app loads), most downloaded first.
+ */
+export async function searchModels(opts: { query: string; limit?: number; safetensorsOnly?: boolean } & HubRequestOptions): Promise<HubModel[]> {
   const settings = resolveHubSettings(opts);
   const what = 'Searching the hub';
   if (settings.offline) throw new HubError('HF_HUB_OFFLINE is set, so the hub cannot be searched. Unset it to search, or open a model from the cache or a folder.', 'HUB_UNREACHABLE');
@@ -124,7 +127,7 @@ export async function searchModels(opts: { query: string; limit?: number } & Hub
   const out: HubModel[] = [];
   try {
     for await (const m of listModels({
-      search: { query: opts.query.trim() || undefined, task: 'text-generation' },
+      search: { query: opts.query.trim() || undefined, task: 'text-generation', tags: opts.safetensorsOnly === false ? undefined : ['safetensors'] },
       limit,
       sort: 'downloads',
       additionalFields: ['library_name', 'tags'],

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { resolveHubSettings, type ResolvedHubSettings } from './config';
 import { blobPath, fileSize, linkSnapshotFile, repoCacheDir, snapshotDir, snapshotFile, writeRef } from './cache';
 import { getRepoListing, hubFetch, type HubRequestOptions, type RepoFile, type RepoListing } from './client';
-import { cancelledError, HubError } from './errors';
+import { cancelledError, describeHubFailure, HubError } from './errors';
 
 export type DownloadState = 'listing' | 'downloading' | 'retrying' | 'verifying' | 'done';
 
@@ -553,6 +553,11 @@ export async function downloadModel(repoId: string, opts: DownloadOptions = {}):
     };
     const fetched: string[] = [];
     const fetchIntoSnapshot = async (f: RepoFile) => {
+      // The hub shows a gated repo's files to anyone but serves them only with a token: say so
+      // before the first request rather than after it.
+      if (listing.gated && !settings.token) {
+        throw describeHubFailure(401, 'GatedRepo', { endpoint: settings.endpoint, repoId, revision, file: f.path, hadToken: false });
+      }
       if (await fetchBlob({ ...common, file: f })) fetched.push(f.path);
       await linkSnapshotFile(repoDir, listing.commit, f.path, f.blob);
     };

@@ -107,10 +107,13 @@ describe('search', () => {
     const q = new URL(hub.requests[0].url, hub.url).searchParams;
     expect(q.get('search')).toBe('stories');
     expect(q.get('pipeline_tag')).toBe('text-generation');
+    expect(q.getAll('filter')).toEqual(['safetensors']);
   });
 
-  it('honours the limit', async () => {
+  it('honours the limit, and lists models without safetensors only when asked', async () => {
     expect(await searchModels({ query: 'test-org', limit: 1 })).toHaveLength(1);
+    expect((await searchModels({ query: 'pickle' })).map((m) => m.id)).toEqual([]);
+    expect((await searchModels({ query: 'pickle', safetensorsOnly: false })).map((m) => m.id)).toEqual(['test-org/pickle-only']);
   });
 });
 
@@ -307,10 +310,12 @@ describe('errors and tokens', () => {
     const err = await expectHubError(resolveModelDir('test-org/gated-stories'), 'HUB_GATED');
     expect(err.message).toMatch(/gated/);
     expect(err.message).toMatch(/Set HF_TOKEN/);
+    expect(bodyRequests()).toHaveLength(0); // known from the model info, before any file request
 
     process.env.HF_TOKEN = 'hf_wrong';
     const denied = await expectHubError(resolveModelDir('test-org/gated-stories'), 'HUB_GATED');
     expect(denied.message).toMatch(/token in HF_TOKEN has no access/);
+    expect(hub.requests.at(-1)).toMatchObject({ status: 403, authorization: 'Bearer hf_wrong' });
 
     process.env.HF_TOKEN = 'hf_mock_gated_token';
     hub.requests.length = 0;

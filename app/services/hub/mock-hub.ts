@@ -15,7 +15,8 @@ export interface MockRepoSpec {
   dir?: string;
   /** Files given directly (added to, or replacing, those of `dir`); paths may contain '/'. */
   files?: Record<string, string | Uint8Array>;
-  /** A gated repository: 401 without a token, 403 with a token other than this one. */
+  /** A gated repository: its info and file list are public (as on the hub), its files answer 401
+   *  without a token and 403 with a token other than this one. */
   gatedToken?: string;
   pipelineTag?: string;
   libraryName?: string;
@@ -192,9 +193,19 @@ export async function startMockHub(opts: { repos: Record<string, MockRepoSpec>; 
       lastModified: r.lastModified,
       pipeline_tag: r.spec.pipelineTag ?? 'text-generation',
       library_name: r.spec.libraryName,
-      tags: r.spec.tags ?? [],
+      tags: tagsOf(r),
       siblings: [...r.files.keys()].map((rfilename) => ({ rfilename })),
     };
+  }
+
+  // The hub tags repositories by the weight formats it finds in them.
+  function tagsOf(r: ServedRepo): string[] {
+    const tags = new Set(r.spec.tags ?? []);
+    for (const f of r.files.keys()) {
+      if (f.endsWith('.safetensors')) tags.add('safetensors');
+      if (f.endsWith('.gguf')) tags.add('gguf');
+    }
+    return [...tags];
   }
 
   async function handle(
@@ -214,8 +225,15 @@ export async function startMockHub(opts: { repos: Record<string, MockRepoSpec>; 
       const task = url.searchParams.get('pipeline_tag');
       const author = url.searchParams.get('author');
       const limit = Number(url.searchParams.get('limit') ?? 1000);
+      const filters = url.searchParams.getAll('filter');
       const found = [...repos.values()]
-        .filter((r) => r.id.toLowerCase().includes(q) && (!task || (r.spec.pipelineTag ?? 'text-generation') === task) && (!author || r.id.startsWith(`${author}/`)))
+        .filter(
+          (r) =>
+            r.id.toLowerCase().includes(q) &&
+            (!task || (r.spec.pipelineTag ?? 'text-generation') === task) &&
+            (!author || r.id.startsWith(`${author}/`)) &&
+            filters.every((t) => tagsOf(r).includes(t)),
+        )
         .sort((a, b) => (b.spec.downloads ?? 0) - (a.spec.downloads ?? 0))
         .slice(0, limit)
         .map((r) => {
@@ -231,12 +249,12 @@ export async function startMockHub(opts: { repos: Record<string, MockRepoSpec>; 
     const repoId = repoParts.slice(0, 2).join('/');
     const repo = repos.get(repoId);
     if (!repo || repoParts.length < 2) return json(404, { error: 'Repository not found' }, 'RepositoryNotFound');
-    if (repo.spec.gatedToken) {
+    const rest = repoParts.slice(2);
+    if (repo.spec.gatedToken && !isApi) {
       const auth = req.headers.authorization;
       if (!auth) return json(401, { error: `Access to model ${repoId} is restricted. You must have access to it and be authenticated to access it. Please log in.` }, 'GatedRepo');
       if (auth !== `Bearer ${repo.spec.gatedToken}`) return json(403, { error: `Access to model ${repoId} is restricted and you are not in the authorized list.` }, 'GatedRepo');
     }
-    const rest = repoParts.slice(2);
     const revisionOk = (rev: string) => rev === 'main' || rev === 'HEAD' || rev === repo.commit;
 
     if (isApi) {
