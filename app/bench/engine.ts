@@ -34,7 +34,7 @@ export interface EngineBenchResult {
 }
 
 const now = () => Number(process.hrtime.bigint()) / 1e9;
-const DTYPE_BYTES = { F32: 4, F16: 2, BF16: 2 } as const;
+const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
 
 async function benchModel(name: string, model: LoadedModel, roof: { readGBs: number; gemmGflops: number }, prefillTokens: number, decodeTokens: number, repeats: number): Promise<EngineBenchModel> {
   const a = model.architecture;
