@@ -62,7 +62,7 @@ export interface DownloadOptions extends HubRequestOptions {
   retries?: number;
   /** Delay before the first automatic resume, doubled each time (default 500 ms). */
   retryDelayMs?: number;
-  /** Minimum milliseconds between two 'downloading' progress events (default 100, i.e. at most 10/s). */
+  /** Minimum milliseconds between two progress events (default 100, i.e. at most 10 a second; the last state is never dropped). */
   progressIntervalMs?: number;
   openWriter?: OpenBlobWriter;
 }
@@ -106,12 +106,12 @@ export function selectModelFiles(listing: RepoListing, indexWeightMap?: Record<s
     const others = top.filter((f) => OTHER_WEIGHTS_RE.test(f.path)).map((f) => f.path);
     throw new HubError(
       `The model ${listing.repoId} has no safetensors weights${others.length ? ` (it has ${others.slice(0, 4).join(', ')}${others.length > 4 ? ', ...' : ''})` : ''}. ` +
-        'Only safetensors is supported: other formats (pickle .bin/.pt, and code in the repository) can run code when loaded, and this app never executes code from a repository. Look for a safetensors version of the model.',
+        'Only safetensors weights are supported (pickle formats such as .bin and .pt can run code when loaded, and this app never executes code from a repository). Look for a safetensors version of the model.',
       'HUB_NO_SAFETENSORS',
     );
   }
   if (!byName.has('config.json')) {
-    throw new HubError(`The model ${listing.repoId} has no config.json, so it is not a Hugging Face transformers model this app can load.`, 'HUB_NO_SAFETENSORS');
+    throw new HubError(`The model ${listing.repoId} has no config.json, so it is not a Hugging Face transformers model this app can load.`, 'HUB_NOT_A_MODEL');
   }
   let weights: RepoFile[];
   if (indexWeightMap) {

@@ -12,6 +12,7 @@ export type HubErrorCode =
   | 'HUB_HTTP_ERROR'
   | 'HUB_BAD_RESPONSE'
   | 'HUB_NO_SAFETENSORS'
+  | 'HUB_NOT_A_MODEL'
   | 'HUB_NOT_IN_CACHE'
   | 'BAD_MODEL_ID'
   | 'DISK_FULL'

@@ -70,6 +70,7 @@ beforeAll(async () => {
           'original/params.json': '{}',
         },
       },
+      'test-org/no-config': { files: { 'model.safetensors': 'weights without a config' } },
     },
   });
 });
@@ -328,8 +329,14 @@ describe('errors and tokens', () => {
   it('a repo without safetensors is refused before anything is fetched, and no code is ever fetched', async () => {
     const err = await expectHubError(resolveModelDir('test-org/pickle-only'), 'HUB_NO_SAFETENSORS');
     expect(err.message).toMatch(/no safetensors weights \(it has pytorch_model\.bin\)/);
-    expect(err.message).toMatch(/Only safetensors is supported/);
+    expect(err.message).toMatch(/Only safetensors weights are supported/);
     expect(err.message).toMatch(/never executes code/);
+    expect(bodyRequests()).toHaveLength(0);
+  });
+
+  it('a repo without config.json is not taken for a model', async () => {
+    const err = await expectHubError(resolveModelDir('test-org/no-config'), 'HUB_NOT_A_MODEL');
+    expect(err.message).toContain('test-org/no-config has no config.json');
     expect(bodyRequests()).toHaveLength(0);
   });
 
