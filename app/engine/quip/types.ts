@@ -1,7 +1,112 @@
 // Types of the QuIP# numeric core exported by the native addon (native/addon/quip_bindings.cc).
 import type { HadamardFactor } from '../../contract/model.js';
+import type { ProgressFn, TensorRef } from '../native.js';
+
+export const CODEBOOKS = ['e8p', 'rvq3', 'rvq4', 'rtn2', 'rtn3', 'rtn4'] as const;
+export type CodebookName = (typeof CODEBOOKS)[number];
+
+export interface CodebookInfo {
+  name: CodebookName;
+  bits: number;
+  /** RMS the quantizer input is scaled to by default (Gaussian-MSE optimal). */
+  defaultRho: number;
+  /** Residual-stage scale of RVQ codebooks; 0 otherwise. */
+  s2: number;
+  /** Number of code arrays per layer (1 or 2). */
+  stages: number;
+}
+
+export interface QuantizeLinearOptions {
+  /** W is m x n row-major (m outputs, n inputs). */
+  m: number;
+  n: number;
+  codebook: CodebookName;
+  /** Randomized Hadamard transform on both sides (default true). */
+  incoherence?: boolean;
+  /** BlockLDLQ feedback; false = nearest rounding (default true). */
+  ldlq?: boolean;
+  /** Damping: H <- H / mean(diag H) + sigma I (default 0.01). */
+  sigma?: number;
+  /** RMS of the scaled W~ the codebook sees; 0 or absent = the codebook's default. */
+  rho?: number;
+  /** Residual scale of rvq3 / rvq4; 0 or absent = default (2.04 / 3.45). */
+  s2?: number;
+  /** Block coordinate-descent refinement passes (default 0). */
+  tuneIters?: number;
+  /** Seed of the sign vectors SU (stream 0) and SV (stream 1), splitmix64 (default 0). */
+  seed?: number;
+}
+
+/**
+ * Code arrays, one per stage, m x nPadded/8 groups row-major:
+ * e8p [Uint16Array]; rvq3 [Uint16Array (E8P), Uint8Array (E8 shell)]; rvq4 [Uint16Array, Uint16Array];
+ * rtnB [Uint8Array of m x nPadded level indices, level l = value l - (2^B - 1)/2].
+ */
+export type QuipCodes = Array<Uint16Array | Uint8Array>;
+
+/** What is stored per quantized layer (enough for dequantizeLinear and inference). */
+export interface QuantizedLinear {
+  m: number;
+  n: number;
+  /** n rounded up to a multiple of 8 (codes cover the padded width). */
+  nPadded: number;
+  codebook: CodebookName;
+  rho: number;
+  s2: number;
+  /** W~ was divided by scale before rounding: W^~ = decode(codes) * scale. */
+  scale: number;
+  incoherence: boolean;
+  seed: number;
+  /** +-1 input-side signs (length n); all +1 without incoherence. */
+  su: Int8Array;
+  /** +-1 output-side signs (length m). */
+  sv: Int8Array;
+  hadamardIn: HadamardFactor;
+  hadamardOut: HadamardFactor;
+  codes: QuipCodes;
+}
+
+export interface QuantizeLinearResult extends QuantizedLinear {
+  /** W^ in the original basis, m x n row-major. */
+  dequantized: Float32Array;
+  /** tr((W^-W) H (W^-W)^T) / tr(W H W^T) with the damped, normalised H the quantizer used. */
+  proxyLoss: number;
+  /** ||W^ - W||^2 / ||W||^2. */
+  frobeniusError: number;
+  /** Damping actually used (larger than sigma when the Cholesky needed it). */
+  sigmaUsed: number;
+  /** null when float32 Cholesky worked; "float64" or "float64, sigma = X" otherwise. */
+  choleskyFallback: string | null;
+  seconds: number;
+}
+
+export interface BenchFigure {
+  name: string;
+  variant: string;
+  value: number;
+  unit: string;
+  comparison: string;
+}
 
 export interface QuipNative {
   /** How the orthogonal Hadamard transform of size n is built: n = k * pow2 (see spec section 2). */
   hadamardPlan(n: number): HadamardFactor;
+  /** Quantizes one linear layer off the JS thread (progress: JSON {stage, fraction} events). */
+  quantizeLinear(
+    W: TensorRef | Float32Array,
+    H: Float64Array,
+    options: QuantizeLinearOptions,
+    onProgress?: ProgressFn,
+    cancel?: Int32Array,
+  ): Promise<QuantizeLinearResult>;
+  /** W^ (m x n, original basis) from a stored layer. */
+  dequantizeLinear(layer: Pick<QuantizedLinear, 'm' | 'n' | 'codebook' | 'scale' | 's2' | 'incoherence' | 'su' | 'sv' | 'codes'>): Float32Array;
+  /** In place: x <- H_n^T (su .* x) (the input side of a quantized layer). Returns x. */
+  rhtInput(x: Float32Array, su: Int8Array): Float32Array;
+  /** In place: y <- sv .* (H_m y) (the output side). Returns y. */
+  rhtOutput(y: Float32Array, sv: Int8Array): Float32Array;
+  /** The 256 E8P magnitude patterns in code-index order (256 x 8). */
+  e8pSourceTable(): Float32Array;
+  codebookInfo(name: CodebookName): CodebookInfo;
+  quipBenchKernels(options: { threads?: number; quick?: boolean }, onProgress?: ProgressFn, cancel?: Int32Array): Promise<BenchFigure[]>;
 }

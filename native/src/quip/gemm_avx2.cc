@@ -60,3 +60,23 @@ void sgemm_block_avx2(int64_t rows, int64_t N, int64_t kc, float alpha, const fl
 }
 
 }  // namespace quip
+
+namespace quip {
+
+// Ten independent FMA chains on registers: the machine's FMA throughput (flops returned).
+double fma_peak_flops_avx2(long iters) {
+  __m256 acc[10];
+  for (int i = 0; i < 10; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
+  const __m256 a = _mm256_set1_ps(0.9999f), b = _mm256_set1_ps(0.0001f);
+  for (long it = 0; it < iters; ++it)
+    for (int i = 0; i < 10; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  __m256 s = acc[0];
+  for (int i = 1; i < 10; ++i) s = _mm256_add_ps(s, acc[i]);
+  alignas(32) float v[8];
+  _mm256_store_ps(v, s);
+  volatile float sink = v[0];
+  (void)sink;
+  return 2.0 * 8 * 10 * static_cast<double>(iters);
+}
+
+}  // namespace quip

@@ -1,0 +1,148 @@
+// The QuIP# core through the addon on real stories260k weights. Hessians are the exact layer-0
+// inputs of single tokens (RMSNorm of every vocabulary embedding times the layer's norm weight; for
+// down_proj, silu(gate x) * (up x) of those), averaged over the vocabulary.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { native } from '../native.js';
+import { dequantizeLinear, quantizeLinear, type QuantizeLinearResult } from './index.js';
+
+const MODEL = path.join(__dirname, '../../../../shared/data/models/stories260k/model.safetensors');
+
+// Minimal safetensors header parse (the real loader lives in app/engine/model/).
+function readTensors(file: string): Map<string, { offset: number; shape: number[]; data: Float32Array }> {
+  const buf = readFileSync(file);
+  const headerLen = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + headerLen).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const out = new Map<string, { offset: number; shape: number[]; data: Float32Array }>();
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__' || t.dtype !== 'F32') continue;
+    const start = 8 + headerLen + t.data_offsets[0];
+    const bytes = buf.subarray(start, 8 + headerLen + t.data_offsets[1]);
+    out.set(name, { offset: start, shape: t.shape, data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) });
+  }
+  return out;
+}
+
+function rmsNormRows(X: Float32Array, rows: number, d: number, w: Float32Array): Float32Array {
+  const out = new Float32Array(rows * d);
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let i = 0; i < d; i++) ss += X[r * d + i] ** 2;
+    const inv = 1 / Math.sqrt(ss / d + 1e-5);
+    for (let i = 0; i < d; i++) out[r * d + i] = X[r * d + i] * inv * w[i];
+  }
+  return out;
+}
+
+function matmulT(X: Float32Array, rows: number, k: number, W: Float32Array, m: number): Float32Array {
+  const out = new Float32Array(rows * m); // X (rows x k) times W^T (W: m x k)
+  for (let r = 0; r < rows; r++)
+    for (let j = 0; j < m; j++) {
+      let s = 0;
+      for (let i = 0; i < k; i++) s += X[r * k + i] * W[j * k + i];
+      out[r * m + j] = s;
+    }
+  return out;
+}
+
+function secondMoment(X: Float32Array, rows: number, n: number): Float64Array {
+  const H = new Float64Array(n * n);
+  for (let r = 0; r < rows; r++)
+    for (let i = 0; i < n; i++) {
+      const xi = X[r * n + i];
+      for (let j = 0; j < n; j++) H[i * n + j] += xi * X[r * n + j];
+    }
+  for (let i = 0; i < n * n; i++) H[i] /= rows;
+  return H;
+}
+
+describe('QuIP# core on stories260k', () => {
+  const t = readTensors(MODEL);
+  const emb = t.get('model.embed_tokens.weight')!;
+  const [vocab, d] = emb.shape;
+  const xAttn = rmsNormRows(emb.data, vocab, d, t.get('model.layers.0.input_layernorm.weight')!.data);
+  const hAttn = secondMoment(xAttn, vocab, d);
+  const q = t.get('model.layers.0.self_attn.q_proj.weight')!;
+
+  it('plans the model dimensions', () => {
+    expect(native().hadamardPlan(64)).toEqual({ n: 64, k: 1, pow2: 64, method: 'sylvester', construction: null });
+    const p172 = native().hadamardPlan(172);
+    expect(p172.k).toBe(172);
+    expect(p172.pow2).toBe(1);
+    expect(native().hadamardPlan(5632)).toMatchObject({ k: 44, pow2: 128, method: 'hadamard', construction: 'Paley I (q = 43)' });
+  });
+
+  it('orders proxy losses: ldlq < nearest, rvq4 < rvq3 < e8p (q_proj, via a mapped TensorRef)', async () => {
+    const file = native().mapFile(MODEL);
+    const W = { file, offset: q.offset, dtype: 'F32' as const, shape: q.shape };
+    const run = (codebook: 'e8p' | 'rvq3' | 'rvq4' | 'rtn2', ldlq = true) =>
+      quantizeLinear(W, hAttn, { m: q.shape[0], n: q.shape[1], codebook, ldlq, seed: 3 });
+    const events: unknown[] = [];
+    const e8p = await quantizeLinear(W, hAttn, { m: 64, n: 64, codebook: 'e8p', seed: 3 }, { onProgress: (p) => events.push(p) });
+    const nearest = await run('e8p', false);
+    const rvq3 = await run('rvq3');
+    const rvq4 = await run('rvq4');
+    const rtn2 = await run('rtn2');
+    expect(events.length).toBeGreaterThan(0);
+    expect(e8p.proxyLoss).toBeLessThan(nearest.proxyLoss);
+    expect(rvq4.proxyLoss).toBeLessThan(rvq3.proxyLoss);
+    expect(rvq3.proxyLoss).toBeLessThan(e8p.proxyLoss);
+    expect(rtn2.proxyLoss).toBeGreaterThan(0);
+    expect(e8p.codes[0]).toBeInstanceOf(Uint16Array);
+    expect(e8p.codes[0].length).toBe(64 * 8);
+    expect(rvq3.codes[1]).toBeInstanceOf(Uint8Array);
+    expect(e8p.choleskyFallback).toBeNull();
+    // Proxy loss recomputed here in float64 with the damped, normalised H.
+    const n = 64;
+    const Hd = Float64Array.from(hAttn);
+    let mean = 0;
+    for (let i = 0; i < n; i++) mean += Hd[i * n + i] / n;
+    for (let i = 0; i < n * n; i++) Hd[i] /= mean;
+    for (let i = 0; i < n; i++) Hd[i * n + i] += 0.01;
+    const tr = (A: ArrayLike<number>) => {
+      let s = 0;
+      for (let r = 0; r < 64; r++)
+        for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) s += A[r * n + i] * Hd[i * n + j] * A[r * n + j];
+      return s;
+    };
+    const E = e8p.dequantized.map((v, i) => v - q.data[i]);
+    expect(tr(E) / tr(q.data)).toBeCloseTo(e8p.proxyLoss, 3);
+    file.close();
+  });
+
+  it('quantizes down_proj (n = 172, padded to 176) and dequantizeLinear reproduces W^', async () => {
+    const xMlp = rmsNormRows(emb.data, vocab, d, t.get('model.layers.0.post_attention_layernorm.weight')!.data);
+    const gate = matmulT(xMlp, vocab, d, t.get('model.layers.0.mlp.gate_proj.weight')!.data, 172);
+    const up = matmulT(xMlp, vocab, d, t.get('model.layers.0.mlp.up_proj.weight')!.data, 172);
+    const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]);
+    const H = secondMoment(act, vocab, 172);
+    const down = t.get('model.layers.0.mlp.down_proj.weight')!;
+    const results: QuantizeLinearResult[] = [];
+    for (const codebook of ['e8p', 'rvq3', 'rvq4', 'rtn3'] as const) {
+      const r = await quantizeLinear(down.data, H, { m: 64, n: 172, codebook, seed: 9, tuneIters: codebook === 'e8p' ? 1 : 0 });
+      expect(r.nPadded).toBe(176);
+      expect(r.su.length).toBe(172);
+      expect(r.sv.length).toBe(64);
+      expect(Array.from(dequantizeLinear(r))).toEqual(Array.from(r.dequantized));
+      results.push(r);
+    }
+    expect(results[2].proxyLoss).toBeLessThan(results[1].proxyLoss);
+    expect(results[1].proxyLoss).toBeLessThan(results[0].proxyLoss);
+  });
+
+  it('rejects bad input with a clear message and can be cancelled', async () => {
+    expect(() => native().quantizeLinear(q.data, hAttn, { m: 64, n: 63, codebook: 'e8p' })).toThrow(/expected m \* n/);
+    await expect(quantizeLinear(q.data, hAttn, { m: 64, n: 64, codebook: 'bogus' as 'e8p' })).rejects.toThrow(/Unknown codebook/);
+    const cancel = new Int32Array(1);
+    cancel[0] = 1;
+    await expect(quantizeLinear(q.data, hAttn, { m: 64, n: 64, codebook: 'e8p' }, { cancel })).rejects.toMatchObject({ code: 'CANCELLED' });
+    // RHT on activations is orthogonal: norms are preserved and the inverse path recovers x.
+    const x = Float32Array.from(xAttn.subarray(0, 64));
+    const su = new Int8Array(64).map((_, i) => (i % 3 ? 1 : -1));
+    const y = native().rhtInput(Float32Array.from(x), su);
+    const nx = Math.hypot(...x), ny = Math.hypot(...y);
+    expect(ny).toBeCloseTo(nx, 4);
+    expect(native().e8pSourceTable().length).toBe(2048);
+  });
+});
