@@ -18,7 +18,8 @@ function setupStudioHome(): void {
 }
 
 function setupSingleInstance(): void {
-  if (!app.requestSingleInstanceLock()) app.quit();
+  // A second launch hands over to the first (which focuses its window) and leaves at once.
+  if (!app.requestSingleInstanceLock()) app.exit(0);
 }
 
 const beforeReady: Array<(ctx: MainContext) => void> = [setupStudioHome, setupSingleInstance, setupSecurity, setupRendererScheme];
