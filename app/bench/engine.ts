@@ -17,13 +17,29 @@ import { SeededRng } from '../engine/runtime/sampling.js';
 import { synthModel } from '../engine/runtime/synth.js';
 import { sampleModelDir } from '../util/paths.js';
 
+/** A measured rate beside both ceilings: weights streamed at the read bandwidth, flops at the GEMM peak. */
+export interface PhaseFigures {
+  tokens: number;
+  tokensPerSecond: number;
+  bandwidthCeiling: number;
+  gemmCeiling: number;
+  /** min of the two ceilings, and the measured rate as a fraction of it. */
+  roofline: number;
+  fractionOfRoofline: number;
+}
+
 export interface EngineBenchModel {
   name: string;
   parameters: number;
-  /** Bytes read per decoded token: every linear layer and lm_head (the embedding row is negligible). */
-  weightBytesPerToken: number;
-  prefill: { tokens: number; tokensPerSecond: number; ceilingTokensPerSecond: number; fractionOfCeiling: number };
-  decode: { tokens: number; context: number; tokensPerSecond: number; ceilingTokensPerSecond: number; fractionOfCeiling: number };
+  /** Bytes read per forward pass: every linear layer and lm_head (the embedding rows are negligible). */
+  weightBytes: number;
+  prefill: PhaseFigures;
+  decode: PhaseFigures & { context: number };
+}
+
+function phase(tokens: number, rate: number, bandwidthCeiling: number, gemmCeiling: number): PhaseFigures {
+  const roofline = Math.min(bandwidthCeiling, gemmCeiling);
+  return { tokens, tokensPerSecond: rate, bandwidthCeiling, gemmCeiling, roofline, fractionOfRoofline: rate / roofline };
 }
 
 export interface EngineBenchResult {
@@ -71,7 +87,6 @@ async function benchModel(name: string, model: LoadedModel, roof: { readGBs: num
   // (mean position P/2), lm_head once per prompt.
   const nq = a.numHeads * a.headDim;
   const prefillFlops = 2 * linearParams * prefillTokens + 4 * nq * a.numLayers * (prefillTokens * (prefillTokens + 1)) / 2 + 2 * headParams;
-  const prefillCeiling = (roof.gemmGflops * 1e9) / (prefillFlops / prefillTokens);
 
   // Decode: after a 16-token prompt, decodeTokens single-token steps.
   const ctx = 16;
@@ -81,15 +96,16 @@ async function benchModel(name: string, model: LoadedModel, roof: { readGBs: num
   const t0 = now();
   for (let i = 0; i < decodeTokens; i++) await s.forward(steps.subarray(i, i + 1), false);
   const decodeSeconds = now() - t0;
-  const decodeCeiling = (roof.readGBs * 1e9) / weightBytes;
-  const prefillRate = prefillTokens / prefillBest;
-  const decodeRate = decodeTokens / decodeSeconds;
+  // A prefill reads the weights once for all its tokens; a decode step reads them for one token.
+  const bw = roof.readGBs * 1e9;
+  const gemm = roof.gemmGflops * 1e9;
+  const decodeFlops = 2 * (linearParams + headParams) + 4 * nq * a.numLayers * (ctx + decodeTokens / 2);
   return {
     name,
     parameters,
-    weightBytesPerToken: weightBytes,
-    prefill: { tokens: prefillTokens, tokensPerSecond: prefillRate, ceilingTokensPerSecond: prefillCeiling, fractionOfCeiling: prefillRate / prefillCeiling },
-    decode: { tokens: decodeTokens, context: ctx, tokensPerSecond: decodeRate, ceilingTokensPerSecond: decodeCeiling, fractionOfCeiling: decodeRate / decodeCeiling },
+    weightBytes,
+    prefill: phase(prefillTokens, prefillTokens / prefillBest, (bw * prefillTokens) / weightBytes, (gemm * prefillTokens) / prefillFlops),
+    decode: { ...phase(decodeTokens, decodeTokens / decodeSeconds, bw / weightBytes, gemm / decodeFlops), context: ctx },
   };
 }
 
@@ -129,10 +145,13 @@ export function formatEngineBench(r: EngineBenchResult): string {
     `  measured: streaming read ${r.roofline.readGBs.toFixed(1)} GB/s, GEMM peak ${r.roofline.gemmGflops.toFixed(1)} GFLOP/s`,
     '',
   ];
+  const row = (label: string, p: PhaseFigures) =>
+    `  ${label.padEnd(20)} ${f(p.tokensPerSecond).padStart(8)} tokens/s   ceilings: bandwidth ${f(p.bandwidthCeiling)}, GEMM ${f(p.gemmCeiling)} tokens/s   ` +
+    `(${(100 * p.fractionOfRoofline).toFixed(0)}% of the ${p.bandwidthCeiling < p.gemmCeiling ? 'bandwidth' : 'GEMM'} roofline)`;
   for (const m of r.models) {
-    lines.push(`${m.name}: ${(m.parameters / 1e6).toFixed(2)}M parameters, ${(m.weightBytesPerToken / 1e6).toFixed(1)} MB read per decoded token`);
-    lines.push(`  prefill ${m.prefill.tokens} tokens: ${f(m.prefill.tokensPerSecond)} tokens/s   GEMM-roofline ceiling ${f(m.prefill.ceilingTokensPerSecond)} tokens/s (${(100 * m.prefill.fractionOfCeiling).toFixed(0)}%)`);
-    lines.push(`  decode  ${m.decode.tokens} tokens: ${f(m.decode.tokensPerSecond)} tokens/s   bandwidth ceiling ${f(m.decode.ceilingTokensPerSecond)} tokens/s (${(100 * m.decode.fractionOfCeiling).toFixed(0)}%)`);
+    lines.push(`${m.name}: ${(m.parameters / 1e6).toFixed(2)}M parameters, ${(m.weightBytes / 1e6).toFixed(1)} MB of weights read per forward pass`);
+    lines.push(row(`prefill ${m.prefill.tokens} tokens`, m.prefill));
+    lines.push(row(`decode ${m.decode.tokens} tokens`, m.decode));
   }
   return lines.join('\n');
 }

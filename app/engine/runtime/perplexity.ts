@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 
 import { UserError } from '../../util/errors.js';
-import type { ModelTokenizer } from '../model/index.js';
+import type { LoadedModel, ModelTokenizer } from '../model/index.js';
+import { createEngine } from './engine.js';
 import type { EngineModel } from './native-types.js';
 
 export interface PerplexityOptions {
@@ -102,4 +103,21 @@ export async function evaluatePerplexity(engine: EngineModel, windows: Int32Arra
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const tokens = windows.reduce((a, w) => a + w.length, 0);
   return { ppl: Math.exp(nll / scored), nll, tokensScored: scored, windows: windows.length, ctx: o.ctx, seconds, tokensPerSecond: tokens / seconds };
+}
+
+/**
+ * Perplexity of a loaded model on a text file, in one call (the quantization job and the studio use
+ * this): windows from the file, a native model over the folder's weights, scored off the JS thread.
+ */
+export async function evaluateModelPerplexity(
+  model: Pick<LoadedModel, 'architecture' | 'tensor' | 'tensorNames' | 'tokenizer'>,
+  textFile: string,
+  o: Omit<PerplexityOptions, 'ctx'> & { ctx?: number; engine?: EngineModel },
+): Promise<PerplexityResult> {
+  const ctx = o.ctx ?? Math.min(512, model.architecture.contextLength);
+  if (ctx > model.architecture.contextLength) {
+    throw new UserError(`ctx ${ctx} is longer than the model's context (${model.architecture.contextLength} tokens)`, 'BAD_SETTING');
+  }
+  const windows = perplexityWindows(model.tokenizer, readEvalText(textFile), ctx, o.maxWindows);
+  return evaluatePerplexity(o.engine ?? createEngine(model), windows, { ...o, ctx });
 }

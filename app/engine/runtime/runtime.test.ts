@@ -10,7 +10,7 @@ import { loadModel, type LoadedModel } from '../model/index.js';
 import { startCalibration } from './calibration.js';
 import { createEngine, setEngineThreads, type EngineModel } from './engine.js';
 import { generate } from './generation.js';
-import { evaluatePerplexity, perplexityWindows, readEvalText } from './perplexity.js';
+import { evaluateModelPerplexity, evaluatePerplexity, perplexityWindows, readEvalText } from './perplexity.js';
 import { SeededRng, argmax, sampleToken } from './sampling.js';
 
 const DATA = path.resolve('../shared/data');
@@ -59,6 +59,8 @@ describe('engine on stories260k', () => {
     expect(a.tokensScored).toBe(3 * 127);
     expect(b.nll).toBe(a.nll);
     expect(c.nll).toBe(a.nll);
+    const d = await evaluateModelPerplexity(model, path.join(DATA, 'wikitext-2-raw', 'wiki.test.raw'), { ctx: 128, maxWindows: 3, engine });
+    expect(d.nll).toBe(a.nll);
   });
 
   it('seeded sampling repeats and differs across seeds; a cancelled flag stops generation', async () => {

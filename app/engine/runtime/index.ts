@@ -1,0 +1,12 @@
+// The full-precision engine over the native core: sessions (prefill/decode), perplexity, generation,
+// sampling, calibration Hessians and synthetic models. The one import for the rest of the app.
+export { createEngine, setEngineThreads } from './engine.js';
+export type { EngineModel, EngineSession, EngineCalibration, BlockHessians, HessianSum, EngineLinearKind } from './native-types.js';
+export { generate, type GenerateOptions, type GenerateResult } from './generation.js';
+export { SeededRng, argmax, sampleToken, validateSampling, type SamplingOptions } from './sampling.js';
+export {
+  evaluateModelPerplexity, evaluatePerplexity, perplexityWindows, readEvalText, type PerplexityOptions, type PerplexityResult,
+} from './perplexity.js';
+export { calibrationIds, defaultCalibrationText, hessianMean, startCalibration, type CalibrationSettings } from './calibration.js';
+export { synthModel, type SynthOptions, type SynthResult } from './synth.js';
+export { writeSafetensorsStreaming, type StreamedTensor, type WritableDType } from './safetensors-writer.js';
