@@ -106,8 +106,11 @@ describe('studio store', () => {
     await vi.waitFor(() => expect(ctx.store.getState().downloads[first!]?.state).toBe('cancelled'));
     await ctx.store.getState().download(HUB_ID);
     await settle();
-    const second = ctx.store.getState().downloadOrder[1]!;
-    await vi.waitFor(() => expect(ctx.store.getState().downloads[second]?.bytesDone).toBe(400_000));
+    // One row per repository: the resumed download replaces the cancelled one.
+    const order = ctx.store.getState().downloadOrder;
+    expect(order).toHaveLength(1);
+    expect(order[0]).not.toBe(first);
+    await vi.waitFor(() => expect(ctx.store.getState().downloads[order[0]!]?.bytesDone).toBe(400_000));
   });
 
   it('keeps a failed request as a notice instead of throwing', async () => {
@@ -115,6 +118,19 @@ describe('studio store', () => {
     expect(ctx.store.getState().notice?.message).toMatch(/does not exist/);
     ctx.store.getState().dismissNotice();
     expect(ctx.store.getState().notice).toBeNull();
+  });
+
+  it('opens only downloads started here, so opening a hub id cannot loop', async () => {
+    await ctx.store.getState().download(HUB_ID);
+    await settle();
+    const [id] = ctx.store.getState().downloadOrder;
+    ctx.fake.advanceDownload(id!, 1_000_000);
+    await vi.waitFor(() => expect(ctx.store.getState().inspection.state.status).toBe('ready'));
+    // The service resolving the hub id reports a download of its own; it shows, but opens nothing.
+    ctx.fake.emit('download.progress', { downloadId: 'resolve-1', repoId: HUB_ID, file: 'config.json', bytesDone: 10, bytesTotal: 10, speedBytesPerSec: 0, etaSeconds: 0, state: 'done' });
+    await settle();
+    expect(ctx.fake.calls.filter((c) => c.channel === 'models.inspect')).toHaveLength(1);
+    expect(ctx.store.getState().downloadOrder).toEqual(['resolve-1']);
   });
 
   it('stops listening when stopped', async () => {

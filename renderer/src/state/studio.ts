@@ -70,6 +70,9 @@ export function createStudioStore(api: StudioApi): StudioStore {
   // Each request to inspect gets a ticket; only the latest one may write its answer.
   let inspectTicket = 0;
   let searchTicket = 0;
+  // Downloads the person started here; only these open their model when done. (Opening a hub id
+  // resolves it through the same download machinery, which must not open it again.)
+  const started = new Set<string>();
 
   const store = createStore<StudioState>()((set, get) => {
     /** Applies a batch of progress events (the latest per download wins). */
@@ -77,20 +80,27 @@ export function createStudioStore(api: StudioApi): StudioStore {
       const finished: DownloadProgress[] = [];
       set((s) => {
         const downloads = { ...s.downloads };
-        const order = [...s.downloadOrder];
+        let order = [...s.downloadOrder];
         for (const p of batch) {
           const before = downloads[p.downloadId];
-          if (!order.includes(p.downloadId)) order.push(p.downloadId);
+          if (!order.includes(p.downloadId)) {
+            // One row per repository: a resumed or repeated download replaces the earlier row.
+            const earlier = order.filter((id) => downloads[id]?.repoId === p.repoId);
+            for (const id of earlier) delete downloads[id];
+            order = [...order.filter((id) => !earlier.includes(id)), p.downloadId];
+          }
           downloads[p.downloadId] = p;
-          if (p.state === 'done' && before?.state !== 'done') finished.push(p);
+          if (p.state === 'done' && before?.state !== 'done' && started.has(p.downloadId)) finished.push(p);
         }
         return { downloads, downloadOrder: order };
       });
       for (const p of finished) {
         // A model that just arrived is what the person wants to see next.
         void get().inspect(p.repoId);
-        void get().refreshRecent();
       }
+      // The hub results say which models are in the cache; ask again now that one more is.
+      const hub = get().hub;
+      if (finished.length > 0 && hub.state.status === 'ready') void get().search(hub.query);
     }
 
     return {
@@ -185,18 +195,13 @@ export function createStudioStore(api: StudioApi): StudioStore {
       async download(repoId) {
         try {
           const { downloadId } = await api.hub.download({ repoId });
+          started.add(downloadId);
+          // A download that finished before its id came back (tiny files) opens now.
+          if (get().downloads[downloadId]?.state === 'done') void get().inspect(repoId);
           // Show the bar at once; events fill in sizes as they come.
-          set((s) =>
-            s.downloads[downloadId]
-              ? s
-              : {
-                  downloads: {
-                    ...s.downloads,
-                    [downloadId]: { downloadId, repoId, file: '', bytesDone: 0, bytesTotal: 0, speedBytesPerSec: 0, etaSeconds: null, state: 'running' },
-                  },
-                  downloadOrder: [...s.downloadOrder, downloadId],
-                },
-          );
+          if (!get().downloads[downloadId]) {
+            applyProgress([{ downloadId, repoId, file: '', bytesDone: 0, bytesTotal: 0, speedBytesPerSec: 0, etaSeconds: null, state: 'running' }]);
+          }
         } catch (err) {
           set({ notice: toFailure(err) });
         }

@@ -23,8 +23,8 @@ function DownloadRow({ d }: { d: DownloadProgress }) {
           </button>
         )}
         {(d.state === 'cancelled' || d.state === 'error') && (
-          <span>
-            <button type="button" className="btn btn-small" onClick={() => void download(d.repoId).then(() => dismiss(d.downloadId))} title="Fetches only what is missing">
+          <span className="download-actions">
+            <button type="button" className="btn btn-small" onClick={() => void download(d.repoId)} title="Fetches only what is missing">
               Resume
             </button>
             <button type="button" className="btn btn-ghost btn-small" onClick={() => dismiss(d.downloadId)}>
@@ -33,7 +33,7 @@ function DownloadRow({ d }: { d: DownloadProgress }) {
           </span>
         )}
         {d.state === 'done' && (
-          <span>
+          <span className="download-actions">
             <button type="button" className="btn btn-small" onClick={() => void inspect(d.repoId)}>
               Open
             </button>
