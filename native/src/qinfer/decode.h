@@ -1,0 +1,59 @@
+// Decode-matvec kernels: y = Q x straight from QuIP# codes, never materialising Q (spec section 7).
+// Codes come in planes, one entry per group of 8 weights, rows of n_pad / 8 groups:
+//   E8P    primary: uint16 E8P codes (layout of quip/e8p.h: bits 0-7 pattern index into S, 8-14 the
+//          signs of coordinates 0-6, 15 the -1/4 shift; coordinate 7's sign by parity)
+//   RVQ4   primary E8P + residual uint16 E8P codes:            Q = Q1 + Q2 / s2
+//   RVQ3   primary E8P + residual uint8 E8-shell indices:      Q = Q1 + Q2 / s2
+//   Scalar packed: `bits` bytes per group, the little-endian low bytes of quip's RTN code word
+//          (level index l of coordinate i at bits [b i, b i + b)), value l - (2^b - 1) / 2
+// The E8P decode keeps a 256 x 8 magnitude table (8 KiB) and a 256-entry sign/shift table hot in L1:
+//   w = (S'[idx] XOR signmask[code >> 8]) + shift[code >> 15]
+// where S' is S with coordinate 7 pre-negated for odd-parity patterns, so the parity rule becomes a
+// pure function of the high byte. One scalar reference and one AVX2 kernel sit side by side.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace quip::qinfer {
+
+enum class CodeKind { E8P, RVQ3, RVQ4, Scalar };
+
+struct QCodes {
+  CodeKind kind = CodeKind::E8P;
+  int rows = 0;
+  int groups = 0;                  // n_pad / 8
+  const uint16_t* primary = nullptr;   // E8P / RVQ: [rows][groups]
+  const void* residual = nullptr;      // RVQ4: uint16, RVQ3: uint8; [rows][groups]
+  float residual_inv_scale = 0.0f;     // 1 / s2
+  int scalar_bits = 0;                 // Scalar: 2, 3 or 4
+  const uint8_t* packed = nullptr;     // Scalar: [rows][groups * scalar_bits]
+};
+
+enum class KernelImpl { Auto, Scalar, Avx2 };
+
+struct DecodeKernels {
+  // y[r - r0] = dot(row r of Q, x) for r in [r0, r1); x holds groups * 8 floats.
+  void (*matvec)(const QCodes& q, const float* x, int r0, int r1, float* y);
+  // w[0 .. groups * 8) = row r of Q.
+  void (*decode_row)(const QCodes& q, int r, float* w);
+  // y[t * ldy + i] = dot(w + i * len, x + t * ldx) for i < nr (<= 4), t < tokens; len % 8 == 0.
+  void (*rows_dot_tokens)(const float* w, int nr, int len, const float* x, size_t ldx, int tokens, float* y,
+                          size_t ldy);
+};
+const DecodeKernels& decode_kernels_scalar();
+const DecodeKernels& decode_kernels_avx2();  // only when cpu_features().avx2
+const DecodeKernels& decode_kernels(KernelImpl impl = KernelImpl::Auto);
+
+// The tables the kernels share (built once from quip::e8p_tables()).
+struct DecodeTables {
+  alignas(32) float mag[256][8];        // S with coordinate 7 negated where parity[idx] = 1
+  alignas(32) uint32_t signmask[256][8];  // high byte -> per-lane float sign bit (lane 7: parity of bits 0-6)
+  alignas(32) float shift[2][8];        // code >> 15 -> +1/4 or -1/4 in every lane
+  alignas(32) float shell[256][8];      // E8 shell codebook (RVQ3 residual stage)
+};
+const DecodeTables& decode_tables();
+
+// Checks a QCodes description (pointers present, sizes positive); throws std::invalid_argument.
+void validate(const QCodes& q);
+
+}  // namespace quip::qinfer

@@ -1,0 +1,168 @@
+// AVX2 + FMA decode-matvec (compiled with -mavx2 -mfma; called only when cpu_features().avx2).
+// One E8P group of 8 weights is one 256-bit vector:
+//   w = (S'[code & 0xFF] XOR signmask[code >> 8]) + shift[code >> 15]
+// so a group costs three L1 table loads, a XOR, an add and one FMA against x. Four rows share each
+// load of x. Scalar RTN levels are unpacked with variable shifts: (word >> (b*lane)) & mask - c.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "qinfer/decode.h"
+
+namespace quip::qinfer {
+
+static inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+static inline __m256 e8p_vec(const DecodeTables& T, uint16_t c) {
+  const __m256 a = _mm256_load_ps(T.mag[c & 0xFF]);
+  const __m256 s = _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(T.signmask[c >> 8])));
+  return _mm256_add_ps(_mm256_xor_ps(a, s), _mm256_load_ps(T.shift[c >> 15]));
+}
+
+// Scalar levels of one group: b bytes -> 8 floats l - (2^b - 1) / 2.
+static inline __m256 scalar_vec(const uint8_t* p, int b, __m256i shifts, __m256i mask, __m256 center) {
+  uint32_t word = 0;
+  std::memcpy(&word, p, static_cast<size_t>(b));
+  const __m256i l = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(word)), shifts), mask);
+  return _mm256_sub_ps(_mm256_cvtepi32_ps(l), center);
+}
+
+// NR rows of E8P / RVQ codes against one x.
+template <int NR, CodeKind K>
+static void rows_e8p(const QCodes& q, const float* x, int r, float* y) {
+  const DecodeTables& T = decode_tables();
+  const uint16_t* c1[NR];
+  const void* c2[NR];
+  __m256 acc[NR], acc2[NR];
+  for (int i = 0; i < NR; ++i) {
+    const size_t base = static_cast<size_t>(r + i) * q.groups;
+    c1[i] = q.primary + base;
+    if (K == CodeKind::RVQ4) c2[i] = static_cast<const uint16_t*>(q.residual) + base;
+    if (K == CodeKind::RVQ3) c2[i] = static_cast<const uint8_t*>(q.residual) + base;
+    acc[i] = _mm256_setzero_ps();
+    acc2[i] = _mm256_setzero_ps();
+  }
+  for (int g = 0; g < q.groups; ++g) {
+    const __m256 xv = _mm256_loadu_ps(x + 8 * g);
+    for (int i = 0; i < NR; ++i) {
+      acc[i] = _mm256_fmadd_ps(e8p_vec(T, c1[i][g]), xv, acc[i]);
+      if (K == CodeKind::RVQ4) {
+        acc2[i] = _mm256_fmadd_ps(e8p_vec(T, static_cast<const uint16_t*>(c2[i])[g]), xv, acc2[i]);
+      } else if (K == CodeKind::RVQ3) {
+        acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(T.shell[static_cast<const uint8_t*>(c2[i])[g]]), xv, acc2[i]);
+      }
+    }
+  }
+  for (int i = 0; i < NR; ++i) {
+    y[i] = K == CodeKind::E8P ? hsum(acc[i]) : hsum(acc[i]) + hsum(acc2[i]) * q.residual_inv_scale;
+  }
+}
+
+template <int NR>
+static void rows_scalar(const QCodes& q, const float* x, int r, float* y) {
+  const int b = q.scalar_bits;
+  const __m256i shifts = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(b));
+  const __m256i mask = _mm256_set1_epi32((1 << b) - 1);
+  const __m256 center = _mm256_set1_ps(static_cast<float>((1 << b) - 1) * 0.5f);
+  const size_t row_bytes = static_cast<size_t>(q.groups) * b;
+  __m256 acc[NR];
+  for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
+  for (int g = 0; g < q.groups; ++g) {
+    const __m256 xv = _mm256_loadu_ps(x + 8 * g);
+    for (int i = 0; i < NR; ++i) {
+      const uint8_t* p = q.packed + (r + i) * row_bytes + static_cast<size_t>(g) * b;
+      acc[i] = _mm256_fmadd_ps(scalar_vec(p, b, shifts, mask, center), xv, acc[i]);
+    }
+  }
+  for (int i = 0; i < NR; ++i) y[i] = hsum(acc[i]);
+}
+
+template <int NR>
+static void rows_any(const QCodes& q, const float* x, int r, float* y) {
+  switch (q.kind) {
+    case CodeKind::E8P: rows_e8p<NR, CodeKind::E8P>(q, x, r, y); return;
+    case CodeKind::RVQ3: rows_e8p<NR, CodeKind::RVQ3>(q, x, r, y); return;
+    case CodeKind::RVQ4: rows_e8p<NR, CodeKind::RVQ4>(q, x, r, y); return;
+    case CodeKind::Scalar: rows_scalar<NR>(q, x, r, y); return;
+  }
+}
+
+static void matvec_avx2(const QCodes& q, const float* x, int r0, int r1, float* y) {
+  int r = r0;
+  for (; r + 4 <= r1; r += 4) rows_any<4>(q, x, r, y + (r - r0));
+  for (; r < r1; ++r) rows_any<1>(q, x, r, y + (r - r0));
+}
+
+static void decode_row_avx2(const QCodes& q, int r, float* w) {
+  const DecodeTables& T = decode_tables();
+  const size_t base = static_cast<size_t>(r) * q.groups;
+  if (q.kind == CodeKind::Scalar) {
+    const int b = q.scalar_bits;
+    const __m256i shifts = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(b));
+    const __m256i mask = _mm256_set1_epi32((1 << b) - 1);
+    const __m256 center = _mm256_set1_ps(static_cast<float>((1 << b) - 1) * 0.5f);
+    const uint8_t* p = q.packed + base * b;
+    for (int g = 0; g < q.groups; ++g) _mm256_storeu_ps(w + 8 * g, scalar_vec(p + static_cast<size_t>(g) * b, b, shifts, mask, center));
+    return;
+  }
+  const __m256 inv = _mm256_set1_ps(q.residual_inv_scale);
+  for (int g = 0; g < q.groups; ++g) {
+    __m256 v = e8p_vec(T, q.primary[base + g]);
+    // Same rounding as the scalar reference: w = q1 + (q2 * inv), not fused.
+    if (q.kind == CodeKind::RVQ4)
+      v = _mm256_add_ps(v, _mm256_mul_ps(e8p_vec(T, static_cast<const uint16_t*>(q.residual)[base + g]), inv));
+    else if (q.kind == CodeKind::RVQ3)
+      v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_load_ps(T.shell[static_cast<const uint8_t*>(q.residual)[base + g]]), inv));
+    _mm256_storeu_ps(w + 8 * g, v);
+  }
+}
+
+// Decoded rows (up to 4) against several tokens: a 4 x 2 tile of dot products shares each load.
+static void rows_dot_tokens_avx2(const float* w, int nr, int len, const float* x, size_t ldx, int tokens, float* y,
+                                 size_t ldy) {
+  int t = 0;
+  for (; t + 2 <= tokens; t += 2) {
+    const float* x0 = x + t * ldx;
+    const float* x1 = x0 + ldx;
+    __m256 a0[4], a1[4];
+    for (int i = 0; i < 4; ++i) a0[i] = a1[i] = _mm256_setzero_ps();
+    for (int k = 0; k < len; k += 8) {
+      const __m256 v0 = _mm256_loadu_ps(x0 + k), v1 = _mm256_loadu_ps(x1 + k);
+      for (int i = 0; i < 4; ++i) {
+        if (i >= nr) break;
+        const __m256 wv = _mm256_loadu_ps(w + static_cast<size_t>(i) * len + k);
+        a0[i] = _mm256_fmadd_ps(wv, v0, a0[i]);
+        a1[i] = _mm256_fmadd_ps(wv, v1, a1[i]);
+      }
+    }
+    for (int i = 0; i < nr; ++i) {
+      y[t * ldy + i] = hsum(a0[i]);
+      y[(t + 1) * ldy + i] = hsum(a1[i]);
+    }
+  }
+  for (; t < tokens; ++t) {
+    const float* x0 = x + t * ldx;
+    __m256 a0[4];
+    for (int i = 0; i < 4; ++i) a0[i] = _mm256_setzero_ps();
+    for (int k = 0; k < len; k += 8) {
+      const __m256 v0 = _mm256_loadu_ps(x0 + k);
+      for (int i = 0; i < 4; ++i) {
+        if (i >= nr) break;
+        a0[i] = _mm256_fmadd_ps(_mm256_loadu_ps(w + static_cast<size_t>(i) * len + k), v0, a0[i]);
+      }
+    }
+    for (int i = 0; i < nr; ++i) y[t * ldy + i] = hsum(a0[i]);
+  }
+}
+
+const DecodeKernels& decode_kernels_avx2() {
+  static const DecodeKernels k{matvec_avx2, decode_row_avx2, rows_dot_tokens_avx2};
+  return k;
+}
+
+}  // namespace quip::qinfer

@@ -1,0 +1,136 @@
+#include "qinfer/qlinear.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "common/thread_pool.h"
+
+namespace quip::qinfer {
+
+static void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument("quantized linear: " + what);
+}
+
+QuantizedLinear::QuantizedLinear(QuantizedLinearParams p, KernelImpl impl) : p_(std::move(p)), k_(&decode_kernels(impl)) {
+  require(p_.m > 0 && p_.n > 0, "m and n must be positive");
+  n_pad_ = (p_.n + 7) / 8 * 8;
+  require(p_.codes.rows == p_.m, "codes have " + std::to_string(p_.codes.rows) + " rows, expected m = " + std::to_string(p_.m));
+  require(p_.codes.groups * 8 == n_pad_, "codes have " + std::to_string(p_.codes.groups) + " groups per row, expected " +
+                                             std::to_string(n_pad_ / 8) + " (n = " + std::to_string(p_.n) + " padded to " +
+                                             std::to_string(n_pad_) + ")");
+  validate(p_.codes);
+  require(std::isfinite(p_.scale) && p_.scale > 0, "scale must be positive and finite");
+  if (p_.incoherence) {
+    require(static_cast<int>(p_.su.size()) == p_.n, "su must hold n = " + std::to_string(p_.n) + " values");
+    require(static_cast<int>(p_.sv.size()) == p_.m, "sv must hold m = " + std::to_string(p_.m) + " values");
+    plan_in_ = hadamard_plan(p_.n);
+    plan_out_ = hadamard_plan(p_.m);
+  } else {
+    require(p_.su.empty() && p_.sv.empty(), "sign vectors are only used with incoherence processing");
+  }
+}
+
+std::string QuantizedLinear::describe() const {
+  const char* kind = p_.codes.kind == CodeKind::E8P ? "E8P" : p_.codes.kind == CodeKind::RVQ3 ? "RVQ3" : p_.codes.kind == CodeKind::RVQ4 ? "RVQ4" : "RTN";
+  std::string s = std::string("quip# ") + kind;
+  if (p_.codes.kind == CodeKind::Scalar) s += std::to_string(p_.codes.scalar_bits);
+  return s + " " + std::to_string(p_.m) + "x" + std::to_string(p_.n) + (p_.incoherence ? " +RHT" : "");
+}
+
+size_t QuantizedLinear::code_bytes() const {
+  const size_t g = static_cast<size_t>(p_.m) * p_.codes.groups;
+  switch (p_.codes.kind) {
+    case CodeKind::E8P: return g * 2;
+    case CodeKind::RVQ3: return g * 3;
+    case CodeKind::RVQ4: return g * 4;
+    case CodeKind::Scalar: return g * p_.codes.scalar_bits;
+  }
+  return 0;
+}
+
+// x (n floats) -> xt (n_pad floats): H_n^T (su .* x), zero-padded.
+static void input_transform(const QuantizedLinearParams& p, const HadamardPlan& plan, const float* x, float* xt, int n_pad,
+                            std::vector<float>& work) {
+  if (p.incoherence) {
+    for (int i = 0; i < p.n; ++i) xt[i] = x[i] * p.su[i];
+    hadamard_apply(plan, xt, true, work);
+  } else {
+    std::copy(x, x + p.n, xt);
+  }
+  std::fill(xt + p.n, xt + n_pad, 0.0f);
+}
+
+// y~ (m floats, already scaled) -> y = sv .* (H_m y~), in place.
+static void output_transform(const QuantizedLinearParams& p, const HadamardPlan& plan, float* y, std::vector<float>& work) {
+  if (!p.incoherence) return;
+  hadamard_apply(plan, y, false, work);
+  for (int i = 0; i < p.m; ++i) y[i] *= p.sv[i];
+}
+
+void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
+  const int m = p_.m, n = p_.n;
+  std::vector<float> xt(static_cast<size_t>(tokens) * n_pad_);
+  parallel_for(tokens, 1, [&](size_t b, size_t e) {
+    std::vector<float> work;
+    for (size_t t = b; t < e; ++t) input_transform(p_, plan_in_, x + t * n, xt.data() + t * n_pad_, n_pad_, work);
+  });
+  if (tokens == 1) {
+    // Decode: every row's codes read once, rows split over threads.
+    parallel_for(m, 64, [&](size_t b, size_t e) { k_->matvec(p_.codes, xt.data(), static_cast<int>(b), static_cast<int>(e), y + b); });
+  } else {
+    // Prefill: decode 4 rows at a time into a thread-local buffer and apply them to every token.
+    parallel_for((m + 3) / 4, 4, [&](size_t b, size_t e) {
+      std::vector<float> w(static_cast<size_t>(4) * n_pad_);
+      for (size_t blk = b; blk < e; ++blk) {
+        const int r0 = static_cast<int>(blk) * 4, nr = std::min(4, m - r0);
+        for (int i = 0; i < nr; ++i) k_->decode_row(p_.codes, r0 + i, w.data() + static_cast<size_t>(i) * n_pad_);
+        k_->rows_dot_tokens(w.data(), nr, n_pad_, xt.data(), n_pad_, tokens, y + r0, m);
+      }
+    });
+  }
+  parallel_for(tokens, 1, [&](size_t b, size_t e) {
+    std::vector<float> work;
+    for (size_t t = b; t < e; ++t) {
+      float* yt = y + t * m;
+      for (int i = 0; i < m; ++i) yt[i] *= p_.scale;
+      output_transform(p_, plan_out_, yt, work);
+    }
+  });
+}
+
+std::vector<double> QuantizedLinear::dequantize() const {
+  const int m = p_.m, n = p_.n;
+  // Q (m x n_pad) decoded by the scalar reference, then W = diag(sv) H_m (scale Q) H_n^T diag(su)
+  // applied in float64 column by column (columns of the identity through the layer's math).
+  std::vector<double> Q(static_cast<size_t>(m) * n_pad_);
+  std::vector<float> row(n_pad_);
+  for (int r = 0; r < m; ++r) {
+    decode_kernels_scalar().decode_row(p_.codes, r, row.data());
+    for (int c = 0; c < n_pad_; ++c) Q[static_cast<size_t>(r) * n_pad_ + c] = row[c];
+  }
+  std::vector<double> W(static_cast<size_t>(m) * n, 0.0);
+  std::vector<double> work, xin(n_pad_), yo(m);
+  for (int j = 0; j < n; ++j) {
+    std::fill(xin.begin(), xin.end(), 0.0);
+    if (p_.incoherence) {
+      xin[j] = p_.su[j];
+      hadamard_apply(plan_in_, xin.data(), true, work);
+    } else {
+      xin[j] = 1.0;
+    }
+    for (int r = 0; r < m; ++r) {
+      double acc = 0;
+      for (int c = 0; c < n; ++c) acc += Q[static_cast<size_t>(r) * n_pad_ + c] * xin[c];
+      yo[r] = acc * p_.scale;
+    }
+    if (p_.incoherence) {
+      hadamard_apply(plan_out_, yo.data(), false, work);
+      for (int r = 0; r < m; ++r) yo[r] *= p_.sv[r];
+    }
+    for (int r = 0; r < m; ++r) W[static_cast<size_t>(r) * n + j] = yo[r];
+  }
+  return W;
+}
+
+}  // namespace quip::qinfer

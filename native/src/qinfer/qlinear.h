@@ -1,0 +1,51 @@
+// A QuIP# quantized linear layer for the engine's forward pass (spec section 7). Per token:
+//   x <- H_n^T (su .* x)          randomized Hadamard transform of the input (incoherence on)
+//   x <- [x, 0 ... 0]             zero-pad to n_pad (a multiple of 8) for the codes' groups
+//   y~ = scale * decode-matvec(codes, x)   (RVQ: + decode-matvec(residual codes, x) / residual_scale)
+//   y <- sv .* (H_m y~)
+// so y = W^ x with W^ = diag(sv) H_m (scale * Q) H_n^T diag(su), Q the decoded codes (m x n_pad,
+// padded columns dropped). Several tokens (prefill) decode each row once and reuse it for all of them.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/linear.h"
+#include "qinfer/decode.h"
+#include "quip/hadamard.h"
+
+namespace quip::qinfer {
+
+struct QuantizedLinearParams {
+  int m = 0, n = 0;          // outputs, inputs (n_pad = round_up(n, 8))
+  QCodes codes;              // points into `keep` (a memory map or owned vectors)
+  float scale = 1.0f;
+  bool incoherence = true;   // false: no Hadamard, no sign vectors (su, sv empty)
+  std::vector<float> su, sv; // input (n) and output (m) sign vectors
+  std::shared_ptr<const void> keep;  // owner of the code bytes
+};
+
+class QuantizedLinear : public engine::Linear {
+ public:
+  // Throws std::invalid_argument naming the inconsistent field.
+  explicit QuantizedLinear(QuantizedLinearParams p, KernelImpl impl = KernelImpl::Auto);
+  int in_features() const override { return p_.n; }
+  int out_features() const override { return p_.m; }
+  void forward(const float* x, int tokens, float* y) const override;
+  std::string describe() const override;
+
+  // The dense m x n matrix this layer applies (float64), for tests and for exact comparisons.
+  std::vector<double> dequantize() const;
+  const QuantizedLinearParams& params() const { return p_; }
+  // Bytes of codes read per forward token.
+  size_t code_bytes() const;
+
+ private:
+  QuantizedLinearParams p_;
+  int n_pad_;
+  HadamardPlan plan_in_, plan_out_;
+  const DecodeKernels* k_;
+};
+
+}  // namespace quip::qinfer

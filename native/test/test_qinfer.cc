@@ -1,0 +1,340 @@
+// Quantized inference tests: the decode-matvec kernels (scalar reference and AVX2) against a float64
+// dense matvec over the matrix decoded by the numeric core's own codebook_decode, the batched
+// (prefill) path against the one-token path, and the whole quantized linear (RHT, padding, scale,
+// sign vectors) against W^ x with W^ rebuilt densely in float64 from the quantizer's own output.
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/cpu.h"
+#include "common/thread_pool.h"
+#include "harness.h"
+#include "qinfer/decode.h"
+#include "qinfer/qlinear.h"
+#include "quip/e8p.h"
+#include "quip/hadamard.h"
+
+using namespace quip;
+using namespace quip::qinfer;
+
+namespace {
+
+// Code planes for one codebook, filled with random code words (every bit pattern is a valid code).
+struct Planes {
+  quip::Codebook cb;
+  int m, groups;
+  double s2;
+  std::vector<uint32_t> words;  // quip's 32-bit code word per group
+  std::vector<uint16_t> primary;
+  std::vector<uint16_t> res16;
+  std::vector<uint8_t> res8;
+  std::vector<uint8_t> packed;
+
+  Planes(quip::Codebook c, int rows, int g, std::mt19937& rng) : cb(c), m(rows), groups(g) {
+    s2 = codebook_info(cb).s2;
+    words.resize(static_cast<size_t>(m) * groups);
+    for (auto& w : words) {
+      uint32_t v = rng();
+      if (cb == quip::Codebook::E8P) v &= 0xFFFF;
+      if (cb == quip::Codebook::RVQ3) v &= 0xFFFFFF;
+      if (cb == quip::Codebook::RTN2) v &= 0xFFFF;
+      if (cb == quip::Codebook::RTN3) v &= 0xFFFFFF;
+      w = v;
+    }
+    split();
+  }
+  void split() {
+    const size_t G = words.size();
+    primary.assign(G, 0);
+    res16.assign(G, 0);
+    res8.assign(G, 0);
+    const int b = bits();
+    packed.assign(G * b, 0);
+    for (size_t i = 0; i < G; ++i) {
+      primary[i] = static_cast<uint16_t>(words[i]);
+      res16[i] = static_cast<uint16_t>(words[i] >> 16);
+      res8[i] = static_cast<uint8_t>(words[i] >> 16);
+      for (int k = 0; k < b; ++k) packed[i * b + k] = static_cast<uint8_t>(words[i] >> (8 * k));
+    }
+  }
+  int bits() const { return codebook_info(cb).bits; }
+  QCodes codes() const {
+    QCodes q;
+    q.rows = m;
+    q.groups = groups;
+    switch (cb) {
+      case quip::Codebook::E8P: q.kind = CodeKind::E8P; q.primary = primary.data(); break;
+      case quip::Codebook::RVQ3: q.kind = CodeKind::RVQ3; q.primary = primary.data(); q.residual = res8.data(); break;
+      case quip::Codebook::RVQ4: q.kind = CodeKind::RVQ4; q.primary = primary.data(); q.residual = res16.data(); break;
+      default: q.kind = CodeKind::Scalar; q.scalar_bits = bits(); q.packed = packed.data(); break;
+    }
+    q.residual_inv_scale = s2 > 0 ? static_cast<float>(1.0 / s2) : 0.0f;
+    return q;
+  }
+  // Q (m x groups*8) in float64 from the numeric core's decoder.
+  std::vector<double> dense() const {
+    std::vector<double> Q(static_cast<size_t>(m) * groups * 8);
+    float out[8];
+    for (size_t i = 0; i < words.size(); ++i) {
+      codebook_decode(cb, s2, words[i], out);
+      for (int j = 0; j < 8; ++j) Q[i * 8 + j] = out[j];
+    }
+    return Q;
+  }
+};
+
+const quip::Codebook kAll[] = {quip::Codebook::E8P, quip::Codebook::RVQ3, quip::Codebook::RVQ4,
+                               quip::Codebook::RTN2, quip::Codebook::RTN3, quip::Codebook::RTN4};
+
+std::vector<float> gaussian(size_t n, std::mt19937& rng, float sd = 1.0f) {
+  std::normal_distribution<float> nd(0.0f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+std::vector<const DecodeKernels*> impls() {
+  std::vector<const DecodeKernels*> k{&decode_kernels_scalar()};
+  if (cpu_features().avx2) k.push_back(&decode_kernels(KernelImpl::Avx2));
+  return k;
+}
+
+}  // namespace
+
+TEST(decode_tables_match_the_codebook_for_every_e8p_code) {
+  // Every one of the 65,536 codes decodes to exactly the numeric core's point.
+  std::vector<uint32_t> all(65536);
+  for (uint32_t c = 0; c < 65536; ++c) all[c] = c;
+  std::mt19937 rng(1);
+  Planes p(quip::Codebook::E8P, 1, 8192, rng);
+  p.words = all;
+  p.split();
+  p.m = 8;
+  p.groups = 8192;
+  std::vector<float> w(8192 * 8);
+  int bad = 0;
+  for (int r = 0; r < 8; ++r) {
+    for (auto* k : impls()) {
+      k->decode_row(p.codes(), r, w.data());
+      for (int g = 0; g < 8192; ++g) {
+        float ref[8];
+        e8p_decode(static_cast<uint16_t>(r * 8192 + g), ref);
+        for (int j = 0; j < 8; ++j) bad += w[g * 8 + j] != ref[j];
+      }
+    }
+  }
+  CHECK(bad == 0);
+}
+
+TEST(matvec_equals_dense_float64_for_every_codebook) {
+  std::mt19937 rng(7);
+  for (auto cb : kAll) {
+    const int m = 37, groups = 22;  // odd row count exercises the 4-row tiles' remainder
+    Planes p(cb, m, groups, rng);
+    std::vector<double> Q = p.dense();
+    std::vector<float> x = gaussian(groups * 8, rng);
+    for (auto* k : impls()) {
+      std::vector<float> y(m);
+      k->matvec(p.codes(), x.data(), 0, m, y.data());
+      std::vector<float> y2(m - 5);
+      k->matvec(p.codes(), x.data(), 5, m, y2.data());  // a row range not starting at 0
+      for (int r = 0; r < m; ++r) {
+        double ref = 0, mag = 0;
+        for (int c = 0; c < groups * 8; ++c) {
+          ref += Q[static_cast<size_t>(r) * groups * 8 + c] * x[c];
+          mag += std::fabs(Q[static_cast<size_t>(r) * groups * 8 + c] * x[c]);
+        }
+        CHECK_NEAR(y[r], ref, 1e-5 * mag + 1e-6);
+        if (r >= 5) CHECK(y2[r - 5] == y[r]);
+      }
+      // decode_row reproduces the dense matrix exactly up to float rounding of the residual sum
+      std::vector<float> w(groups * 8);
+      for (int r = 0; r < m; ++r) {
+        k->decode_row(p.codes(), r, w.data());
+        for (int c = 0; c < groups * 8; ++c) CHECK_NEAR(w[c], Q[static_cast<size_t>(r) * groups * 8 + c], 1e-6);
+      }
+    }
+  }
+}
+
+TEST(avx2_and_scalar_kernels_agree) {
+  if (!cpu_features().avx2) return;
+  std::mt19937 rng(11);
+  for (auto cb : kAll) {
+    Planes p(cb, 64, 72, rng);
+    std::vector<float> x = gaussian(72 * 8, rng);
+    std::vector<float> a(64), b(64);
+    decode_kernels_scalar().matvec(p.codes(), x.data(), 0, 64, a.data());
+    decode_kernels(KernelImpl::Avx2).matvec(p.codes(), x.data(), 0, 64, b.data());
+    for (int r = 0; r < 64; ++r) CHECK_NEAR(a[r], b[r], 1e-4 * (1 + std::fabs(a[r])));
+  }
+}
+
+TEST(rows_dot_tokens_equals_float64_dots) {
+  std::mt19937 rng(5);
+  const int len = 40, tokens = 5;
+  for (int nr = 1; nr <= 4; ++nr) {
+    std::vector<float> w = gaussian(nr * len, rng), x = gaussian(tokens * (len + 3), rng);
+    for (auto* k : impls()) {
+      std::vector<float> y(tokens * 7, -1.0f);
+      k->rows_dot_tokens(w.data(), nr, len, x.data(), len + 3, tokens, y.data(), 7);
+      for (int t = 0; t < tokens; ++t)
+        for (int i = 0; i < nr; ++i) {
+          double ref = 0;
+          for (int c = 0; c < len; ++c) ref += static_cast<double>(w[i * len + c]) * x[t * (len + 3) + c];
+          CHECK_NEAR(y[t * 7 + i], ref, 1e-4);
+        }
+    }
+  }
+}
+
+namespace {
+
+// A real quantized layer: W~ = RHT(W) / scale quantized by the numeric core's codebook; returns the
+// layer and the float64 dense W^ = diag(sv) H_m (scale Q~) H_n^T diag(su) from the quantizer's own
+// decoded points (not from qinfer's decoder).
+struct RealLayer {
+  Planes planes;
+  std::vector<double> What;
+  std::unique_ptr<QuantizedLinear> layer;
+};
+
+RealLayer make_layer(quip::Codebook cb, int m, int n, bool incoherence, std::mt19937& rng, KernelImpl impl) {
+  const int n_pad = (n + 7) / 8 * 8, groups = n_pad / 8;
+  const double s2 = codebook_info(cb).s2;
+  // W~ (already "transformed") ~ Gaussian at RMS rho, padded columns zero.
+  std::vector<float> Wt(static_cast<size_t>(m) * n_pad, 0.0f), out(Wt.size());
+  std::normal_distribution<float> nd(0.0f, static_cast<float>(codebook_info(cb).default_rho));
+  for (int r = 0; r < m; ++r)
+    for (int c = 0; c < n; ++c) Wt[static_cast<size_t>(r) * n_pad + c] = nd(rng);
+  Planes p(cb, m, groups, rng);
+  codebook_quantize(cb, s2, Wt.data(), 8, Wt.size() / 8, out.data(), p.words.data());
+  p.split();
+  const float scale = 0.037f;
+  std::vector<int8_t> su = random_signs(99, 0, n), sv = random_signs(99, 1, m);
+  // Dense W^ in float64: columns of scale * out through the inverse transform.
+  std::vector<double> What(static_cast<size_t>(m) * n);
+  HadamardPlan pn = hadamard_plan(n), pm = hadamard_plan(m);
+  std::vector<double> work, col(n_pad), yo(m);
+  for (int j = 0; j < n; ++j) {
+    std::fill(col.begin(), col.end(), 0.0);
+    if (incoherence) {
+      col[j] = su[j];
+      hadamard_apply(pn, col.data(), true, work);
+    } else {
+      col[j] = 1.0;
+    }
+    for (int r = 0; r < m; ++r) {
+      double acc = 0;
+      for (int c = 0; c < n; ++c) acc += static_cast<double>(out[static_cast<size_t>(r) * n_pad + c]) * col[c];
+      yo[r] = acc * scale;
+    }
+    if (incoherence) {
+      hadamard_apply(pm, yo.data(), false, work);
+      for (int r = 0; r < m; ++r) yo[r] *= sv[r];
+    }
+    for (int r = 0; r < m; ++r) What[static_cast<size_t>(r) * n + j] = yo[r];
+  }
+  QuantizedLinearParams qp;
+  qp.m = m;
+  qp.n = n;
+  qp.codes = p.codes();
+  qp.scale = scale;
+  qp.incoherence = incoherence;
+  if (incoherence) {
+    qp.su.assign(su.begin(), su.end());
+    qp.sv.assign(sv.begin(), sv.end());
+  }
+  RealLayer L{p, What, nullptr};
+  qp.codes = L.planes.codes();  // the layer reads the planes the returned struct owns
+  L.layer = std::make_unique<QuantizedLinear>(qp, impl);
+  return L;
+}
+
+}  // namespace
+
+TEST(quantized_linear_equals_dense_reconstruction) {
+  std::mt19937 rng(3);
+  struct Shape { int m, n; };
+  // stories260k's shapes (64, 172 = K 172, n not a multiple of 8 -> padding), a power of two, and
+  // SmolLM2's K = 36 / 12 factors at reduced size.
+  const Shape shapes[] = {{64, 172}, {172, 64}, {32, 64}, {36, 24}, {48, 36}};
+  std::vector<KernelImpl> ks{KernelImpl::Scalar};
+  if (cpu_features().avx2) ks.push_back(KernelImpl::Avx2);
+  for (auto cb : kAll)
+    for (const Shape& s : shapes)
+      for (bool inc : {true, false})
+        for (KernelImpl impl : ks) {
+          RealLayer L = make_layer(cb, s.m, s.n, inc, rng, impl);
+          const int tokens = 3;
+          std::vector<float> x = gaussian(static_cast<size_t>(tokens) * s.n, rng), y(static_cast<size_t>(tokens) * s.m), y1(s.m);
+          L.layer->forward(x.data(), tokens, y.data());
+          for (int t = 0; t < tokens; ++t) {
+            L.layer->forward(x.data() + t * s.n, 1, y1.data());  // decode path, token by token
+            for (int r = 0; r < s.m; ++r) {
+              double ref = 0, mag = 0;
+              for (int c = 0; c < s.n; ++c) {
+                ref += L.What[static_cast<size_t>(r) * s.n + c] * x[t * s.n + c];
+                mag += std::fabs(L.What[static_cast<size_t>(r) * s.n + c] * x[t * s.n + c]);
+              }
+              CHECK_NEAR(y[t * s.m + r], ref, 2e-5 * mag + 1e-6);
+              CHECK_NEAR(y1[r], ref, 2e-5 * mag + 1e-6);
+            }
+          }
+          // The layer's own float64 reconstruction matches too.
+          std::vector<double> W = L.layer->dequantize();
+          double err = 0, nrm = 0;
+          for (size_t i = 0; i < W.size(); ++i) {
+            err = std::max(err, std::fabs(W[i] - L.What[i]));
+            nrm = std::max(nrm, std::fabs(L.What[i]));
+          }
+          CHECK(err <= 1e-5 * nrm);
+        }
+}
+
+TEST(results_do_not_depend_on_thread_count) {
+  std::mt19937 rng(21);
+  RealLayer L = make_layer(quip::Codebook::RVQ4, 96, 172, true, rng, KernelImpl::Auto);
+  std::vector<float> x = gaussian(4 * 172, rng), a(4 * 96), b(4 * 96), c(96), d(96);
+  set_threads(1);
+  L.layer->forward(x.data(), 4, a.data());
+  L.layer->forward(x.data(), 1, c.data());
+  set_threads(3);
+  L.layer->forward(x.data(), 4, b.data());
+  L.layer->forward(x.data(), 1, d.data());
+  set_threads(0);
+  CHECK(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
+  CHECK(std::memcmp(c.data(), d.data(), c.size() * 4) == 0);
+}
+
+TEST(bad_parameters_are_refused_with_a_reason) {
+  std::mt19937 rng(2);
+  Planes p(quip::Codebook::E8P, 8, 2, rng);
+  QuantizedLinearParams qp;
+  qp.m = 8;
+  qp.n = 24;  // needs 3 groups, codes have 2
+  qp.codes = p.codes();
+  qp.incoherence = false;
+  bool threw = false;
+  try {
+    QuantizedLinear l(qp);
+  } catch (const std::invalid_argument& e) {
+    threw = std::string(e.what()).find("groups") != std::string::npos;
+  }
+  CHECK(threw);
+  qp.n = 16;
+  qp.incoherence = true;  // without sign vectors
+  threw = false;
+  try {
+    QuantizedLinear l(qp);
+  } catch (const std::invalid_argument& e) {
+    threw = std::string(e.what()).find("su") != std::string::npos;
+  }
+  CHECK(threw);
+}
+
+QUIP_TEST_MAIN()
