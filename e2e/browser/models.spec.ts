@@ -39,6 +39,7 @@ test('opens stories260k by path and shows its inspection', async ({ studioPage: 
 
   await page.screenshot({ path: testInfo.outputPath('models-stories260k.png') });
   await page.getByTestId('linear-card').screenshot({ path: testInfo.outputPath('models-stories260k-layers.png') });
+  await page.getByRole('main').evaluate((main) => main.scrollTo(0, 0));
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.screenshot({ path: testInfo.outputPath('models-stories260k-dark.png') });
 });
