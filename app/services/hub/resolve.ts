@@ -28,11 +28,12 @@ function expandHome(p: string): string {
   return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
 }
 
-async function statOrNull(p: string) {
+async function exists(p: string): Promise<boolean> {
   try {
-    return await fs.stat(p);
+    await fs.stat(p);
+    return true;
   } catch {
-    return null;
+    return false;
   }
 }
 
@@ -40,11 +41,8 @@ export async function resolveModelDir(idOrPath: string, opts: ResolveModelDirOpt
   const input = idOrPath.trim();
   if (!input) throw new HubError('No model given: name a local model folder or a hub id such as HuggingFaceTB/SmolLM2-135M.', 'BAD_MODEL_ID');
   const local = path.resolve(expandHome(input));
-  const st = await statOrNull(local);
-  if (st) {
-    const dir = st.isDirectory() ? local : path.dirname(local);
-    return { dir, source: { kind: 'local', path: dir, repoId: null, revision: null } };
-  }
+  // Anything on disk is the caller's to load (a folder, or a file the model loader will name).
+  if (await exists(local)) return { dir: local, source: { kind: 'local', path: local, repoId: null, revision: null } };
   if (!looksLikeRepoId(input)) {
     throw new HubError(`There is no folder at ${local}, and "${input}" is not a hub id either (the form is organisation/name). Check the path.`, 'BAD_MODEL_ID');
   }
