@@ -36,7 +36,7 @@ export function readConfig(dir: string): RawConfig {
     throw new UserError(
       `${dir} has no config.json, so it is not a Hugging Face model folder. ` +
         (gguf.length
-          ? `It holds a GGUF file (${gguf.join(', ')}); import it as a Hugging Face folder first (`quip import <file.gguf>`, or the Models page), then open that folder.`
+          ? `It holds a GGUF file (${gguf.join(', ')}); import it as a Hugging Face folder first (quip import <file.gguf>, or the Models page), then open that folder.`
           : 'Choose the folder that holds config.json, model.safetensors and tokenizer.json.'),
       'NOT_A_MODEL',
     );
