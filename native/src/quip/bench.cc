@@ -92,7 +92,7 @@ std::vector<BenchFigure> bench_kernels(int threads, bool quick, const JobHooks& 
   auto emit = [&](const BenchFigure& f) {
     out.push_back(f);
     char buf[256];
-    std::snprintf(buf, sizeof buf, "{\"figure\":\"%s\",\"variant\":\"%s\",\"value\":%.6g,\"unit\":\"%s\"}",
+    std::snprintf(buf, sizeof buf, "{\"kind\":\"figure\",\"name\":\"%s\",\"variant\":\"%s\",\"value\":%.6g,\"unit\":\"%s\"}",
                   f.name.c_str(), f.variant.c_str(), f.value, f.unit.c_str());
     hooks.emit(buf);
     hooks.check();

@@ -6,9 +6,11 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <type_traits>
 
 #include "common/cpu.h"
 #include "common/thread_pool.h"
+#include "quip/gemm.h"
 #include "quip/rng.h"
 
 namespace quip {
@@ -286,24 +288,31 @@ std::vector<double> random_orthogonal_factor(int64_t K, uint64_t seed) {
   return Q;
 }
 
-const std::vector<float>& hadamard_factor(const HadamardPlan& plan) {
+// Cached factors per (K, method): [0] F, [1] F^T.
+static const std::vector<float>& factor_cached(const HadamardPlan& plan, bool transposed) {
   static std::mutex mu;
-  static std::map<std::pair<int64_t, int>, std::unique_ptr<std::vector<float>>> cache;
+  static std::map<std::pair<int64_t, int>, std::unique_ptr<std::vector<float>[]>> cache;
   std::lock_guard<std::mutex> lock(mu);
   auto key = std::make_pair(plan.K, static_cast<int>(plan.method));
   auto& slot = cache[key];
   if (!slot) {
-    slot = std::make_unique<std::vector<float>>();
+    slot.reset(new std::vector<float>[2]);
+    const int64_t K = plan.K;
     if (plan.method == HadamardMethod::RandomOrthogonal) {
-      auto Q = random_orthogonal_factor(plan.K, fallback_seed(plan.K));
-      slot->assign(Q.begin(), Q.end());
+      auto Q = random_orthogonal_factor(K, fallback_seed(K));
+      slot[0].assign(Q.begin(), Q.end());
     } else {
-      auto H = hadamard_matrix(plan.K);
-      slot->assign(H.begin(), H.end());
+      auto H = hadamard_matrix(K);
+      slot[0].assign(H.begin(), H.end());
     }
+    slot[1].resize(K * K);
+    for (int64_t i = 0; i < K; ++i)
+      for (int64_t j = 0; j < K; ++j) slot[1][j * K + i] = slot[0][i * K + j];
   }
-  return *slot;
+  return slot[transposed ? 1 : 0];
 }
+
+const std::vector<float>& hadamard_factor(const HadamardPlan& plan) { return factor_cached(plan, false); }
 
 template <typename T>
 static void fwht_generic(T* x, int64_t len) {
@@ -338,17 +347,20 @@ static void hadamard_apply_t(const HadamardPlan& plan, T* x, bool transpose, std
     for (int64_t i = 0; i < P; ++i) x[i] *= scale;
     return;
   }
-  const std::vector<float>& F = hadamard_factor(plan);
   work.assign(K * P, T(0));
-  for (int64_t a = 0; a < K; ++a) {
-    T* out = work.data() + a * P;
-    for (int64_t b = 0; b < K; ++b) {
-      T f = static_cast<T>(transpose ? F[b * K + a] : F[a * K + b]);
-      if (f == T(0)) continue;
-      const T* in = x + b * P;
-      if (f == T(1)) for (int64_t i = 0; i < P; ++i) out[i] += in[i];
-      else if (f == T(-1)) for (int64_t i = 0; i < P; ++i) out[i] -= in[i];
-      else for (int64_t i = 0; i < P; ++i) out[i] += f * in[i];
+  if constexpr (std::is_same<T, float>::value) {
+    // The K x K mixing is a small GEMM: work = F X (F^T X for the transpose).
+    const std::vector<float>& M = factor_cached(plan, transpose);
+    sgemm(K, P, K, 1.f, M.data(), K, x, P, work.data(), P);
+  } else {
+    const std::vector<float>& F = hadamard_factor(plan);
+    for (int64_t a = 0; a < K; ++a) {
+      T* out = work.data() + a * P;
+      for (int64_t b = 0; b < K; ++b) {
+        const T f = static_cast<T>(transpose ? F[b * K + a] : F[a * K + b]);
+        const T* in = x + b * P;
+        for (int64_t i = 0; i < P; ++i) out[i] += f * in[i];
+      }
     }
   }
   for (int64_t i = 0; i < K * P; ++i) x[i] = work[i] * scale;
