@@ -148,7 +148,9 @@ std::vector<int8_t> paley2(int q) {
 // Williamson matrices: symmetric circulant A, B, C, D of odd order t with A^2 + B^2 + C^2 + D^2 = 4t I
 // give the order-4t Hadamard matrix [[A, B, C, D], [-B, A, -D, C], [-C, D, A, -B], [-D, -C, B, A]].
 // Each entry is the first half of a first row (a_0 .. a_(t-1)/2, '+' = 1, '-' = -1; a_j = a_(t-j)),
-// found by our own search (tools: see the test test_quip_hadamard which re-verifies them).
+// found by our own search (quip/tools/williamson_search.cc); test_quip_hadamard re-verifies
+// H H^T = K I for every stored order. Orders 156 (t = 39) and 172 (t = 43) are not in the table (the
+// search did not finish in time); they take the documented random orthogonal fallback.
 struct Williamson {
   int t;
   const char* rows[4];
