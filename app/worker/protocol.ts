@@ -11,7 +11,8 @@ export interface WorkerError {
 }
 
 export type ToWorker =
-  | { type: 'run'; id: string; kind: string; params: unknown }
+  /** threads: the engine's thread count for this job (the studio setting or --threads); absent = all. */
+  | { type: 'run'; id: string; kind: string; params: unknown; threads?: number }
   /** Cooperative cancel: abort the job's signal and set its native cancel flag. */
   | { type: 'cancel'; id: string }
   /** Data for a running job (e.g. the next chat message), delivered to ctx.onInput. */

@@ -4,7 +4,7 @@
 // Electron's utilityProcess (process.parentPort).
 import { z } from 'zod';
 
-import { cancelFlag } from '../engine/native.js';
+import { cancelFlag, native } from '../engine/native.js';
 import { UserError } from '../util/errors.js';
 import type { FromWorker, ToWorker, WorkerError } from './protocol.js';
 
@@ -84,7 +84,7 @@ export function runWorker(kinds: Record<string, JobKind>): void {
     throw err;
   });
 
-  async function run(id: string, kindName: string, rawParams: unknown) {
+  async function run(id: string, kindName: string, rawParams: unknown, threads: number | undefined) {
     const kind = Object.hasOwn(kinds, kindName) ? kinds[kindName] : undefined;
     if (!kind) {
       answer({ type: 'error', id, error: { message: `Unknown job kind "${kindName}" (known: ${Object.keys(kinds).join(', ')}).`, code: 'UNKNOWN_KIND' } });
@@ -94,6 +94,14 @@ export function runWorker(kinds: Record<string, JobKind>): void {
     if (!parsed.success) {
       answer({ type: 'error', id, error: { message: `Invalid parameters for job "${kindName}": ${z.prettifyError(parsed.error)}`, code: 'INVALID_PARAMS' } });
       return;
+    }
+    if (threads !== undefined) {
+      try {
+        native().setThreads(threads);
+      } catch (err) {
+        answer({ type: 'error', id, error: toWorkerError(err, false) });
+        return;
+      }
     }
     const state = { abort: new AbortController(), flag: cancelFlag(), inputs: [] as Array<(d: unknown) => void> };
     running.set(id, state);
@@ -120,7 +128,7 @@ export function runWorker(kinds: Record<string, JobKind>): void {
   port.onMessage((msg) => {
     switch (msg.type) {
       case 'run':
-        void run(msg.id, msg.kind, msg.params);
+        void run(msg.id, msg.kind, msg.params, msg.threads);
         break;
       case 'cancel': {
         const job = running.get(msg.id);

@@ -104,14 +104,15 @@ describe('job client', () => {
   });
 
   it('kills a job that ignores cancel (SIGTERM ignored too, then SIGKILL) and settles it as cancelled', async () => {
-    const jobs = new JobClient({ spawn: fixture, graceMs: 150 });
+    const events: JobEvent[] = [];
+    const jobs = new JobClient({ spawn: fixture, graceMs: 150, emit: (e) => events.push(e) });
     const job = jobs.start('ignoreCancel', {});
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(events, 'log');
     const started = Date.now();
     job.cancel();
     const err = await failure(job.result);
     expect(err.code).toBe('CANCELLED');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(250); // waited for the grace periods
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290); // SIGTERM after 150 ms was ignored; SIGKILL after 300 ms
   });
 
   it('reports a process killed mid-job as KILLED, and the next job works', async () => {

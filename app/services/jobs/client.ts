@@ -46,6 +46,8 @@ export interface RunOptions {
   owner?: string;
   /** Fails the job with code TIMEOUT after this long. */
   timeoutMs?: number;
+  /** Engine threads for this job; absent = every hardware thread. */
+  threads?: number;
   /** Cancels the job when aborted. */
   signal?: AbortSignal;
   onEvent?: (e: JobEvent) => void;
@@ -217,7 +219,7 @@ export class JobClient {
 
     this.jobs.set(jobId, { info, owner: options.owner, cancel });
     emit({ type: 'started', message: info.label });
-    proc.send({ type: 'run', id: jobId, kind, params });
+    proc.send({ type: 'run', id: jobId, kind, params, ...(options.threads ? { threads: options.threads } : {}) });
 
     return {
       jobId,

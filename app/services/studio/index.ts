@@ -97,7 +97,9 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
     'models.inspect': async ({ source, revision }, ctx) => {
       const where = await locate(source, revision);
       const name = where.repoId ?? path.basename(where.path);
-      const inspection = await jobs.run('inspect', where, { label: `Inspect ${name}`, owner: ctx.client, timeoutMs: opts.inspectTimeoutMs ?? 30 * 60_000 }).result;
+      const { threads } = await library.settings();
+      const inspection = await jobs.run('inspect', where, { label: `Inspect ${name}`, owner: ctx.client, threads: threads ?? undefined, timeoutMs: opts.inspectTimeoutMs ?? 30 * 60_000 })
+        .result;
       await library.remember({
         path: inspection.source.path,
         repoId: inspection.source.repoId,

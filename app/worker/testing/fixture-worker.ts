@@ -26,8 +26,9 @@ runWorker({
   ignoreCancel: defineJobKind({
     params: z.object({}),
     result: z.object({}),
-    run: async () => {
+    run: async (_p, ctx) => {
       process.on('SIGTERM', () => {}); // even ignores the polite kill
+      ctx.log('ignoring cancel and SIGTERM');
       for (;;) await sleep(50);
     },
   }),
