@@ -26,6 +26,8 @@ export interface PhaseFigures {
   /** min of the two ceilings, and the measured rate as a fraction of it. */
   roofline: number;
   fractionOfRoofline: number;
+  /** Process CPU time / (wall time x threads): below 1 when other programs took the cores. */
+  cpuShare: number;
 }
 
 export interface EngineBenchModel {
@@ -37,10 +39,15 @@ export interface EngineBenchModel {
   decode: PhaseFigures & { context: number };
 }
 
-function phase(tokens: number, rate: number, bandwidthCeiling: number, gemmCeiling: number): PhaseFigures {
+function phase(tokens: number, rate: number, bandwidthCeiling: number, gemmCeiling: number, cpuShare: number): PhaseFigures {
   const roofline = Math.min(bandwidthCeiling, gemmCeiling);
-  return { tokens, tokensPerSecond: rate, bandwidthCeiling, gemmCeiling, roofline, fractionOfRoofline: rate / roofline };
+  return { tokens, tokensPerSecond: rate, bandwidthCeiling, gemmCeiling, roofline, fractionOfRoofline: rate / roofline, cpuShare };
 }
+
+const cpuSeconds = (since: NodeJS.CpuUsage) => {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1e6;
+};
 
 export interface EngineBenchResult {
   cpu: string;
@@ -52,7 +59,7 @@ export interface EngineBenchResult {
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
 
-async function benchModel(name: string, model: LoadedModel, roof: { readGBs: number; gemmGflops: number }, prefillTokens: number, decodeTokens: number, repeats: number): Promise<EngineBenchModel> {
+async function benchModel(name: string, model: LoadedModel, roof: { readGBs: number; gemmGflops: number }, threads: number, prefillTokens: number, decodeTokens: number, repeats: number): Promise<EngineBenchModel> {
   const a = model.architecture;
   const engine = createEngine(model);
   let linearParams = 0;
@@ -76,12 +83,18 @@ async function benchModel(name: string, model: LoadedModel, roof: { readGBs: num
 
   // Prefill: one batch of prefillTokens from an empty cache, best of `repeats`.
   let prefillBest = Infinity;
+  let prefillShare = 0;
   for (let r = 0; r < repeats; r++) {
     const s = engine.createSession(prefillTokens);
     const x = ids(prefillTokens);
+    const c0 = process.cpuUsage();
     const t0 = now();
     await s.forward(x, false);
-    prefillBest = Math.min(prefillBest, now() - t0);
+    const wall = now() - t0;
+    if (wall < prefillBest) {
+      prefillBest = wall;
+      prefillShare = cpuSeconds(c0) / (wall * threads);
+    }
   }
   // Flops per prompt token: 2 per linear weight, attention 2 x 2 x position x q width per block
   // (mean position P/2), lm_head once per prompt.
@@ -93,9 +106,11 @@ async function benchModel(name: string, model: LoadedModel, roof: { readGBs: num
   const s = engine.createSession(ctx + decodeTokens + 1);
   await s.forward(ids(ctx), false);
   const steps = ids(decodeTokens);
+  const c0 = process.cpuUsage();
   const t0 = now();
   for (let i = 0; i < decodeTokens; i++) await s.forward(steps.subarray(i, i + 1), false);
   const decodeSeconds = now() - t0;
+  const decodeShare = cpuSeconds(c0) / (decodeSeconds * threads);
   // A prefill reads the weights once for all its tokens; a decode step reads them for one token.
   const bw = roof.readGBs * 1e9;
   const gemm = roof.gemmGflops * 1e9;
@@ -104,8 +119,8 @@ async function benchModel(name: string, model: LoadedModel, roof: { readGBs: num
     name,
     parameters,
     weightBytes,
-    prefill: phase(prefillTokens, prefillTokens / prefillBest, (bw * prefillTokens) / weightBytes, (gemm * prefillTokens) / prefillFlops),
-    decode: { ...phase(decodeTokens, decodeTokens / decodeSeconds, bw / weightBytes, gemm / decodeFlops), context: ctx },
+    prefill: phase(prefillTokens, prefillTokens / prefillBest, (bw * prefillTokens) / weightBytes, (gemm * prefillTokens) / prefillFlops, prefillShare),
+    decode: { ...phase(decodeTokens, decodeTokens / decodeSeconds, bw / weightBytes, gemm / decodeFlops, decodeShare), context: ctx },
   };
 }
 
@@ -117,7 +132,7 @@ export async function runEngineBench(o: { threads?: number; onStatus?: (s: strin
   const stories = await loadModel(sampleModelDir());
   try {
     o.onStatus?.('stories260k');
-    models.push(await benchModel('stories260k (F32)', stories, roofline, 256, 256, 5));
+    models.push(await benchModel('stories260k (F32)', stories, roofline, threads, 256, 256, 5));
   } finally {
     stories.close();
   }
@@ -128,7 +143,7 @@ export async function runEngineBench(o: { threads?: number; onStatus?: (s: strin
     const m = await loadModel(synth.dir);
     try {
       o.onStatus?.('synthetic model');
-      models.push(await benchModel('synth 2048x5632 x4 blocks (F16)', m, roofline, 128, 16, 2));
+      models.push(await benchModel('synth 2048x5632 x4 blocks (F16)', m, roofline, threads, 128, 16, 2));
     } finally {
       m.close();
     }
@@ -147,7 +162,7 @@ export function formatEngineBench(r: EngineBenchResult): string {
   ];
   const row = (label: string, p: PhaseFigures) =>
     `  ${label.padEnd(20)} ${f(p.tokensPerSecond).padStart(8)} tokens/s   ceilings: bandwidth ${f(p.bandwidthCeiling)}, GEMM ${f(p.gemmCeiling)} tokens/s   ` +
-    `(${(100 * p.fractionOfRoofline).toFixed(0)}% of the ${p.bandwidthCeiling < p.gemmCeiling ? 'bandwidth' : 'GEMM'} roofline)`;
+    `(${(100 * p.fractionOfRoofline).toFixed(0)}% of the ${p.bandwidthCeiling < p.gemmCeiling ? 'bandwidth' : 'GEMM'} roofline; CPU share ${(100 * p.cpuShare).toFixed(0)}%)`;
   for (const m of r.models) {
     lines.push(`${m.name}: ${(m.parameters / 1e6).toFixed(2)}M parameters, ${(m.weightBytes / 1e6).toFixed(1)} MB of weights read per forward pass`);
     lines.push(row(`prefill ${m.prefill.tokens} tokens`, m.prefill));
