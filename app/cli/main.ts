@@ -5,6 +5,7 @@ import { UserError, errorMessage } from '../util/errors.js';
 import { registerBench } from './commands/bench.js';
 import { registerEval } from './commands/eval.js';
 import { registerGenerate } from './commands/generate.js';
+import { registerImport } from './commands/import.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerSynth } from './commands/synth.js';
 
@@ -13,7 +14,7 @@ const program = new Command('quip')
   .version('0.1.0')
   .showHelpAfterError();
 
-const commands: Array<(p: Command) => void> = [registerInspect, registerEval, registerGenerate, registerSynth, registerBench];
+const commands: Array<(p: Command) => void> = [registerInspect, registerEval, registerGenerate, registerSynth, registerImport, registerBench];
 for (const register of commands) register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -17,8 +17,8 @@ import { GgufError } from './reader.js';
 
 const TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_USER_DEFINED = 4, TOKEN_BYTE = 6;
 
-// The GPT-2 split pattern (also what the ByteLevel pre-tokenizer applies itself when use_regex).
-const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+// The GPT-2 split pattern 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+// is what the ByteLevel pre-tokenizer applies itself when use_regex is on.
 // Llama 3 and Qwen2: case-insensitive contractions, a letter run with one optional leading
 // non-letter, digits in runs of at most 3 (Llama 3) or one by one (Qwen2), punctuation runs with
 // trailing newlines, newline runs.

@@ -1,0 +1,204 @@
+// GGUF -> Hugging Face folder: float16 model.safetensors, config.json, generation_config.json,
+// tokenizer.json, tokenizer_config.json and gguf-import.json (where it came from). Tensors are
+// dequantized one at a time from the memory map (peak memory stays near the largest tensor). The
+// folder is built as a temporary sibling and renamed into place at the end, so a failure or a cancel
+// leaves nothing at the output path.
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+
+import { writeJsonAtomic } from '../../util/atomic-file.js';
+import { UserError } from '../../util/errors.js';
+import { cancelFlag, isCancelled, native } from '../native.js';
+import { planModel, type Architecture } from './architecture.js';
+import { GgufError, openGguf } from './reader.js';
+import { gatherRows, rotateHalfRowSources } from './rope.js';
+import { SafetensorsWriter } from './safetensors-writer.js';
+import { convertTokenizer } from './tokenizer.js';
+
+export const IMPORT_RECORD_FILE = 'gguf-import.json';
+export const LOSSY_NOTE =
+  'This model was imported from a quantized GGUF file, so its weights already carry that quantization error. ' +
+  'Its 16-bit form written here is the baseline every comparison in the studio uses, not the original full-precision model.';
+
+export interface ImportProgress {
+  phase: 'checking' | 'tensors' | 'hashing' | 'finishing' | 'done';
+  /** Tensors written so far and in all. */
+  done: number;
+  total: number;
+  tensor?: string;
+}
+
+export interface ImportOptions {
+  onProgress?: (p: ImportProgress) => void;
+  signal?: AbortSignal;
+  /** Replace an output folder that already holds a model. */
+  force?: boolean;
+}
+
+export interface ImportResult {
+  outDir: string;
+  source: string;
+  sourceSha256: string;
+  architecture: Architecture;
+  name?: string;
+  tokenizer: { model: 'gpt2' | 'llama'; preTokenizer?: string };
+  tensors: number;
+  parameters: number;
+  /** How many tensors had each GGUF type. */
+  originalTypes: Record<string, number>;
+  /** True when any tensor was quantized in the GGUF (the 16-bit weights carry that error). */
+  lossy: boolean;
+  warnings: string[];
+  seconds: number;
+}
+
+const MODEL_FILES = ['config.json', 'model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin'];
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new UserError('The import was cancelled.', 'CANCELLED');
+}
+
+async function sha256(file: string, signal?: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 22, signal })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** What is at the output path: nothing, an empty folder, a model folder, or something else. */
+async function outputState(outDir: string): Promise<'absent' | 'empty' | 'model' | 'other'> {
+  let entries: string[];
+  try {
+    const st = await fs.stat(outDir);
+    if (!st.isDirectory()) return 'other';
+    entries = await fs.readdir(outDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    throw err;
+  }
+  if (entries.length === 0) return 'empty';
+  return entries.some((e) => MODEL_FILES.includes(e) || e.endsWith('.safetensors')) ? 'model' : 'other';
+}
+
+export async function importGguf(file: string, outDir: string, options: ImportOptions = {}): Promise<ImportResult> {
+  const started = performance.now();
+  const { onProgress, signal } = options;
+  const source = path.resolve(file);
+  const target = path.resolve(outDir);
+  onProgress?.({ phase: 'checking', done: 0, total: 0 });
+
+  const state = await outputState(target);
+  if (state === 'model' && !options.force)
+    throw new UserError(`${target} already holds a model. Choose another folder, or allow replacing it (--force on the command line).`, 'OUTPUT_EXISTS');
+  if (state === 'other')
+    throw new UserError(`${target} exists and is not an empty folder or a model folder. Choose a new or empty folder.`, 'OUTPUT_EXISTS');
+
+  const { header, file: mapped } = openGguf(source);
+  const temp = path.join(path.dirname(target), `.${path.basename(target)}.importing-${process.pid}-${Date.now()}`);
+  const cancel = cancelFlag();
+  const onAbort = () => (cancel[0] = 1);
+  signal?.addEventListener('abort', onAbort);
+  let writer: SafetensorsWriter | undefined;
+  let hashing: Promise<string> | undefined;
+  try {
+    // Everything that can refuse the file is checked before anything is written.
+    const meta = header.metadata;
+    const arch = meta.string('general.architecture');
+    const tok = convertTokenizer(meta, arch ? meta.number(`${arch}.context_length`) : undefined);
+    const plan = planModel(header, tok);
+    const supported = native().ggufSupportedTypes();
+    for (const t of plan.tensors)
+      if (!supported.includes(t.gguf.type.name))
+        throw new GgufError(source, `tensor ${t.gguf.name} has type ${t.gguf.type.name}, which the importer does not read; supported: ${supported.join(', ')}.`);
+    throwIfAborted(signal);
+
+    hashing = sha256(source, signal);
+    hashing.catch(() => undefined);
+    await fs.mkdir(temp, { recursive: true });
+    const ordered = [...plan.tensors].sort((a, b) => (a.hfName < b.hfName ? -1 : 1));
+    writer = await SafetensorsWriter.create(
+      path.join(temp, 'model.safetensors'),
+      ordered.map((t) => ({ name: t.hfName, dtype: 'F16' as const, shape: t.shape })),
+      { format: 'pt', source: 'gguf' },
+    );
+    const originalTypes: Record<string, number> = {};
+    let parameters = 0;
+    for (const [i, t] of ordered.entries()) {
+      throwIfAborted(signal);
+      onProgress?.({ phase: 'tensors', done: i, total: ordered.length, tensor: t.hfName });
+      const g = t.gguf;
+      let result;
+      try {
+        result = await native().ggufDequantize(mapped, g.offset, g.type.name, g.numel, 'f16', undefined, cancel);
+      } catch (err) {
+        if (isCancelled(err)) throw new UserError('The import was cancelled.', 'CANCELLED');
+        throw err;
+      }
+      if (result.nonFinite > 0)
+        throw new GgufError(source, `tensor ${g.name} has ${result.nonFinite} values that are infinite, not a number, or beyond float16's range (65504); the model cannot be stored in 16 bits.`);
+      let data: Uint8Array = result.data;
+      if (t.ropeHeads) data = gatherRows(data, (g.numel / t.shape[0]) * 2, rotateHalfRowSources(t.shape[0], t.ropeHeads));
+      await writer.write(t.hfName, data);
+      originalTypes[g.type.name] = (originalTypes[g.type.name] ?? 0) + 1;
+      parameters += g.numel;
+    }
+    await writer.close();
+    writer = undefined;
+    onProgress?.({ phase: 'hashing', done: ordered.length, total: ordered.length });
+    const sourceSha256 = await hashing;
+    throwIfAborted(signal);
+
+    onProgress?.({ phase: 'finishing', done: ordered.length, total: ordered.length });
+    const lossy = plan.tensors.some((t) => !['F32', 'F16', 'BF16'].includes(t.gguf.type.name));
+    const name = meta.string('general.name');
+    const warnings = [...tok.warnings, ...plan.warnings];
+    await writeJsonAtomic(path.join(temp, 'config.json'), plan.config);
+    await writeJsonAtomic(path.join(temp, 'generation_config.json'), plan.generationConfig);
+    await writeJsonAtomic(path.join(temp, 'tokenizer.json'), tok.tokenizerJson);
+    await writeJsonAtomic(path.join(temp, 'tokenizer_config.json'), tok.tokenizerConfig);
+    const { size } = await fs.stat(source);
+    await writeJsonAtomic(path.join(temp, IMPORT_RECORD_FILE), {
+      format: 'quip-studio gguf import 1',
+      source: { path: source, file: path.basename(source), bytes: size, sha256: sourceSha256, ggufVersion: header.version, name, fileType: meta.number('general.file_type') },
+      importedAt: new Date().toISOString(),
+      architecture: plan.architecture,
+      tokenizer: { model: tok.model, preTokenizer: tok.preTokenizer },
+      lossy,
+      note: lossy ? LOSSY_NOTE : 'Imported from an unquantized GGUF file; converted to float16.',
+      warnings,
+      tensors: plan.tensors.map((t) => ({
+        name: t.hfName, gguf: t.gguf.name, type: t.gguf.type.name, shape: t.shape, ...(t.ropeHeads ? { rowOrder: 'interleaved RoPE -> rotate-half' } : {}),
+      })),
+    });
+
+    // Into place: an empty folder is replaced; an existing model only with force (kept aside until
+    // the new one is in place).
+    throwIfAborted(signal);
+    const now = await outputState(target);
+    let aside: string | undefined;
+    if (now === 'empty') await fs.rmdir(target);
+    else if (now === 'model' && options.force) {
+      aside = `${temp}.replaced`;
+      await fs.rename(target, aside);
+    } else if (now !== 'absent') throw new UserError(`${target} changed during the import and now holds files. Choose another folder.`, 'OUTPUT_EXISTS');
+    await fs.rename(temp, target);
+    if (aside) await fs.rm(aside, { recursive: true, force: true });
+
+    const result: ImportResult = {
+      outDir: target, source, sourceSha256, architecture: plan.architecture, name,
+      tokenizer: { model: tok.model, preTokenizer: tok.preTokenizer },
+      tensors: ordered.length, parameters, originalTypes, lossy, warnings,
+      seconds: (performance.now() - started) / 1000,
+    };
+    onProgress?.({ phase: 'done', done: ordered.length, total: ordered.length });
+    return result;
+  } catch (err) {
+    await writer?.abort();
+    await hashing?.catch(() => undefined);
+    await fs.rm(temp, { recursive: true, force: true });
+    throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    mapped.close();
+  }
+}
