@@ -90,6 +90,7 @@ beforeEach(async () => {
   hub.faults.bytesPerSecond = undefined;
   hub.faults.corrupt = undefined;
   hub.faults.hang = undefined;
+  hub.faults.ignoreRange = undefined;
 });
 afterEach(async () => {
   process.env = { ...savedEnv };
@@ -167,6 +168,25 @@ describe('download into the Hugging Face cache', () => {
     expect((await fs.readFile(path.join(r.dir, 'model.safetensors'))).equals(readFileSync(path.join(STORIES, 'model.safetensors')))).toBe(true);
   });
 
+  it('reuses a model another Hugging Face tool put in the cache, without fetching a byte', async () => {
+    // The layout huggingface_hub writes, made by hand: blobs named by ETag, relative links, refs/main.
+    const commit = hub.commitOf(REPO);
+    const snap = path.join(repoDir(), 'snapshots', commit);
+    await fs.mkdir(path.join(repoDir(), 'blobs'), { recursive: true });
+    await fs.mkdir(snap, { recursive: true });
+    await fs.mkdir(path.join(repoDir(), 'refs'));
+    await fs.writeFile(path.join(repoDir(), 'refs', 'main'), commit);
+    for (const name of [...MODEL_FILES, 'pytorch_model.bin']) {
+      const blobName = name === 'pytorch_model.bin' ? 'f'.repeat(64) : expectedBlob(name);
+      await fs.writeFile(path.join(repoDir(), 'blobs', blobName), name === 'pytorch_model.bin' ? 'x' : readFileSync(path.join(STORIES, name)));
+      await fs.symlink(`../../blobs/${blobName}`, path.join(snap, name));
+    }
+    const { dir } = await resolveModelDir(REPO);
+    expect(dir).toBe(snap);
+    expect(bodyRequests()).toHaveLength(0);
+    expect((await fs.readlink(path.join(snap, 'model.safetensors')))).toBe(`../../blobs/${expectedBlob('model.safetensors')}`);
+  });
+
   it('honours HF_HUB_CACHE over HF_HOME', async () => {
     const cache = path.join(home, 'elsewhere');
     process.env.HF_HUB_CACHE = cache;
@@ -204,6 +224,27 @@ describe('resume, cancel, full disk', () => {
     const resumed = bodyRequests().filter((q) => q.url.endsWith('/model.safetensors'));
     expect(resumed).toEqual([expect.objectContaining({ range: `bytes=${partial}-`, status: 206 })]);
     expect(r.fetched).toEqual(['model.safetensors']);
+    expect((await fs.readFile(path.join(r.dir, 'model.safetensors'))).equals(original())).toBe(true);
+    expect(await exists(`${blob()}.incomplete`)).toBe(false);
+  });
+
+  it('starts the file over when the server ignores the Range request', async () => {
+    hub.faults.cut = { file: 'model.safetensors', afterBytes: 200_000, times: 1 };
+    await expectHubError(downloadModel(REPO, { retries: 0 }), 'DOWNLOAD_INTERRUPTED');
+    const partial = (await fs.stat(`${blob()}.incomplete`)).size;
+    expect(partial).toBeGreaterThan(0);
+    hub.faults.ignoreRange = true;
+    hub.requests.length = 0;
+    const r = await downloadModel(REPO);
+    expect(bodyRequests().find((q) => q.url.endsWith('/model.safetensors'))).toMatchObject({ range: `bytes=${partial}-`, status: 200 });
+    expect((await fs.readFile(path.join(r.dir, 'model.safetensors'))).equals(original())).toBe(true);
+  });
+
+  it('a whole .incomplete left by a process stopped before the rename is verified and used without a request', async () => {
+    await fs.mkdir(path.dirname(blob()), { recursive: true });
+    await fs.writeFile(`${blob()}.incomplete`, original());
+    const r = await downloadModel(REPO);
+    expect(bodyRequests().filter((q) => q.url.endsWith('/model.safetensors'))).toHaveLength(0);
     expect((await fs.readFile(path.join(r.dir, 'model.safetensors'))).equals(original())).toBe(true);
     expect(await exists(`${blob()}.incomplete`)).toBe(false);
   });

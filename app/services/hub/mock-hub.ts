@@ -30,6 +30,8 @@ export interface MockHubFaults {
   cut?: { file: string; afterBytes: number; times: number };
   /** Serve file bodies at about this many bytes per second. */
   bytesPerSecond?: number;
+  /** Answer Range requests with the whole file (200), as some proxies do. */
+  ignoreRange?: boolean;
   /** Accept requests and never answer them (a hub that hangs). */
   hang?: boolean;
   /** Serve this file with its last byte flipped (as a broken proxy or disk would), `times` times. */
@@ -298,7 +300,7 @@ export async function startMockHub(opts: { repos: Record<string, MockRepoSpec>; 
       'X-Repo-Commit': repo.commit,
       ...(file.lfs ? { 'X-Linked-Etag': etag, 'X-Linked-Size': size } : {}),
     };
-    const range = parseRange(req.headers.range, size);
+    const range = faults.ignoreRange ? null : parseRange(req.headers.range, size);
     if (range === 'invalid') return send(416, { ...headers, 'Content-Range': `bytes */${size}` });
     const start = range?.start ?? 0;
     const end = range?.end ?? size - 1;
