@@ -22,10 +22,13 @@ function shortName(name: string): string {
   return name.replace(/^model\.layers\.\d+\./, '');
 }
 
+/** In the summary the full method; in table cells only what differs from the usual Sylvester case. */
 function Factor({ h, full }: { h: HadamardFactor; full?: boolean }) {
+  const note = full ? methodText(h) : h.method === 'sylvester' ? null : methodShort(h);
   return (
     <span className="factor" title={`${h.n} = ${h.k} x ${h.pow2} (${methodText(h)})`}>
-      <span className="factor-value">{factorText(h)}</span> <span className="factor-method">({full ? methodText(h) : methodShort(h)})</span>
+      <span className="factor-value">{factorText(h)}</span>
+      {note && <span className={`factor-method ${h.method === 'random-orthogonal' ? 'factor-fallback' : ''}`}> ({note})</span>}
     </span>
   );
 }
@@ -85,7 +88,8 @@ export function LinearTable({ inspection }: { inspection: ModelInspection }) {
       }
     >
       <p className="card-note" data-testid="linear-summary">
-        {inspection.linears.length} linear layers in {groups.length} blocks, quantized with a randomized Hadamard transform of each side:
+        {inspection.linears.length} linear layers in {groups.length} blocks. Each side is rotated by a randomized Hadamard transform of size n = K × 2
+        <sup>k</sup> (Sylvester unless a cell says otherwise):
       </p>
       <TransformSizes linears={inspection.linears} />
       <div className="table-wrap">

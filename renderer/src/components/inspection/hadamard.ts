@@ -17,7 +17,7 @@ export function factorText(h: HadamardFactor): string {
 
 /** The method in one word or two, for table cells. */
 export function methodShort(h: HadamardFactor): string {
-  return h.method === 'sylvester' ? 'Sylvester' : h.method === 'hadamard' ? 'Hadamard' : 'random orthogonal';
+  return h.method === 'sylvester' ? 'Sylvester' : h.method === 'hadamard' ? 'Hadamard' : 'fallback';
 }
 
 /** The method, with how an order-K Hadamard factor was built, e.g. "Hadamard, Paley I (q = 11)". */
