@@ -4,8 +4,9 @@ import type { Command } from 'commander';
 
 import { registerEngineBench } from '../../bench/engine.js';
 import { registerKernelsBench } from '../../bench/kernels.js';
+import { registerHubBench } from '../../services/hub/bench.js';
 
-const benches: Array<(bench: Command) => void> = [registerEngineBench, registerKernelsBench];
+const benches: Array<(bench: Command) => void> = [registerEngineBench, registerKernelsBench, registerHubBench];
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('Benchmarks: each figure printed beside its comparison, measured in the same run');
