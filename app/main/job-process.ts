@@ -22,6 +22,11 @@ export function electronJobProcesses(workerPath: string): JobProcessFactory {
       stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL);
     });
     child.stdout?.resume();
+    // V8's fatal errors (e.g. "Reached heap limit") come here before the exit.
+    let fatal: string | undefined;
+    child.on('error', (_type, location) => {
+      fatal = location;
+    });
     let exited = false;
     const proc: JobProcess = {
       get pid() {
@@ -38,7 +43,7 @@ export function electronJobProcesses(workerPath: string): JobProcessFactory {
           setTimeout(() => {
             const details = gone.get(serviceName);
             gone.delete(serviceName);
-            l({ code, signal: null, reason: details?.reason, stderrTail });
+            l({ code, signal: null, reason: details?.reason, stderrTail, fatal });
           }, 100);
         }),
       kill: (force) => {

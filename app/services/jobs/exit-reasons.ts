@@ -33,7 +33,7 @@ const WINDOWS_CODES: Record<number, [ExitCode, string]> = {
   0xc000012d: ['OUT_OF_MEMORY', 'the commit limit was reached'],
 };
 
-const OOM_PATTERNS = /heap out of memory|std::bad_alloc|Cannot allocate memory|out of memory/i;
+const OOM_PATTERNS = /heap out of memory|heap limit|std::bad_alloc|Cannot allocate memory|out of memory/i;
 
 const TAIL = 'The studio is still running; you can start the job again.';
 
