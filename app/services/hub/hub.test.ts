@@ -346,6 +346,7 @@ describe('errors and tokens', () => {
   it('a hub id that does not exist names the endpoint and asks to check the spelling', async () => {
     const err = await expectHubError(resolveModelDir('test-org/no-such-model'), 'HUB_REPO_NOT_FOUND');
     expect(err.message).toContain(`No model named test-org/no-such-model on ${hub.url}. Check the spelling`);
+    expect(err.message).toContain(`There is no folder ${path.resolve('test-org/no-such-model')} either`);
   });
 
   it('a gated repo without a token says to set HF_TOKEN; with one, the token goes as Bearer', async () => {

@@ -67,13 +67,18 @@ export async function resolveModelDir(idOrPath: string, opts: ResolveModelDirOpt
     const r = await downloadModel(input, { ...opts, revision });
     return hubResult(r.dir, r.commit);
   } catch (err) {
+    if (err instanceof HubError && err.code === 'HUB_REPO_NOT_FOUND') {
+      // "org/name" may also have been meant as a relative folder.
+      throw new HubError(`${err.message} (There is no folder ${local} either.)`, err.code, err.status);
+    }
     const hubDown = err instanceof HubError && (err.code === 'HUB_UNREACHABLE' || (err.status ?? 0) >= 500);
     if (!hubDown) throw err;
     // The hub is out of reach or failing: a copy already in the cache is as good as a fresh one.
     const snap = await fromCache();
     if (snap) return hubResult(snap.dir, snap.commit);
+    const partial = await cachedSnapshot(settings.cacheDir, input, revision);
     throw new HubError(
-      `${err.message.replace(/ (Check the network|Try again later).*$/, '')} The Hugging Face cache at ${settings.cacheDir} holds nothing for ${input} (${revision}), so it cannot be opened. Check the network connection or HF_ENDPOINT.`,
+      `${err.message.replace(/ (Check the network|Try again later).*$/, '')} The Hugging Face cache at ${settings.cacheDir} holds ${partial ? 'only part of' : 'nothing for'} ${input} (${revision}), so it cannot be opened. Check the network connection or HF_ENDPOINT.`,
       err.code,
       err.status,
     );
