@@ -314,6 +314,10 @@ QuantizedLinear quantize_linear(const float* W0, int64_t m, int64_t n, const dou
       for (int64_t i = 0; i < n; ++i) Hf[i * np + i] += static_cast<float>(extra);
   }
   hooks.check();
+  // Memory matters for wide layers (n = 11008: 0.5 GB per float matrix): drop what is not needed.
+  H.clear(), H.shrink_to_fit();
+  Wt.clear(), Wt.shrink_to_fit();
+  if (opts.tune_iters <= 0) Hf.clear(), Hf.shrink_to_fit();
   std::vector<float> L(np * np), D((np / 8) * 64), What(m * np);
   block_ldl_from_cholesky(C.data(), np, L.data(), D.data());
   C.clear(), C.shrink_to_fit();
