@@ -11,22 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../native.js';
 import { importGguf, type ImportResult } from './import.js';
 import { openGguf } from './reader.js';
-import { f16BitsToNumber, f32ToF16Bits, llamaCppPermuteRows } from './testing.js';
+import { f16BitsToNumber, f32ToF16Bits, llamaCppPermuteRows, readSafetensors } from './testing.js';
 
 const SMOLLM = path.resolve('../shared/data/models/smollm2-135m-instruct-q4_1/SmolLM2-135M-Instruct.Q4_1.gguf');
 const SMOLLM_SHA256 = 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53';
-
-/** Reads a safetensors file's header and float16 values of one tensor (independent of the writer). */
-export function readSafetensors(file: string): {
-  header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  f16: (name: string) => (i: number) => number;
-} {
-  const bytes = readFileSync(file);
-  const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
-  delete header.__metadata__;
-  return { header, f16: (name) => (i) => f16BitsToNumber(bytes.readUInt16LE(8 + n + header[name].data_offsets[0] + 2 * i)) };
-}
 
 const half = (b: Buffer, at: number) => f16BitsToNumber(b.readUInt16LE(at));
 /** Float64 decoders of value i: Q8_0 (d, int8 q[32]: x = d q) and Q4_1 (d, m, 16 bytes of nibbles,

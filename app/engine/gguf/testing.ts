@@ -1,5 +1,7 @@
 // Test helpers: a small GGUF writer (every value type, nested arrays, any alignment) written from the
 // format description, and tiny models built with it. Used by the GGUF tests only.
+import { readFileSync } from 'node:fs';
+
 import { ggmlTypeByName } from './ggml-types.js';
 import type { GgufValueType } from './reader.js';
 
@@ -304,3 +306,16 @@ export function f16BitsToNumber(h: number): number {
   if (e === 31) return m ? NaN : s * Infinity;
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
+
+/** Reads a safetensors file's header and float16 values of one tensor (independent of the writer). */
+export function readSafetensors(file: string): {
+  header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  f16: (name: string) => (i: number) => number;
+} {
+  const bytes = readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+  delete header.__metadata__;
+  return { header, f16: (name) => (i) => f16BitsToNumber(bytes.readUInt16LE(8 + n + header[name].data_offsets[0] + 2 * i)) };
+}
+
