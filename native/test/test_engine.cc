@@ -275,6 +275,31 @@ TEST(simd_forward_matches_float64_reference) {
   }
 }
 
+TEST(scalar_gemm_forward_equals_avx2_forward) {
+  if (!cpu_features().avx2) return;
+  set_threads(2);
+  ModelConfig c = small_config(true);
+  Store s(DType::BF16);
+  fill_model(s, c);
+  auto simd = std::make_shared<Model>(c, s.lookup());
+  auto scalar = std::make_shared<Model>(c, s.lookup());
+  for (int b = 0; b < c.layers; ++b)
+    for (int k = 0; k < 7; ++k) {
+      auto kind = static_cast<LinearKind>(k);
+      auto& dense = dynamic_cast<DenseLinear&>(scalar->block(b).linear(kind));
+      scalar->set_linear(b, kind, std::make_unique<DenseLinear>(dense.weight(), GemmImpl::Scalar));
+    }
+  CHECK(scalar->block(1).linear(LinearKind::Up).describe() == "dense BF16 68x40");
+  auto ids = random_ids(90, c.vocab, 13);
+  Session a(simd, 90), b(scalar, 90);
+  auto la = a.forward(ids.data(), 90, true);
+  auto lb = b.forward(ids.data(), 90, true);
+  double worst = 0;
+  for (size_t i = 0; i < la.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(la[i]) - lb[i]));
+  CHECK(max_abs(la) > 1.0);
+  CHECK(worst < 1e-4);
+}
+
 TEST(kv_cache_decode_equals_full_forward_past_one_tile_block) {
   set_threads(2);
   ModelConfig c = small_config(true);
