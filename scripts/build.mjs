@@ -53,8 +53,12 @@ async function buildApp() {
       outfile: path.join(root, e.out),
       format: e.format,
       external: e.external ?? [],
-      // ESM bundles that still meet CommonJS dependencies need require().
-      banner: e.format === 'esm' ? { js: "import { createRequire as __quipCreateRequire } from 'node:module'; const require = __quipCreateRequire(import.meta.url);" } : undefined,
+      // ESM bundles that still meet CommonJS dependencies need require(). Electron main (CommonJS)
+      // gets import.meta.url from __filename; the sandboxed preload may not require node modules.
+      banner: e.format === 'esm'
+        ? { js: "import { createRequire as __quipCreateRequire } from 'node:module'; const require = __quipCreateRequire(import.meta.url);" }
+        : e.in === 'app/main/main.ts' ? { js: "const __quipImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" } : undefined,
+      define: e.in === 'app/main/main.ts' ? { 'import.meta.url': '__quipImportMetaUrl' } : undefined,
     });
   }
 }
