@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GgufNative } from './gguf/native-types.js';
+import type { QinferNative } from './quantize/native-types.js';
 import type { QuipNative } from './quip/types.js';
 import type { EngineNative } from './runtime/native-types.js';
 
@@ -53,7 +54,7 @@ interface CommonNative {
   tensorStats(t: TensorRef | Float32Array, onProgress?: ProgressFn, cancel?: Int32Array): Promise<TensorStats>;
 }
 
-export type NativeAddon = CommonNative & QuipNative & GgufNative & EngineNative;
+export type NativeAddon = CommonNative & QuipNative & GgufNative & EngineNative & QinferNative;
 
 const ADDON_RELATIVE = path.join('build', 'native', 'Release', 'quip_native.node');
 

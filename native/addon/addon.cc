@@ -6,6 +6,7 @@ static Napi::Object InitQuipNative(Napi::Env env, Napi::Object exports) {
   quip_addon::RegisterQuip(env, exports);
   quip_addon::RegisterGguf(env, exports);
   quip_addon::RegisterEngine(env, exports);
+  quip_addon::RegisterQinfer(env, exports);
   return exports;
 }
 

@@ -13,6 +13,11 @@
 #include "common/job.h"
 #include "common/mapped_file.h"
 
+namespace quip::engine {
+class Model;
+struct ModelConfig;
+}  // namespace quip::engine
+
 namespace quip_addon {
 
 // Each module's bindings file defines one of these; addon.cc calls them all.
@@ -20,6 +25,7 @@ void RegisterCommon(Napi::Env env, Napi::Object exports);
 void RegisterEngine(Napi::Env env, Napi::Object exports);
 void RegisterQuip(Napi::Env env, Napi::Object exports);
 void RegisterGguf(Napi::Env env, Napi::Object exports);
+void RegisterQinfer(Napi::Env env, Napi::Object exports);
 
 // ---- Running work off the JS thread -------------------------------------------------------------
 // The work runs on a libuv worker thread and returns a builder that makes the JS result on the JS
@@ -51,6 +57,13 @@ struct TensorArg {
   float at(size_t i) const { return quip::load_as_f32(data, dtype, i); }
 };
 TensorArg ReadTensorArg(Napi::Env env, Napi::Value v, const char* what);
+
+// ---- Engine models shared with the qinfer bindings (defined in engine_bindings.cc) -------------------
+// The Model behind an EngineModel object (quantized linears are swapped into it), an EngineModel
+// around a Model built elsewhere, and the Architecture -> ModelConfig reader.
+std::shared_ptr<quip::engine::Model> UnwrapEngineModel(Napi::Value v);
+Napi::Object WrapEngineModel(Napi::Env env, std::shared_ptr<quip::engine::Model> model);
+quip::engine::ModelConfig ReadEngineModelConfig(Napi::Env env, Napi::Value v);
 
 // Helpers for plain argument checking with a clear TypeError.
 double NumberArg(const Napi::CallbackInfo& info, size_t i, const char* what);

@@ -220,6 +220,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   }
   // new EngineModel(config, weights)
   explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+    if (info.Length() == 0) return;  // WrapEngineModel (qinfer hook) sets `model` itself
     Napi::Env env = info.Env();
     ModelConfig config = ReadConfig(env, info[0]);
     if (!info[1].IsObject()) throw Napi::TypeError::New(env, "weights must be an object of tensor references by name");
@@ -310,6 +311,19 @@ Napi::Value EngineRoofline(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+// ---- hooks for the qinfer bindings: quantized linears swapped into an EngineModel ----------------
+std::shared_ptr<quip::engine::Model> UnwrapEngineModel(Napi::Value v) {
+  if (!v.IsObject() || !ModelWrap::constructor || !v.As<Napi::Object>().InstanceOf(ModelWrap::constructor->Value()))
+    throw Napi::TypeError::New(v.Env(), "expected an EngineModel from createModel()");
+  return ModelWrap::Unwrap(v.As<Napi::Object>())->model;
+}
+Napi::Object WrapEngineModel(Napi::Env env, std::shared_ptr<quip::engine::Model> model) {
+  Napi::Object o = ModelWrap::constructor->New({});
+  ModelWrap::Unwrap(o)->model = std::move(model);
+  return o;
+}
+quip::engine::ModelConfig ReadEngineModelConfig(Napi::Env env, Napi::Value v) { return ReadConfig(env, v); }
 
 void RegisterEngine(Napi::Env env, Napi::Object exports) {
   SessionWrap::constructor = new Napi::FunctionReference(Napi::Persistent(SessionWrap::Define(env)));
