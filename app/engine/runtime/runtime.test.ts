@@ -43,6 +43,26 @@ describe('engine on stories260k', () => {
     expect(r.text.startsWith('Once upon a time, there was a little girl named Lily.')).toBe(true);
   });
 
+  it('KV-cache decoding gives the logits of a full forward pass (1e-4), past one GEMM token block', async () => {
+    const ref = JSON.parse(readFileSync(path.join(STORIES, 'reference-greedy-ids.json'), 'utf8')) as number[];
+    const ids = Int32Array.from(ref.slice(0, 90)); // > 64-token GEMM block and > 48-row block
+    const V = model.architecture.vocabSize;
+    const full = await engine.createSession(90).forward(ids, true);
+    expect(full.length).toBe(90 * V);
+    const s = engine.createSession(90);
+    let worst = 0;
+    const last = await s.forward(ids.subarray(0, 7), false);
+    for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(last[v] - full[6 * V + v]));
+    for (let t = 7; t < 90; t++) {
+      const l = await s.forward(ids.subarray(t, t + 1), false);
+      for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(l[v] - full[t * V + v]));
+    }
+    expect(worst).toBeLessThan(1e-4);
+    expect(s.position).toBe(90);
+    await expect(s.forward(Int32Array.of(5), false)).rejects.toThrow(/context is full/);
+    await expect(engine.createSession(4).forward(Int32Array.of(V), false)).rejects.toThrow(/outside the vocabulary/);
+  });
+
   it('perplexity on WikiText-2 test is finite, deterministic and equal for 1 and 2 threads', async () => {
     const text = readEvalText(path.join(DATA, 'wikitext-2-raw', 'wiki.test.raw'));
     const windows = perplexityWindows(model.tokenizer, text, 128, 3);
