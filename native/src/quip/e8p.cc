@@ -11,6 +11,8 @@ namespace quip {
 
 #ifdef QUIP_X86
 uint16_t e8p_nearest_avx2(const E8PTables& T, const float x[8]);  // e8p_avx2.cc
+void e8p_quantize_batch_avx2(const E8PTables& T, const float* x, size_t stride, size_t count, float* out,
+                             uint32_t* codes);
 uint8_t e8_shell_nearest_avx2(const float (&table)[256][8], const float x[8]);
 float brute_force_min_score_avx2(const float* points_t, const float* norms2, size_t count, const float x[8]);
 #endif
@@ -60,6 +62,7 @@ E8PTables build_e8p() {
     }
     T.norm2[i] = n2 * 0.25f;
     T.parity[i] = static_cast<uint8_t>((sum2 / 2) & 1);
+    T.parity_mask[i] = T.parity[i] ? -1 : 0;
   }
   return T;
 }
@@ -238,6 +241,10 @@ void codebook_quantize(Codebook cb, double s2, const float* x, size_t stride, si
   auto e8p = use_simd ? e8p_nearest : e8p_nearest_scalar;
   auto shell = use_simd ? e8_shell_nearest : e8_shell_nearest_scalar;
   const float s2f = static_cast<float>(s2), inv = static_cast<float>(1.0 / (s2 == 0 ? 1 : s2));
+#ifdef QUIP_X86
+  if (cb == Codebook::E8P && use_simd && cpu_features().avx2)
+    return e8p_quantize_batch_avx2(e8p_tables(), x, stride, count, out, codes);
+#endif
   for (size_t g = 0; g < count; ++g) {
     const float* xg = x + g * stride;
     float* og = out + g * stride;

@@ -14,11 +14,12 @@
 namespace quip {
 
 // ---- E8P ------------------------------------------------------------------------------------------
-struct E8PTables {
-  float source[256][8];    // S: magnitudes (positive half-integers), reference order
-  float source_t[8][256];  // S transposed (SIMD search)
-  float norm2[256];        // ||S[i]||^2
+struct alignas(32) E8PTables {
+  float source[256][8];                // S: magnitudes (positive half-integers), reference order
+  alignas(32) float source_t[8][256];  // S transposed (SIMD search)
+  alignas(32) float norm2[256];        // ||S[i]||^2
   uint8_t parity[256];     // sum(S[i]) mod 2: parity of the number of negated coordinates
+  alignas(32) int32_t parity_mask[256];  // -1 where parity is odd (SIMD search)
 };
 const E8PTables& e8p_tables();
 

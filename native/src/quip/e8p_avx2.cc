@@ -23,54 +23,53 @@ inline void argmin_lanes(__m256 v, __m256i idx, float* best, int* best_idx) {
 }  // namespace
 
 uint16_t e8p_nearest_avx2(const E8PTables& T, const float x[8]) {
-  float best = INFINITY;
-  int best_code = 0;  // idx | shift << 8
-  alignas(32) static thread_local int32_t parity_mask[256];
-  static thread_local bool init = false;
-  if (!init) {
-    for (int a = 0; a < 256; ++a) parity_mask[a] = T.parity[a] ? -1 : 0;
-    init = true;
+  // Both shifts in one pass over the 256 patterns (the table loads are shared).
+  __m256 ay0[8], ay1[8];
+  float y20 = 0, y21 = 0;
+  int negs0 = 0, negs1 = 0;
+  for (int i = 0; i < 8; ++i) {
+    const float u = x[i] - 0.25f, v = x[i] + 0.25f;
+    ay0[i] = _mm256_set1_ps(std::fabs(u));
+    ay1[i] = _mm256_set1_ps(std::fabs(v));
+    negs0 += u < 0, negs1 += v < 0;
+    y20 += u * u, y21 += v * v;
   }
-  for (int sh = 0; sh < 2; ++sh) {
-    const float t = sh ? -0.25f : 0.25f;
-    __m256 ay[8];
-    float y2 = 0;
-    int negs = 0;
-    for (int i = 0; i < 8; ++i) {
-      float y = x[i] - t;
-      ay[i] = _mm256_set1_ps(std::fabs(y));
-      negs += y < 0;
-      y2 += y * y;
+  const __m256i want0 = _mm256_set1_epi32((negs0 & 1) ? -1 : 0), want1 = _mm256_set1_epi32((negs1 & 1) ? -1 : 0);
+  const __m256 two = _mm256_set1_ps(2.f), four = _mm256_set1_ps(4.f);
+  const __m256 y2v0 = _mm256_set1_ps(y20), y2v1 = _mm256_set1_ps(y21);
+  __m256 best0 = _mm256_set1_ps(INFINITY), best1 = best0;
+  __m256i idx0 = _mm256_setzero_si256(), idx1 = idx0;
+  __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i eight = _mm256_set1_epi32(8);
+  for (int a = 0; a < 256; a += 8) {
+    __m256 s = _mm256_load_ps(&T.source_t[0][a]);
+    __m256 p0 = _mm256_mul_ps(s, ay0[0]), p1 = _mm256_mul_ps(s, ay1[0]);
+    __m256 dot0 = p0, mn0 = p0, dot1 = p1, mn1 = p1;
+    for (int i = 1; i < 8; ++i) {
+      s = _mm256_load_ps(&T.source_t[i][a]);
+      p0 = _mm256_mul_ps(s, ay0[i]);
+      p1 = _mm256_mul_ps(s, ay1[i]);
+      dot0 = _mm256_add_ps(dot0, p0), mn0 = _mm256_min_ps(mn0, p0);
+      dot1 = _mm256_add_ps(dot1, p1), mn1 = _mm256_min_ps(mn1, p1);
     }
-    const __m256i want = _mm256_set1_epi32((negs & 1) ? -1 : 0);
-    const __m256 two = _mm256_set1_ps(2.f), four = _mm256_set1_ps(4.f), y2v = _mm256_set1_ps(y2);
-    __m256 vbest = _mm256_set1_ps(INFINITY);
-    __m256i vidx = _mm256_setzero_si256();
-    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (int a = 0; a < 256; a += 8) {
-      __m256 p = _mm256_mul_ps(_mm256_loadu_ps(&T.source_t[0][a]), ay[0]);
-      __m256 dot = p, mn = p;
-      for (int i = 1; i < 8; ++i) {
-        p = _mm256_mul_ps(_mm256_loadu_ps(&T.source_t[i][a]), ay[i]);
-        dot = _mm256_add_ps(dot, p);
-        mn = _mm256_min_ps(mn, p);
-      }
-      __m256 err = _mm256_add_ps(y2v, _mm256_loadu_ps(&T.norm2[a]));
-      err = _mm256_fnmadd_ps(two, dot, err);
-      __m256i par = _mm256_load_si256(reinterpret_cast<const __m256i*>(&parity_mask[a]));
-      __m256 wrong = _mm256_castsi256_ps(_mm256_xor_si256(par, want));
-      err = _mm256_add_ps(err, _mm256_and_ps(wrong, _mm256_mul_ps(four, mn)));
-      __m256 lt = _mm256_cmp_ps(err, vbest, _CMP_LT_OQ);
-      vbest = _mm256_blendv_ps(vbest, err, lt);
-      vidx = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(vidx), _mm256_castsi256_ps(lane), lt));
-      lane = _mm256_add_epi32(lane, _mm256_set1_epi32(8));
-    }
-    float b = INFINITY;
-    int bi = 0;
-    argmin_lanes(vbest, vidx, &b, &bi);
-    if (b < best) best = b, best_code = bi | (sh << 8);
+    const __m256 n2 = _mm256_load_ps(&T.norm2[a]);
+    const __m256i par = _mm256_load_si256(reinterpret_cast<const __m256i*>(&T.parity_mask[a]));
+    __m256 e0 = _mm256_fnmadd_ps(two, dot0, _mm256_add_ps(y2v0, n2));
+    __m256 e1 = _mm256_fnmadd_ps(two, dot1, _mm256_add_ps(y2v1, n2));
+    e0 = _mm256_add_ps(e0, _mm256_and_ps(_mm256_castsi256_ps(_mm256_xor_si256(par, want0)), _mm256_mul_ps(four, mn0)));
+    e1 = _mm256_add_ps(e1, _mm256_and_ps(_mm256_castsi256_ps(_mm256_xor_si256(par, want1)), _mm256_mul_ps(four, mn1)));
+    const __m256 lt0 = _mm256_cmp_ps(e0, best0, _CMP_LT_OQ), lt1 = _mm256_cmp_ps(e1, best1, _CMP_LT_OQ);
+    best0 = _mm256_blendv_ps(best0, e0, lt0);
+    best1 = _mm256_blendv_ps(best1, e1, lt1);
+    idx0 = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(idx0), _mm256_castsi256_ps(lane), lt0));
+    idx1 = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(idx1), _mm256_castsi256_ps(lane), lt1));
+    lane = _mm256_add_epi32(lane, eight);
   }
-  const int idx = best_code & 0xFF, shift = best_code >> 8;
+  float b0 = INFINITY, b1 = INFINITY;
+  int i0 = 0, i1 = 0;
+  argmin_lanes(best0, idx0, &b0, &i0);
+  argmin_lanes(best1, idx1, &b1, &i1);
+  const int shift = b1 < b0 ? 1 : 0, idx = shift ? i1 : i0;
   const float t = shift ? -0.25f : 0.25f;
   const float* a = T.source[idx];
   int neg[8], negs = 0, cheapest = 0;
@@ -86,6 +85,25 @@ uint16_t e8p_nearest_avx2(const E8PTables& T, const float x[8]) {
   uint16_t code = static_cast<uint16_t>(idx | (shift << 15));
   for (int i = 0; i < 7; ++i) code |= static_cast<uint16_t>(neg[i] << (8 + i));
   return code;
+}
+
+void e8p_quantize_batch_avx2(const E8PTables& T, const float* x, size_t stride, size_t count, float* out,
+                             uint32_t* codes) {
+  for (size_t g = 0; g < count; ++g) {
+    const uint16_t c = e8p_nearest_avx2(T, x + g * stride);
+    codes[g] = c;
+    // Decode (same as e8p_decode).
+    const float* a = T.source[c & 0xFF];
+    const float shift = (c >> 15) ? -0.25f : 0.25f;
+    int neg = 0;
+    float* o = out + g * stride;
+    for (int i = 0; i < 7; ++i) {
+      const int s = (c >> (8 + i)) & 1;
+      neg += s;
+      o[i] = (s ? -a[i] : a[i]) + shift;
+    }
+    o[7] = (((neg ^ T.parity[c & 0xFF]) & 1) ? -a[7] : a[7]) + shift;
+  }
 }
 
 uint8_t e8_shell_nearest_avx2(const float (&table)[256][8], const float x[8]) {

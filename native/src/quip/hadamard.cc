@@ -148,9 +148,10 @@ std::vector<int8_t> paley2(int q) {
 // Williamson matrices: symmetric circulant A, B, C, D of odd order t with A^2 + B^2 + C^2 + D^2 = 4t I
 // give the order-4t Hadamard matrix [[A, B, C, D], [-B, A, -D, C], [-C, D, A, -B], [-D, -C, B, A]].
 // Each entry is the first half of a first row (a_0 .. a_(t-1)/2, '+' = 1, '-' = -1; a_j = a_(t-j)),
-// found by our own search (quip/tools/williamson_search.cc); test_quip_hadamard re-verifies
-// H H^T = K I for every stored order. Orders 156 (t = 39) and 172 (t = 43) are not in the table (the
-// search did not finish in time); they take the documented random orthogonal fallback.
+// found by our own searches (quip/tools/williamson_search.cc: tabu search, t = 29;
+// quip/tools/williamson_orbits.cc: exhaustive over rows constant on multiplier orbits, t = 43);
+// test_quip_hadamard re-verifies H H^T = K I for every stored order. Order 156 (t = 39) is not in the
+// table (neither search found one in time); it takes the documented random orthogonal fallback.
 struct Williamson {
   int t;
   const char* rows[4];
