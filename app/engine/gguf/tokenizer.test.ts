@@ -7,7 +7,8 @@ import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { openGguf, type OpenGguf } from './reader.js';
+import { GgufMetadata, openGguf, type GgufEntry, type GgufValueType, type OpenGguf } from './reader.js';
+import { byteLevelAlphabet } from './testing.js';
 import { convertTokenizer, type ConvertedTokenizer } from './tokenizer.js';
 
 const SMOLLM_DIR = path.resolve('../shared/data/models/smollm2-135m-instruct-q4_1');
@@ -67,5 +68,102 @@ describe('SmolLM2 tokenizer converted from its GGUF', () => {
     expect(converted.tokenizerConfig).toMatchObject({ add_bos_token: false, bos_token: '<|im_start|>', eos_token: '<|im_end|>', pad_token: '<|im_end|>', unk_token: '<|endoftext|>' });
     expect(tokenizer.get_added_tokens_decoder().size).toBe(17);
     expect(tokenizer.encode('12345').tokens).toEqual(['1', '2', '3', '4', '5']);
+  });
+});
+
+// ---- hand-made vocabularies ----------------------------------------------------------------------
+type Entry = { type: GgufValueType; itemType?: GgufValueType; value: unknown };
+function metadata(entries: Record<string, Entry>): GgufMetadata {
+  return new GgufMetadata('hand-made.gguf', new Map(Object.entries(entries)) as Map<string, GgufEntry>);
+}
+const strings = (v: string[]): Entry => ({ type: 'array', itemType: 'string', value: v });
+const ints = (v: number[]): Entry => ({ type: 'array', itemType: 'int32', value: v });
+const floats = (v: number[]): Entry => ({ type: 'array', itemType: 'float32', value: v });
+
+describe('byte-level BPE pre-tokenizers', () => {
+  // Merges rank "3 4" before "1 2", so how digits are split before merging shows in the result.
+  const alphabet = byteLevelAlphabet();
+  const tokens = ['<s>', ...alphabet, '34', '12', '123', "'L", "'LL"];
+  const merges = ['3 4', '1 2', '12 3', "' L", "'L L"];
+  const encode = (pre: string, text: string) => {
+    const c = convertTokenizer(metadata({
+      'tokenizer.ggml.model': { type: 'string', value: 'gpt2' },
+      'tokenizer.ggml.pre': { type: 'string', value: pre },
+      'tokenizer.ggml.tokens': strings(tokens),
+      'tokenizer.ggml.token_type': ints(tokens.map((_, i) => (i === 0 ? 3 : 1))),
+      'tokenizer.ggml.merges': strings(merges),
+      'tokenizer.ggml.add_bos_token': { type: 'bool', value: false },
+    }));
+    return new Tokenizer(c.tokenizerJson, c.tokenizerConfig).encode(text).tokens;
+  };
+  it('gpt2: numbers stay whole, contractions are lower-case only', () => {
+    expect(encode('gpt2', '1234')).toEqual(['12', '34']);
+    expect(encode('gpt2', "I'LL")).toEqual(['I', "'", 'L', 'L']);
+  });
+  it('smollm: every digit alone', () => {
+    expect(encode('smollm', '1234')).toEqual(['1', '2', '3', '4']);
+  });
+  it('llama-bpe: digits in threes, contractions in any case', () => {
+    expect(encode('llama-bpe', '1234')).toEqual(['123', '4']);
+    expect(encode('llama-bpe', "I'LL")).toEqual(['I', "'LL"]);
+  });
+  it('qwen2: digits alone, contractions in any case', () => {
+    expect(encode('qwen2', '1234')).toEqual(['1', '2', '3', '4']);
+    expect(encode('qwen2', "I'LL")).toEqual(['I', "'LL"]);
+  });
+});
+
+describe('SentencePiece (llama) tokenizer', () => {
+  // <unk>, <s>, </s>, 256 byte tokens, normal pieces with distinct scores, one user-defined token.
+  const pieces = ['▁', 'a', 'b', 'c', 'd', '▁a', '▁b', 'ab', 'bc', 'cd', 'abc', '▁ab', '▁abc', 'bcd', 'dd', '▁d', 'aa', 'ca', '▁c', 'dab'];
+  const tokens = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`), ...pieces, '<tool>'];
+  const types = tokens.map((t, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : t === '<tool>' ? 4 : 1));
+  // Distinct scores in a scrambled order, so merge priority is not the id order.
+  const scores = tokens.map((_, i) => (i < 259 ? 0 : -(((i - 259) * 7) % pieces.length) - 0.5));
+  const ids = new Map(tokens.map((t, i) => [t, i]));
+
+  /** llama.cpp's SentencePiece procedure, directly: merge the adjacent pair whose concatenation is the
+   *  best-scoring normal token (leftmost on ties) until none is left; unknown symbols become bytes. */
+  function reference(text: string): number[] {
+    let syms = Array.from('▁' + text.replaceAll(' ', '▁'));
+    for (;;) {
+      let best = -1, bestScore = -Infinity;
+      for (let i = 0; i + 1 < syms.length; i++) {
+        const id = ids.get(syms[i] + syms[i + 1]);
+        if (id !== undefined && types[id] === 1 && scores[id] > bestScore) { best = i; bestScore = scores[id]; }
+      }
+      if (best < 0) break;
+      syms = [...syms.slice(0, best), syms[best] + syms[best + 1], ...syms.slice(best + 2)];
+    }
+    return syms.flatMap((s) => (ids.has(s) ? [ids.get(s)!] : [...Buffer.from(s, 'utf8')].map((b) => 3 + b)));
+  }
+
+  const converted = convertTokenizer(metadata({
+    'tokenizer.ggml.model': { type: 'string', value: 'llama' },
+    'tokenizer.ggml.tokens': strings(tokens),
+    'tokenizer.ggml.token_type': ints(types),
+    'tokenizer.ggml.scores': floats(scores),
+    'tokenizer.ggml.bos_token_id': { type: 'uint32', value: 1 },
+    'tokenizer.ggml.eos_token_id': { type: 'uint32', value: 2 },
+    'tokenizer.ggml.unknown_token_id': { type: 'uint32', value: 0 },
+  }));
+  const tok = new Tokenizer(converted.tokenizerJson, converted.tokenizerConfig);
+
+  it('matches the brute-force SentencePiece procedure on random texts, bytes included', () => {
+    const alphabet = ['a', 'b', 'c', 'd', ' ', 'é', 'x', '€'];
+    let seed = 17;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let k = 0; k < 500; k++) {
+      const text = Array.from({ length: 1 + rand(14) }, () => alphabet[rand(alphabet.length)]).join('');
+      expect(tok.encode(text, { add_special_tokens: false }).ids, JSON.stringify(text)).toEqual(reference(text));
+      expect(tok.decode(tok.encode(text, { add_special_tokens: false }).ids)).toBe(text);
+    }
+  });
+
+  it('adds BOS by default, prefixes a space after special tokens and keeps user-defined tokens whole', () => {
+    expect(converted.addBos).toBe(true);
+    expect(tok.encode('ab').ids).toEqual([1, ...reference('ab')]);
+    expect(tok.encode('ab<tool>cd', { add_special_tokens: false }).ids).toEqual([...reference('ab'), ids.get('<tool>')!, ...reference('cd')]);
+    expect(converted.tokenizerConfig).toMatchObject({ bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', add_bos_token: true });
   });
 });
