@@ -5,7 +5,11 @@ import { ModelsPage } from './pages/ModelsPage';
 import { StudioProvider } from './state/context';
 import { useNavigation, type PageId } from './state/ui';
 
-/** Screens by id; the quantization job adds its run, compare and chat screens here. */
+/**
+ * Screens by id. Adding one: a component in pages/, a row here, and `pending: null` for its entry in
+ * components/Nav.tsx; its server data goes into state/studio.ts (fed by requests and events), its
+ * UI-only state into a small store in state/ui.ts.
+ */
 const PAGES: Partial<Record<PageId, () => React.JSX.Element>> = {
   models: ModelsPage,
 };
