@@ -9,20 +9,36 @@
 namespace quip::engine {
 
 void HessianSum::add(const float* x, int tokens) {
-  std::vector<float> xt, g(static_cast<size_t>(n) * n);
+  // Only the lower triangle is computed (row block [i0, i1) against columns [0, i1)), then mirrored.
+  constexpr int kRows = 256;
+  std::vector<float> xt, g;
   for (int t0 = 0; t0 < tokens; t0 += kHessianChunk) {
     const int tc = std::min(kHessianChunk, tokens - t0);
-    // xt = X_chunk^T [n x tc]; then G = xt xt^T = X^T X through the GEMM (rows of W = rows of xt).
+    // xt = X_chunk^T [n x tc]: then G = xt xt^T = X^T X through the GEMM (rows of W = rows of xt).
     xt.assign(static_cast<size_t>(n) * tc, 0.0f);
     for (int t = 0; t < tc; ++t)
       for (int i = 0; i < n; ++i) xt[static_cast<size_t>(i) * tc + t] = x[static_cast<size_t>(t0 + t) * n + i];
-    matmul_wt(xt.data(), n, WeightView{xt.data(), DType::F32, n, tc}, g.data());
-    parallel_for(static_cast<size_t>(n), 16, [&](size_t b, size_t e) {
-      for (size_t i = b; i < e; ++i)
-        for (int j = 0; j < n; ++j) sum[i * n + j] += g[i * n + j];
-    });
+    for (int i0 = 0; i0 < n; i0 += kRows) {
+      const int i1 = std::min(n, i0 + kRows), rows = i1 - i0;
+      g.resize(static_cast<size_t>(rows) * i1);
+      matmul_wt(xt.data() + static_cast<size_t>(i0) * tc, rows, WeightView{xt.data(), DType::F32, i1, tc}, g.data());
+      parallel_for(static_cast<size_t>(rows), 16, [&](size_t b, size_t e) {
+        for (size_t r = b; r < e; ++r) {
+          double* out = sum.data() + (static_cast<size_t>(i0) + r) * n;
+          const float* in = g.data() + r * i1;
+          for (int j = 0; j <= i0 + static_cast<int>(r); ++j) out[j] += in[j];
+        }
+      });
+    }
   }
   count += tokens;
+}
+
+void HessianSum::mirror() {
+  parallel_for(static_cast<size_t>(n), 16, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i)
+      for (size_t j = i + 1; j < static_cast<size_t>(n); ++j) sum[i * n + j] = sum[j * n + i];
+  });
 }
 
 Calibration::Calibration(std::shared_ptr<Model> model, std::vector<int32_t> ids, int sequences, int seq_len)
@@ -59,6 +75,7 @@ BlockHessians Calibration::hessians(const JobHooks& hooks) const {
     hooks.emit("{\"phase\":\"hessians\",\"block\":" + std::to_string(next_block_) + ",\"sequence\":" + std::to_string(s + 1) +
                ",\"sequences\":" + std::to_string(sequences_) + "}");
   }
+  for (HessianSum& h : out.tap) h.mirror();
   return out;
 }
 

@@ -19,9 +19,11 @@ struct HessianSum {
   std::vector<double> sum;
   int64_t count = 0;
   explicit HessianSum(int features = 0) : n(features), sum(static_cast<size_t>(features) * features, 0.0) {}
-  // Adds x [tokens x n]: products are formed in float32 by the engine GEMM over chunks of at most
-  // kHessianChunk tokens and each chunk is summed into float64.
+  // Adds x [tokens x n] to the lower triangle (j <= i): products are formed in float32 by the engine
+  // GEMM over chunks of at most kHessianChunk tokens and each chunk is summed into float64.
   void add(const float* x, int tokens);
+  // Copies the lower triangle into the upper one (after the last add).
+  void mirror();
 };
 constexpr int kHessianChunk = 256;
 
