@@ -155,8 +155,16 @@ class ProgressReporter {
     this.emit(state === 'done');
   }
 
+  /** Bytes that arrived over the network: they count toward the speed. */
   add(n: number): void {
     this.bytesDone += n;
+    this.emit(false);
+  }
+
+  /** Bytes found on disk (cached files, a partial file resumed) or given back: done, but not speed. */
+  credit(n: number): void {
+    this.bytesDone += n;
+    for (const s of this.samples) s.bytes += n;
     this.emit(false);
   }
 
@@ -333,7 +341,7 @@ async function fetchBlob(a: FetchBlobArgs): Promise<boolean> {
   return withBlobLock(a, what, async () => {
     // Someone else may have finished it while we waited for the lock.
     if ((await fileSize(finalPath)) === a.file.size) {
-      a.progress.add(a.file.size);
+      a.progress.credit(a.file.size);
       return false;
     }
     await fetchBlobLocked(a, finalPath, what);
@@ -349,8 +357,9 @@ async function fetchBlobLocked(a: FetchBlobArgs, finalPath: string, what: string
 
   const digest: RunningDigest = { hasher: newHasher(file), length: 0 };
   let counted = 0; // bytes of this file already added to the progress total
-  const count = (have: number) => {
-    progress.add(have - counted);
+  const count = (have: number, fromNetwork = false) => {
+    if (fromNetwork) progress.add(have - counted);
+    else progress.credit(have - counted);
     counted = have;
   };
 
@@ -410,7 +419,7 @@ async function streamInto(
   fetchFile: typeof fetch,
   incomplete: string,
   have: number,
-  count: (have: number) => void,
+  count: (have: number, fromNetwork?: boolean) => void,
   digest: RunningDigest,
 ): Promise<void> {
   const { file } = a;
@@ -481,7 +490,7 @@ async function streamInto(
       digest.hasher?.hash.update(chunk);
       digest.length += chunk.length;
       written += chunk.length;
-      count(written);
+      count(written, true);
     }
     if (written !== file.size) throw new Retryable('connection closed early');
     ok = true;
@@ -585,7 +594,7 @@ export async function downloadModel(repoId: string, opts: DownloadOptions = {}):
       if (opts.signal?.aborted) throw cancelledError(what);
       progress.current = { file: f.path, fileIndex: i, state: 'downloading' };
       if (await ensureCached(repoDir, listing.commit, f)) {
-        progress.add(f.size);
+        progress.credit(f.size);
         continue;
       }
       await fetchIntoSnapshot(f);

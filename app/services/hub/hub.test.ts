@@ -284,10 +284,28 @@ describe('resume, cancel, full disk', () => {
     for (let i = 1; i < events.length; i++) expect(events[i].t - events[i - 1].t).toBeGreaterThanOrEqual(90);
     expect(events.some((e) => e.p.speedBytesPerSec > 0 && e.p.etaSeconds !== null)).toBe(true);
 
+    // Resumed slowly: bytes found on disk count as done at once but not as speed.
+    hub.faults.bytesPerSecond = 100_000;
+    const ac2 = new AbortController();
+    const speeds: number[] = [];
+    const p2 = downloadModel(REPO, {
+      signal: ac2.signal,
+      progressIntervalMs: 0,
+      onProgress: (e) => {
+        speeds.push(e.speedBytesPerSec);
+        if (e.bytesDone > partial + 60_000) ac2.abort();
+      },
+    });
+    await expectHubError(p2, 'CANCELLED');
+    expect(Math.max(...speeds)).toBeGreaterThan(0);
+    expect(Math.max(...speeds)).toBeLessThan(1_000_000);
+    const partial2 = (await fs.stat(`${blob()}.incomplete`)).size;
+    expect(partial2).toBeGreaterThan(partial);
+
     hub.faults.bytesPerSecond = undefined;
     hub.requests.length = 0;
     const r = await downloadModel(REPO);
-    expect(bodyRequests().find((q) => q.url.endsWith('/model.safetensors'))?.range).toBe(`bytes=${partial}-`);
+    expect(bodyRequests().find((q) => q.url.endsWith('/model.safetensors'))?.range).toBe(`bytes=${partial2}-`);
     expect((await fs.readFile(path.join(r.dir, 'model.safetensors'))).equals(original())).toBe(true);
   });
 
