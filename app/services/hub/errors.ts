@@ -97,7 +97,7 @@ export function cancelledError(what: string): HubError {
 }
 
 /** Network-level failure codes from undici/libuv (ECONNREFUSED, ENOTFOUND, ...), if any. */
-export function networkErrorCode(err: unknown): string | undefined {
+function networkErrorCode(err: unknown): string | undefined {
   let e: unknown = err;
   for (let i = 0; i < 4 && e; i++) {
     const code = (e as { code?: unknown }).code;
