@@ -68,6 +68,8 @@ beforeAll(async () => {
           'pytorch_model.bin': 'pickle',
           'tokenizer.json': '{}',
           'original/params.json': '{}',
+          'modeling_custom.py': 'import os',
+          'tokenization_custom.py': 'import os',
         },
       },
       'test-org/no-config': { files: { 'model.safetensors': 'weights without a config' } },
@@ -194,7 +196,7 @@ describe('download into the Hugging Face cache', () => {
     expect(dir.startsWith(path.join(cache, 'models--test-org--stories260k', 'snapshots'))).toBe(true);
   });
 
-  it('with an index, fetches only the shards it names (not a consolidated copy, pickles or subfolders)', async () => {
+  it('with an index, fetches only the shards it names (not a consolidated copy, pickles, code or subfolders)', async () => {
     const r = await downloadModel('test-org/sharded');
     expect(r.fetched.sort()).toEqual(['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'tokenizer.json']);
     expect((await fs.readdir(r.dir)).sort()).toEqual(r.fetched.sort());
