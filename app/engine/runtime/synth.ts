@@ -1,6 +1,6 @@
 // `quip synth`: a random-weight Llama model in Hugging Face layout, for benchmarks at realistic layer
-// sizes. Linear and embedding weights are uniform with standard deviation 0.02 (the usual
-// initializer_range), norms are 1. Tokenizer: the stories260k tokenizer (BPE with byte fallback,
+// sizes. Linear and embedding weights are uniform (65536 levels) with standard deviation 0.02 (the
+// usual initializer_range), norms are 1. Tokenizer: the stories260k tokenizer (BPE with byte fallback,
 // 512 tokens) with placeholder tokens "<synth_512>" ... filling the vocabulary up to --vocab, so the
 // folder loads and runs end to end; text in and out is real but the weights say nothing.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
@@ -40,44 +40,50 @@ function positiveInt(v: number | undefined, what: string): void {
   if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new UserError(`${what} must be a whole number >= 1, got ${v}`, 'BAD_SETTING');
 }
 
-/** Fills a tensor's elements from a per-tensor seeded xorshift stream (uniform, given std, or constant). */
-function randomTensor(name: string, dtype: WritableDType, shape: number[], seed: number, std: number, constant?: number): StreamedTensor {
-  const f32 = new Float32Array(1);
+/**
+ * Uniform values on [-a, a] (a = std * sqrt(3), so the standard deviation is std) quantized to 65536
+ * evenly spaced levels, as bit patterns of the dtype: one xorshift32 draw picks two levels, which
+ * keeps writing a billion weights fast in JS.
+ */
+function levelTable(dtype: WritableDType, std: number): Uint16Array | Float32Array {
+  const a = std * Math.sqrt(3);
+  const f32 = new Float32Array(65536);
+  for (let k = 0; k < 65536; k++) f32[k] = -a + ((k + 0.5) * 2 * a) / 65536;
+  if (dtype === 'F32') return f32;
+  const out = new Uint16Array(65536);
   const u32 = new Uint32Array(f32.buffer);
-  const a = std * Math.sqrt(3); // uniform on [-a, a] has standard deviation std
+  for (let k = 0; k < 65536; k++) {
+    if (dtype === 'F16') out[k] = f32ToF16Bits(f32[k]);
+    else out[k] = ((u32[k] + 0x7fff + ((u32[k] >>> 16) & 1)) >>> 16) & 0xffff; // bf16, round to nearest even
+  }
+  return out;
+}
+
+/** A tensor filled from a per-tensor seeded xorshift32 stream over the level table, or a constant. */
+function randomTensor(name: string, dtype: WritableDType, shape: number[], seed: number, table: Uint16Array | Float32Array, constant?: number): StreamedTensor {
   let state = seed >>> 0 || 0x9e3779b9;
-  const next = () => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return (state / 4294967296) * 2 * a - a;
-  };
-  let produced = 0; // elements are produced in order; fill is called with consecutive starts
+  let produced = 0; // fill is called with consecutive starts
+  const constBits = constant === undefined ? 0 : dtype === 'F16' ? f32ToF16Bits(constant) : new Uint16Array(new Float32Array([constant]).buffer)[1];
   return {
     name,
     dtype,
     shape,
     fill(out, start) {
       if (start !== produced) throw new Error(`synth: tensor ${name} filled out of order`);
-      if (dtype === 'F32') {
-        const v = new Float32Array(out.buffer, out.byteOffset, out.byteLength / 4);
-        for (let i = 0; i < v.length; i++) v[i] = constant ?? next();
-        produced += v.length;
-      } else {
-        const v = new Uint16Array(out.buffer, out.byteOffset, out.byteLength / 2);
-        for (let i = 0; i < v.length; i++) {
-          const x = constant ?? next();
-          if (dtype === 'F16') v[i] = f32ToF16Bits(x);
-          else {
-            f32[0] = x;
-            const u = u32[0];
-            v[i] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff; // round to nearest even
-          }
+      const size = dtype === 'F32' ? 4 : 2;
+      const v = dtype === 'F32' ? new Float32Array(out.buffer, out.byteOffset, out.byteLength / 4) : new Uint16Array(out.buffer, out.byteOffset, out.byteLength / 2);
+      if (constant !== undefined) v.fill(dtype === 'F32' ? constant : constBits);
+      else {
+        for (let i = 0; i < v.length; i += 2) {
+          state ^= state << 13;
+          state ^= state >>> 17;
+          state ^= state << 5;
+          state >>>= 0;
+          v[i] = table[state & 0xffff];
+          if (i + 1 < v.length) v[i + 1] = table[state >>> 16];
         }
-        produced += v.length;
       }
+      produced += out.byteLength / size;
     },
   };
 }
@@ -106,9 +112,10 @@ export async function synthModel(o: SynthOptions): Promise<SynthResult> {
 
   const H = o.hidden, I = o.intermediate, nq = heads * headDim, nkv = kvHeads * headDim;
   const tensors: StreamedTensor[] = [];
+  const table = levelTable(dtype, STD);
   let k = 0;
   const add = (name: string, shape: number[], constant?: number) =>
-    tensors.push(randomTensor(name, dtype, shape, (seed * 1000003 + ++k * 7919) >>> 0, STD, constant));
+    tensors.push(randomTensor(name, dtype, shape, (seed * 1000003 + ++k * 7919) >>> 0, table, constant));
   add('model.embed_tokens.weight', [vocab, H]);
   for (let b = 0; b < o.layers; b++) {
     const p = `model.layers.${b}.`;
