@@ -1,9 +1,11 @@
-// `quip import <file.gguf> --out DIR [--json] [--force]`: a GGUF model (llama or qwen2) becomes a
+// `quip import <file.gguf> --out DIR [--force] [--threads T] [--json]`: a GGUF model (llama or qwen2) becomes a
 // Hugging Face folder with float16 weights that every other command reads. Ctrl-C cancels and leaves
 // nothing at DIR.
 import type { Command } from 'commander';
 
 import { importGguf, LOSSY_NOTE, type ImportProgress } from '../../engine/gguf/import.js';
+import { setEngineThreads } from '../../engine/runtime/engine.js';
+import { intOption } from './eval.js';
 
 export function registerImport(program: Command): void {
   program
@@ -12,8 +14,10 @@ export function registerImport(program: Command): void {
     .argument('<file>', 'the .gguf file')
     .requiredOption('--out <dir>', 'folder to create (must be new, empty, or replaced with --force)')
     .option('--force', 'replace a model already in the output folder')
+    .option('--threads <t>', 'threads for dequantization (default: all cores)')
     .option('--json', 'print one JSON object')
-    .action(async (file: string, opts: { out: string; force?: boolean; json?: boolean }) => {
+    .action(async (file: string, opts: { out: string; force?: boolean; threads?: string; json?: boolean }) => {
+      setEngineThreads(intOption(opts.threads, '--threads'));
       const controller = new AbortController();
       const onSigint = () => {
         if (controller.signal.aborted) process.exit(130);

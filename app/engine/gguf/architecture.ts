@@ -49,7 +49,35 @@ const GLOBAL_TENSORS: Record<string, string> = {
   'output.weight': 'lm_head.weight',
 };
 
-export function planModel(header: GgufHeader, tok: ConvertedTokenizer): ModelPlan {
+/**
+ * Llama 3.1-style RoPE scaling from llama.cpp's rope_freqs tensor (one factor per frequency pair,
+ * dividing the frequency). The converter computes, for frequency f = base^(-2i/d) with wavelength
+ * w = 2 pi / f: 1 when w < ctx / high, `factor` when w > ctx / low, otherwise
+ * 1 / ((1 - s) / factor + s) with s = (ctx / w - low) / (high - low). The parameters are found by
+ * trying the published settings and keeping the one that reproduces every factor.
+ */
+export function llama3RopeScaling(factors: ArrayLike<number>, base: number, headDim: number): Record<string, unknown> | undefined {
+  const factor = Math.max(...Array.from(factors));
+  for (const [low, high, ctx] of [[1, 4, 8192], [1, 4, 4096], [1, 4, 16384], [1, 4, 32768], [1, 4, 65536], [1, 4, 131072]]) {
+    let ok = factors.length === headDim / 2;
+    for (let i = 0; ok && i < factors.length; i++) {
+      const w = (2 * Math.PI) / base ** ((-2 * i) / headDim);
+      let want: number;
+      if (w < ctx / high) want = 1;
+      else if (w > ctx / low) want = factor;
+      else {
+        const s = (ctx / w - low) / (high - low);
+        want = 1 / ((1 - s) / factor + s);
+      }
+      ok = Math.abs(factors[i] - want) <= 1e-4 * want;
+    }
+    if (ok) return { rope_type: 'llama3', type: 'llama3', factor, low_freq_factor: low, high_freq_factor: high, original_max_position_embeddings: ctx };
+  }
+  return undefined;
+}
+
+/** `ropeFactors`: the values of a rope_freqs.weight tensor, when the file has one. */
+export function planModel(header: GgufHeader, tok: ConvertedTokenizer, ropeFactors?: Float32Array): ModelPlan {
   const meta = header.metadata;
   const file = meta.file;
   const fail = (problem: string): never => {
@@ -144,13 +172,6 @@ export function planModel(header: GgufHeader, tok: ConvertedTokenizer): ModelPla
   take('output_norm.weight', GLOBAL_TENSORS['output_norm.weight'], [hidden]);
   const tied = !take('output.weight', GLOBAL_TENSORS['output.weight'], [vocab, hidden], undefined, true);
 
-  for (const t of header.tensors) {
-    if (claimed.has(t.name)) continue;
-    if (/_exps\.|ffn_gate_inp/.test(t.name)) fail(`tensor ${t.name} belongs to mixture-of-experts layers, which the studio does not run.`);
-    if (t.name === 'rope_freqs.weight') fail('tensor rope_freqs.weight holds per-frequency RoPE factors (Llama 3.1-style scaling), which the importer does not yet turn into a rope_scaling entry.');
-    fail(`tensor ${t.name} is not part of a ${arch} model as the importer knows it (expected token_embd, output_norm, output and blk.N.{attn,ffn}_* tensors).`);
-  }
-
   const eosIds = [tok.eosTokenId, ...tok.stopTokenIds].filter((x): x is number => x !== undefined);
   const config: Json = {
     architectures: [architecture === 'llama' ? 'LlamaForCausalLM' : 'Qwen2ForCausalLM'],
@@ -182,5 +203,18 @@ export function planModel(header: GgufHeader, tok: ConvertedTokenizer): ModelPla
     eos_token_id: eosIds.length > 1 ? eosIds : (eosIds[0] ?? null),
     ...(tok.padTokenId !== undefined ? { pad_token_id: tok.padTokenId } : {}),
   };
+  for (const t of header.tensors) {
+    if (claimed.has(t.name)) continue;
+    if (/_exps\.|ffn_gate_inp/.test(t.name)) fail(`tensor ${t.name} belongs to mixture-of-experts layers, which the studio does not run.`);
+    if (t.name === 'rope_freqs.weight') {
+      // Not a weight: its factors become config.rope_scaling.
+      const scaling = ropeFactors && ropeScaling === null ? llama3RopeScaling(ropeFactors, ropeTheta, headDim) : undefined;
+      if (!scaling) fail('tensor rope_freqs.weight holds RoPE frequency factors that match no Llama 3 rope_scaling setting, so they cannot be written to config.json.');
+      config.rope_scaling = scaling;
+      continue;
+    }
+    fail(`tensor ${t.name} is not part of a ${arch} model as the importer knows it (expected token_embd, output_norm, output and blk.N.{attn,ffn}_* tensors).`);
+  }
+
   return { architecture, config, generationConfig, tensors: plans, warnings };
 }

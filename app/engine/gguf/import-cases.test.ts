@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { importGguf } from './import.js';
 import { rotateHalfRowSources } from './rope.js';
-import { f16BitsToNumber, f32ToF16Bits, llamaCppPermuteRows, readSafetensors, str, tinyModelGguf, type TinyModel } from './testing.js';
+import { f16BitsToNumber, f32, f32ToF16Bits, llamaCppPermuteRows, readSafetensors, str, tinyModelGguf, type TinyModel } from './testing.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'quip-gguf-cases-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -94,6 +94,25 @@ describe('importing tiny hand-made models', () => {
       const got = st.f16(name);
       for (let i = 0; i < values.length; i += 7) expect(got(i)).toBe(f16(values[i]));
     }
+  });
+
+  it('llama 3.1-style rope_freqs becomes rope_scaling (and is not written as a weight)', async () => {
+    // Factors as llama.cpp's converter computes them for factor 8, low 1, high 4, context 8192.
+    const base = 500000, headDim = 8;
+    const factors = Array.from({ length: headDim / 2 }, (_, i) => {
+      const wavelength = 2 * Math.PI * base ** ((2 * i) / headDim);
+      if (wavelength < 8192 / 4) return 1;
+      if (wavelength > 8192 / 1) return 8;
+      const smooth = (8192 / wavelength - 1) / (4 - 1);
+      return 1 / ((1 - smooth) / 8 + smooth);
+    });
+    expect(new Set(factors.map((f) => f.toFixed(3))).size).toBe(3); // 1, a blend, 8
+    const extra = [{ name: 'rope_freqs.weight', type: 'F32', dims: [headDim / 2], data: new Uint8Array(Float32Array.from(factors).buffer) }];
+    const { config, st } = await importTiny({ extraTensors: extra, metadata: { 'llama.rope.freq_base': f32(base) } });
+    expect(config.rope_scaling).toEqual({ rope_type: 'llama3', type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 });
+    expect(Object.keys(st.header).some((n) => n.includes('rope'))).toBe(false);
+    const odd = [{ ...extra[0], data: new Uint8Array(Float32Array.from([1, 2, 3, 5]).buffer) }];
+    await expectRefused(tinyModelGguf({ extraTensors: odd, metadata: { 'llama.rope.freq_base': f32(base) } }).gguf.bytes, /rope_freqs\.weight holds RoPE frequency factors that match no Llama 3 rope_scaling/);
   });
 
   it('replaces an existing model only when forced, and fills an empty folder', async () => {

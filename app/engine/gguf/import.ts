@@ -105,7 +105,9 @@ export async function importGguf(file: string, outDir: string, options: ImportOp
     const meta = header.metadata;
     const arch = meta.string('general.architecture');
     const tok = convertTokenizer(meta, arch ? meta.number(`${arch}.context_length`) : undefined);
-    const plan = planModel(header, tok);
+    const freqs = header.tensors.find((t) => t.name === 'rope_freqs.weight' && t.type.name === 'F32');
+    const ropeFactors = freqs ? new Float32Array(Uint8Array.from(mapped.read(freqs.offset, freqs.bytes)).buffer) : undefined;
+    const plan = planModel(header, tok, ropeFactors);
     const supported = native().ggufSupportedTypes();
     for (const t of plan.tensors)
       if (!supported.includes(t.gguf.type.name))
