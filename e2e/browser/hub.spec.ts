@@ -67,3 +67,19 @@ test('a hub id that does not exist gives a clear message', async ({ studioPage: 
   await expect(card).toBeVisible();
   await expect(card).toContainText('test-org/no-such-model');
 });
+
+test.describe('with the connection cut part-way through the weights', () => {
+  test.use({ hubFaults: { bytesPerSecond: 1_000_000, cut: { file: 'model.safetensors', afterBytes: 400_000, times: 1 } } });
+
+  test('the download resumes where it stopped and ends with the inspection', async ({ studioPage: page, studio }) => {
+    await page.getByLabel('Search the Hugging Face Hub').fill('stories');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByRole('button', { name: `Download ${REPO}` }).click();
+    await expect(page.getByTestId('download')).toHaveAttribute('data-state', 'done', { timeout: 60_000 });
+    await expect(page.getByTestId('inspection').getByRole('heading', { level: 2 })).toHaveText(REPO);
+    // The second request for the file asked only for the rest of it.
+    const gets = studio.hub!.requests.filter((r) => r.method === 'GET' && r.url.includes('/resolve/') && r.url.endsWith('model.safetensors'));
+    expect(gets.length).toBeGreaterThanOrEqual(2);
+    expect(gets.at(-1)!.range).toMatch(/^bytes=[1-9]\d*-$/);
+  });
+});

@@ -22,26 +22,6 @@ function DownloadRow({ d }: { d: DownloadProgress }) {
             Cancel
           </button>
         )}
-        {(d.state === 'cancelled' || d.state === 'error') && (
-          <span className="download-actions">
-            <button type="button" className="btn btn-small" onClick={() => void download(d.repoId)} title="Fetches only what is missing">
-              Resume
-            </button>
-            <button type="button" className="btn btn-ghost btn-small" onClick={() => dismiss(d.downloadId)}>
-              Dismiss
-            </button>
-          </span>
-        )}
-        {d.state === 'done' && (
-          <span className="download-actions">
-            <button type="button" className="btn btn-small" onClick={() => void inspect(d.repoId)}>
-              Open
-            </button>
-            <button type="button" className="btn btn-ghost btn-small" onClick={() => dismiss(d.downloadId)}>
-              Dismiss
-            </button>
-          </span>
-        )}
       </div>
       <ProgressBar fraction={d.state === 'done' ? 1 : fraction} label={`Downloading ${d.repoId}`} tone={tone} />
       <div className="download-figures">
@@ -57,9 +37,26 @@ function DownloadRow({ d }: { d: DownloadProgress }) {
         )}
         {d.state === 'done' && <span>Done</span>}
         {d.state === 'cancelled' && <span>Cancelled, resumable</span>}
+        {d.state === 'error' && <span>Stopped, resumable</span>}
       </div>
       {d.state === 'error' && d.error && <div className="download-error">{d.error}</div>}
       {d.state === 'running' && d.file && <div className="download-file mono">{d.file}</div>}
+      {d.state !== 'running' && (
+        <div className="download-actions">
+          {d.state === 'done' ? (
+            <button type="button" className="btn btn-small" onClick={() => void inspect(d.repoId)}>
+              Open
+            </button>
+          ) : (
+            <button type="button" className="btn btn-small" onClick={() => void download(d.repoId)} title="Fetches only what is missing">
+              Resume
+            </button>
+          )}
+          <button type="button" className="btn btn-ghost btn-small" onClick={() => dismiss(d.downloadId)}>
+            Dismiss
+          </button>
+        </div>
+      )}
     </li>
   );
 }
