@@ -8,7 +8,10 @@ import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { loadModel } from '../model/index.js';
 import { native } from '../native.js';
+import { createEngine } from '../runtime/engine.js';
+import { generate } from '../runtime/generation.js';
 import { importGguf, type ImportResult } from './import.js';
 import { openGguf } from './reader.js';
 import { f16BitsToNumber, f32ToF16Bits, llamaCppPermuteRows, readSafetensors } from './testing.js';
@@ -117,6 +120,26 @@ describe('importing SmolLM2-135M-Instruct Q4_1', () => {
       check('blk.3.attn_k.weight', 'model.layers.3.self_attn.k_proj.weight', 3);
     } finally {
       file.close();
+    }
+  });
+
+  it('chats exactly like the reference: every case of reference-chat-greedy.json, through the chat template and the engine', async () => {
+    const ref = JSON.parse(readFileSync(path.join(path.dirname(SMOLLM), 'reference-chat-greedy.json'), 'utf8')) as {
+      cases: Array<{ messages: Array<{ role: string; content: string }>; prompt_ids: number[]; greedy_ids: number[] }>;
+    };
+    const model = await loadModel(path.join(dir, 'smollm2'));
+    try {
+      const engine = createEngine(model);
+      for (const c of ref.cases) {
+        const prompt = model.chatTemplate!(c.messages, { addGenerationPrompt: true });
+        const promptIds = model.tokenizer.encode(prompt, { addBos: false });
+        expect(promptIds).toEqual(c.prompt_ids);
+        const r = await generate(engine, model.tokenizer, promptIds, model.architecture.contextLength, { maxTokens: c.greedy_ids.length, temperature: 0, topP: 1, seed: 0 });
+        expect(r.stopReason).toBe('eos');
+        expect([...r.ids, 2]).toEqual(c.greedy_ids);
+      }
+    } finally {
+      model.close();
     }
   });
 
