@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
+#include <type_traits>
 
 #include "common/thread_pool.h"
 #include "quip/gemm.h"
@@ -52,8 +53,23 @@ static bool cholesky_t(T* A, int64_t n) {
         A[i * n + j] = static_cast<T>(s / r);
       }
     }
-    // Panel below: L21 = A21 L11^{-T} (row by row forward substitution).
-    parallel_for(n - j1, 32, [&](size_t b, size_t e) {
+    // Panel below: L21 = A21 L11^{-T}. float32: one GEMM with the explicit inverse (L11 is a
+    // well-conditioned factor of a damped matrix); float64: row by row forward substitution.
+    if constexpr (std::is_same<T, float>::value) {
+      std::vector<double> inv(nb * nb, 0.0);
+      for (int64_t c = 0; c < nb; ++c)
+        for (int64_t r = c; r < nb; ++r) {
+          double v = r == c ? 1.0 : 0.0;
+          for (int64_t k = c; k < r; ++k) v -= double(A[(j0 + r) * n + j0 + k]) * inv[k * nb + c];
+          inv[r * nb + c] = v / A[(j0 + r) * n + j0 + r];
+        }
+      std::vector<float> invT(nb * nb), panel((n - j1) * nb, 0.f);
+      for (int64_t r = 0; r < nb; ++r)
+        for (int64_t c = 0; c < nb; ++c) invT[c * nb + r] = static_cast<float>(inv[r * nb + c]);
+      sgemm(n - j1, nb, nb, 1.f, A + j1 * n + j0, n, invT.data(), nb, panel.data(), nb);
+      for (int64_t i = 0; i < n - j1; ++i)
+        std::copy(panel.begin() + i * nb, panel.begin() + (i + 1) * nb, A + (j1 + i) * n + j0);
+    } else parallel_for(n - j1, 32, [&](size_t b, size_t e) {
       for (size_t ii = b; ii < e; ++ii) {
         T* row = A + (j1 + ii) * n;
         for (int64_t j = j0; j < j1; ++j) {
