@@ -35,15 +35,18 @@ export function registerImport(program: Command): void {
       try {
         const r = await importGguf(file, opts.out, { onProgress, signal: controller.signal, force: opts.force });
         if (opts.json) {
-          console.log(JSON.stringify(r, null, 2));
+          process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
           return;
         }
         const types = Object.entries(r.originalTypes).map(([t, n]) => `${n} ${t}`).join(', ');
-        console.log(`Imported ${r.name ?? r.source} (${r.architecture}, ${(r.parameters / 1e6).toFixed(1)}M parameters, ${r.tensors} tensors: ${types})`);
-        console.log(`  into ${r.outDir} in ${r.seconds.toFixed(1)} s`);
-        console.log(`  tokenizer: ${r.tokenizer.model}${r.tokenizer.preTokenizer ? ` (${r.tokenizer.preTokenizer})` : ''}; source sha256 ${r.sourceSha256}`);
-        for (const w of r.warnings) console.log(`  warning: ${w}`);
-        if (r.lossy) console.log(`  note: ${LOSSY_NOTE}`);
+        const lines = [
+          `Imported ${r.name ?? r.source} (${r.architecture}, ${(r.parameters / 1e6).toFixed(1)}M parameters, ${r.tensors} tensors: ${types})`,
+          `  into ${r.outDir} in ${r.seconds.toFixed(1)} s`,
+          `  tokenizer: ${r.tokenizer.model}${r.tokenizer.preTokenizer ? ` (${r.tokenizer.preTokenizer})` : ''}; source sha256 ${r.sourceSha256}`,
+          ...r.warnings.map((w) => `  warning: ${w}`),
+          ...(r.lossy ? [`  note: ${LOSSY_NOTE}`] : []),
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
       } finally {
         if (tty) process.stderr.write('\r\x1b[K');
         process.off('SIGINT', onSigint);
