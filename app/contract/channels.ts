@@ -5,6 +5,9 @@
 import { z } from 'zod';
 
 import { ModelInspection } from './model.js';
+import {
+  ChatId, ChatRecord, ChatSendInput, ChatToken, EstimateInput, RevealResult, RunDetail, RunEstimate, RunEvent, RunId, RunSummary, StartRunInput, StreamId,
+} from './runs.js';
 
 /** Requests that take no input accept nothing or an empty object. */
 const NoInput = z.object({}).strict().optional();
@@ -175,11 +178,26 @@ export const requests = {
   'settings.update': request(SettingsPatch, Settings, 'Change some settings; returns all of them.'),
   'jobs.list': request(NoInput, z.array(JobInfo), 'Jobs of this session, newest first.'),
   'jobs.cancel': request(JobId, z.object({ cancelled: z.boolean() }), 'Cancel a running job (cooperative, then forced).'),
+  'runs.estimate': request(EstimateInput, RunEstimate, 'Resolved settings with the time, memory and output size a run will take.'),
+  'runs.start': request(StartRunInput, RunSummary, 'Queue a quantization run (one runs at a time); events come as run.event.'),
+  'runs.list': request(NoInput, z.array(RunSummary), 'Runs in the studio home (studio and CLI), newest first.'),
+  'runs.get': request(RunId, RunDetail, 'One run with its per-layer metrics, fine-tuning losses and log.'),
+  'runs.cancel': request(RunId, RunSummary, 'Cancel a queued or running run; a running one keeps its checkpoint for resuming.'),
+  'runs.resume': request(RunId, RunSummary, 'Queue an interrupted or cancelled run again; it continues after its last finished block.'),
+  'runs.delete': request(RunId, Ok, 'Delete a run with its files (finished folder, checkpoint, record).'),
+  'runs.reveal': request(RunId, RevealResult, 'Show the run folder in the file manager (desktop); the browser face returns the path.'),
+  'chat.send': request(ChatSendInput, StreamId, 'Generate a reply in the job process; text streams as chat.token events.'),
+  'chat.stop': request(StreamId, z.object({ stopped: z.boolean() }), 'Stop a streaming reply (what was generated stays).'),
+  'chats.list': request(NoInput, z.array(ChatRecord), 'Saved chats, newest first.'),
+  'chats.save': request(ChatRecord, ChatRecord, 'Save (create or replace) a chat in the studio home.'),
+  'chats.delete': request(ChatId, Ok, 'Delete a saved chat.'),
 } as const;
 
 export const events = {
   'download.progress': DownloadProgress,
   'job.event': JobEvent,
+  'run.event': RunEvent,
+  'chat.token': ChatToken,
 } as const;
 
 export type Requests = typeof requests;

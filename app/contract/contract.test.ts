@@ -35,7 +35,7 @@ describe('contract', () => {
       expect(requests[name].doc.length).toBeGreaterThan(10);
     }
     for (const name of eventNames) expect(events[name]).toBeInstanceOf(z.ZodType);
-    expect(sorted(eventNames)).toEqual(['download.progress', 'job.event']);
+    expect(sorted(eventNames)).toEqual(['chat.token', 'download.progress', 'job.event', 'run.event']);
   });
 
   it('has a service handler for every request (the server and Electron main share them)', () => {

@@ -2,5 +2,6 @@
 // the browser face's WebSocket client. Everything here runs in a browser (no Node imports).
 export * from './channels.js';
 export * from './model.js';
+export * from './runs.js';
 export { createStudioApi, StudioError, type StudioApi, type StudioTransport, type Reply, type WireError } from './api.js';
 export { connectStudio, createWebSocketTransport, SOCKET_PATH, type ConnectOptions } from './browser-client.js';

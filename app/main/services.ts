@@ -1,7 +1,7 @@
 // The shared studio services, wired to Electron: utilityProcess jobs, IPC in, events out to windows,
 // and the native folder dialog.
 import path from 'node:path';
-import { app, BrowserWindow, dialog, ipcMain, webContents } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, shell, webContents } from 'electron';
 
 import { createStudioServices } from '../services/studio/index.js';
 import type { MainContext } from './context.js';
@@ -14,6 +14,7 @@ export function setupServices(ctx: MainContext): void {
     spawnJob: electronJobProcesses(path.join(ctx.distDir, 'worker.mjs')),
     send: (event, payload) => sendToAll(BrowserWindow.getAllWindows(), event, payload),
     sampleModel: path.join(app.getAppPath(), 'assets', 'models', 'stories260k'),
+    reveal: (p) => shell.showItemInFolder(p),
     pickFolder: async (caller) => {
       const id = Number(caller.client.replace('window-', ''));
       const contents = webContents.fromId(id);

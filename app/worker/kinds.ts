@@ -7,6 +7,7 @@ import { ModelInspection } from '../contract/model.js';
 import { inspectModel } from '../engine/model/inspect.js';
 import { native } from '../engine/native.js';
 import { defineJobKind } from './runtime.js';
+import { chatKind, quantizeKind } from './studio-jobs.js';
 
 const CpuInfo = z.object({ summary: z.string(), avx2: z.boolean(), avx512: z.boolean(), neon: z.boolean(), threads: z.number().int() });
 
@@ -23,6 +24,10 @@ export const jobKinds = {
     result: CpuInfo,
     run: async () => native().cpuInfo(),
   }),
+  /** A quantization run of the studio (events: the quantize job's, as progress data). */
+  quantize: quantizeKind,
+  /** One chat reply, streamed as progress data {type: 'token', text, tokens, tokensPerSecond}. */
+  chat: chatKind,
 };
 
 export type JobKinds = typeof jobKinds;

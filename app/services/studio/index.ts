@@ -14,6 +14,8 @@ import { JobClient, type JobProcessFactory } from '../jobs/client.js';
 import { Library } from '../library/library.js';
 import packageJson from '../../../package.json';
 import { Downloads } from './downloads.js';
+import { ChatService } from '../chat/index.js';
+import { RunService } from '../runs/service.js';
 
 export interface StudioServicesOptions {
   face: Face;
@@ -31,6 +33,8 @@ export interface StudioServicesOptions {
   sampleModel?: string;
   /** A long job's limit (default 30 minutes for an inspection). */
   inspectTimeoutMs?: number;
+  /** Shows a file or folder in the file manager (desktop); absent in the browser face. */
+  reveal?: (path: string) => void;
 }
 
 export interface StudioServices {
@@ -39,6 +43,8 @@ export interface StudioServices {
   jobs: JobClient;
   library: Library;
   downloads: Downloads;
+  runs: RunService;
+  chat: ChatService;
   /** Cancel downloads and jobs and wait for them. */
   close(): Promise<void>;
 }
@@ -55,6 +61,14 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
   const downloads = new Downloads(emit);
   const hub = () => resolveHubSettings(opts.hub ?? {});
   const sample = opts.sampleModel ?? sampleModelDir();
+  const threadSetting = async () => (await library.settings()).threads;
+  const runs = new RunService({
+    home,
+    jobs,
+    emit,
+    threads: async () => ({ setting: await threadSetting(), available: (await cpuInfo()).threads }),
+  });
+  const chat = new ChatService(home, jobs, emit, threadSetting);
 
   // The CPU as the native core sees it, asked once from a job process (main never loads the addon).
   let cpu: Promise<{ summary: string; avx2: boolean; threads: number }> | null = null;
@@ -142,6 +156,30 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
     'settings.update': async (patch) => library.updateSettings(patch),
     'jobs.list': async () => jobs.list(),
     'jobs.cancel': async ({ jobId }) => ({ cancelled: jobs.cancel(jobId) }),
+    'runs.estimate': async ({ modelDir, settings }) => runs.estimate(path.resolve(expandHome(modelDir)), settings),
+    'runs.start': async ({ modelDir, settings, name }, ctx) => runs.start({ modelDir: path.resolve(expandHome(modelDir)), settings, name }, ctx.client),
+    'runs.list': async () => runs.list(),
+    'runs.get': async ({ runId }) => runs.get(runId),
+    'runs.cancel': async ({ runId }) => runs.cancel(runId),
+    'runs.resume': async ({ runId }, ctx) => runs.resume(runId, ctx.client),
+    'runs.delete': async ({ runId }) => {
+      await runs.delete(runId);
+      return { ok: true as const };
+    },
+    'runs.reveal': async ({ runId }) => {
+      const dir = await runs.folder(runId);
+      if (!opts.reveal) return { path: dir, supported: false };
+      opts.reveal(dir);
+      return { path: dir, supported: true };
+    },
+    'chat.send': async (input, ctx) => ({ streamId: await chat.send(input, ctx.client) }),
+    'chat.stop': async ({ streamId }) => ({ stopped: chat.stop(streamId) }),
+    'chats.list': async () => chat.list(),
+    'chats.save': async (record) => chat.save(record),
+    'chats.delete': async ({ chatId }) => {
+      await chat.delete(chatId);
+      return { ok: true as const };
+    },
   };
 
   return {
@@ -150,8 +188,10 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
     jobs,
     library,
     downloads,
+    runs,
+    chat,
     async close() {
-      await Promise.all([downloads.cancelAll(), jobs.shutdown()]);
+      await Promise.all([downloads.cancelAll(), runs.shutdown(), jobs.shutdown()]);
     },
   };
 }

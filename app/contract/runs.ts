@@ -1,0 +1,176 @@
+// The contract's runs and chat: quantization runs in the studio home (queued, running, finished,
+// interrupted), their live events, estimates before a start, and streamed chat with any model folder.
+// The settings and per-layer metrics are the quantize job's own schemas (pure zod), not copies.
+import { z } from 'zod';
+
+import { PHASES } from '../engine/quantize/events.js';
+import { LayerMetrics } from '../engine/quantize/record.js';
+import { QuantizeSettings, QuantizeSettingsInput } from '../engine/quantize/settings.js';
+
+export { QuantizeSettings, QuantizeSettingsInput, LayerMetrics };
+
+export const RunState = z.enum(['queued', 'running', 'done', 'error', 'cancelled', 'interrupted']);
+export type RunState = z.infer<typeof RunState>;
+
+export const RunPhase = z.enum(PHASES);
+export type RunPhase = z.infer<typeof RunPhase>;
+
+/** One finished linear layer as the chart draws it: the run record's per-layer metrics. */
+export const RunLayer = LayerMetrics;
+export type RunLayer = z.infer<typeof RunLayer>;
+
+/** One epoch of fine-tuning: in-block (block set) or end-to-end (block null). */
+export const FineTuneEpoch = z.object({
+  stage: z.enum(['block', 'e2e']),
+  block: z.number().int().nullable(),
+  epoch: z.number().int(),
+  trainLoss: z.number(),
+  heldOutLoss: z.number().nullable(),
+});
+export type FineTuneEpoch = z.infer<typeof FineTuneEpoch>;
+
+export const RunFailure = z.object({ message: z.string(), code: z.string() });
+
+export const RunSummary = z.object({
+  runId: z.string(),
+  /** The output folder's name in runs/ (also the quantized model's name). */
+  name: z.string(),
+  /** The finished model folder, or the partial folder while it is not finished. */
+  dir: z.string(),
+  modelDir: z.string().nullable(),
+  modelName: z.string().nullable(),
+  /** Resolved settings; null for a CLI run known only from its checkpoint. */
+  settings: QuantizeSettings.nullable(),
+  state: RunState,
+  phase: RunPhase.nullable(),
+  error: RunFailure.nullable(),
+  /** 'studio' when started here; 'cli' when found in runs/ (e.g. `quip quantize --out`). */
+  origin: z.enum(['studio', 'cli']),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+  layersDone: z.number().int(),
+  layersTotal: z.number().int().nullable(),
+  etaSeconds: z.number().nullable(),
+  bitsPerWeight: z.number().nullable(),
+  bytesOnDisk: z.number().nullable(),
+  perplexity: z.number().nullable(),
+  perplexityFull: z.number().nullable(),
+  /** Wall time of the quantization (all phases). */
+  seconds: z.number().nullable(),
+  meanProxyLoss: z.number().nullable(),
+});
+export type RunSummary = z.infer<typeof RunSummary>;
+
+export const RunLogLine = z.object({ at: z.number(), level: z.enum(['info', 'warning', 'error']), message: z.string() });
+export type RunLogLine = z.infer<typeof RunLogLine>;
+
+export const RunDetail = RunSummary.extend({
+  layers: z.array(RunLayer),
+  fineTune: z.array(FineTuneEpoch),
+  log: z.array(RunLogLine),
+  timings: z.record(z.string(), z.number()),
+});
+export type RunDetail = z.infer<typeof RunDetail>;
+
+export const RunId = z.object({ runId: z.string().min(1) });
+
+export const EstimateInput = z.object({
+  modelDir: z.string().trim().min(1, 'Choose a model first.'),
+  settings: QuantizeSettingsInput,
+});
+
+export const RunEstimate = z.object({
+  settings: QuantizeSettings,
+  threads: z.number().int(),
+  tokens: z.number().int(),
+  seconds: z.object({ calibration: z.number(), hessians: z.number(), quantization: z.number(), evaluation: z.number(), total: z.number() }),
+  peakBytes: z.number(),
+  /** Expected size of the output folder's tensors. */
+  outputBytes: z.number(),
+  /** Linear layers that will be quantized. */
+  layers: z.number().int(),
+});
+export type RunEstimate = z.infer<typeof RunEstimate>;
+
+export const StartRunInput = EstimateInput.extend({
+  /** Output folder name in runs/; default "<model>-<bits>bit-<codebook>-<time>". */
+  name: z
+    .string()
+    .trim()
+    .regex(/^[\w.-]+$/, 'A run name may use letters, digits, ".", "_" and "-".')
+    .max(120)
+    .optional(),
+});
+
+export const RevealResult = z.object({
+  path: z.string(),
+  /** false in the browser face: there is no file manager to open; the UI shows the path. */
+  supported: z.boolean(),
+});
+
+/** What a run.event carries; every event names its run. */
+export const RunEventBody = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('state'), run: RunSummary }),
+  z.object({ type: z.literal('phase'), phase: RunPhase, message: z.string() }),
+  z.object({ type: z.literal('layer'), layer: RunLayer }),
+  z.object({ type: z.literal('eta'), layersDone: z.number().int(), layersTotal: z.number().int(), elapsedSeconds: z.number(), etaSeconds: z.number().nullable() }),
+  z.object({ type: z.literal('log'), line: RunLogLine }),
+  z.object({ type: z.literal('fineTune'), epoch: FineTuneEpoch }),
+]);
+export type RunEventBody = z.infer<typeof RunEventBody>;
+export const RunEvent = z.object({ runId: z.string(), at: z.number(), body: RunEventBody });
+export type RunEvent = z.infer<typeof RunEvent>;
+
+// ---- chat ---------------------------------------------------------------------------------------
+
+export const ChatRole = z.enum(['system', 'user', 'assistant']);
+export const ChatMessage = z.object({ role: ChatRole, content: z.string() });
+export type ChatMessage = z.infer<typeof ChatMessage>;
+
+export const Sampling = z.object({
+  temperature: z.number().min(0).max(5).default(0.7),
+  topP: z.number().gt(0).max(1).default(0.95),
+  maxTokens: z.number().int().min(1).max(8192).default(128),
+  seed: z.number().int().min(0).max(0xffffffff).default(0),
+});
+export type Sampling = z.infer<typeof Sampling>;
+
+export const ChatSendInput = z.object({
+  modelDir: z.string().trim().min(1, 'Choose a model to chat with.'),
+  messages: z.array(ChatMessage).min(1, 'Write a message first.'),
+  sampling: Sampling.default(Sampling.parse({})),
+  /** Apply the model's chat template; false continues the last message as plain text. */
+  template: z.boolean().default(true),
+});
+
+export const ChatStats = z.object({
+  tokens: z.number().int(),
+  promptTokens: z.number().int(),
+  tokensPerSecond: z.number(),
+  prefillTokensPerSecond: z.number(),
+  stopReason: z.enum(['eos', 'max-tokens', 'context-full', 'cancelled']),
+  /** Whether the model's chat template was applied (false for models without one). */
+  templated: z.boolean(),
+});
+export type ChatStats = z.infer<typeof ChatStats>;
+
+export const ChatToken = z.discriminatedUnion('type', [
+  z.object({ streamId: z.string(), type: z.literal('token'), text: z.string(), tokens: z.number().int(), tokensPerSecond: z.number() }),
+  z.object({ streamId: z.string(), type: z.literal('done'), text: z.string(), stats: ChatStats }),
+  z.object({ streamId: z.string(), type: z.literal('error'), error: RunFailure }),
+]);
+export type ChatToken = z.infer<typeof ChatToken>;
+
+export const StreamId = z.object({ streamId: z.string().min(1) });
+
+export const SavedMessage = ChatMessage.extend({ stats: ChatStats.nullable().optional() });
+export const ChatPane = z.object({ modelDir: z.string(), modelName: z.string(), messages: z.array(SavedMessage) });
+export const ChatRecord = z.object({
+  chatId: z.string().regex(/^[\w-]+$/),
+  title: z.string(),
+  panes: z.array(ChatPane).min(1).max(2),
+  sampling: Sampling,
+  updatedAt: z.string(),
+});
+export type ChatRecord = z.infer<typeof ChatRecord>;
+export const ChatId = z.object({ chatId: z.string().regex(/^[\w-]+$/) });

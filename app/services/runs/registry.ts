@@ -1,0 +1,174 @@
+// The run registry is the runs/ folder of the studio home itself, in the quantize job's own formats:
+//   runs/<name>/                 a finished quantized model (config.json, run.json = RunRecord)
+//   runs/<name>.partial-<id>/    an unfinished one (checkpoint.json with the layers done so far)
+//   runs/.studio/<name>.json     what the studio adds for runs it started: the source model, the
+//                                settings asked for, state, error, log and fine-tuning losses
+// So `quip quantize --out <home>/runs/<name>` shows up here, and a studio run is a normal model folder.
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+import { FineTuneEpoch, RunFailure, RunLogLine, RunState, type RunDetail, type RunLayer, type RunSummary } from '../../contract/runs.js';
+import { CHECKPOINT_FILE, Checkpoint } from '../../engine/quantize/output.js';
+import { RUN_RECORD_FILE, RunRecord, proxyLossSummary } from '../../engine/quantize/record.js';
+import { QuantizeSettings, QuantizeSettingsInput } from '../../engine/quantize/settings.js';
+import { writeJsonAtomic } from '../../util/atomic-file.js';
+
+export const RUNS_DIR = 'runs';
+const SIDECAR_DIR = '.studio';
+const MAX_LOG = 400;
+
+/** What the studio keeps beside a run it started. */
+export const RunSidecar = z.object({
+  version: z.literal(1),
+  name: z.string(),
+  modelDir: z.string(),
+  modelName: z.string(),
+  /** As the user gave them (the job resolves them again on resume). */
+  input: QuantizeSettingsInput,
+  settings: QuantizeSettings,
+  state: RunState,
+  error: RunFailure.nullable(),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+  layersTotal: z.number().int().nullable(),
+  log: z.array(RunLogLine),
+  fineTune: z.array(FineTuneEpoch),
+});
+export type RunSidecar = z.infer<typeof RunSidecar>;
+
+export interface FoundRun {
+  name: string;
+  /** runs/<name> when finished, else the newest partial folder, else null (queued, nothing on disk). */
+  dir: string | null;
+  finished: boolean;
+  record: RunRecord | null;
+  checkpoint: Checkpoint | null;
+  sidecar: RunSidecar | null;
+}
+
+async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | null> {
+  try {
+    const parsed = schema.safeParse(JSON.parse(await fs.readFile(file, 'utf8')));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+export class RunRegistry {
+  readonly dir: string;
+  private readonly sidecars: string;
+
+  constructor(home: string) {
+    this.dir = path.join(home, RUNS_DIR);
+    this.sidecars = path.join(this.dir, SIDECAR_DIR);
+  }
+
+  outDir(name: string): string {
+    return path.join(this.dir, name);
+  }
+
+  async writeSidecar(s: RunSidecar): Promise<void> {
+    await fs.mkdir(this.sidecars, { recursive: true });
+    await writeJsonAtomic(path.join(this.sidecars, `${s.name}.json`), { ...s, log: s.log.slice(-MAX_LOG) });
+  }
+
+  async readSidecar(name: string): Promise<RunSidecar | null> {
+    return readJson(path.join(this.sidecars, `${name}.json`), RunSidecar);
+  }
+
+  /** True when a run of this name exists in any form. */
+  async exists(name: string): Promise<boolean> {
+    return (await this.names()).includes(name);
+  }
+
+  private async names(): Promise<string[]> {
+    const entries = await fs.readdir(this.dir, { withFileTypes: true }).catch(() => []);
+    const names = new Set<string>();
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      if (e.isDirectory()) names.add(e.name.replace(/\.partial-[0-9a-f]+$/, ''));
+    }
+    const side = await fs.readdir(this.sidecars).catch(() => [] as string[]);
+    for (const f of side) if (f.endsWith('.json')) names.add(f.slice(0, -5));
+    return [...names];
+  }
+
+  async partials(name: string): Promise<string[]> {
+    const entries = await fs.readdir(this.dir).catch(() => [] as string[]);
+    return entries.filter((f) => f.startsWith(`${name}.partial-`)).map((f) => path.join(this.dir, f));
+  }
+
+  async find(name: string): Promise<FoundRun | null> {
+    const out = this.outDir(name);
+    const sidecar = await this.readSidecar(name);
+    if (existsSync(path.join(out, RUN_RECORD_FILE)) && existsSync(path.join(out, 'config.json'))) {
+      return { name, dir: out, finished: true, record: await readJson(path.join(out, RUN_RECORD_FILE), RunRecord), checkpoint: null, sidecar };
+    }
+    // The partial folder with the most progress (a setting change makes a new one beside it).
+    let best: { dir: string; cp: Checkpoint | null; mtime: number } | null = null;
+    for (const dir of await this.partials(name)) {
+      const cp = await readJson(path.join(dir, CHECKPOINT_FILE), Checkpoint);
+      const mtime = (await fs.stat(dir).catch(() => null))?.mtimeMs ?? 0;
+      if (!best || (cp?.blocksDone ?? -1) > (best.cp?.blocksDone ?? -1) || mtime > best.mtime) best = { dir, cp, mtime };
+    }
+    if (!best && !sidecar) return null;
+    return { name, dir: best?.dir ?? null, finished: false, record: null, checkpoint: best?.cp ?? null, sidecar };
+  }
+
+  async all(): Promise<FoundRun[]> {
+    const found = await Promise.all((await this.names()).map((n) => this.find(n)));
+    return found.filter((f): f is FoundRun => f !== null);
+  }
+
+  /** Removes every file of a run: the model folder, its partial folders and the sidecar. */
+  async remove(name: string): Promise<void> {
+    const targets = [this.outDir(name), ...(await this.partials(name)), path.join(this.sidecars, `${name}.json`)];
+    for (const t of targets) await fs.rm(t, { recursive: true, force: true });
+  }
+}
+
+/** Layers in chart order: by block, then in the order the job quantized them. */
+export function layersOf(found: FoundRun): RunLayer[] {
+  return found.record?.layers ?? found.checkpoint?.metrics ?? [];
+}
+
+/** The summary of a run as found on disk (live state of a running job is laid over it by the service). */
+export function summarize(found: FoundRun, outDir: string): RunDetail {
+  const { record, sidecar } = found;
+  const layers = layersOf(found);
+  const state: RunSummary['state'] = found.finished
+    ? 'done'
+    : sidecar && sidecar.state !== 'running' && sidecar.state !== 'done'
+      ? sidecar.state
+      : 'interrupted'; // a checkpoint with nobody working on it (a CLI run stopped, or the studio quit)
+  const seconds = record ? (Date.parse(record.finishedAt) - Date.parse(record.startedAt)) / 1000 : null;
+  return {
+    runId: found.name,
+    name: found.name,
+    dir: found.dir ?? outDir,
+    modelDir: sidecar?.modelDir ?? record?.source.dir ?? null,
+    modelName: sidecar?.modelName ?? (record ? path.basename(record.source.dir) : null),
+    settings: record?.settings ?? sidecar?.settings ?? null,
+    state,
+    phase: found.finished ? 'done' : null,
+    error: state === 'error' ? (sidecar?.error ?? null) : null,
+    origin: sidecar ? 'studio' : 'cli',
+    createdAt: sidecar?.createdAt ?? record?.startedAt ?? new Date(0).toISOString(),
+    finishedAt: record?.finishedAt ?? sidecar?.finishedAt ?? null,
+    layersDone: layers.length,
+    layersTotal: record ? record.layers.length : (sidecar?.layersTotal ?? null),
+    etaSeconds: null,
+    bitsPerWeight: record?.sizes.bitsPerWeight ?? null,
+    bytesOnDisk: record?.sizes.bytesOnDisk ?? null,
+    perplexity: record?.perplexity?.quantized ?? null,
+    perplexityFull: record?.perplexity?.full ?? null,
+    seconds: seconds !== null && Number.isFinite(seconds) ? seconds : null,
+    meanProxyLoss: layers.length ? proxyLossSummary(layers).mean : null,
+    layers,
+    fineTune: sidecar?.fineTune ?? [],
+    log: sidecar?.log ?? [],
+    timings: record?.timings ?? found.checkpoint?.timings ?? {},
+  };
+}

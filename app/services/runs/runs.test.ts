@@ -1,0 +1,162 @@
+// Runs and chat behind the contract, with real job processes on stories260k: a queued pair of runs
+// (one at a time), per-layer events, the run record, a cancel then resume, a CLI-style run found in
+// runs/, deletion with files, a killed job process, and a streamed chat reply from the quantized model.
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { EventName } from '../../contract/channels.js';
+import type { ChatToken, RunEvent } from '../../contract/runs.js';
+import { projectRoot } from '../../util/paths.js';
+import { bundleForTest } from '../../worker/testing/bundle.js';
+import { nodeJobProcesses } from '../jobs/node-process.js';
+import { createStudioServices, type StudioServices } from '../studio/index.js';
+
+const STORIES = path.join(projectRoot(), '..', 'shared', 'data', 'models', 'stories260k');
+const ctx = { client: 'test' };
+const FAST = { bits: 2, calibSamples: 4, calibCtx: 64 };
+
+let workerPath: string;
+const temps: string[] = [];
+beforeAll(async () => {
+  workerPath = await bundleForTest('app/worker/main.ts', 'worker');
+});
+afterAll(() => {
+  for (const t of temps) rmSync(t, { recursive: true, force: true });
+});
+
+function studio(): { services: StudioServices; runEvents: RunEvent[]; tokens: ChatToken[]; home: string } {
+  const home = mkdtempSync(path.join(os.tmpdir(), 'quip-runs-'));
+  temps.push(home);
+  const runEvents: RunEvent[] = [];
+  const tokens: ChatToken[] = [];
+  const services = createStudioServices({
+    face: 'browser',
+    home,
+    spawnJob: nodeJobProcesses({ workerPath }),
+    send: (event: EventName, payload: unknown) => {
+      if (event === 'run.event') runEvents.push(payload as RunEvent);
+      if (event === 'chat.token') tokens.push(payload as ChatToken);
+    },
+  });
+  return { services, runEvents, tokens, home };
+}
+
+async function call<T>(s: StudioServices, channel: string, input: unknown): Promise<T> {
+  const reply = await s.dispatch(channel, input, ctx);
+  if (!reply.ok) throw Object.assign(new Error(reply.error.message), { code: reply.error.code });
+  return reply.value as T;
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 120_000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const state = (events: RunEvent[], runId: string) =>
+  events.filter((e) => e.runId === runId && e.body.type === 'state').map((e) => (e.body as { run: { state: string } }).run.state);
+
+describe('runs', () => {
+  it('estimates time, memory and size before a start, and refuses a non-model folder by name', async () => {
+    const { services, home } = studio();
+    const est = await call<{ layers: number; outputBytes: number; settings: { codebook: string }; seconds: { total: number }; peakBytes: number }>(services, 'runs.estimate', {
+      modelDir: STORIES,
+      settings: { bits: 4 },
+    });
+    expect(est.layers).toBe(35);
+    expect(est.settings.codebook).toBe('rvq4');
+    expect(est.seconds.total).toBeGreaterThan(0);
+    expect(est.peakBytes).toBeGreaterThan(0);
+    // 4-bit codes of ~230k linear weights are ~115 KB; the 16-bit embeddings come on top.
+    const est2 = await call<{ outputBytes: number }>(services, 'runs.estimate', { modelDir: STORIES, settings: { bits: 2 } });
+    expect(est.outputBytes).toBeGreaterThan(est2.outputBytes);
+    await expect(call(services, 'runs.start', { modelDir: home, settings: FAST })).rejects.toThrow(/has no config\.json, so it is not a model folder/);
+    await expect(call(services, 'runs.estimate', { modelDir: STORIES, settings: { bits: 2, codebook: 'rvq' } })).rejects.toThrow(/rvq.*3 or 4 bits/);
+    await services.close();
+  });
+
+  it('queues two runs, runs them one at a time with one layer event per linear, and records them', async () => {
+    const { services, runEvents, home } = studio();
+    const a = await call<{ runId: string; state: string }>(services, 'runs.start', { modelDir: STORIES, settings: FAST, name: 'two-bit' });
+    const b = await call<{ runId: string; state: string }>(services, 'runs.start', { modelDir: STORIES, settings: { ...FAST, bits: 4 }, name: 'four-bit' });
+    expect(b.state).toBe('queued');
+    await until('both runs', () => state(runEvents, 'four-bit').includes('done') || state(runEvents, 'four-bit').includes('error'));
+    expect(state(runEvents, 'two-bit')).toEqual(['queued', 'running', 'done']);
+    expect(state(runEvents, 'four-bit')).toEqual(['queued', 'running', 'done']);
+    // The second started only after the first finished.
+    const doneA = runEvents.findIndex((e) => e.runId === a.runId && e.body.type === 'state' && e.body.run.state === 'done');
+    const runB = runEvents.findIndex((e) => e.runId === b.runId && e.body.type === 'state' && e.body.run.state === 'running');
+    expect(runB).toBeGreaterThan(doneA);
+    const layers = runEvents.filter((e) => e.runId === 'two-bit' && e.body.type === 'layer');
+    expect(layers).toHaveLength(35);
+
+    const detail = await call<{ layers: Array<{ proxyLoss: number }>; bitsPerWeight: number; bytesOnDisk: number; perplexity: number | null; state: string }>(
+      services,
+      'runs.get',
+      { runId: 'two-bit' },
+    );
+    expect(detail.state).toBe('done');
+    expect(detail.layers).toHaveLength(35);
+    expect(detail.layers.every((l) => l.proxyLoss >= 0)).toBe(true);
+    expect(detail.bitsPerWeight).toBeGreaterThan(2);
+    const four = await call<{ bitsPerWeight: number; meanProxyLoss: number }>(services, 'runs.get', { runId: 'four-bit' });
+    expect(four.bitsPerWeight).toBeGreaterThan(detail.bitsPerWeight);
+
+    // After a restart (new services over the same home) both are listed from disk.
+    await services.close();
+    const again = createStudioServices({ face: 'browser', home, spawnJob: nodeJobProcesses({ workerPath }), send: () => {} });
+    const list = await call<Array<{ name: string; state: string; origin: string }>>(again, 'runs.list', {});
+    expect(list.map((r) => [r.name, r.state, r.origin]).sort()).toEqual([
+      ['four-bit', 'done', 'studio'],
+      ['two-bit', 'done', 'studio'],
+    ]);
+
+    // A chat reply from the quantized model streams as chat.token events.
+    const tokens: ChatToken[] = [];
+    const chatter = createStudioServices({ face: 'browser', home, spawnJob: nodeJobProcesses({ workerPath }), send: (e, p) => void (e === 'chat.token' && tokens.push(p as ChatToken)) });
+    const { streamId } = await call<{ streamId: string }>(chatter, 'chat.send', {
+      modelDir: path.join(home, 'runs', 'two-bit'),
+      messages: [{ role: 'user', content: 'Once upon a time' }],
+      sampling: { temperature: 0, maxTokens: 12 },
+    });
+    await until('the reply', () => tokens.some((t) => t.streamId === streamId && t.type !== 'token'));
+    const done = tokens.find((t) => t.type !== 'token')!;
+    expect(done.type, JSON.stringify(done)).toBe('done');
+    const pieces = tokens.filter((t) => t.type === 'token').map((t) => (t as { text: string }).text).join('');
+    expect(pieces.length).toBeGreaterThan(0);
+    expect(done.type === 'done' && done.text).toBe(pieces);
+
+    // Delete removes the files too.
+    await call(again, 'runs.delete', { runId: 'two-bit' });
+    expect(existsSync(path.join(home, 'runs', 'two-bit'))).toBe(false);
+    expect((await call<unknown[]>(again, 'runs.list', {})).length).toBe(1);
+    await again.close();
+    await chatter.close();
+  });
+
+  it('a cancelled run keeps its checkpoint and resumes; a killed job process is an error naming the reason', async () => {
+    const { services, runEvents, home } = studio();
+    await call(services, 'runs.start', { modelDir: STORIES, settings: FAST, name: 'stop-me' });
+    await until('two layers', () => runEvents.filter((e) => e.runId === 'stop-me' && e.body.type === 'layer').length >= 8);
+    const cancelled = await call<{ state: string }>(services, 'runs.cancel', { runId: 'stop-me' });
+    expect(cancelled.state).toBe('cancelled');
+    expect(readdirSync(path.join(home, 'runs')).some((f) => f.startsWith('stop-me.partial-'))).toBe(true);
+    await call(services, 'runs.resume', { runId: 'stop-me' });
+    await until('resumed run', () => state(runEvents, 'stop-me').at(-1) === 'done');
+    expect((await call<{ layers: unknown[] }>(services, 'runs.get', { runId: 'stop-me' })).layers).toHaveLength(35);
+
+    await call(services, 'runs.start', { modelDir: STORIES, settings: FAST, name: 'kill-me' });
+    await until('a layer', () => runEvents.some((e) => e.runId === 'kill-me' && e.body.type === 'layer'));
+    // Kill the job process from outside, as the system does when memory runs out.
+    process.kill(services.runs.jobOf('kill-me')!.pid!, 'SIGKILL');
+    await until('the error', () => state(runEvents, 'kill-me').at(-1) === 'error');
+    const failed = await call<{ state: string; error: { code: string; message: string } }>(services, 'runs.get', { runId: 'kill-me' });
+    expect(failed.error.code).toBe('KILLED');
+    expect(failed.error.message).toMatch(/killed/);
+    await services.close();
+  });
+});
