@@ -3,7 +3,7 @@
 // nothing at DIR.
 import type { Command } from 'commander';
 
-import { importGguf, LOSSY_NOTE, type ImportProgress } from '../../engine/gguf/import.js';
+import { importGguf, LOSSY_NOTE, type ImportProgress } from '../../engine/gguf/index.js';
 import { setEngineThreads } from '../../engine/runtime/engine.js';
 import { intOption } from './eval.js';
 

@@ -83,9 +83,6 @@ export class GgufMetadata {
   has(key: string): boolean {
     return this.entries.has(key);
   }
-  keys(): string[] {
-    return [...this.entries.keys()];
-  }
   private typed(key: string, want: string, ok: (e: GgufEntry) => boolean): GgufEntry | undefined {
     const e = this.entries.get(key);
     if (e && !ok(e)) throw new GgufError(this.file, `metadata ${key} is a ${describeType(e)}, expected ${want}; the file is not a valid model.`);
