@@ -35,8 +35,8 @@ bool is_pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 // Elements are integers 0..q-1 read as base-p digit vectors (polynomial coefficients, low digit first).
 struct FiniteField {
   int p = 0, e = 0, q = 0;
-  std::vector<int> add_t, sub_t;  // q x q
-  std::vector<int8_t> chi;        // quadratic character: 0, +1 (nonzero square), -1
+  std::vector<int> digits;  // q x e base-p digits
+  std::vector<int8_t> chi;  // quadratic character: 0, +1 (nonzero square), -1
 
   static bool prime_power(int q, int* p, int* e) {
     if (q < 2) return false;
@@ -50,39 +50,35 @@ struct FiniteField {
     return true;
   }
 
+  int from_digits(const int* d) const {
+    int v = 0;
+    for (int i = e - 1; i >= 0; --i) v = v * p + ((d[i] % p) + p) % p;
+    return v;
+  }
+  int sub(int a, int b) const {
+    int d[32];
+    for (int i = 0; i < e; ++i) d[i] = digits[a * e + i] - digits[b * e + i];
+    return from_digits(d);
+  }
+
   explicit FiniteField(int q_) : q(q_) {
     if (!prime_power(q, &p, &e)) throw std::logic_error("not a prime power");
-    std::vector<int> digits_of(q * e);
+    digits.resize(q * e);
     for (int a = 0; a < q; ++a)
-      for (int i = 0, v = a; i < e; ++i, v /= p) digits_of[a * e + i] = v % p;
-    auto from_digits = [&](const std::vector<int>& d) {
-      int v = 0;
-      for (int i = e - 1; i >= 0; --i) v = v * p + ((d[i] % p) + p) % p;
-      return v;
-    };
-    add_t.resize(q * q), sub_t.resize(q * q);
-    std::vector<int> d(e);
-    for (int a = 0; a < q; ++a)
-      for (int b = 0; b < q; ++b) {
-        for (int i = 0; i < e; ++i) d[i] = digits_of[a * e + i] + digits_of[b * e + i];
-        add_t[a * q + b] = from_digits(d);
-        for (int i = 0; i < e; ++i) d[i] = digits_of[a * e + i] - digits_of[b * e + i];
-        sub_t[a * q + b] = from_digits(d);
-      }
+      for (int i = 0, v = a; i < e; ++i, v /= p) digits[a * e + i] = v % p;
     // Multiplication modulo a monic irreducible f of degree e (f[0..e-1], leading 1): the first f whose
     // quotient ring has no zero divisors. Prime fields (e = 1) multiply modulo p directly.
     std::vector<int> f(e, 0);
     auto mul = [&](int a, int b, const std::vector<int>& fc) {
       if (e == 1) return (a * b) % p;
-      std::vector<int> r(2 * e, 0);
+      int r[64] = {0};
       for (int i = 0; i < e; ++i)
-        for (int j = 0; j < e; ++j) r[i + j] += digits_of[a * e + i] * digits_of[b * e + j];
+        for (int j = 0; j < e; ++j) r[i + j] += digits[a * e + i] * digits[b * e + j];
       for (int k = 2 * e - 2; k >= e; --k) {  // x^e = -sum f_i x^i
         int c = r[k] % p;
         r[k] = 0;
         for (int i = 0; i < e; ++i) r[k - e + i] -= c * fc[i];
       }
-      r.resize(e);
       return from_digits(r);
     };
     if (e > 1) {
@@ -106,7 +102,7 @@ struct FiniteField {
 std::vector<int> jacobsthal(const FiniteField& F) {
   std::vector<int> Q(F.q * F.q);
   for (int a = 0; a < F.q; ++a)
-    for (int b = 0; b < F.q; ++b) Q[a * F.q + b] = F.chi[F.sub_t[a * F.q + b]];
+    for (int b = 0; b < F.q; ++b) Q[a * F.q + b] = F.chi[F.sub(a, b)];
   return Q;
 }
 
