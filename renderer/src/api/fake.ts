@@ -1,13 +1,18 @@
 // The one in-memory StudioApi for renderer tests. It implements every channel of app/contract (the
 // handler table below is typed over all of them, so a new channel fails to compile here until the
 // fake learns it), validates inputs and outputs with the contract's own zod schemas, and serves real
-// data: inspections produced by the real inspector (./fixtures), a hub catalogue, and downloads whose
-// progress the test drives step by step.
+// data: inspections produced by the real inspector (./fixtures), a hub catalogue, downloads whose
+// progress the test drives step by step, runs whose settings and estimates come from the quantize
+// job's own pure code (resolveSettings, estimateRun) and whose events the test drives, and chat
+// replies the test streams token by token.
+import { estimateRun, resolveSettings, SettingsError } from '../../../app/engine/quantize/settings';
 import {
   createStudioApi,
   events,
   requests,
   type AppInfo,
+  type ChatRecord,
+  type ChatStats,
   type DownloadProgress,
   type EventName,
   type EventPayload,
@@ -19,6 +24,9 @@ import {
   type Reply,
   type RequestName,
   type RequestOutput,
+  type RunDetail,
+  type RunEventBody,
+  type RunSummary,
   type Settings,
   type StudioApi,
 } from '../../../app/contract/index';
@@ -41,6 +49,8 @@ export interface FakeStudioOptions {
   sampleModel?: string | null;
   /** What the desktop folder dialog answers (null: the person cancelled). */
   pickedFolder?: string | null;
+  /** Runs already in the studio home. */
+  runs?: RunDetail[];
 }
 
 export class FakeFailure extends Error {
@@ -67,6 +77,15 @@ export interface FakeStudio {
   interruptDownload(downloadId: string, message: string): void;
   downloads: Map<string, { repoId: string; bytesDone: number; bytesTotal: number; state: DownloadProgress['state'] }>;
   recent: RecentModel[];
+  /** Runs by id as the studio home would hold them. */
+  runs: Map<string, RunDetail>;
+  /** Sends a run event and applies it to the stored run, as the job service does. */
+  runEvent(runId: string, body: RunEventBody): void;
+  /** Chat replies asked for and not yet finished, by stream id, with what was asked. */
+  streams: Map<string, { modelDir: string; text: string }>;
+  /** Streams `pieces` as chat.token events, then ends the reply (unless `end` is false). */
+  streamReply(streamId: string, pieces: string[], end?: boolean): void;
+  chats: Map<string, ChatRecord>;
 }
 
 export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
@@ -81,6 +100,41 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
   const calls: FakeStudio['calls'] = [];
   let nextDownload = 1;
   let settings: Settings = { threads: null };
+  const runs = new Map<string, RunDetail>((opts.runs ?? []).map((r) => [r.runId, structuredClone(r)]));
+  const streams: FakeStudio['streams'] = new Map();
+  const chats = new Map<string, ChatRecord>();
+  let nextRun = 1;
+  let nextStream = 1;
+  const THREADS = 2;
+
+  /** A run's summary: its detail without the per-layer lists. */
+  function summary(r: RunDetail): RunSummary {
+    const { layers: _l, fineTune: _f, log: _g, timings: _t, ...rest } = r;
+    return structuredClone(rest);
+  }
+
+  function modelAt(dir: string): ModelInspection {
+    const m = models.get(dir) ?? [...hub.values()].find((r) => cached.has(r.model.id) && r.inspection.source.path === dir)?.inspection;
+    if (!m) throw new FakeFailure(`${dir} has no config.json, so it is not a Hugging Face model folder.`, 'NOT_A_MODEL');
+    return m;
+  }
+
+  function settingsOf(input: Parameters<typeof resolveSettings>[0]) {
+    try {
+      return resolveSettings(input);
+    } catch (err) {
+      if (err instanceof SettingsError) throw new FakeFailure(err.message, err.code);
+      throw err;
+    }
+  }
+
+  function setRun(runId: string, change: Partial<RunDetail>) {
+    const r = runs.get(runId);
+    if (!r) throw new FakeFailure(`There is no run ${runId}.`, 'NOT_FOUND');
+    Object.assign(r, change);
+    emit('run.event', { runId, at: Date.now(), body: { type: 'state', run: summary(r) } });
+    return summary(r);
+  }
 
   function emit<E extends EventName>(event: E, payload: EventPayload<E>) {
     const parsed = events[event].parse(payload);
@@ -177,7 +231,110 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
     'settings.update': (patch) => (settings = { ...settings, ...patch }),
     'jobs.list': (): JobInfo[] => [],
     'jobs.cancel': () => ({ cancelled: false }),
+
+    'runs.estimate': ({ modelDir, settings: input }) => {
+      const model = modelAt(modelDir);
+      const resolved = settingsOf(input);
+      const threads = resolved.threads ?? settings.threads ?? THREADS;
+      const e = estimateRun(model.architecture, resolved, threads, model.architecture.contextLength);
+      const outputBytes = model.sizes.find((x) => x.bits === resolved.bits)?.bytes ?? 0;
+      return { settings: resolved, threads, tokens: e.tokens, seconds: e.seconds, peakBytes: e.peakBytes, outputBytes, layers: model.linears.length };
+    },
+    'runs.start': ({ modelDir, settings: input, name }) => {
+      const model = modelAt(modelDir);
+      const resolved = settingsOf(input);
+      const modelName = model.source.repoId ?? modelDir.split('/').filter(Boolean).pop() ?? modelDir;
+      const runName = name ?? `${modelName.replace(/\//g, '--')}-${resolved.bits}bit-${resolved.codebook}-${nextRun}`;
+      const runId = `run-${nextRun++}`;
+      const run: RunDetail = {
+        runId,
+        name: runName,
+        dir: `/tmp/quip-studio-test/runs/${runName}`,
+        modelDir,
+        modelName,
+        settings: resolved,
+        state: 'queued',
+        phase: null,
+        error: null,
+        origin: 'studio',
+        createdAt: new Date().toISOString(),
+        finishedAt: null,
+        layersDone: 0,
+        layersTotal: model.linears.length,
+        etaSeconds: null,
+        bitsPerWeight: null,
+        bytesOnDisk: null,
+        perplexity: null,
+        perplexityFull: null,
+        seconds: null,
+        meanProxyLoss: null,
+        layers: [],
+        fineTune: [],
+        log: [],
+        timings: {},
+      };
+      runs.set(runId, run);
+      queueMicrotask(() => emit('run.event', { runId, at: Date.now(), body: { type: 'state', run: summary(run) } }));
+      return summary(run);
+    },
+    'runs.list': () => [...runs.values()].reverse().map(summary),
+    'runs.get': ({ runId }) => {
+      const r = runs.get(runId);
+      if (!r) throw new FakeFailure(`There is no run ${runId}.`, 'NOT_FOUND');
+      return structuredClone(r);
+    },
+    'runs.cancel': ({ runId }) => {
+      const r = runs.get(runId);
+      if (!r) throw new FakeFailure(`There is no run ${runId}.`, 'NOT_FOUND');
+      return r.state === 'queued' || r.state === 'running' ? setRun(runId, { state: 'cancelled', etaSeconds: null }) : summary(r);
+    },
+    'runs.resume': ({ runId }) => {
+      const r = runs.get(runId);
+      if (!r) throw new FakeFailure(`There is no run ${runId}.`, 'NOT_FOUND');
+      if (r.state !== 'cancelled' && r.state !== 'interrupted' && r.state !== 'error') {
+        throw new FakeFailure(`Run ${r.name} is ${r.state}; only an interrupted or cancelled run can be resumed.`, 'NOT_RESUMABLE');
+      }
+      return setRun(runId, { state: 'queued', error: null });
+    },
+    'runs.delete': ({ runId }) => {
+      if (!runs.delete(runId)) throw new FakeFailure(`There is no run ${runId}.`, 'NOT_FOUND');
+      return { ok: true as const };
+    },
+    'runs.reveal': ({ runId }) => {
+      const r = runs.get(runId);
+      if (!r) throw new FakeFailure(`There is no run ${runId}.`, 'NOT_FOUND');
+      return { path: r.dir, supported: opts.face === 'electron' };
+    },
+
+    'chat.send': ({ modelDir }) => {
+      modelAt(modelDir);
+      const streamId = `stream-${nextStream++}`;
+      streams.set(streamId, { modelDir, text: '' });
+      return { streamId };
+    },
+    'chat.stop': ({ streamId }) => {
+      const st = streams.get(streamId);
+      if (!st) return { stopped: false };
+      finishStream(streamId, 'cancelled');
+      return { stopped: true };
+    },
+    'chats.list': () => [...chats.values()].sort((a, b) => b.updatedAt.localeCompare(a.updatedAt)).map((c) => structuredClone(c)),
+    'chats.save': (chat) => {
+      chats.set(chat.chatId, structuredClone(chat));
+      return chat;
+    },
+    'chats.delete': ({ chatId }) => {
+      if (!chats.delete(chatId)) throw new FakeFailure(`There is no chat ${chatId}.`, 'NOT_FOUND');
+      return { ok: true as const };
+    },
   };
+
+  function finishStream(streamId: string, stopReason: ChatStats['stopReason']) {
+    const st = streams.get(streamId)!;
+    streams.delete(streamId);
+    const tokens = st.text.length === 0 ? 0 : st.text.split(/(?=\s)/).length;
+    emit('chat.token', { streamId, type: 'done', text: st.text, stats: { tokens, promptTokens: 0, tokensPerSecond: 0, prefillTokensPerSecond: 0, stopReason, templated: false } });
+  }
 
   async function invoke(channel: RequestName, input: unknown): Promise<Reply> {
     const spec = requests[channel];
@@ -215,7 +372,46 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
     calls,
     recent,
     downloads,
+    runs,
+    streams,
+    chats,
     emit,
+    runEvent(runId, body) {
+      const r = runs.get(runId);
+      if (!r) throw new Error(`fake: no run ${runId}`);
+      switch (body.type) {
+        case 'state':
+          Object.assign(r, structuredClone(body.run));
+          break;
+        case 'phase':
+          r.phase = body.phase;
+          break;
+        case 'layer':
+          r.layers.push(body.layer);
+          r.layersDone = r.layers.length;
+          r.meanProxyLoss = r.layers.reduce((a, l) => a + l.proxyLoss, 0) / r.layers.length;
+          break;
+        case 'eta':
+          Object.assign(r, { layersDone: body.layersDone, layersTotal: body.layersTotal, etaSeconds: body.etaSeconds });
+          break;
+        case 'log':
+          r.log.push(body.line);
+          break;
+        case 'fineTune':
+          r.fineTune.push(body.epoch);
+          break;
+      }
+      emit('run.event', { runId, at: Date.now(), body });
+    },
+    streamReply(streamId, pieces, end = true) {
+      const st = streams.get(streamId);
+      if (!st) throw new Error(`fake: stream ${streamId} is not open`);
+      for (const text of pieces) {
+        st.text += text;
+        emit('chat.token', { streamId, type: 'token', text, tokens: st.text.split(/(?=\s)/).length, tokensPerSecond: 50 });
+      }
+      if (end) finishStream(streamId, 'eos');
+    },
     hold(channel) {
       let release!: () => void;
       holds.set(channel, new Promise<void>((r) => (release = r)));
