@@ -1,14 +1,8 @@
 import type { StudioApi } from '../../app/contract/index';
 import { Nav } from './components/Nav';
 import { StatusBar } from './components/StatusBar';
-import { ChatPage } from './pages/ChatPage';
-import { ComparePage } from './pages/ComparePage';
 import { ModelsPage } from './pages/ModelsPage';
-import { NewRunPage } from './pages/NewRunPage';
-import { RunPage } from './pages/RunPage';
-import { RunsPage } from './pages/RunsPage';
 import { StudioProvider } from './state/context';
-import { RunsProvider } from './state/runs-context';
 import { useNavigation, type PageId } from './state/ui';
 
 /**
@@ -18,11 +12,6 @@ import { useNavigation, type PageId } from './state/ui';
  */
 const PAGES: Partial<Record<PageId, () => React.JSX.Element>> = {
   models: ModelsPage,
-  'new-run': NewRunPage,
-  runs: RunsPage,
-  run: RunPage,
-  compare: ComparePage,
-  chat: ChatPage,
 };
 
 function CurrentPage() {
@@ -34,15 +23,13 @@ function CurrentPage() {
 export function App({ api }: { api: StudioApi }) {
   return (
     <StudioProvider api={api}>
-      <RunsProvider api={api}>
-        <div className="shell">
-          <Nav />
-          <main className="main">
-            <CurrentPage />
-          </main>
-          <StatusBar />
-        </div>
-      </RunsProvider>
+      <div className="shell">
+        <Nav />
+        <main className="main">
+          <CurrentPage />
+        </main>
+        <StatusBar />
+      </div>
     </StudioProvider>
   );
 }
