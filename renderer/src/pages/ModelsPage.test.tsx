@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createFakeStudio, type FakeStudio, type FakeStudioOptions } from '../api/fake';
 import { asHubModel, asSample, stories260k } from '../api/fixtures';
 import { App } from '../App';
+import { NAV } from '../components/Nav';
 import { resetUiState } from '../state/ui';
 
 const config = JSON.parse(readFileSync(path.join('..', 'shared', 'data', 'models', 'stories260k', 'config.json'), 'utf8'));
@@ -35,15 +36,17 @@ describe('Models page', () => {
   beforeEach(() => resetUiState());
   afterEach(() => cleanup());
 
-  it('shows the status bar from app.info and the later screens as coming with the quantization job', async () => {
+  it('shows the status bar from app.info and every screen of the nav, pending ones disabled with why', async () => {
     renderStudio();
     await waitFor(() => expect(screen.getByTestId('status-threads').textContent).toBe('2 threads'));
     expect(screen.getByTestId('status-cpu').textContent).toContain('Test CPU');
-    const chat = screen.getByRole('button', { name: /Chat/ });
-    expect(chat).toHaveProperty('disabled', true);
-    expect(chat.getAttribute('title')).toBe('Chat arrives with the quantization job');
-    expect(screen.getByTestId('nav-pending').textContent).toBe('Arrives with the quantization job');
-    expect(screen.getByRole('button', { name: /Models/ }).getAttribute('aria-current')).toBe('page');
+    for (const entry of NAV) {
+      const button = screen.getByRole('button', { name: new RegExp(`^${entry.label}$`) });
+      expect(button).toHaveProperty('disabled', entry.pending !== null);
+      expect(button.getAttribute('title')).toBe(entry.pending ? `${entry.label} ${entry.pending}` : null);
+    }
+    expect(screen.queryByTestId('nav-pending') !== null).toBe(NAV.some((e) => e.pending !== null));
+    expect(screen.getByRole('button', { name: /^Models$/ }).getAttribute('aria-current')).toBe('page');
   });
 
   it('opens stories260k by path and lays out its inspection', async () => {
