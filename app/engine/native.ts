@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TrainNative } from './finetune/native-types.js';
 import type { GgufNative } from './gguf/native-types.js';
 import type { QinferNative } from './quantize/native-types.js';
 import type { QuipNative } from './quip/types.js';
@@ -54,7 +55,7 @@ interface CommonNative {
   tensorStats(t: TensorRef | Float32Array, onProgress?: ProgressFn, cancel?: Int32Array): Promise<TensorStats>;
 }
 
-export type NativeAddon = CommonNative & QuipNative & GgufNative & EngineNative & QinferNative;
+export type NativeAddon = CommonNative & QuipNative & GgufNative & EngineNative & QinferNative & TrainNative;
 
 const ADDON_RELATIVE = path.join('build', 'native', 'Release', 'quip_native.node');
 

@@ -7,6 +7,7 @@ static Napi::Object InitQuipNative(Napi::Env env, Napi::Object exports) {
   quip_addon::RegisterGguf(env, exports);
   quip_addon::RegisterEngine(env, exports);
   quip_addon::RegisterQinfer(env, exports);
+  quip_addon::RegisterTrain(env, exports);
   return exports;
 }
 

@@ -26,6 +26,7 @@ void RegisterEngine(Napi::Env env, Napi::Object exports);
 void RegisterQuip(Napi::Env env, Napi::Object exports);
 void RegisterGguf(Napi::Env env, Napi::Object exports);
 void RegisterQinfer(Napi::Env env, Napi::Object exports);
+void RegisterTrain(Napi::Env env, Napi::Object exports);
 
 // ---- Running work off the JS thread -------------------------------------------------------------
 // The work runs on a libuv worker thread and returns a builder that makes the JS result on the JS

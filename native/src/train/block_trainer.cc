@@ -269,6 +269,19 @@ double block_mse(const TrainBlock& b, const float* inputs, const float* targets,
   return seqs.empty() ? 0.0 : sum / seqs.size();
 }
 
+SequenceSplit split_sequences(int sequences, double holdout, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int> order(std::max(sequences, 0));
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  int n_held = 0;
+  if (holdout > 0 && sequences >= 2) n_held = std::clamp(static_cast<int>(std::lround(holdout * sequences)), 1, sequences - 1);
+  SequenceSplit s;
+  s.heldout.assign(order.begin(), order.begin() + n_held);
+  s.train.assign(order.begin() + n_held, order.end());
+  return s;
+}
+
 BlockTrainResult train_block(TrainBlock& b, const float* inputs, const float* targets, int sequences, int seq_len,
                              const BlockTrainSettings& st, const JobHooks& hooks,
                              const std::function<void(const EpochStats&)>& on_epoch) {
@@ -278,16 +291,13 @@ BlockTrainResult train_block(TrainBlock& b, const float* inputs, const float* ta
   const auto t_start = std::chrono::steady_clock::now();
   const size_t per = static_cast<size_t>(seq_len) * b.shape.hidden;
 
-  // Seeded split: the held-out sequences choose the epoch; the rest train.
-  std::mt19937_64 rng(st.seed);
-  std::vector<int> order(sequences);
-  std::iota(order.begin(), order.end(), 0);
-  std::shuffle(order.begin(), order.end(), rng);
-  int n_held = static_cast<int>(std::lround(st.holdout * sequences));
-  if (st.holdout > 0 && sequences >= 2) n_held = std::clamp(n_held, 1, sequences - 1);
-  else n_held = 0;
-  std::vector<int> held(order.begin(), order.begin() + n_held), train(order.begin() + n_held, order.end());
+  SequenceSplit split = split_sequences(sequences, st.holdout, st.seed);
+  std::vector<int>& train = split.train;
+  const std::vector<int>& held = split.heldout;
+  const int n_held = static_cast<int>(held.size());
   const std::vector<int>& select = held.empty() ? train : held;
+  // Batch order: its own stream, so the split does not depend on the number of epochs.
+  std::mt19937_64 rng(st.seed ^ 0x9e3779b97f4a7c15ull);
 
   BlockTrainResult r;
   r.train_sequences = static_cast<int>(train.size());

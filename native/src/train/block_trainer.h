@@ -97,6 +97,13 @@ struct BlockTrainResult {
   double tokens_per_second = 0;  // tokens through forward + backward
 };
 
+// The seeded split of `sequences` into training and held-out sequences (at least one of each when
+// holdout > 0 and there are two or more sequences; none held out otherwise).
+struct SequenceSplit {
+  std::vector<int> train, heldout;
+};
+SequenceSplit split_sequences(int sequences, double holdout, uint64_t seed);
+
 // MSE of the block's outputs against targets over the listed sequences (inputs/targets: sequences x
 // seq_len x hidden).
 double block_mse(const TrainBlock& b, const float* inputs, const float* targets, int seq_len, const std::vector<int>& seqs);

@@ -1,0 +1,4 @@
+// Fine-tuning (spec section 6): settings, in-block fine-tuning for the quantization job, native types.
+export * from './settings.js';
+export * from './block.js';
+export type * from './native-types.js';

@@ -1,0 +1,69 @@
+// Types of the fine-tuning functions of the addon (native/addon/train_bindings.cc).
+import type { ProgressFn } from '../native.js';
+import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
+
+/** What one in-block tuning step runs with (the native trainer's settings). */
+export interface BlockTuneSettings {
+  epochs: number;
+  /** Sequences per Adam step. */
+  batch: number;
+  /** Learning rate of dense weights and RMSNorm weights. */
+  lr: number;
+  /** Learning rate of the sign vectors SU/SV. */
+  lrSign: number;
+  /** Fraction of the calibration sequences held out to choose the best epoch. */
+  holdout: number;
+  /** Epochs without held-out improvement before stopping. */
+  patience: number;
+  /** Seeds the held-out split and the batch order. */
+  seed: number;
+}
+
+export interface BlockTuneEpoch {
+  epoch: number;
+  /** Mean MSE of the epoch's mini-batches. */
+  trainLoss: number;
+  /** MSE on the held-out sequences after the epoch. */
+  heldoutLoss: number;
+  seconds: number;
+}
+
+export interface BlockTuneResult {
+  block: number;
+  trainSequences: number;
+  heldoutSequences: number;
+  initialTrainLoss: number;
+  initialHeldoutLoss: number;
+  bestHeldoutLoss: number;
+  /** 0 when no epoch improved on the start (the block is left as it was). */
+  bestEpoch: number;
+  earlyStopped: boolean;
+  seconds: number;
+  /** Tokens through forward + backward per second. */
+  tokensPerSecond: number;
+  epochs: BlockTuneEpoch[];
+}
+
+/** In-block fine-tuning over an EngineModel: its own calibration states, one block at a time. */
+export interface BlockTuner {
+  readonly nextBlock: number;
+  /** Records the outputs of block nextBlock as it is now (call before quantizing any of it). */
+  captureTargets(onProgress?: ProgressFn, cancel?: Int32Array): Promise<number>;
+  /** Tunes block nextBlock's continuous parameters and writes them into the model. Progress: one
+   * {"type":"ft-epoch", block, epoch, trainLoss, heldoutLoss, seconds} per epoch. */
+  tune(settings: BlockTuneSettings, onProgress?: ProgressFn, cancel?: Int32Array): Promise<BlockTuneResult>;
+  /** MSE of block nextBlock as it is now against its targets, on the held-out split of `settings`. */
+  heldoutError(settings: BlockTuneSettings): Promise<number>;
+  /** Pushes the states through block nextBlock; resolves to the new nextBlock. */
+  advance(onProgress?: ProgressFn, cancel?: Int32Array): Promise<number>;
+  /** The (tuned) float32 weight of a still-dense linear of block nextBlock (m x n). */
+  denseWeight(kind: EngineLinearKind): Float32Array;
+  /** The (tuned, real-valued) sign vectors of a quantized linear of block nextBlock. */
+  signs(kind: EngineLinearKind): { su: Float32Array; sv: Float32Array };
+  /** The (tuned) RMSNorm weights of block nextBlock. */
+  norms(): { attn: Float32Array; mlp: Float32Array };
+}
+
+export interface TrainNative {
+  createBlockTuner(model: EngineModel, ids: Int32Array, sequences: number, seqLen: number): BlockTuner;
+}

@@ -1,0 +1,276 @@
+// Bindings of fine-tuning (native/src/train): a BlockTuner over an EngineModel for in-block
+// fine-tuning inside the quantization job.
+//
+//   createBlockTuner(model: EngineModel, ids: Int32Array, sequences, seqLen) -> BlockTuner
+//   tuner.nextBlock
+//   tuner.captureTargets(onProgress?, cancel?) -> Promise<number>      outputs of the original block
+//   tuner.tune(settings, onProgress?, cancel?) -> Promise<BlockTuneResult>
+//       settings: { epochs, batch, lr, lrSign, holdout, patience, seed }; one progress event per epoch:
+//       {"type":"ft-epoch","block":b,"epoch":e,"trainLoss":x,"heldoutLoss":y,"seconds":s}
+//   tuner.heldoutError(settings) -> Promise<number>                    MSE of the block as it is now
+//   tuner.advance(onProgress?, cancel?) -> Promise<number>
+//   tuner.denseWeight(kind) -> Float32Array (m x n)   tuner.signs(kind) -> { su, sv }   tuner.norms()
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "addon.h"
+#include "engine/model.h"
+#include "qinfer/qlinear.h"
+#include "train/block_tuner.h"
+
+namespace quip_addon {
+namespace {
+
+using quip::train::BlockTrainResult;
+using quip::train::BlockTrainSettings;
+using quip::train::BlockTuner;
+
+class Busy {
+ public:
+  explicit Busy(std::shared_ptr<std::atomic<bool>> f) : f_(std::move(f)) {}
+  ~Busy() { f_->store(false); }
+  static std::shared_ptr<Busy> take(Napi::Env env, const std::shared_ptr<std::atomic<bool>>& f) {
+    bool expected = false;
+    if (!f->compare_exchange_strong(expected, true)) throw Napi::Error::New(env, "the block tuner is busy with another call; await it first");
+    return std::make_shared<Busy>(f);
+  }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> f_;
+};
+
+BlockTrainSettings ReadSettings(Napi::Env env, Napi::Value v) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "fine-tuning settings must be an object {epochs, batch, lr, lrSign, holdout, patience, seed}");
+  Napi::Object o = v.As<Napi::Object>();
+  auto num = [&](const char* key, double fallback) {
+    Napi::Value x = o.Get(key);
+    if (x.IsUndefined()) return fallback;
+    if (!x.IsNumber()) throw Napi::TypeError::New(env, std::string("fine-tuning settings: ") + key + " must be a number");
+    return x.As<Napi::Number>().DoubleValue();
+  };
+  BlockTrainSettings s;
+  s.epochs = static_cast<int>(num("epochs", s.epochs));
+  s.batch = static_cast<int>(num("batch", s.batch));
+  s.lr = num("lr", s.lr);
+  s.lr_sign = num("lrSign", s.lr_sign);
+  s.holdout = num("holdout", s.holdout);
+  s.patience = static_cast<int>(num("patience", s.patience));
+  s.seed = static_cast<uint64_t>(num("seed", 0));
+  try {
+    s.validate();
+  } catch (const std::exception& e) {
+    throw Napi::RangeError::New(env, e.what());
+  }
+  return s;
+}
+
+quip::engine::LinearKind KindArg(const Napi::CallbackInfo& info, size_t i) {
+  const std::string kind = StringArg(info, i, "kind");
+  for (int k = 0; k < 7; ++k) {
+    auto lk = static_cast<quip::engine::LinearKind>(k);
+    if (kind == quip::engine::linear_kind_name(lk)) return lk;
+  }
+  throw Napi::TypeError::New(info.Env(), "unknown linear kind '" + kind + "' (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)");
+}
+
+Napi::Float32Array Floats(Napi::Env env, const std::vector<float>& v) {
+  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+  std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
+  return a;
+}
+
+std::string Fmt(double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g", x);
+  return buf;
+}
+
+// Turns exceptions into JS exceptions (the addon is built without node-addon-api's C++ exception
+// wrapping, so nothing may escape a callback).
+Napi::Value Safely(Napi::Env env, const std::function<Napi::Value()>& fn) {
+  try {
+    return fn();
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+  } catch (const std::exception& e) {
+    Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+class TunerWrap : public Napi::ObjectWrap<TunerWrap> {
+ public:
+  static Napi::FunctionReference* constructor;
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "BlockTuner",
+                       {InstanceAccessor<&TunerWrap::NextBlock>("nextBlock"),
+                        InstanceMethod<&TunerWrap::CaptureTargets>("captureTargets"),
+                        InstanceMethod<&TunerWrap::Tune>("tune"),
+                        InstanceMethod<&TunerWrap::HeldoutError>("heldoutError"),
+                        InstanceMethod<&TunerWrap::Advance>("advance"),
+                        InstanceMethod<&TunerWrap::DenseWeight>("denseWeight"),
+                        InstanceMethod<&TunerWrap::Signs>("signs"),
+                        InstanceMethod<&TunerWrap::Norms>("norms")});
+  }
+  explicit TunerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunerWrap>(info) {}
+  std::shared_ptr<BlockTuner> tuner;
+  std::shared_ptr<std::atomic<bool>> busy = std::make_shared<std::atomic<bool>>(false);
+
+ private:
+  Napi::Value NextBlock(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tuner->next_block()); }
+
+  Napi::Value CaptureTargets(const Napi::CallbackInfo& info) {
+    return Safely(info.Env(), [&]() -> Napi::Value {
+      auto guard = Busy::take(info.Env(), busy);
+      auto t = tuner;
+      return RunJob(info.Env(), info[0], info[1], [t, guard](const quip::JobHooks& hooks) -> ResultBuilder {
+        t->capture_targets(hooks);
+        const int b = t->next_block();
+        return [b](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, b); };
+      });
+    });
+  }
+
+  Napi::Value Tune(const Napi::CallbackInfo& info) {
+    return Safely(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      const BlockTrainSettings s = ReadSettings(env, info[0]);
+      auto guard = Busy::take(env, busy);
+      auto t = tuner;
+      return RunJob(env, info[1], info[2], [t, guard, s](const quip::JobHooks& hooks) -> ResultBuilder {
+        const int block = t->next_block();
+        auto r = std::make_shared<BlockTrainResult>(t->tune(s, hooks, [&](const quip::train::EpochStats& e) {
+          hooks.emit("{\"type\":\"ft-epoch\",\"block\":" + std::to_string(block) + ",\"epoch\":" + std::to_string(e.epoch) +
+                     ",\"trainLoss\":" + Fmt(e.train_loss) + ",\"heldoutLoss\":" + Fmt(e.heldout_loss) + ",\"seconds\":" + Fmt(e.seconds) + "}");
+        }));
+        return [r, block](Napi::Env env) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("block", block);
+          o.Set("trainSequences", r->train_sequences);
+          o.Set("heldoutSequences", r->heldout_sequences);
+          o.Set("initialTrainLoss", r->initial_train_loss);
+          o.Set("initialHeldoutLoss", r->initial_heldout_loss);
+          o.Set("bestHeldoutLoss", r->best_heldout_loss);
+          o.Set("bestEpoch", r->best_epoch);
+          o.Set("earlyStopped", r->early_stopped);
+          o.Set("seconds", r->seconds);
+          o.Set("tokensPerSecond", r->tokens_per_second);
+          Napi::Array epochs = Napi::Array::New(env, r->epochs.size());
+          for (size_t i = 0; i < r->epochs.size(); ++i) {
+            Napi::Object e = Napi::Object::New(env);
+            e.Set("epoch", r->epochs[i].epoch);
+            e.Set("trainLoss", r->epochs[i].train_loss);
+            e.Set("heldoutLoss", r->epochs[i].heldout_loss);
+            e.Set("seconds", r->epochs[i].seconds);
+            epochs.Set(static_cast<uint32_t>(i), e);
+          }
+          o.Set("epochs", epochs);
+          return o;
+        };
+      });
+    });
+  }
+
+  Napi::Value HeldoutError(const Napi::CallbackInfo& info) {
+    return Safely(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      const BlockTrainSettings s = ReadSettings(env, info[0]);
+      auto guard = Busy::take(env, busy);
+      auto t = tuner;
+      return RunJob(env, env.Undefined(), env.Undefined(), [t, guard, s](const quip::JobHooks&) -> ResultBuilder {
+        const double e = t->heldout_error(s);
+        return [e](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, e); };
+      });
+    });
+  }
+
+  Napi::Value Advance(const Napi::CallbackInfo& info) {
+    return Safely(info.Env(), [&]() -> Napi::Value {
+      auto guard = Busy::take(info.Env(), busy);
+      auto t = tuner;
+      return RunJob(info.Env(), info[0], info[1], [t, guard](const quip::JobHooks& hooks) -> ResultBuilder {
+        t->advance(hooks);
+        const int next = t->next_block();
+        return [next](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, next); };
+      });
+    });
+  }
+
+  const quip::engine::Block& CurrentBlock(Napi::Env env) {
+    const int b = tuner->next_block();
+    if (b >= tuner->model().config().layers) throw Napi::RangeError::New(env, "the tuner has advanced past the last block");
+    return tuner->model().block(b);
+  }
+
+  Napi::Value DenseWeight(const Napi::CallbackInfo& info) {
+    return Safely(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      const auto kind = KindArg(info, 0);
+      if (busy->load()) throw Napi::Error::New(env, "the block tuner is busy with another call; await it first");
+      try {
+        return Floats(env, quip::train::dense_weight(CurrentBlock(env).linear(kind)));
+      } catch (const std::invalid_argument& e) {
+        throw Napi::Error::New(env, std::string(quip::engine::linear_kind_name(kind)) + ": " + e.what());
+      }
+    });
+  }
+
+  Napi::Value Signs(const Napi::CallbackInfo& info) {
+    return Safely(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      const auto kind = KindArg(info, 0);
+      if (busy->load()) throw Napi::Error::New(env, "the block tuner is busy with another call; await it first");
+      auto* q = dynamic_cast<const quip::qinfer::QuantizedLinear*>(&CurrentBlock(env).linear(kind));
+      if (!q) throw Napi::Error::New(env, std::string(quip::engine::linear_kind_name(kind)) + " is not quantized yet");
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("su", Floats(env, q->params().su));
+      o.Set("sv", Floats(env, q->params().sv));
+      return o;
+    });
+  }
+
+  Napi::Value Norms(const Napi::CallbackInfo& info) {
+    return Safely(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      if (busy->load()) throw Napi::Error::New(env, "the block tuner is busy with another call; await it first");
+      const auto& blk = CurrentBlock(env);
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("attn", Floats(env, blk.attn_norm));
+      o.Set("mlp", Floats(env, blk.mlp_norm));
+      return o;
+    });
+  }
+};
+Napi::FunctionReference* TunerWrap::constructor = nullptr;
+
+Napi::Value CreateBlockTuner(const Napi::CallbackInfo& info) {
+  return Safely(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto model = UnwrapEngineModel(info[0]);
+    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(env, "calibration ids must be an Int32Array of token ids");
+    auto a = info[1].As<Napi::Int32Array>();
+    const int n = static_cast<int>(NumberArg(info, 2, "sequences")), len = static_cast<int>(NumberArg(info, 3, "seqLen"));
+    Napi::Object o = TunerWrap::constructor->New({});
+    try {
+      TunerWrap::Unwrap(o)->tuner = std::make_shared<BlockTuner>(model, std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength()), n, len);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, std::string("cannot start fine-tuning: ") + e.what());
+    }
+    return o;
+  });
+}
+
+}  // namespace
+
+void RegisterTrain(Napi::Env env, Napi::Object exports) {
+  Napi::Function tuner = TunerWrap::Define(env);
+  TunerWrap::constructor = new Napi::FunctionReference(Napi::Persistent(tuner));
+  exports.Set("createBlockTuner", Napi::Function::New(env, CreateBlockTuner));
+}
+
+}  // namespace quip_addon

@@ -1,0 +1,133 @@
+#include "train/block_tuner.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "engine/gemm.h"
+#include "qinfer/decode.h"
+#include "qinfer/qlinear.h"
+
+namespace quip::train {
+
+using engine::LinearKind;
+
+namespace {
+constexpr LinearKind kKinds[kLinearCount] = {LinearKind::Q, LinearKind::K, LinearKind::V, LinearKind::O,
+                                             LinearKind::Gate, LinearKind::Up, LinearKind::Down};
+}  // namespace
+
+OwnedDenseLinear::OwnedDenseLinear(int m, int n, std::vector<float> w) : m_(m), n_(n), w_(std::move(w)) {
+  if (m <= 0 || n <= 0 || w_.size() != static_cast<size_t>(m) * n) throw std::invalid_argument("dense layer: the weight needs m x n values");
+}
+
+void OwnedDenseLinear::forward(const float* x, int tokens, float* y) const {
+  engine::matmul_wt(x, tokens, engine::WeightView{w_.data(), DType::F32, m_, n_}, y);
+}
+
+std::string OwnedDenseLinear::describe() const {
+  return "dense F32 (fine-tuned) " + std::to_string(m_) + "x" + std::to_string(n_);
+}
+
+std::vector<float> dense_weight(const engine::Linear& l) {
+  if (auto* o = dynamic_cast<const OwnedDenseLinear*>(&l)) return o->weight();
+  if (auto* d = dynamic_cast<const engine::DenseLinear*>(&l)) {
+    const engine::WeightView& w = d->weight();
+    std::vector<float> out(static_cast<size_t>(w.rows) * w.cols);
+    engine::gemm_kernels().convert(w.data, w.dtype, 0, static_cast<int>(out.size()), out.data());
+    return out;
+  }
+  throw std::invalid_argument("the layer (" + l.describe() + ") is not dense");
+}
+
+BlockTuner::BlockTuner(std::shared_ptr<engine::Model> model, std::vector<int32_t> ids, int sequences, int seq_len)
+    : model_(model), cal_(model, std::move(ids), sequences, seq_len) {}
+
+void BlockTuner::capture_targets(const JobHooks& hooks) {
+  const engine::ModelConfig& c = model_->config();
+  const int b = cal_.next_block();
+  if (b >= c.layers) throw std::logic_error("every block has been advanced through; nothing to fine-tune");
+  const size_t per = static_cast<size_t>(cal_.seq_len()) * c.hidden;
+  targets_.resize(per * cal_.sequences());
+  std::vector<float> k(static_cast<size_t>(cal_.seq_len()) * c.kv_heads * c.head_dim), v(k.size());
+  for (int s = 0; s < cal_.sequences(); ++s) {
+    hooks.check();
+    std::copy(cal_.hidden(s), cal_.hidden(s) + per, targets_.begin() + s * per);
+    model_->block_forward(b, targets_.data() + s * per, cal_.seq_len(), 0, engine::LayerKV{k.data(), v.data(), cal_.seq_len()});
+  }
+  targets_block_ = b;
+}
+
+TrainBlock BlockTuner::snapshot() const {
+  const engine::ModelConfig& c = model_->config();
+  const engine::Block& blk = model_->block(cal_.next_block());
+  TrainBlock t;
+  t.shape.hidden = c.hidden;
+  t.shape.intermediate = c.intermediate;
+  t.shape.heads = c.heads;
+  t.shape.kv_heads = c.kv_heads;
+  t.shape.head_dim = c.head_dim;
+  t.shape.rms_eps = c.rms_eps;
+  t.shape.inv_freq = engine::rope_inv_freq(c);
+  t.attn_norm = blk.attn_norm;
+  t.mlp_norm = blk.mlp_norm;
+  for (int i = 0; i < kLinearCount; ++i) {
+    const engine::Linear& l = blk.linear(kKinds[i]);
+    const int m = l.out_features(), n = l.in_features();
+    if (auto* q = dynamic_cast<const qinfer::QuantizedLinear*>(&l)) {
+      const qinfer::QuantizedLinearParams& p = q->params();
+      if (!p.incoherence)
+        throw std::invalid_argument(std::string(linear_slot_name(i)) + " was quantized without incoherence processing; fine-tuning needs its sign vectors");
+      // W~ = the decoded codes Q (m x n_pad) without the padding columns.
+      std::vector<float> wt(static_cast<size_t>(m) * n), row(static_cast<size_t>(p.codes.groups) * 8);
+      for (int r = 0; r < m; ++r) {
+        qinfer::decode_kernels().decode_row(p.codes, r, row.data());
+        std::copy(row.begin(), row.begin() + n, wt.begin() + static_cast<size_t>(r) * n);
+      }
+      t.lin[i] = TrainLinear::quantized_layer(m, n, std::move(wt), p.scale, p.su, p.sv);
+    } else {
+      t.lin[i] = TrainLinear::dense(m, n, dense_weight(l));
+    }
+  }
+  t.lin[kQ].bias = blk.q_bias;
+  t.lin[kK].bias = blk.k_bias;
+  t.lin[kV].bias = blk.v_bias;
+  return t;
+}
+
+void BlockTuner::write_back(const TrainBlock& t) {
+  const int b = cal_.next_block();
+  engine::Block& blk = model_->block(b);
+  blk.attn_norm = t.attn_norm;
+  blk.mlp_norm = t.mlp_norm;
+  for (int i = 0; i < kLinearCount; ++i) {
+    const engine::Linear& l = blk.linear(kKinds[i]);
+    const TrainLinear& L = t.lin[i];
+    if (auto* q = dynamic_cast<const qinfer::QuantizedLinear*>(&l)) {
+      qinfer::QuantizedLinearParams p = q->params();  // shares the codes' owner
+      p.su = L.su;
+      p.sv = L.sv;
+      model_->set_linear(b, kKinds[i], std::make_unique<qinfer::QuantizedLinear>(std::move(p)));
+    } else {
+      model_->set_linear(b, kKinds[i], std::make_unique<OwnedDenseLinear>(L.m, L.n, L.w));
+    }
+  }
+}
+
+BlockTrainResult BlockTuner::tune(const BlockTrainSettings& s, const JobHooks& hooks,
+                                  const std::function<void(const EpochStats&)>& on_epoch) {
+  if (targets_block_ != cal_.next_block())
+    throw std::logic_error("fine-tuning block " + std::to_string(cal_.next_block()) + " needs its targets first (capture_targets before quantizing it)");
+  TrainBlock t = snapshot();
+  BlockTrainResult r = train_block(t, cal_.hidden(0), targets_.data(), cal_.sequences(), cal_.seq_len(), s, hooks, on_epoch);
+  write_back(t);
+  return r;
+}
+
+double BlockTuner::heldout_error(const BlockTrainSettings& s) const {
+  if (targets_block_ != cal_.next_block()) throw std::logic_error("the block's targets have not been captured");
+  const TrainBlock t = snapshot();
+  const SequenceSplit split = split_sequences(cal_.sequences(), s.holdout, s.seed);
+  return block_mse(t, cal_.hidden(0), targets_.data(), cal_.seq_len(), split.heldout.empty() ? split.train : split.heldout);
+}
+
+}  // namespace quip::train
