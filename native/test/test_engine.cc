@@ -249,6 +249,37 @@ TEST(vector_helpers_match_scalar) {
   for (int i = 0; i < 77; ++i) CHECK(c1[i] == c2[i]);
 }
 
+TEST(attention_kernel_matches_float64_softmax) {
+  std::vector<const GemmKernels*> impls = {&gemm_kernels_scalar()};
+  if (cpu_features().avx2) impls.push_back(&gemm_kernels_avx2());
+  std::mt19937 r(17);
+  std::normal_distribution<float> nd;
+  for (int d : {8, 10, 64, 128}) {
+    const int npos = 37, stride = 3 * d;  // rows of other heads in between, as in the cache
+    std::vector<float> q(d), k(static_cast<size_t>(npos) * stride), v(k.size());
+    for (auto& x : q) x = nd(r);
+    for (auto& x : k) x = nd(r);
+    for (auto& x : v) x = nd(r);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    std::vector<double> p(npos), ref(d, 0.0);
+    double mx = -1e300, sum = 0;
+    for (int j = 0; j < npos; ++j) {
+      double s = 0;
+      for (int i = 0; i < d; ++i) s += static_cast<double>(q[i]) * k[j * stride + i];
+      p[j] = s * scale;
+      mx = std::max(mx, p[j]);
+    }
+    for (auto& x : p) sum += (x = std::exp(x - mx));
+    for (int j = 0; j < npos; ++j)
+      for (int i = 0; i < d; ++i) ref[i] += p[j] / sum * v[j * stride + i];
+    for (const GemmKernels* kern : impls) {
+      std::vector<float> scores(npos), out(d);
+      kern->attend(q.data(), k.data(), v.data(), stride, npos, d, scale, scores.data(), out.data());
+      for (int i = 0; i < d; ++i) CHECK_NEAR(out[i], ref[i], 1e-5);
+    }
+  }
+}
+
 // ---- forward pass -------------------------------------------------------------------------------
 TEST(simd_forward_matches_float64_reference) {
   set_threads(2);

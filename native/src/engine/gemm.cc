@@ -1,6 +1,7 @@
 #include "engine/gemm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <vector>
 
@@ -47,10 +48,24 @@ void axpy_scalar(float a, const float* x, float* y, int n) {
   for (int i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void attend_scalar(const float* q, const float* k, const float* v, size_t stride, int npos, int d, float scale,
+                   float* scores, float* out) {
+  float mx = -INFINITY;
+  for (int j = 0; j < npos; ++j) {
+    scores[j] = dot_scalar(q, k + j * stride, d) * scale;
+    mx = std::max(mx, scores[j]);
+  }
+  float sum = 0.0f;
+  for (int j = 0; j < npos; ++j) sum += scores[j] = std::exp(scores[j] - mx);
+  std::fill(out, out + d, 0.0f);
+  const float inv = 1.0f / sum;
+  for (int j = 0; j < npos; ++j) axpy_scalar(scores[j] * inv, v + j * stride, out, d);
+}
+
 }  // namespace
 
 const GemmKernels& gemm_kernels_scalar() {
-  static const GemmKernels k{convert_scalar, tile_scalar, matvec_scalar, dot_scalar, axpy_scalar};
+  static const GemmKernels k{convert_scalar, tile_scalar, matvec_scalar, dot_scalar, axpy_scalar, attend_scalar};
   return k;
 }
 

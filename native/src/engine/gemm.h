@@ -46,6 +46,11 @@ struct GemmKernels {
   void (*matvec)(const float* x, const WeightView& w, int m0, int m1, float* y);
   float (*dot)(const float* a, const float* b, int n);
   void (*axpy)(float a, const float* x, float* y, int n);
+  // One query row of causal attention over npos cached positions (rows of k and v `stride` floats
+  // apart, d wide): scores_j = scale q.k_j, p = softmax(scores), out = sum_j p_j v_j.
+  // `scores` has room for npos floats.
+  void (*attend)(const float* q, const float* k, const float* v, size_t stride, int npos, int d, float scale,
+                 float* scores, float* out);
 };
 const GemmKernels& gemm_kernels_scalar();
 const GemmKernels& gemm_kernels_avx2();  // only call when cpu_features().avx2

@@ -2,6 +2,9 @@
 // cpu_features().avx2). The scalar reference kernels are in gemm.cc; tests compare the two.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "engine/gemm.h"
 
 namespace quip::engine {
@@ -148,10 +151,60 @@ void axpy_avx2(float a, const float* x, float* y, int n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// Head widths that are multiples of 8 keep q and the output accumulator in registers (up to 128
+// wide); other widths go through the generic helpers.
+template <int DV>
+void attend_fixed(const float* q, const float* k, const float* v, size_t stride, int npos, float scale, float* scores,
+                  float* out) {
+  __m256 qv[DV];
+  for (int i = 0; i < DV; ++i) qv[i] = _mm256_loadu_ps(q + 8 * i);
+  float mx = -INFINITY;
+  for (int j = 0; j < npos; ++j) {
+    const float* kj = k + j * stride;
+    __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kj));
+    for (int i = 1; i < DV; ++i) acc = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(kj + 8 * i), acc);
+    scores[j] = hsum(acc) * scale;
+    mx = std::max(mx, scores[j]);
+  }
+  float sum = 0.0f;
+  for (int j = 0; j < npos; ++j) sum += scores[j] = std::exp(scores[j] - mx);
+  __m256 o[DV];
+  for (int i = 0; i < DV; ++i) o[i] = _mm256_setzero_ps();
+  for (int j = 0; j < npos; ++j) {
+    const __m256 p = _mm256_set1_ps(scores[j]);
+    const float* vj = v + j * stride;
+    for (int i = 0; i < DV; ++i) o[i] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8 * i), o[i]);
+  }
+  const __m256 inv = _mm256_set1_ps(1.0f / sum);
+  for (int i = 0; i < DV; ++i) _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(o[i], inv));
+}
+
+void attend_avx2(const float* q, const float* k, const float* v, size_t stride, int npos, int d, float scale,
+                 float* scores, float* out) {
+  switch (d) {
+    case 8: return attend_fixed<1>(q, k, v, stride, npos, scale, scores, out);
+    case 16: return attend_fixed<2>(q, k, v, stride, npos, scale, scores, out);
+    case 32: return attend_fixed<4>(q, k, v, stride, npos, scale, scores, out);
+    case 64: return attend_fixed<8>(q, k, v, stride, npos, scale, scores, out);
+    case 128: return attend_fixed<16>(q, k, v, stride, npos, scale, scores, out);
+    default: break;
+  }
+  float mx = -INFINITY;
+  for (int j = 0; j < npos; ++j) {
+    scores[j] = dot_avx2(q, k + j * stride, d) * scale;
+    mx = std::max(mx, scores[j]);
+  }
+  float sum = 0.0f;
+  for (int j = 0; j < npos; ++j) sum += scores[j] = std::exp(scores[j] - mx);
+  std::fill(out, out + d, 0.0f);
+  const float inv = 1.0f / sum;
+  for (int j = 0; j < npos; ++j) axpy_avx2(scores[j] * inv, v + j * stride, out, d);
+}
+
 }  // namespace
 
 const GemmKernels& gemm_kernels_avx2() {
-  static const GemmKernels k{convert_avx2, tile_avx2, matvec_avx2, dot_avx2, axpy_avx2};
+  static const GemmKernels k{convert_avx2, tile_avx2, matvec_avx2, dot_avx2, axpy_avx2, attend_avx2};
   return k;
 }
 

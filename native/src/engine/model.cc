@@ -239,27 +239,13 @@ void Model::block_forward(int b, float* x, int T, int pos0, const LayerKV& kv, c
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const int group = nh / nkvh;
   const GemmKernels& kern = gemm_kernels();
-  parallel_for(t_ * nh, 1, [&](size_t b0, size_t b1) {
-    thread_local std::vector<float> scores;
+  parallel_for(t_ * nh, 4, [&](size_t b0, size_t b1) {
+    std::vector<float> scores(static_cast<size_t>(pos0) + T);
     for (size_t job = b0; job < b1; ++job) {
       const int t = static_cast<int>(job / nh), h = static_cast<int>(job % nh), kvh = h / group;
-      const int npos = pos0 + t + 1;
-      scores.resize(npos);
-      const float* qv = q.data() + (t_ * 0 + static_cast<size_t>(t)) * nq + static_cast<size_t>(h) * d;
-      float mx = -INFINITY;
-      for (int j = 0; j < npos; ++j) {
-        scores[j] = kern.dot(qv, kv.k + static_cast<size_t>(j) * nkv + static_cast<size_t>(kvh) * d, d) * scale;
-        mx = std::max(mx, scores[j]);
-      }
-      float sum = 0.0f;
-      for (int j = 0; j < npos; ++j) {
-        scores[j] = std::exp(scores[j] - mx);
-        sum += scores[j];
-      }
-      float* out = att.data() + static_cast<size_t>(t) * nq + static_cast<size_t>(h) * d;
-      std::fill(out, out + d, 0.0f);
-      const float inv = 1.0f / sum;
-      for (int j = 0; j < npos; ++j) kern.axpy(scores[j] * inv, kv.v + static_cast<size_t>(j) * nkv + static_cast<size_t>(kvh) * d, out, d);
+      kern.attend(q.data() + static_cast<size_t>(t) * nq + static_cast<size_t>(h) * d, kv.k + static_cast<size_t>(kvh) * d,
+                  kv.v + static_cast<size_t>(kvh) * d, nkv, pos0 + t + 1, d, scale, scores.data(),
+                  att.data() + static_cast<size_t>(t) * nq + static_cast<size_t>(h) * d);
     }
   });
   if (taps) (*taps)(Tap::OIn, att.data(), T, nq);
@@ -315,15 +301,21 @@ std::pair<double, int> Session::score(const int32_t* ids, int T, const JobHooks*
   if (T < 2) return {0.0, 0};
   const int V = model_->config().vocab;
   std::vector<float> logits = forward(ids, T, true, hooks);
+  // -log softmax(logits_t)[ids[t+1]] per position in float64, summed in position order (so the
+  // result does not depend on the thread count).
+  std::vector<double> per(T - 1);
+  parallel_for(static_cast<size_t>(T - 1), 8, [&](size_t b, size_t e) {
+    for (size_t t = b; t < e; ++t) {
+      const float* l = logits.data() + t * V;
+      double mx = l[0];
+      for (int i = 1; i < V; ++i) mx = std::max(mx, static_cast<double>(l[i]));
+      double s = 0.0;
+      for (int i = 0; i < V; ++i) s += std::exp(l[i] - mx);
+      per[t] = (mx + std::log(s)) - l[ids[t + 1]];
+    }
+  });
   double nll = 0.0;
-  for (int t = 0; t + 1 < T; ++t) {
-    const float* l = logits.data() + static_cast<size_t>(t) * V;
-    double mx = l[0];
-    for (int i = 1; i < V; ++i) mx = std::max(mx, static_cast<double>(l[i]));
-    double s = 0.0;
-    for (int i = 0; i < V; ++i) s += std::exp(l[i] - mx);
-    nll += (mx + std::log(s)) - l[ids[t + 1]];
-  }
+  for (double v : per) nll += v;
   return {nll, T - 1};
 }
 
