@@ -19,6 +19,8 @@ export default defineConfig({
     // The strict CSP forbids inline scripts; keep every module a file.
     modulePreload: { polyfill: false },
     assetsInlineLimit: 0,
+    // One local bundle (React, zod, recharts) loaded from disk or 127.0.0.1; no network to split for.
+    chunkSizeWarningLimit: 2048,
     rollupOptions: {
       // zod's sources carry esbuild-style /* @__PURE__ */ notes Rollup cannot place; harmless.
       onwarn(warning, warn) {

@@ -63,6 +63,20 @@ test('a folder that is not a model shows a clear error card and the app keeps wo
   await expect(card).toHaveCount(0);
 });
 
+test('a model type the studio does not support says which ones it does', async ({ studioPage: page }, testInfo) => {
+  const folder = testInfo.outputPath('gpt2-model');
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(path.join(folder, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_embd: 64, n_layer: 2 }));
+
+  await openByPath(page, folder);
+  const card = page.getByTestId('inspection-error');
+  await expect(card).toContainText('This model type is not supported');
+  await expect(card).toContainText('gpt2');
+  await expect(card).toContainText('llama, mistral, qwen2');
+  await expect(card).toContainText(folder);
+  await page.screenshot({ path: testInfo.outputPath('models-unsupported-type.png') });
+});
+
 test('the recent list survives a reload and reopens a model', async ({ studioPage: page }) => {
   await openByPath(page, STORIES260K);
   await expect(page.getByTestId('inspection')).toBeVisible();

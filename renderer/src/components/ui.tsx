@@ -53,13 +53,14 @@ export function ProgressBar(props: { fraction: number | null; label: string; ton
   );
 }
 
-export function ErrorCard(props: { title: string; message: string; onDismiss?: () => void; testId?: string }) {
+export function ErrorCard(props: { title: string; message: string; detail?: string; onDismiss?: () => void; testId?: string }) {
   return (
     <div className="error-card" role="alert" data-testid={props.testId ?? 'error-card'}>
       <div className="error-icon" aria-hidden="true">!</div>
       <div className="error-body">
         <div className="error-title">{props.title}</div>
         <div className="error-message">{props.message}</div>
+        {props.detail && <div className="error-detail mono">{props.detail}</div>}
       </div>
       {props.onDismiss && (
         <button type="button" className="btn btn-ghost btn-small" onClick={props.onDismiss}>

@@ -102,6 +102,16 @@ describe('Models page', () => {
     expect(screen.queryByTestId('inspection-error')).toBeNull();
   });
 
+  it('names an unsupported model type and the folder that was opened', async () => {
+    const fake = renderStudio();
+    fake.failNext('models.inspect', 'config.json: model_type "gpt2" is not supported; the studio supports llama, mistral, qwen2 (the Llama family).', 'BAD_CONFIG');
+    openPath('/models/gpt2');
+    const card = await screen.findByTestId('inspection-error');
+    expect(card.textContent).toContain('This model type is not supported');
+    expect(card.textContent).toContain('llama, mistral, qwen2');
+    expect(card.textContent).toContain('/models/gpt2');
+  });
+
   it('searches the hub, downloads with a progress bar and then shows the inspection', async () => {
     const fake = renderStudio();
     fireEvent.change(screen.getByLabelText('Search the Hugging Face Hub'), { target: { value: 'stories' } });

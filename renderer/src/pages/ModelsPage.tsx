@@ -78,6 +78,11 @@ const ERROR_TITLES: Record<string, string> = {
   NOT_FOUND: 'Nothing found there',
 };
 
+function errorTitle(error: { code: string; message: string }, source: string | null): string {
+  if (error.code === 'BAD_CONFIG' && /model_type/.test(error.message)) return 'This model type is not supported';
+  return ERROR_TITLES[error.code] ?? `Could not open ${source ? baseName(source) : 'the model'}`;
+}
+
 function InspectionPane() {
   const inspection = useStudio((s) => s.inspection);
   const info = useStudio((s) => s.info);
@@ -96,7 +101,12 @@ function InspectionPane() {
   return (
     <>
       {state.status === 'error' && (
-        <ErrorCard testId="inspection-error" title={ERROR_TITLES[state.error.code] ?? `Could not open ${source ? baseName(source) : 'the model'}`} message={state.error.message} />
+        <ErrorCard
+          testId="inspection-error"
+          title={errorTitle(state.error, source)}
+          message={state.error.message}
+          detail={source && !state.error.message.includes(source) ? source : undefined}
+        />
       )}
       <Card className="welcome">
         <h2>See what is inside a model</h2>
