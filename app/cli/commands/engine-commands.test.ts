@@ -68,3 +68,22 @@ test('quip synth writes a folder that quip eval runs on', async () => {
   expect(r.ppl).toBeLessThan(640);
   await expect(run('synth', '--hidden', '64', '--intermediate', '96', '--layers', '1', '--dtype', 'f8', '--out', out)).rejects.toThrow(/--dtype/);
 });
+
+test('quip generate --chat renders the chat template before encoding', async () => {
+  const { cpSync, writeFileSync } = await import('node:fs');
+  const dir = path.join(tmp, 'chat');
+  cpSync(STORIES, dir, { recursive: true });
+  const tc = JSON.parse(readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'));
+  tc.chat_template = "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+  writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tc));
+  const r = JSON.parse(await run('generate', dir, '--prompt', 'Tell a story', '--chat', '--max-tokens', '3', '--json'));
+  const { loadModel } = await import('../../engine/model/index.js');
+  const m = await loadModel(dir);
+  try {
+    // BOS written by the template once, not twice.
+    expect(r.promptIds).toEqual(m.tokenizer.encode('<s>user: Tell a story\nassistant:', { addBos: false }));
+    expect(r.promptIds.filter((x: number) => x === 1)).toHaveLength(1);
+  } finally {
+    m.close();
+  }
+});

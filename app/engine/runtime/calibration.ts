@@ -6,7 +6,7 @@ import path from 'node:path';
 import { projectRoot } from '../../util/paths.js';
 import { UserError } from '../../util/errors.js';
 import type { ModelTokenizer } from '../model/index.js';
-import type { EngineCalibration, EngineModel } from './native-types.js';
+import type { BlockHessians, EngineCalibration, EngineModel } from './native-types.js';
 import { readEvalText } from './perplexity.js';
 
 export interface CalibrationSettings {
@@ -64,4 +64,22 @@ export function hessianMean(h: { n: number; count: number; sum: Float64Array }):
   const out = new Float64Array(h.sum.length);
   for (let i = 0; i < out.length; i++) out[i] = h.sum[i] / h.count;
   return out;
+}
+
+/**
+ * Walks every block: Hessians of block b (handed to onBlock, which may swap quantized linears into
+ * block b of the native model), then the states advance through block b as it is now. Memory stays
+ * at one block's activations plus one block's Hessians.
+ */
+export async function collectHessians(
+  cal: EngineCalibration,
+  numLayers: number,
+  onBlock: (h: BlockHessians) => Promise<void> | void,
+  o: { onProgress?: (json: string) => void; cancel?: Int32Array } = {},
+): Promise<void> {
+  while (cal.nextBlock < numLayers) {
+    const h = await cal.hessians(o.onProgress, o.cancel);
+    await onBlock(h);
+    await cal.advance(o.onProgress, o.cancel);
+  }
 }

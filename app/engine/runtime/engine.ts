@@ -2,12 +2,17 @@
 // tensors and sets the thread count that every native parallel loop uses.
 import type { LoadedModel } from '../model/index.js';
 import { native, type TensorRef } from '../native.js';
+import { openQuantizedEngine } from '../quantize/qmodel.js';
 import type { EngineModel } from './native-types.js';
 
 export type { EngineModel, EngineSession, EngineCalibration, BlockHessians, HessianSum } from './native-types.js';
 
 /** Builds the native model over every tensor of the folder (read in place, never copied). */
-export function createEngine(model: Pick<LoadedModel, 'architecture' | 'tensor' | 'tensorNames'>): EngineModel {
+export function createEngine(
+  model: Pick<LoadedModel, 'architecture' | 'tensor' | 'tensorNames'> & Partial<Pick<LoadedModel, 'dir' | 'config' | 'quantization'>>,
+): EngineModel {
+  // A quantized folder: qinfer builds its linear layers from the codes (app/engine/quantize/qmodel.ts).
+  if (model.quantization && model.dir && model.config) return openQuantizedEngine(model.dir, model.config, model.architecture);
   const weights: Record<string, TensorRef> = {};
   for (const name of model.tensorNames()) weights[name] = model.tensor(name);
   return native().createModel(model.architecture, weights);

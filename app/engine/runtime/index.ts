@@ -7,6 +7,6 @@ export { SeededRng, argmax, sampleToken, validateSampling, type SamplingOptions 
 export {
   evaluateModelPerplexity, evaluatePerplexity, perplexityWindows, readEvalText, type PerplexityOptions, type PerplexityResult,
 } from './perplexity.js';
-export { calibrationIds, defaultCalibrationText, hessianMean, startCalibration, type CalibrationSettings } from './calibration.js';
+export { calibrationIds, collectHessians, defaultCalibrationText, hessianMean, startCalibration, type CalibrationSettings } from './calibration.js';
 export { synthModel, type SynthOptions, type SynthResult } from './synth.js';
 export { writeSafetensorsStreaming, type StreamedTensor, type WritableDType } from './safetensors-writer.js';

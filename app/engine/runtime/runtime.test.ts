@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadModel, type LoadedModel } from '../model/index.js';
-import { startCalibration } from './calibration.js';
+import { collectHessians, hessianMean, startCalibration } from './calibration.js';
 import { createEngine, setEngineThreads, type EngineModel } from './engine.js';
 import { generate } from './generation.js';
 import { evaluateModelPerplexity, evaluatePerplexity, perplexityWindows, readEvalText } from './perplexity.js';
@@ -114,6 +114,16 @@ describe('engine on stories260k', () => {
       expect(await cal.advance()).toBe(b + 1);
     }
     await expect(cal.hessians()).rejects.toThrow(/every block/);
+    // collectHessians walks the same blocks and gives the same sums; progress events name them.
+    const again = startCalibration(engine, model.tokenizer, { sequences: 2, seqLen: 32 });
+    const blocks: number[] = [];
+    const events: Array<{ phase: string; block: number }> = [];
+    await collectHessians(again, a.numLayers, (h) => { blocks.push(h.block); }, { onProgress: (j) => events.push(JSON.parse(j)) });
+    expect(blocks).toEqual([0, 1, 2, 3, 4]);
+    expect(events.filter((e) => e.phase === 'hessians' && e.block === 4)).toHaveLength(2);
+    const first = await startCalibration(engine, model.tokenizer, { sequences: 2, seqLen: 32 }).hessians();
+    const mean = hessianMean(first.down);
+    expect(mean[0]).toBeCloseTo(first.down.sum[0] / 64, 12);
   });
 });
 
