@@ -252,10 +252,16 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  private:
   // createSession(capacity?) -> EngineSession holding a KV cache of `capacity` positions.
   Napi::Value CreateSession(const Napi::CallbackInfo& info) {
-    int cap = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : model->config().context;
+    // Default: the model's context, at most 4096 positions (a 128k-context cache would not fit).
+    int cap = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : std::min(model->config().context, 4096);
     if (cap <= 0) throw Napi::RangeError::New(info.Env(), "session capacity must be a positive number of positions");
     Napi::Object o = SessionWrap::constructor->New({});
-    SessionWrap::Unwrap(o)->session = std::make_shared<Session>(model, cap);
+    try {
+      SessionWrap::Unwrap(o)->session = std::make_shared<Session>(model, cap);
+    } catch (const std::bad_alloc&) {
+      throw Napi::Error::New(info.Env(), "not enough memory for a key/value cache of " + std::to_string(cap) +
+                                             " positions; ask for a shorter session");
+    }
     return o;
   }
   // createCalibration(ids: Int32Array, sequences, seqLen) -> EngineCalibration at block 0.

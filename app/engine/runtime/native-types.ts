@@ -44,6 +44,7 @@ export type EngineLinearKind = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate
 
 /** A Llama-family model over memory-mapped weights (float32 compute). */
 export interface EngineModel {
+  /** A session whose KV cache holds `capacity` positions (default: the context, at most 4096). */
   createSession(capacity?: number): EngineSession;
   createCalibration(ids: Int32Array, sequences: number, seqLen: number): EngineCalibration;
   /** e.g. "dense BF16 2048x5632". */
