@@ -1,8 +1,14 @@
 import type { StudioApi } from '../../app/contract/index';
 import { Nav } from './components/Nav';
 import { StatusBar } from './components/StatusBar';
+import { ChatPage } from './pages/ChatPage';
+import { ComparePage } from './pages/ComparePage';
 import { ModelsPage } from './pages/ModelsPage';
+import { NewRunPage } from './pages/NewRunPage';
+import { RunPage } from './pages/RunPage';
+import { RunsPage } from './pages/RunsPage';
 import { StudioProvider } from './state/context';
+import { RunsProvider } from './state/runs-context';
 import { useNavigation, type PageId } from './state/ui';
 
 /**
@@ -12,6 +18,11 @@ import { useNavigation, type PageId } from './state/ui';
  */
 const PAGES: Partial<Record<PageId, () => React.JSX.Element>> = {
   models: ModelsPage,
+  'new-run': NewRunPage,
+  runs: RunsPage,
+  run: RunPage,
+  compare: ComparePage,
+  chat: ChatPage,
 };
 
 function CurrentPage() {
@@ -23,13 +34,15 @@ function CurrentPage() {
 export function App({ api }: { api: StudioApi }) {
   return (
     <StudioProvider api={api}>
-      <div className="shell">
-        <Nav />
-        <main className="main">
-          <CurrentPage />
-        </main>
-        <StatusBar />
-      </div>
+      <RunsProvider api={api}>
+        <div className="shell">
+          <Nav />
+          <main className="main">
+            <CurrentPage />
+          </main>
+          <StatusBar />
+        </div>
+      </RunsProvider>
     </StudioProvider>
   );
 }

@@ -20,10 +20,10 @@ const PENDING = 'arrives with the quantization job';
 /** The screens in the order a person uses them: pick a model, set up a run, watch, compare, chat. */
 export const NAV: NavEntry[] = [
   { id: 'models', label: 'Models', icon: icon('M12 3 3 7.5l9 4.5 9-4.5L12 3zM3 12l9 4.5 9-4.5M3 16.5 12 21l9-4.5'), pending: null },
-  { id: 'new-run', label: 'New run', icon: icon('M12 5v14M5 12h14'), pending: PENDING },
-  { id: 'runs', label: 'Runs', icon: icon('M4 6h16M4 12h16M4 18h10'), pending: PENDING },
-  { id: 'compare', label: 'Compare', icon: icon('M8 4v16M16 4v16M4 9h8M12 15h8'), pending: PENDING },
-  { id: 'chat', label: 'Chat', icon: icon('M4 5h16v11H9l-5 4V5z'), pending: PENDING },
+  { id: 'new-run', label: 'New run', icon: icon('M12 5v14M5 12h14'), pending: null },
+  { id: 'runs', label: 'Runs', icon: icon('M4 6h16M4 12h16M4 18h10'), pending: null },
+  { id: 'compare', label: 'Compare', icon: icon('M8 4v16M16 4v16M4 9h8M12 15h8'), pending: null },
+  { id: 'chat', label: 'Chat', icon: icon('M4 5h16v11H9l-5 4V5z'), pending: null },
 ];
 
 function NavButton({ entry }: { entry: NavEntry }) {
@@ -33,7 +33,7 @@ function NavButton({ entry }: { entry: NavEntry }) {
     <button
       type="button"
       className="nav-item"
-      aria-current={page === entry.id ? 'page' : undefined}
+      aria-current={page === entry.id || (page === 'run' && entry.id === 'runs') ? 'page' : undefined}
       disabled={entry.pending !== null}
       title={entry.pending ? `${entry.label} ${entry.pending}` : undefined}
       onClick={() => go(entry.id)}

@@ -2,8 +2,8 @@
 // (that lives in ./studio.ts), so these stores are small and global.
 import { create } from 'zustand';
 
-/** Screens of the studio; the run screens arrive with the quantization job. */
-export type PageId = 'models' | 'new-run' | 'runs' | 'compare' | 'chat';
+/** Screens of the studio ('run' is one run, opened from Runs or New run). */
+export type PageId = 'models' | 'new-run' | 'runs' | 'run' | 'compare' | 'chat';
 
 interface NavigationState {
   page: PageId;

@@ -1,0 +1,179 @@
+// One run, live: overall progress with phase and ETA, the per-layer chart growing as layers finish,
+// fine-tuning curves when there are any, the log, and cancel / resume. A failed run shows why.
+import { useEffect, useRef, useState } from 'react';
+import type { RunDetail } from '../../../app/contract/index';
+import { FineTuneChart } from '../components/run/FineTuneChart';
+import { LayerChart } from '../components/run/LayerChart';
+import { formatLoss, type Metric } from '../components/run/chart-utils';
+import { Badge, Card, EmptyState, ErrorCard, ProgressBar, Stat } from '../components/ui';
+import { formatBytes, formatDuration } from '../format';
+import { useRuns } from '../state/runs-context';
+import { useNavigation } from '../state/ui';
+
+const PHASE_LABEL: Record<string, string> = {
+  load: 'Loading the model',
+  calibrate: 'Calibrating',
+  quantize: 'Quantizing layers',
+  save: 'Saving',
+  evaluate: 'Measuring perplexity',
+  done: 'Done',
+};
+
+export function stateTone(state: RunDetail['state']): 'neutral' | 'accent' | 'ok' | 'warn' | 'danger' {
+  return state === 'done' ? 'ok' : state === 'running' ? 'accent' : state === 'error' ? 'danger' : state === 'queued' ? 'neutral' : 'warn';
+}
+
+const ERROR_TITLE: Record<string, string> = {
+  OUT_OF_MEMORY: 'The job process ran out of memory',
+  CRASHED: 'The job process crashed',
+  KILLED: 'The job process was killed',
+  TIMEOUT: 'The run took too long',
+};
+
+function LogPanel({ run }: { run: RunDetail }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = ref.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [run.log.length]);
+  return (
+    <div className="log-panel mono" ref={ref} data-testid="run-log">
+      {run.log.length === 0 && <div className="muted">No messages yet.</div>}
+      {run.log.map((l, i) => (
+        <div key={i} className={`log-line log-${l.level}`}>
+          <span className="log-time">{new Date(l.at).toLocaleTimeString()}</span> {l.message}
+        </div>
+      ))}
+    </div>
+  );
+}
+
+export function RunView({ run }: { run: RunDetail }) {
+  const cancel = useRuns((s) => s.cancel);
+  const resume = useRuns((s) => s.resume);
+  const [metric, setMetric] = useState<Metric>('proxyLoss');
+  const total = run.layersTotal ?? null;
+  const fraction = run.state === 'done' ? 1 : total ? run.layersDone / total : null;
+  const active = run.state === 'running' || run.state === 'queued';
+  const resumable = run.state === 'cancelled' || run.state === 'interrupted' || run.state === 'error';
+  const s = run.settings;
+
+  return (
+    <>
+      <header className="page-header">
+        <div>
+          <h1 className="page-title">
+            {run.name} <Badge tone={stateTone(run.state)}>{run.state}</Badge>
+          </h1>
+          <p className="page-subtitle mono">{run.dir}</p>
+        </div>
+        <div className="page-actions">
+          {active && (
+            <button type="button" className="btn btn-danger" onClick={() => void cancel(run.runId)} data-testid="cancel-run">
+              Cancel
+            </button>
+          )}
+          {resumable && run.origin === 'studio' && (
+            <button type="button" className="btn btn-primary" onClick={() => void resume(run.runId)} data-testid="resume-run">
+              Resume
+            </button>
+          )}
+        </div>
+      </header>
+
+      {run.state === 'error' && run.error && (
+        <ErrorCard title={ERROR_TITLE[run.error.code] ?? 'The run failed'} message={`${run.error.message} The finished blocks are kept: Resume continues after the last one.`} testId="run-error" />
+      )}
+      {run.state === 'cancelled' && <div className="info-card" data-testid="run-cancelled">Cancelled after {run.layersDone} of {total ?? '?'} layers. The finished blocks are kept; Resume continues from there.</div>}
+
+      <Card testId="run-progress">
+        <div className="run-progress-head">
+          <span className="run-phase" data-testid="run-phase">
+            {run.state === 'queued' ? 'Waiting for the run before it' : run.phase ? PHASE_LABEL[run.phase] : run.state}
+          </span>
+          <span className="muted" data-testid="run-layers">
+            {run.layersDone} / {total ?? '?'} layers
+            {active && run.etaSeconds !== null && run.etaSeconds !== undefined ? ` · about ${formatDuration(run.etaSeconds)} left` : ''}
+          </span>
+        </div>
+        <ProgressBar fraction={active && fraction === 0 ? null : fraction} label="Run progress" tone={run.state === 'error' ? 'danger' : run.state === 'done' ? 'ok' : 'accent'} />
+        {s && (
+          <div className="run-settings muted">
+            {s.bits}-bit {s.codebook} · incoherence {s.incoherence ? 'on' : 'off'} · LDLQ {s.ldlq ? 'on' : 'off'} · σ {s.sigma} · ρ {s.rho} · {s.calibration.samples}×{s.calibration.ctx} tokens · seed {s.seed}
+          </div>
+        )}
+      </Card>
+
+      <Card
+        title="Per-layer quality"
+        testId="layer-card"
+        actions={
+          <div className="segmented" role="group" aria-label="Metric">
+            <button type="button" aria-pressed={metric === 'proxyLoss'} onClick={() => setMetric('proxyLoss')}>
+              Proxy loss
+            </button>
+            <button type="button" aria-pressed={metric === 'frobeniusError'} onClick={() => setMetric('frobeniusError')} data-testid="metric-frobenius">
+              Frobenius error
+            </button>
+          </div>
+        }
+      >
+        {run.layers.length === 0 ? (
+          <EmptyState title={active ? 'The first layer is on its way' : 'No layers yet'}>Each quantized linear layer appears here as soon as it is done.</EmptyState>
+        ) : (
+          <LayerChart layers={run.layers} blocks={total ? Math.ceil(total / 7) : null} metric={metric} />
+        )}
+      </Card>
+
+      {run.fineTune.length > 0 && (
+        <Card title="Fine-tuning" testId="finetune-card">
+          <FineTuneChart epochs={run.fineTune} />
+        </Card>
+      )}
+
+      {run.state === 'done' && (
+        <Card title="Result" testId="run-result">
+          <dl className="stat-grid">
+            <Stat label="Bits per weight" value={run.bitsPerWeight?.toFixed(3) ?? '—'} hint="codes + signs + scales" />
+            <Stat label="Size on disk" value={run.bytesOnDisk !== null ? formatBytes(run.bytesOnDisk) : '—'} />
+            <Stat label="Perplexity" value={run.perplexity?.toFixed(2) ?? '—'} hint={run.perplexityFull ? `full precision ${run.perplexityFull.toFixed(2)}` : undefined} />
+            <Stat label="Mean proxy loss" value={run.meanProxyLoss !== null ? formatLoss(run.meanProxyLoss) : '—'} />
+            <Stat label="Time" value={run.seconds !== null ? formatDuration(run.seconds) : '—'} />
+          </dl>
+        </Card>
+      )}
+
+      <Card title="Log" testId="log-card">
+        <LogPanel run={run} />
+      </Card>
+    </>
+  );
+}
+
+export function RunPage() {
+  const selected = useRuns((s) => s.selected);
+  const run = useRuns((s) => (s.selected ? s.details[s.selected] : undefined));
+  const error = useRuns((s) => (s.selected ? s.detailErrors[s.selected] : undefined));
+  const open = useRuns((s) => s.open);
+  const go = useNavigation((s) => s.go);
+  useEffect(() => {
+    if (selected && !run) void open(selected);
+  }, [selected, run, open]);
+  return (
+    <div className="page" data-testid="run-page">
+      {!selected ? (
+        <EmptyState title="No run chosen">
+          <button type="button" className="btn" onClick={() => go('runs')}>
+            See all runs
+          </button>
+        </EmptyState>
+      ) : error ? (
+        <ErrorCard title="This run cannot be shown" message={error.message} />
+      ) : run ? (
+        <RunView run={run} />
+      ) : (
+        <p className="muted">Loading…</p>
+      )}
+    </div>
+  );
+}
