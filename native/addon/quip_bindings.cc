@@ -156,6 +156,9 @@ Napi::Value QuantizeLinearJs(const Napi::CallbackInfo& info) {
   Napi::Object o = info[2].As<Napi::Object>();
   const int64_t m = DimArg(o, "m"), n = DimArg(o, "n");
   TensorArg w = ReadTensorArg(env, info[0], "W");
+  if (w.shape.size() == 2 && (w.shape[0] != m || w.shape[1] != n))
+    throw Napi::RangeError::New(env, "W has shape [" + std::to_string(w.shape[0]) + ", " + std::to_string(w.shape[1]) +
+                                         "], expected [m, n] = [" + std::to_string(m) + ", " + std::to_string(n) + "]");
   if (w.numel() != static_cast<size_t>(m * n))
     throw Napi::RangeError::New(env, "W has " + std::to_string(w.numel()) + " elements, expected m * n = " + std::to_string(m * n));
   auto h = TypedArg<Napi::Float64Array>(env, info[1], napi_float64_array, "H must be a Float64Array (n x n)");

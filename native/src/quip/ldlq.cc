@@ -281,6 +281,8 @@ QuantizedLinear quantize_linear(const float* W0, int64_t m, int64_t n, const dou
   for (int64_t i = 0; i < m * n; ++i)
     if (!std::isfinite(W0[i])) throw std::invalid_argument("quantize_linear: the weights contain NaN or infinity");
 
+  for (int64_t i = 0; i < n * n; ++i)
+    if (!std::isfinite(H0[i])) throw std::invalid_argument("quantize_linear: the Hessian contains NaN or infinity");
   // Damped, normalised Hessian, then the same transform as W.
   std::vector<double> H(H0, H0 + n * n);
   damp_hessian(H.data(), n, opts.sigma);
