@@ -272,6 +272,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Object o = CalibrationWrap::constructor->New({});
     try {
       CalibrationWrap::Unwrap(o)->cal = std::make_shared<Calibration>(model, std::move(ids), n, len);
+    } catch (const std::bad_alloc&) {
+      throw Napi::Error::New(env, "not enough memory for the hidden states of " + std::to_string(n) + " sequences of " +
+                                      std::to_string(len) + " tokens; use fewer or shorter calibration sequences");
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
