@@ -7,6 +7,7 @@ import { loadModel } from '../../engine/model/index.js';
 import { cancelFlag, isCancelled } from '../../engine/native.js';
 import { createEngine, setEngineThreads } from '../../engine/runtime/engine.js';
 import { evaluatePerplexity, perplexityWindows, readEvalText } from '../../engine/runtime/perplexity.js';
+import { evaluatePerplexityLlamaCpp, llamaCppWindows, PERPLEXITY_CONVENTIONS, readLlamaCppText } from '../../engine/runtime/perplexity-llamacpp.js';
 import { resolveModelDir } from '../../services/hub/index.js';
 import { UserError } from '../../util/errors.js';
 
@@ -45,8 +46,13 @@ export function registerEval(program: Command): void {
     .option('--ctx <n>', 'window length in tokens (default 512, at most the model context)')
     .option('--max-windows <k>', 'score only the first K windows')
     .option('--threads <t>', 'threads (default: all cores)')
+    .option('--convention <c>', "ours, or llama.cpp (llama-perplexity's: whole text, second half of each window scored)", 'ours')
     .option('--json', 'print one JSON object')
-    .action(async (modelArg: string, opts: { text: string; ctx?: string; maxWindows?: string; threads?: string; json?: boolean }) => {
+    .action(async (modelArg: string, opts: { text: string; ctx?: string; maxWindows?: string; threads?: string; convention: string; json?: boolean }) => {
+      if (!(PERPLEXITY_CONVENTIONS as readonly string[]).includes(opts.convention)) {
+        throw new UserError(`--convention must be ${PERPLEXITY_CONVENTIONS.join(' or ')}, got "${opts.convention}"`, 'BAD_SETTING');
+      }
+      const llamaCpp = opts.convention === 'llama.cpp';
       const threads = setEngineThreads(intOption(opts.threads, '--threads'));
       const { dir } = await resolveModelDir(modelArg);
       const model = await loadModel(dir);
@@ -56,22 +62,28 @@ export function registerEval(program: Command): void {
         if (ctx > model.architecture.contextLength) {
           throw new UserError(`--ctx ${ctx} is longer than the model's context (${model.architecture.contextLength} tokens)`, 'BAD_SETTING');
         }
-        const windows = perplexityWindows(model.tokenizer, readEvalText(opts.text), ctx, intOption(opts.maxWindows, '--max-windows'));
+        const maxWindows = intOption(opts.maxWindows, '--max-windows');
+        const windows = llamaCpp
+          ? llamaCppWindows(model.tokenizer, readLlamaCppText(opts.text), ctx, maxWindows)
+          : perplexityWindows(model.tokenizer, readEvalText(opts.text), ctx, maxWindows);
         const engine = createEngine(model);
-        const r = await evaluatePerplexity(engine, windows, {
+        const settings = {
           ctx,
           cancel,
-          onProgress: opts.json || !process.stderr.isTTY ? undefined : (p) =>
+          onProgress: opts.json || !process.stderr.isTTY ? undefined : (p: { window: number; windows: number; ppl: number }) =>
             process.stderr.write(`\r  window ${p.window}/${p.windows}  ppl ${p.ppl.toFixed(4)}   `),
-        });
+        };
+        const r = llamaCpp
+          ? await evaluatePerplexityLlamaCpp(engine, windows, model.architecture.vocabSize, settings)
+          : await evaluatePerplexity(engine, windows, settings);
         if (!opts.json && process.stderr.isTTY) process.stderr.write('\n');
-        const out = { model: dir, text: opts.text, ...r, threads };
+        const out = { model: dir, text: opts.text, convention: opts.convention, ...r, threads };
         if (opts.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
         else {
           process.stdout.write(
             [
               `Perplexity     ${r.ppl.toFixed(4)}`,
-              `tokens scored  ${r.tokensScored.toLocaleString('en-US')} (${r.windows} windows of ${ctx} tokens)`,
+              `tokens scored  ${r.tokensScored.toLocaleString('en-US')} (${r.windows} windows of ${ctx} tokens${llamaCpp ? ', second halves, llama.cpp convention' : ''})`,
               `speed          ${r.tokensPerSecond.toFixed(1)} tokens/s (${r.seconds.toFixed(2)} s, ${threads} threads)`,
             ].join('\n') + '\n',
           );
