@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "train/adam.h"
 #include "train/block_trainer.h"
+#include "train/e2e.h"
 #include "train/ops.h"
 
 using namespace quip::train;
@@ -431,6 +432,101 @@ TEST(train_block_early_stops_cancels_and_rejects_bad_settings) {
     rejected = std::string(e.what()).find("held-out") != std::string::npos;
   }
   CHECK(rejected);
+}
+
+namespace {
+
+// Two small blocks, final norm, lm_head (vocab 20). quantized: every block linear quantized (as in
+// end-to-end fine-tuning) with W~ from rounding the teacher's transformed weights.
+TrainModel small_model(uint32_t seed, bool quantized) {
+  TrainModel m;
+  const std::vector<bool> none(kLinearCount, false);
+  for (int i = 0; i < 2; ++i) {
+    TrainBlock b = small_block(seed + 100 * i, none);
+    if (quantized)
+      for (int s = 0; s < kLinearCount; ++s) {
+        TrainLinear& L = b.lin[s];
+        std::vector<float> su(L.n), sv(L.m), wt = L.w;
+        for (int j = 0; j < L.n; ++j) su[j] = j % 2 ? 1.0f : -1.0f;
+        for (int j = 0; j < L.m; ++j) sv[j] = j % 3 ? 1.0f : -1.0f;
+        std::vector<int8_t> su8(su.begin(), su.end()), sv8(sv.begin(), sv.end());
+        quip::rht_forward_matrix(wt.data(), L.m, L.n, quip::hadamard_plan(L.m), quip::hadamard_plan(L.n), sv8.data(), su8.data());
+        for (float& v : wt) v = std::round(v * 4.0f) / 4.0f;
+        L = TrainLinear::quantized_layer(L.m, L.n, std::move(wt), 1.0f, std::move(su), std::move(sv));
+      }
+    m.blocks.push_back(std::move(b));
+  }
+  m.final_norm = randn(16, seed + 7, 0.1);
+  for (float& v : m.final_norm) v += 1.0f;
+  m.lm_head = TrainLinear::dense(20, 16, randn(20 * 16, seed + 8, 0.5));
+  return m;
+}
+
+}  // namespace
+
+TEST(model_backward_with_distillation_matches_finite_differences) {
+  TrainModel m = small_model(500, true);
+  m.validate();
+  const int T = 5, V = 20;
+  std::vector<float> x = randn(T * 16, 60), teacher = randn(T * V, 61, 2.0);
+  std::vector<ParamRef> params = model_parameters(m);
+  std::vector<std::vector<float>> grads(params.size());
+  for (size_t i = 0; i < params.size(); ++i) grads[i].assign(params[i].size, 0.0f);
+  model_backward(m, x.data(), T, [&](const float* logits, float* d) { return distill_backward(logits, teacher.data(), T, V, d); }, grads);
+  std::vector<double> xd = to_d(x), td = to_d(teacher), ld(T * V);
+  auto f = [&] {
+    model_forward<double>(m, xd.data(), T, ld.data());
+    return distill_loss(ld.data(), td.data(), T, V);
+  };
+  for (size_t p = 0; p < params.size(); ++p) {
+    float* data = params[p].data;
+    std::vector<double> g(params[p].size);
+    for (size_t i = 0; i < g.size(); ++i) {
+      const float old = data[i];
+      const float up = old + 1e-3f * std::max(1.0f, std::fabs(old)), down = old - (up - old);
+      data[i] = up;
+      const double fp = f();
+      data[i] = down;
+      const double fm = f();
+      data[i] = old;
+      g[i] = (fp - fm) / (static_cast<double>(up) - static_cast<double>(down));
+    }
+    const std::string what = std::string("model ") + params[p].name + (params[p].sign_vector ? " sign" : "");
+    expect_grad(what.c_str(), grads[p], g, kBlockTol);
+  }
+}
+
+TEST(distillation_lowers_heldout_loss_and_keeps_tied_heads_frozen) {
+  TrainModel teacher = small_model(600, false), student = small_model(600, true);
+  student.tune_lm_head = false;  // as for tied embeddings
+  const std::vector<float> head0 = student.lm_head.w;
+  const int N = 24, L = 8, H = 16, V = 20;
+  std::vector<float> emb = randn(N * L * H, 601);
+  BlockTrainSettings st;
+  st.epochs = 12;
+  st.batch = 4;
+  st.lr = 5e-3;
+  st.lr_sign = 5e-3;
+  st.holdout = 0.25;
+  int teacher_calls = 0;
+  const BlockTrainResult r = train_model_distill(student, emb.data(), N, L, [&](int seq, float* logits) {
+    ++teacher_calls;
+    model_forward<float>(teacher, emb.data() + seq * L * H, L, logits);
+  }, st, quip::JobHooks{}, {});
+  // The loss is KL(teacher || student) plus the teacher's entropy on the held-out sequences.
+  double entropy = 0;
+  const SequenceSplit split = split_sequences(N, st.holdout, st.seed);
+  std::vector<float> tl(L * V);
+  for (int s : split.heldout) {
+    model_forward<float>(teacher, emb.data() + s * L * H, L, tl.data());
+    entropy += distill_loss(tl.data(), tl.data(), L, V) / split.heldout.size();
+  }
+  const double kl0 = r.initial_heldout_loss - entropy, kl = r.best_heldout_loss - entropy;
+  std::printf("    held-out KL %.4e -> %.4e (best epoch %d)\n", kl0, kl, r.best_epoch);
+  CHECK(r.best_epoch >= 1);
+  CHECK(kl > 0 && kl < 0.85 * kl0);
+  CHECK(student.lm_head.w == head0);
+  CHECK(teacher_calls > 0);
 }
 
 QUIP_TEST_MAIN()

@@ -47,11 +47,6 @@ void linear_apply(const TrainLinear& L, const F* x, int T, F* y, float* c_cache)
       for (int o = 0; o < L.m; ++o) y[static_cast<size_t>(t) * L.m + o] += L.bias[o];
 }
 
-// Everything the backward pass reads, kept by the float forward.
-struct BlockCache {
-  std::vector<float> xn1, q, k, v, P, att, x1, xn2, g, u, h;
-  std::vector<float> c[kLinearCount];
-};
 
 template <class F>
 void forward_impl(const TrainBlock& b, const F* x, int T, F* y, BlockCache* cache) {
@@ -109,7 +104,7 @@ struct LinearGradIndex {
 };
 
 // dx (overwritten, T x n) and the layer's parameter gradients (accumulated) from dy (T x m).
-void linear_grad(const TrainLinear& L, const LinearGradIndex& gi, std::vector<std::vector<float>>& grads,
+void linear_grad(const TrainLinear& L, const LinearGradIndex& gi, std::vector<float>* grads,
                  const float* x, const float* c_cache, const float* dy, int T, float* dx) {
   if (L.quantized)
     qlinear_backward(L.shape, L.w.data(), L.su.data(), L.sv.data(), x, c_cache, dy, T, dx, grads[gi.su].data(),
@@ -201,16 +196,33 @@ std::vector<ParamRef> block_parameters(TrainBlock& b) {
   return p;
 }
 
+void block_forward_cached(const TrainBlock& b, const float* x, int T, float* y, BlockCache& cache) {
+  forward_impl<float>(b, x, T, y, &cache);
+}
+
+size_t block_parameter_count(const TrainBlock& b) {
+  size_t n = 2;
+  for (const TrainLinear& L : b.lin) n += L.quantized ? 2 : 1;
+  return n;
+}
+
 double block_backward(const TrainBlock& b, const float* x, int T, const OutputLoss& loss,
                       std::vector<std::vector<float>>& grads) {
-  const BlockShape& s = b.shape;
+  if (grads.size() != block_parameter_count(b)) throw std::invalid_argument("block_backward: grads do not match block_parameters");
   BlockCache c;
-  const size_t t_ = T, H = s.hidden, I = s.intermediate, nq = static_cast<size_t>(s.heads) * s.head_dim,
-               nk = static_cast<size_t>(s.kv_heads) * s.head_dim;
-  std::vector<float> y(t_ * H), dy(t_ * H);
+  const size_t n = static_cast<size_t>(T) * b.shape.hidden;
+  std::vector<float> y(n), dy(n);
   forward_impl<float>(b, x, T, y.data(), &c);
   const double value = loss(y.data(), dy.data());
+  block_backward_cached(b, x, T, c, dy.data(), grads.data(), nullptr);
+  return value;
+}
 
+void block_backward_cached(const TrainBlock& b, const float* x, int T, const BlockCache& c, const float* dy_in,
+                           std::vector<float>* grads, float* dx) {
+  const BlockShape& s = b.shape;
+  const size_t t_ = T, H = s.hidden, I = s.intermediate, nq = static_cast<size_t>(s.heads) * s.head_dim,
+               nk = static_cast<size_t>(s.kv_heads) * s.head_dim;
   // Gradient slots in block_parameters order.
   LinearGradIndex gi[kLinearCount];
   int next = 2;
@@ -222,8 +234,7 @@ double block_backward(const TrainBlock& b, const float* x, int T, const OutputLo
       gi[i].w = next++;
     }
   }
-  if (static_cast<int>(grads.size()) != next) throw std::invalid_argument("block_backward: grads do not match block_parameters");
-
+  const std::vector<float> dy(dy_in, dy_in + t_ * H);
   // MLP: y = x1 + down(h), h = silu(g) u, g/u from xn2 = RMSNorm(x1).
   std::vector<float> dx1(dy), dh(t_ * I), dg(t_ * I), du(t_ * I), dxn(t_ * H), tmp(t_ * H);
   linear_grad(b.lin[kDown], gi[kDown], grads, c.h.data(), c.c[kDown].data(), dy.data(), T, dh.data());
@@ -246,9 +257,12 @@ double block_backward(const TrainBlock& b, const float* x, int T, const OutputLo
   for (size_t i = 0; i < t_ * H; ++i) dxn[i] += tmp[i];
   linear_grad(b.lin[kV], gi[kV], grads, c.xn1.data(), c.c[kV].data(), dv.data(), T, tmp.data());
   for (size_t i = 0; i < t_ * H; ++i) dxn[i] += tmp[i];
-  rms_norm_backward(x, b.attn_norm.data(), dxn.data(), T, s.hidden, s.rms_eps, nullptr, grads[0].data());
-  return value;
+  // x feeds the attention norm and the residual.
+  rms_norm_backward(x, b.attn_norm.data(), dxn.data(), T, s.hidden, s.rms_eps, dx, grads[0].data());
+  if (dx)
+    for (size_t i = 0; i < t_ * H; ++i) dx[i] += dx1[i];
 }
+
 
 void BlockTrainSettings::validate() const {
   require(epochs >= 0, "fine-tuning epochs must be 0 or more");
@@ -282,31 +296,36 @@ SequenceSplit split_sequences(int sequences, double holdout, uint64_t seed) {
   return s;
 }
 
-BlockTrainResult train_block(TrainBlock& b, const float* inputs, const float* targets, int sequences, int seq_len,
-                             const BlockTrainSettings& st, const JobHooks& hooks,
-                             const std::function<void(const EpochStats&)>& on_epoch) {
-  b.validate();
+BlockTrainResult run_training(const std::vector<ParamRef>& params, int sequences, int tokens_per_sequence,
+                              const BlockTrainSettings& st, const JobHooks& hooks,
+                              const std::function<void(const EpochStats&)>& on_epoch, const SequenceStep& step,
+                              const SequenceEval& eval) {
   st.validate();
-  require(sequences >= 1 && seq_len >= 1, "fine-tuning needs at least one calibration sequence");
+  require(sequences >= 1 && tokens_per_sequence >= 1, "fine-tuning needs at least one calibration sequence");
   const auto t_start = std::chrono::steady_clock::now();
-  const size_t per = static_cast<size_t>(seq_len) * b.shape.hidden;
-
   SequenceSplit split = split_sequences(sequences, st.holdout, st.seed);
   std::vector<int>& train = split.train;
   const std::vector<int>& held = split.heldout;
-  const int n_held = static_cast<int>(held.size());
-  const std::vector<int>& select = held.empty() ? train : held;
   // Batch order: its own stream, so the split does not depend on the number of epochs.
   std::mt19937_64 rng(st.seed ^ 0x9e3779b97f4a7c15ull);
+  auto mean_loss = [&](const std::vector<int>& seqs) {
+    double s = 0.0;
+    for (int q : seqs) {
+      hooks.check();
+      s += eval(q);
+    }
+    return seqs.empty() ? 0.0 : s / seqs.size();
+  };
+  // Without a split the epoch is chosen on the training sequences.
+  const std::vector<int> select = held.empty() ? train : held;
 
   BlockTrainResult r;
   r.train_sequences = static_cast<int>(train.size());
-  r.heldout_sequences = n_held;
-  r.initial_train_loss = block_mse(b, inputs, targets, seq_len, train);
-  r.initial_heldout_loss = block_mse(b, inputs, targets, seq_len, select);
+  r.heldout_sequences = static_cast<int>(held.size());
+  r.initial_train_loss = mean_loss(train);
+  r.initial_heldout_loss = held.empty() ? r.initial_train_loss : mean_loss(select);
   r.best_heldout_loss = r.initial_heldout_loss;
 
-  std::vector<ParamRef> params = block_parameters(b);
   std::vector<std::vector<float>> grads(params.size()), best(params.size());
   Adam adam(AdamSettings{st.lr, st.lr_sign});
   for (size_t i = 0; i < params.size(); ++i) {
@@ -326,27 +345,21 @@ BlockTrainResult train_block(TrainBlock& b, const float* inputs, const float* ta
       const size_t b1 = std::min(train.size(), b0 + st.batch);
       for (auto& g : grads) std::fill(g.begin(), g.end(), 0.0f);
       double batch_loss = 0.0;
+      // The batch loss is the mean of the sequences' losses, so each gradient is scaled by 1/count.
+      const float k = 1.0f / static_cast<float>(b1 - b0);
       for (size_t i = b0; i < b1; ++i) {
         hooks.check();
-        // The batch loss is the mean of the sequences' MSEs, so each one's gradient is scaled by 1/count.
-        const float* target = targets + train[i] * per;
-        const float k = 1.0f / static_cast<float>(b1 - b0);
-        batch_loss += block_backward(b, inputs + train[i] * per, seq_len, [&](const float* y, float* dy) {
-          const double l = mse_loss_backward(y, target, per, dy);
-          for (size_t j = 0; j < per; ++j) dy[j] *= k;
-          return l;
-        }, grads);
-        tokens += seq_len;
+        batch_loss += step(train[i], k, grads);
+        tokens += tokens_per_sequence;
       }
       adam.step();
       loss_sum += batch_loss / static_cast<double>(b1 - b0);
       ++batches;
     }
-    hooks.check();
     EpochStats e;
     e.epoch = epoch;
     e.train_loss = batches ? loss_sum / batches : 0.0;
-    e.heldout_loss = block_mse(b, inputs, targets, seq_len, select);
+    e.heldout_loss = mean_loss(select);
     e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
     r.epochs.push_back(e);
     if (on_epoch) on_epoch(e);
@@ -364,6 +377,27 @@ BlockTrainResult train_block(TrainBlock& b, const float* inputs, const float* ta
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   r.tokens_per_second = r.seconds > 0 ? tokens / r.seconds : 0.0;
   return r;
+}
+
+BlockTrainResult train_block(TrainBlock& b, const float* inputs, const float* targets, int sequences, int seq_len,
+                             const BlockTrainSettings& st, const JobHooks& hooks,
+                             const std::function<void(const EpochStats&)>& on_epoch) {
+  b.validate();
+  const size_t per = static_cast<size_t>(seq_len) * b.shape.hidden;
+  std::vector<float> y(per);
+  auto step = [&](int seq, float k, std::vector<std::vector<float>>& grads) {
+    const float* target = targets + seq * per;
+    return block_backward(b, inputs + seq * per, seq_len, [&](const float* out, float* dy) {
+      const double l = mse_loss_backward(out, target, per, dy);
+      for (size_t j = 0; j < per; ++j) dy[j] *= k;
+      return l;
+    }, grads);
+  };
+  auto eval = [&](int seq) {
+    block_forward<float>(b, inputs + seq * per, seq_len, y.data());
+    return mse_loss(y.data(), targets + seq * per, per);
+  };
+  return run_training(block_parameters(b), sequences, seq_len, st, hooks, on_epoch, step, eval);
 }
 
 }  // namespace quip::train

@@ -51,6 +51,18 @@ struct TrainBlock {
 template <class F>
 void block_forward(const TrainBlock& b, const F* x, int T, F* y);
 
+// Everything the backward pass reads, kept by the float32 forward.
+struct BlockCache {
+  std::vector<float> xn1, q, k, v, P, att, x1, xn2, g, u, h;
+  std::vector<float> c[kLinearCount];  // quantized linears: the output before SV
+};
+void block_forward_cached(const TrainBlock& b, const float* x, int T, float* y, BlockCache& cache);
+// From the cache of block_forward_cached and dL/dy: accumulates the parameter gradients into
+// grads[0 .. block_parameter_count(b)) (block_parameters order) and writes dL/dx when dx is non-null.
+void block_backward_cached(const TrainBlock& b, const float* x, int T, const BlockCache& cache, const float* dy,
+                           std::vector<float>* grads, float* dx);
+size_t block_parameter_count(const TrainBlock& b);
+
 // One forward + backward of a sequence: loss(y, dy) receives the block output y (T x hidden), writes
 // d loss / dy and returns the loss, which block_backward returns. The gradients with respect to every
 // trainable parameter are accumulated into `grads` (laid out as block_parameters lists them).
@@ -107,6 +119,18 @@ SequenceSplit split_sequences(int sequences, double holdout, uint64_t seed);
 // MSE of the block's outputs against targets over the listed sequences (inputs/targets: sequences x
 // seq_len x hidden).
 double block_mse(const TrainBlock& b, const float* inputs, const float* targets, int seq_len, const std::vector<int>& seqs);
+
+// The epoch loop every fine-tuning stage shares: the seeded split, mini-batches of settings.batch
+// sequences with one Adam step each, the held-out loss after each epoch, best-epoch selection and
+// early stopping; the parameters are left at the best epoch. step(seq, k, grads) runs forward +
+// backward of one sequence, adds k x its gradient into grads (params order) and returns its loss;
+// eval(seq) returns the loss only. Checks hooks between sequences.
+using SequenceStep = std::function<double(int seq, float k, std::vector<std::vector<float>>& grads)>;
+using SequenceEval = std::function<double(int seq)>;
+BlockTrainResult run_training(const std::vector<ParamRef>& params, int sequences, int tokens_per_sequence,
+                              const BlockTrainSettings& settings, const JobHooks& hooks,
+                              const std::function<void(const EpochStats&)>& on_epoch, const SequenceStep& step,
+                              const SequenceEval& eval);
 
 // Trains `b` in place and leaves it at the best epoch's parameters. Checks hooks between sequences;
 // on_epoch (may be empty) is called after every epoch.
