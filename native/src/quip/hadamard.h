@@ -48,7 +48,8 @@ void fwht_scalar(float* x, int64_t len);
 void hadamard_apply(const HadamardPlan& plan, float* x, bool transpose, std::vector<float>& work);
 void hadamard_apply(const HadamardPlan& plan, double* x, bool transpose, std::vector<double>& work);
 
-// Seeded +-1 sign vector (splitmix64 stream `stream` of `seed`; bit 63 of each draw is the sign).
+// Seeded +-1 sign vector: splitmix64 started at seed ^ (0xA0761D6478BD642F * (stream + 1)); entry i is
+// -1 when bit 63 of draw i is set. Streams: 0 = SU (input side, length n), 1 = SV (output, length m).
 std::vector<int8_t> random_signs(uint64_t seed, uint64_t stream, int64_t len);
 
 // Randomized Hadamard transform of a weight matrix W (m x n, row-major), in place:
