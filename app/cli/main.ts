@@ -7,6 +7,7 @@ import { registerEval } from './commands/eval.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerImport } from './commands/import.js';
 import { registerInspect } from './commands/inspect.js';
+import { registerQuantize } from './commands/quantize.js';
 import { registerSynth } from './commands/synth.js';
 
 const program = new Command('quip')
@@ -14,7 +15,7 @@ const program = new Command('quip')
   .version('0.1.0')
   .showHelpAfterError();
 
-const commands: Array<(p: Command) => void> = [registerInspect, registerEval, registerGenerate, registerSynth, registerImport, registerBench];
+const commands: Array<(p: Command) => void> = [registerInspect, registerQuantize, registerEval, registerGenerate, registerSynth, registerImport, registerBench];
 for (const register of commands) register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -1,9 +1,12 @@
 // The quantized model folder (architecture.md, "Data on disk"):
 //   config.json        the source config plus quantization_config: codebook, bits, seeds, scales,
 //                      Hadamard factors and engine version - everything needed to load and reproduce it
-//   model.safetensors  per quantized linear <name>.codes (U16 E8P codes, [m, n_pad / 8]; RVQ adds
-//                      <name>.codes_residual), <name>.su / <name>.sv (sign vectors, F16); every other
-//                      tensor (embeddings, norms, lm_head) in F16
+//   model.safetensors  per quantized linear <name>.codes (E8P/RVQ: U16 E8P codes [m, n_pad / 8]; RTN:
+//                      U8 [m, n_pad / 8 * bits], each group's 8 levels packed little-endian, b bits
+//                      each), RVQ adds <name>.codes_residual (RVQ4 U16, RVQ3 U8 E8-shell indices),
+//                      <name>.su / <name>.sv (+-1 sign vectors, I8); every other tensor (embeddings,
+//                      norms, lm_head) in 16 bits (F32 sources become F16). 2-byte tensors come before
+//                      1-byte ones so every code plane stays aligned in the memory map.
 //   tokenizer files    copied from the source
 //   run.json           the run record (settings, per-layer metrics, timings, perplexities)
 // A folder is a model only once config.json exists; the job writes config.json last (see job.ts).
@@ -24,6 +27,8 @@ export const HadamardRecord = z.object({
   k: z.number().int(),
   pow2: z.number().int(),
   method: z.enum(['sylvester', 'hadamard', 'random-orthogonal']),
+  /** How the order-K factor was built, e.g. "Paley I (q = 11)"; null for K = 1. */
+  construction: z.string().nullable().optional(),
 });
 export type HadamardRecord = z.infer<typeof HadamardRecord>;
 
@@ -66,8 +71,8 @@ export const QuantizationConfig = z.object({
   calibration: CalibrationSettings,
   /** The Hessian the proxy losses use: damped and normalised (spec section 1). */
   hessian: z.literal('damped-normalised'),
-  /** How the unquantized tensors are stored. */
-  unquantized_dtype: z.enum(['F16', 'BF16', 'F32']),
+  /** The dtype of the unquantized tensors when they share one (F32 sources become F16). */
+  unquantized_dtype: z.enum(['F16', 'BF16', 'F32']).optional(),
   layers: z.record(z.string(), QuantizedLayerRecord),
 });
 export type QuantizationConfig = z.infer<typeof QuantizationConfig>;
@@ -83,10 +88,10 @@ export function layerSeed(runSeed: number, name: string): number {
   return h >>> 0;
 }
 
-/** Bits per linear weight including overhead: codes + sign vectors (16-bit each) + scales (32-bit). */
+/** Bits of one layer including overhead: codes + sign vectors (8 bits each on disk) + scales (32-bit). */
 export function layerBits(l: QuantizedLayerRecord, codebook: Codebook): number {
   const codes = l.m * l.nPadded * codeBitsPerWeight(codebook);
-  const signs = (l.tensors.su ? l.n * 16 : 0) + (l.tensors.sv ? l.m * 16 : 0);
+  const signs = (l.tensors.su ? l.n * 8 : 0) + (l.tensors.sv ? l.m * 8 : 0);
   const scales = 32 * (l.residualScale === null ? 1 : 2);
   return codes + signs + scales;
 }

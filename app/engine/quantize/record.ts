@@ -58,7 +58,7 @@ export const RunRecord = z.object({
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 
-export function proxyLossSummary(layers: LayerMetrics[]): { mean: number; worst: number; worstLayer: string | null } {
+export function proxyLossSummary(layers: ReadonlyArray<Pick<LayerMetrics, 'name' | 'proxyLoss'>>): { mean: number; worst: number; worstLayer: string | null } {
   if (!layers.length) return { mean: 0, worst: 0, worstLayer: null };
   let sum = 0, worst = -Infinity, worstLayer: string | null = null;
   for (const l of layers) {

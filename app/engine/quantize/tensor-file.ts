@@ -114,6 +114,36 @@ export async function writeTensorFile(target: string, tensors: TensorToWrite[], 
   return total;
 }
 
+/** Checks and indexes a safetensors header (the bytes after the length prefix). */
+export function parseTensorHeader(file: string, hbuf: Buffer, size: number): TensorFileIndex {
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(hbuf.toString('utf8'));
+  } catch {
+    throw new UserError(`${file} has a safetensors header that is not valid JSON; the file is damaged.`, 'NOT_A_MODEL');
+  }
+  const dataStart = 8 + hbuf.length;
+  const tensors = new Map<string, TensorEntry>();
+  let metadata: Record<string, string> = {};
+  for (const [name, v] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      metadata = v as Record<string, string>;
+      continue;
+    }
+    const e = v as { dtype: StDType; shape: number[]; data_offsets: [number, number] };
+    if (!(e.dtype in DTYPE_BYTES)) throw new UserError(`${file}: tensor ${name} has unsupported dtype ${e.dtype}.`, 'NOT_A_MODEL');
+    const [b, en] = e.data_offsets;
+    const expect = e.shape.reduce((a, x) => a * x, 1) * DTYPE_BYTES[e.dtype];
+    if (en - b !== expect || dataStart + en > size) throw new UserError(`${file}: tensor ${name} lies outside the file or has the wrong size; the file is damaged or truncated.`, 'NOT_A_MODEL');
+    tensors.set(name, { name, dtype: e.dtype, shape: e.shape, offset: dataStart + b, length: en - b });
+  }
+  return { path: file, tensors, metadata, dataStart };
+}
+
+function checkHeaderLength(file: string, hlen: number, size: number): void {
+  if (hlen > size - 8 || hlen > 100 << 20) throw new UserError(`${file} has a corrupt safetensors header (length ${hlen}); the file is damaged or truncated.`, 'NOT_A_MODEL');
+}
+
 /** Reads the header of a safetensors file; errors name the file and say what is wrong. */
 export async function readTensorFileIndex(file: string): Promise<TensorFileIndex> {
   let fh;
@@ -127,34 +157,21 @@ export async function readTensorFileIndex(file: string): Promise<TensorFileIndex
     const lenBuf = Buffer.alloc(8);
     if (size < 8 || (await fh.read(lenBuf, 0, 8, 0)).bytesRead !== 8) throw new UserError(`${file} is too short to be a safetensors file.`, 'NOT_A_MODEL');
     const hlen = Number(lenBuf.readBigUInt64LE(0));
-    if (hlen > size - 8 || hlen > 100 << 20) throw new UserError(`${file} has a corrupt safetensors header (length ${hlen}).`, 'NOT_A_MODEL');
+    checkHeaderLength(file, hlen, size);
     const hbuf = Buffer.alloc(hlen);
     await fh.read(hbuf, 0, hlen, 8);
-    let header: Record<string, unknown>;
-    try {
-      header = JSON.parse(hbuf.toString('utf8'));
-    } catch {
-      throw new UserError(`${file} has a safetensors header that is not valid JSON.`, 'NOT_A_MODEL');
-    }
-    const dataStart = 8 + hlen;
-    const tensors = new Map<string, TensorEntry>();
-    let metadata: Record<string, string> = {};
-    for (const [name, v] of Object.entries(header)) {
-      if (name === '__metadata__') {
-        metadata = v as Record<string, string>;
-        continue;
-      }
-      const e = v as { dtype: StDType; shape: number[]; data_offsets: [number, number] };
-      if (!(e.dtype in DTYPE_BYTES)) throw new UserError(`${file}: tensor ${name} has unsupported dtype ${e.dtype}.`, 'NOT_A_MODEL');
-      const [b, en] = e.data_offsets;
-      const expect = e.shape.reduce((a, x) => a * x, 1) * DTYPE_BYTES[e.dtype];
-      if (en - b !== expect || dataStart + en > size) throw new UserError(`${file}: tensor ${name} lies outside the file or has the wrong size; the file is damaged.`, 'NOT_A_MODEL');
-      tensors.set(name, { name, dtype: e.dtype, shape: e.shape, offset: dataStart + b, length: en - b });
-    }
-    return { path: file, tensors, metadata, dataStart };
+    return parseTensorHeader(file, hbuf, size);
   } finally {
     await fh.close();
   }
+}
+
+/** The same from a memory-mapped file (only the header is copied). */
+export function indexMappedTensorFile(file: string, mapped: { size: number; read(offset: number, length: number): Buffer }): TensorFileIndex {
+  if (mapped.size < 8) throw new UserError(`${file} is too short to be a safetensors file.`, 'NOT_A_MODEL');
+  const hlen = Number(mapped.read(0, 8).readBigUInt64LE(0));
+  checkHeaderLength(file, hlen, mapped.size);
+  return parseTensorHeader(file, mapped.read(8, hlen), mapped.size);
 }
 
 /** Reads one tensor's bytes (small tensors: sign vectors, norms; codes stay memory-mapped). */

@@ -1,0 +1,104 @@
+// `quip quantize <model> --out DIR [--bits 2|3|4] [--codebook e8p|rtn] [--no-incoherence] [--no-ldlq]
+//   [--calib-text F] [--calib-samples N] [--ctx L] [--sigma S] [--rho R] [--tune-iters K] [--seed S]
+//   [--threads T] [--force] [--eval-windows W | --no-eval] [--json]`
+// Prints the settings with their estimated time and memory, then a table row per finished layer and
+// a progress line (or NDJSON events with --json). Ctrl-C cancels; running the same command again
+// resumes from the last finished block.
+import type { Command } from 'commander';
+
+import { defaultEvalText, runQuantizeJob } from '../../engine/quantize/job.js';
+import { terminalRenderer } from '../../engine/quantize/render.js';
+import { DEFAULTS, resolveSettings, SettingsError } from '../../engine/quantize/settings.js';
+import { resolveModelDir } from '../../services/hub/index.js';
+import { UserError } from '../../util/errors.js';
+import { cancelOnSigint, intOption, numberOption } from './eval.js';
+
+interface QuantizeOpts {
+  out: string;
+  bits?: string;
+  codebook?: string;
+  incoherence: boolean;
+  ldlq: boolean;
+  calibText?: string;
+  calibSamples?: string;
+  ctx?: string;
+  sigma?: string;
+  rho?: string;
+  tuneIters?: string;
+  seed?: string;
+  threads?: string;
+  force?: boolean;
+  eval: boolean;
+  evalText?: string;
+  evalWindows?: string;
+  evalCtx?: string;
+  evalFull: boolean;
+  json?: boolean;
+}
+
+export function registerQuantize(program: Command): void {
+  program
+    .command('quantize')
+    .description('Quantize every linear layer of a model with QuIP# (calibrate, quantize block by block, save, evaluate)')
+    .argument('<model>', 'full-precision model folder (or hub id)')
+    .requiredOption('--out <dir>', 'output folder for the quantized model')
+    .option('--bits <b>', `2, 3 or 4 (default ${DEFAULTS.bits})`)
+    .option('--codebook <c>', 'e8p (E8P lattice; residual E8P at 3/4 bits) or rtn (scalar rounding baseline); rvq names the 3/4-bit residual codebooks', DEFAULTS.codebook)
+    .option('--no-incoherence', 'skip the randomized Hadamard transform')
+    .option('--no-ldlq', 'round to nearest instead of BlockLDLQ feedback')
+    .option('--calib-text <file>', 'calibration text (default: WikiText-2 validation)')
+    .option('--calib-samples <n>', `calibration sequences (default ${DEFAULTS.calibSamples})`)
+    .option('--ctx <l>', `tokens per calibration sequence (default ${DEFAULTS.calibCtx}, at most the model context)`)
+    .option('--sigma <s>', `Hessian damping (default ${DEFAULTS.sigma})`)
+    .option('--rho <r>', 'RMS the codebook sees (default per codebook)')
+    .option('--tune-iters <k>', `refinement passes after BlockLDLQ (default ${DEFAULTS.tuneIters})`)
+    .option('--seed <s>', `seed of the sign vectors (default ${DEFAULTS.seed})`)
+    .option('--threads <t>', 'threads (default: all cores; never changes the result)')
+    .option('--force', 'replace an output folder that already holds a model')
+    .option('--no-eval', 'skip the perplexity evaluation')
+    .option('--eval-text <file>', 'text for the perplexity (default: WikiText-2 test)')
+    .option('--eval-windows <w>', 'perplexity windows to score (default 8)')
+    .option('--eval-ctx <l>', 'perplexity window length (default 512, at most the model context)')
+    .option('--no-eval-full', 'do not score the full-precision model for comparison')
+    .option('--json', 'print newline-delimited JSON events')
+    .action(async (modelArg: string, o: QuantizeOpts) => {
+      let settings;
+      try {
+        settings = resolveSettings({
+          bits: numberOption(o.bits, '--bits'),
+          codebook: o.codebook,
+          incoherence: o.incoherence,
+          ldlq: o.ldlq,
+          sigma: numberOption(o.sigma, '--sigma'),
+          rho: numberOption(o.rho, '--rho'),
+          tuneIters: numberOption(o.tuneIters, '--tune-iters'),
+          calibTextFile: o.calibText ?? null,
+          calibSamples: numberOption(o.calibSamples, '--calib-samples'),
+          calibCtx: numberOption(o.ctx, '--ctx'),
+          seed: numberOption(o.seed, '--seed'),
+          threads: intOption(o.threads, '--threads'),
+        });
+      } catch (err) {
+        if (err instanceof SettingsError) throw new UserError(err.message, err.code);
+        throw err;
+      }
+      const { dir } = await resolveModelDir(modelArg);
+      const render = o.json ? (e: unknown) => process.stdout.write(JSON.stringify(e) + '\n') : terminalRenderer({ write: (t) => process.stderr.write(t), isTTY: !!process.stderr.isTTY });
+      const { cancel, done } = cancelOnSigint();
+      try {
+        await runQuantizeJob({
+          model: dir,
+          out: o.out,
+          settings,
+          force: !!o.force,
+          cancel,
+          evaluation: o.eval
+            ? { textFile: o.evalText ?? defaultEvalText(), ctx: intOption(o.evalCtx, '--eval-ctx', 2) ?? 512, maxWindows: intOption(o.evalWindows, '--eval-windows') ?? 8, full: o.evalFull }
+            : null,
+          onEvent: render,
+        });
+      } finally {
+        done();
+      }
+    });
+}

@@ -1,0 +1,233 @@
+// Quantized layers between the numeric core, the folder format and inference:
+//   - layerFromResult: a quantizeLinear result -> the tensors to save, its config record and the
+//     spec qinfer runs (in memory, right after quantization)
+//   - openQuantizedWeights: a saved folder's model.safetensors memory-mapped -> the unquantized
+//     tensors as TensorRefs and every quantized layer's spec pointing into the map (codes are never
+//     copied)
+//   - createQuantizedEngine: an EngineModel whose linears are the quantized layers
+import path from 'node:path';
+
+import type { Architecture } from '../../contract/model.js';
+import { UserError } from '../../util/errors.js';
+import { native, type MappedFile, type TensorDType, type TensorRef } from '../native.js';
+import type { QuantizeLinearResult } from '../quip/types.js';
+import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
+import { QuantizationConfig, type QuantizedLayerRecord } from './format.js';
+import type { CodePlane, QuantizedLinearSpec } from './native-types.js';
+import { codeBitsPerWeight, type Codebook } from './settings.js';
+import { bytesOf, indexMappedTensorFile, type TensorFileIndex, type TensorToWrite } from './tensor-file.js';
+
+export const LINEAR_KINDS: Array<{ kind: EngineLinearKind; short: 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down'; module: string }> = [
+  { kind: 'q_proj', short: 'q', module: 'self_attn' },
+  { kind: 'k_proj', short: 'k', module: 'self_attn' },
+  { kind: 'v_proj', short: 'v', module: 'self_attn' },
+  { kind: 'o_proj', short: 'o', module: 'self_attn' },
+  { kind: 'gate_proj', short: 'gate', module: 'mlp' },
+  { kind: 'up_proj', short: 'up', module: 'mlp' },
+  { kind: 'down_proj', short: 'down', module: 'mlp' },
+];
+
+export function linearName(block: number, kind: EngineLinearKind): string {
+  const k = LINEAR_KINDS.find((l) => l.kind === kind)!;
+  return `model.layers.${block}.${k.module}.${kind}`;
+}
+
+/** Which linears a Hugging Face tensor name belongs to (null for embeddings, norms, lm_head). */
+export function isLinearWeight(name: string, layers: number): boolean {
+  const m = /^model\.layers\.(\d+)\.(self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.weight$/.exec(name);
+  return !!m && Number(m[1]) < layers;
+}
+
+/** RTN level indices (one byte per weight, 8 per group) -> b bytes per group, b bits per level. */
+export function packLevels(levels: Uint8Array, bits: number): Uint8Array {
+  const groups = levels.length / 8;
+  const out = new Uint8Array(groups * bits);
+  for (let g = 0; g < groups; g++) {
+    let word = 0;
+    for (let i = 0; i < 8; i++) word += levels[g * 8 + i] * 2 ** (bits * i);
+    for (let k = 0; k < bits; k++) out[g * bits + k] = Math.floor(word / 2 ** (8 * k)) & 0xff;
+  }
+  return out;
+}
+
+export interface LayerTensors {
+  name: string;
+  block: number;
+  kind: EngineLinearKind;
+  record: QuantizedLayerRecord;
+  spec: QuantizedLinearSpec;
+  tensors: TensorToWrite[];
+}
+
+/** A quantizeLinear result -> what is saved and what inference runs. */
+export function layerFromResult(block: number, kind: EngineLinearKind, r: QuantizeLinearResult): LayerTensors {
+  const name = linearName(block, kind);
+  const groups = r.nPadded / 8;
+  const cb = r.codebook as Codebook;
+  const tensors: TensorToWrite[] = [];
+  let codes: Uint16Array | Uint8Array;
+  let residual: Uint16Array | Uint8Array | null = null;
+  if (cb.startsWith('rtn')) {
+    const bits = codeBitsPerWeight(cb);
+    codes = packLevels(r.codes[0] as Uint8Array, bits);
+    tensors.push({ name: `${name}.codes`, dtype: 'U8', shape: [r.m, groups * bits], source: { bytes: codes } });
+  } else {
+    codes = r.codes[0] as Uint16Array;
+    tensors.push({ name: `${name}.codes`, dtype: 'U16', shape: [r.m, groups], source: { bytes: bytesOf(codes) } });
+    if (cb !== 'e8p') {
+      residual = r.codes[1];
+      tensors.push({ name: `${name}.codes_residual`, dtype: cb === 'rvq4' ? 'U16' : 'U8', shape: [r.m, groups], source: { bytes: bytesOf(residual) } });
+    }
+  }
+  if (r.incoherence) {
+    tensors.push({ name: `${name}.su`, dtype: 'I8', shape: [r.n], source: { bytes: bytesOf(r.su) } });
+    tensors.push({ name: `${name}.sv`, dtype: 'I8', shape: [r.m], source: { bytes: bytesOf(r.sv) } });
+  }
+  const hadamard = (h: QuantizeLinearResult['hadamardIn']) => ({ n: h.n, k: h.k, pow2: h.pow2, method: h.method, construction: h.construction });
+  const record: QuantizedLayerRecord = {
+    m: r.m,
+    n: r.n,
+    nPadded: r.nPadded,
+    seed: r.seed,
+    scale: r.scale,
+    residualScale: cb === 'rvq3' || cb === 'rvq4' ? r.s2 : null,
+    hadamardIn: r.incoherence ? hadamard(r.hadamardIn) : null,
+    hadamardOut: r.incoherence ? hadamard(r.hadamardOut) : null,
+    tensors: {
+      codes: `${name}.codes`,
+      codesResidual: residual ? `${name}.codes_residual` : null,
+      su: r.incoherence ? `${name}.su` : null,
+      sv: r.incoherence ? `${name}.sv` : null,
+    },
+  };
+  const spec: QuantizedLinearSpec = {
+    m: r.m,
+    n: r.n,
+    codebook: cb,
+    codes,
+    residual,
+    scale: r.scale,
+    residualScale: record.residualScale,
+    incoherence: r.incoherence,
+    su: r.incoherence ? r.su : null,
+    sv: r.incoherence ? r.sv : null,
+  };
+  return { name, block, kind, record, spec, tensors };
+}
+
+/** Builds a layer's spec from its record and a way to fetch each named tensor's bytes. */
+export function specFromRecord(
+  codebook: Codebook,
+  record: QuantizedLayerRecord,
+  plane: (name: string) => CodePlane,
+  signs: (name: string) => Int8Array,
+): QuantizedLinearSpec {
+  return {
+    m: record.m,
+    n: record.n,
+    codebook,
+    codes: plane(record.tensors.codes),
+    residual: record.tensors.codesResidual ? plane(record.tensors.codesResidual) : null,
+    scale: record.scale,
+    residualScale: record.residualScale,
+    incoherence: record.tensors.su !== null,
+    su: record.tensors.su ? signs(record.tensors.su) : null,
+    sv: record.tensors.sv ? signs(record.tensors.sv) : null,
+  };
+}
+
+export interface QuantizedWeights {
+  qconfig: QuantizationConfig;
+  /** Unquantized tensors (embeddings, norms, lm_head) by name. */
+  unquantized: Map<string, { dtype: TensorDType; shape: number[]; offset: number; bytes: number }>;
+  layers: Array<{ block: number; kind: EngineLinearKind; spec: QuantizedLinearSpec }>;
+  file: MappedFile;
+  index: TensorFileIndex;
+  close(): void;
+}
+
+/** Parses quantization_config of a config.json, naming the folder when it is wrong. */
+export function parseQuantizationConfig(dir: string, config: Record<string, unknown>): QuantizationConfig {
+  const r = QuantizationConfig.safeParse(config.quantization_config);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new UserError(
+      `config.json in ${dir}: quantization_config is not one this studio can load (${issue.path.join('.') || 'root'}: ${issue.message}). It may come from a newer version or another tool.`,
+      'BAD_CONFIG',
+    );
+  }
+  return r.data;
+}
+
+/**
+ * Opens model.safetensors of a quantized folder: memory-maps it, checks every quantized layer
+ * against the architecture, and gives the unquantized tensors plus every layer's spec.
+ */
+export function openQuantizedWeights(dir: string, config: Record<string, unknown>, arch: Architecture): QuantizedWeights {
+  const qconfig = parseQuantizationConfig(dir, config);
+  const filePath = path.join(dir, 'model.safetensors');
+  let file: MappedFile;
+  try {
+    file = native().mapFile(filePath);
+  } catch (err) {
+    throw new UserError(`${filePath}: cannot open the quantized weights (${(err as Error).message}).`, 'NOT_A_MODEL');
+  }
+  try {
+    const index = indexMappedTensorFile(filePath, file);
+    const entry = (name: string) => {
+      const e = index.tensors.get(name);
+      if (!e) throw new UserError(`${filePath} has no tensor ${name}, which quantization_config names; the folder is incomplete. Quantize the model again.`, 'NOT_A_MODEL');
+      return e;
+    };
+    const plane = (name: string): CodePlane => {
+      const e = entry(name);
+      return { file, offset: e.offset, bytes: e.length };
+    };
+    const signs = (name: string): Int8Array => {
+      const e = entry(name);
+      return new Int8Array(file.read(e.offset, e.length));
+    };
+    const H = arch.hiddenSize, I = arch.intermediateSize, q = arch.numHeads * arch.headDim, kv = arch.numKeyValueHeads * arch.headDim;
+    const shapes: Record<EngineLinearKind, [number, number]> = {
+      q_proj: [q, H], k_proj: [kv, H], v_proj: [kv, H], o_proj: [H, q], gate_proj: [I, H], up_proj: [I, H], down_proj: [H, I],
+    };
+    const layers: QuantizedWeights['layers'] = [];
+    for (let b = 0; b < arch.numLayers; b++) {
+      for (const { kind } of LINEAR_KINDS) {
+        const name = linearName(b, kind);
+        const rec = qconfig.layers[name];
+        if (!rec) throw new UserError(`config.json in ${dir}: quantization_config has no entry for ${name}; the folder is incomplete.`, 'NOT_A_MODEL');
+        const [m, n] = shapes[kind];
+        if (rec.m !== m || rec.n !== n) {
+          throw new UserError(`config.json in ${dir}: ${name} is recorded as ${rec.m}x${rec.n} but the architecture says ${m}x${n}.`, 'SHAPE_MISMATCH');
+        }
+        layers.push({ block: b, kind, spec: specFromRecord(qconfig.codebook, rec, plane, signs) });
+      }
+    }
+    const unquantized: QuantizedWeights['unquantized'] = new Map();
+    for (const [name, e] of index.tensors) {
+      if (e.dtype === 'F32' || e.dtype === 'F16' || e.dtype === 'BF16') unquantized.set(name, { dtype: e.dtype, shape: e.shape, offset: e.offset, bytes: e.length });
+    }
+    return { qconfig, unquantized, layers, file, index, close: () => file.close() };
+  } catch (err) {
+    file.close();
+    throw err;
+  }
+}
+
+/** An EngineModel over a quantized folder (config.json with quantization_config). */
+export function openQuantizedEngine(dir: string, config: Record<string, unknown>, arch: Architecture): EngineModel {
+  const w = openQuantizedWeights(dir, config, arch);
+  try {
+    return createQuantizedEngine(arch, w);
+  } finally {
+    w.close(); // the native model holds its own reference to the mapping
+  }
+}
+
+/** An EngineModel over a quantized folder's weights. */
+export function createQuantizedEngine(arch: Architecture, weights: Pick<QuantizedWeights, 'unquantized' | 'layers' | 'file'>): EngineModel {
+  const refs: Record<string, TensorRef> = {};
+  for (const [name, t] of weights.unquantized) refs[name] = { file: weights.file, offset: t.offset, dtype: t.dtype, shape: [...t.shape] };
+  return native().createQuantizedModel(arch, refs, weights.layers);
+}
