@@ -23,6 +23,8 @@ export function stateTone(state: RunDetail['state']): 'neutral' | 'accent' | 'ok
   return state === 'done' ? 'ok' : state === 'running' ? 'accent' : state === 'error' ? 'danger' : state === 'queued' ? 'neutral' : 'warn';
 }
 
+const STOPPED_LABEL: Record<string, string> = { error: 'Stopped by an error', cancelled: 'Cancelled', interrupted: 'Interrupted (no job is working on it)' };
+
 const ERROR_TITLE: Record<string, string> = {
   OUT_OF_MEMORY: 'The job process ran out of memory',
   CRASHED: 'The job process crashed',
@@ -89,7 +91,7 @@ export function RunView({ run }: { run: RunDetail }) {
       <Card testId="run-progress">
         <div className="run-progress-head">
           <span className="run-phase" data-testid="run-phase">
-            {run.state === 'queued' ? 'Waiting for the run before it' : run.phase ? PHASE_LABEL[run.phase] : run.state}
+            {run.state === 'queued' ? 'Waiting for the run before it' : active || run.state === 'done' ? PHASE_LABEL[run.phase ?? 'load'] : STOPPED_LABEL[run.state]}
           </span>
           <span className="muted" data-testid="run-layers">
             {run.layersDone} / {total ?? '?'} layers

@@ -131,7 +131,13 @@ export function createChatStore(api: StudioApi): ChatStore {
       },
 
       setSplit(on) {
-        set((s) => ({ panes: on ? [s.panes[0]!, s.panes[1] ?? emptyPane(s.panes[0])] : [s.panes[0]!] }));
+        // Both panes must answer the same conversation, so switching the view starts a fresh chat.
+        const fresh = get().panes.some((p) => p.messages.length > 0);
+        set((s) => {
+          const first = fresh ? emptyPane(s.panes[0]) : s.panes[0]!;
+          const panes = on ? [first, s.panes[1] && !fresh ? s.panes[1] : emptyPane(s.panes[0])] : [first];
+          return fresh ? { chatId: newId(), title: 'New chat', panes } : { panes };
+        });
       },
 
       setSampling(patch) {

@@ -36,6 +36,9 @@ export function LayerChart(props: { layers: RunLayer[]; blocks: number | null; m
     .filter((p) => p.y > 0);
   const blocks = Math.max(props.blocks ?? 0, ...props.layers.map((l) => l.block + 1), 1);
   const ticks = Array.from({ length: blocks }, (_, b) => b * 7 + 3);
+  // A little room above and below on the log axis, so no point sits on the frame.
+  const ys = points.map((p) => p.y);
+  const domain: [number, number] = ys.length ? [Math.min(...ys) / 1.5, Math.max(...ys) * 1.5] : [1e-4, 1];
   return (
     <div ref={ref} className="chart" data-testid="layer-chart" data-points={points.length}>
       <ScatterChart width={width} height={props.height ?? 300} margin={{ top: 12, right: 16, bottom: 8, left: 8 }}>
@@ -57,8 +60,7 @@ export function LayerChart(props: { layers: RunLayer[]; blocks: number | null; m
           type="number"
           dataKey="y"
           scale="log"
-          domain={['auto', 'auto']}
-          allowDataOverflow
+          domain={domain}
           tickFormatter={formatLoss}
           stroke="var(--text-3)"
           fontSize={11}
@@ -74,7 +76,7 @@ export function LayerChart(props: { layers: RunLayer[]; blocks: number | null; m
           )}
         />
       </ScatterChart>
-      <div className="legend chart-legend">
+      <div className="chart-legend">
         {KIND_GROUPS.map((g) => (
           <span key={g.id} className="legend-item">
             <span className="legend-swatch" style={{ background: g.color }} />

@@ -1,0 +1,126 @@
+// @vitest-environment jsdom
+// The run screens against the in-memory StudioApi: New run (presets, estimate, start), the live Run
+// chart growing from a real run's events (one point per layer, coloured by kind), the Frobenius
+// toggle, an error card naming a killed job process, Runs (delete with confirm, reveal), Compare.
+import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { RunDetail, RunEvent } from '../../../app/contract/index';
+import { RunDetail as RunDetailSchema, RunEvent as RunEventSchema } from '../../../app/contract/index';
+import { createFakeStudio, type FakeStudio } from '../api/fake';
+import { stories260k } from '../api/fixtures';
+import eventsJson from '../api/fixtures/stories260k.run-events.json';
+import runsJson from '../api/fixtures/stories260k.runs.json';
+import { App } from '../App';
+import { resetUiState } from '../state/ui';
+
+const events: RunEvent[] = (eventsJson as unknown[]).map((e) => RunEventSchema.parse(e));
+const two: RunDetail = RunDetailSchema.parse(runsJson.two);
+const four: RunDetail = RunDetailSchema.parse(runsJson.four);
+const DIR = stories260k.source.path;
+
+function renderStudio(runs: RunDetail[] = []): FakeStudio {
+  const fake = createFakeStudio({ models: { [DIR]: stories260k }, runs });
+  render(<App api={fake.api} />);
+  return fake;
+}
+
+const nav = (label: string) => fireEvent.click(within(screen.getByRole('navigation', { name: 'Studio' })).getByRole('button', { name: label }));
+const points = () => screen.queryAllByTestId('layer-point');
+const tick = () => act(() => new Promise((r) => setTimeout(r, 80)));
+
+describe('run screens', () => {
+  beforeEach(() => resetUiState());
+  afterEach(() => cleanup());
+
+  it('New run: a preset per bit width, the estimate before starting, then the live chart grows layer by layer', async () => {
+    const fake = renderStudio();
+    fireEvent.change(screen.getByLabelText(/Model folder/), { target: { value: DIR } });
+    fireEvent.click(screen.getByRole('button', { name: 'Open' }));
+    await waitFor(() => expect(screen.getByTestId('recent-model')).toBeTruthy());
+    nav('New run');
+    await waitFor(() => expect(screen.getByLabelText('Model to quantize')).toHaveProperty('value', DIR));
+    fireEvent.click(screen.getByRole('radio', { name: /4-bit RVQ/ }));
+    await waitFor(() => expect(screen.getByTestId('estimate-size').textContent).toMatch(/KiB|MiB/));
+    expect(screen.getByTestId('estimate-card').textContent).toContain('RVQ4');
+    fireEvent.click(screen.getByRole('radio', { name: /2-bit E8P/ }));
+    await waitFor(() => expect(screen.getByTestId('estimate-card').textContent).toContain('E8P'));
+    fireEvent.change(screen.getByLabelText('Samples'), { target: { value: '8' } });
+    fireEvent.change(screen.getByLabelText('Scale ρ'), { target: { value: '-1' } });
+    await waitFor(() => expect(screen.getByTestId('estimate-error').textContent).toMatch(/rho|scale/i));
+    expect(screen.getByTestId('start-run')).toHaveProperty('disabled', true);
+    fireEvent.change(screen.getByLabelText('Scale ρ'), { target: { value: '' } });
+    await waitFor(() => expect(screen.getByTestId('start-run')).toHaveProperty('disabled', false));
+    fireEvent.click(screen.getByTestId('start-run'));
+    await waitFor(() => expect(screen.getByTestId('run-page')).toBeTruthy());
+    const start = fake.calls.find((c) => c.channel === 'runs.start')!.input as { settings: { bits: number; calibSamples: number } };
+    expect(start.settings).toMatchObject({ bits: 2, codebook: 'e8p', calibSamples: 8 });
+    const runId = [...fake.runs.keys()][0]!;
+
+    // Replay the real run: the chart grows while the run is going.
+    const replay = (from: number, to: number) => {
+      for (const e of events.slice(from, to)) fake.runEvent(runId, e.body.type === 'state' ? { type: 'state', run: { ...e.body.run, runId } } : e.body);
+    };
+    const firstLayers = events.findIndex((e, i) => events.slice(0, i + 1).filter((x) => x.body.type === 'layer').length === 10);
+    act(() => replay(0, firstLayers + 1));
+    await tick();
+    expect(points()).toHaveLength(10);
+    expect(screen.getByTestId('run-layers').textContent).toContain('10 / 35 layers');
+    expect(screen.getByRole('heading', { level: 1 }).textContent).toContain('running');
+    act(() => replay(firstLayers + 1, events.length));
+    await tick();
+    expect(points()).toHaveLength(35);
+    // Coloured by kind: seven kinds per block, five blocks.
+    expect(points().filter((p) => p.getAttribute('data-kind') === 'down')).toHaveLength(5);
+    expect(points().filter((p) => ['q', 'k', 'v'].includes(p.getAttribute('data-kind')!))).toHaveLength(15);
+    fireEvent.click(screen.getByTestId('metric-frobenius'));
+    expect(screen.getByText('Relative Frobenius error')).toBeTruthy();
+    expect(points()).toHaveLength(35);
+    expect(screen.getByTestId('run-log').textContent).toContain('5 blocks x 7 linear layers');
+  });
+
+  it('a killed job process shows an error card naming the reason, with Resume', async () => {
+    const killed: RunDetail = {
+      ...two,
+      runId: 'killed',
+      name: 'killed',
+      state: 'error',
+      error: { code: 'KILLED', message: 'The job process was killed from outside the studio (on Linux the system does this when memory runs out).' },
+      layers: two.layers.slice(0, 7),
+      layersDone: 7,
+    };
+    const fake = renderStudio([killed]);
+    nav('Runs');
+    await waitFor(() => expect(screen.getAllByTestId('run-row')).toHaveLength(1));
+    fireEvent.click(screen.getByRole('button', { name: 'killed' }));
+    await waitFor(() => expect(screen.getByTestId('run-error').textContent).toContain('The job process was killed'));
+    expect(points()).toHaveLength(7);
+    fireEvent.click(screen.getByTestId('resume-run'));
+    await waitFor(() => expect(fake.calls.some((c) => c.channel === 'runs.resume')).toBe(true));
+    await waitFor(() => expect(screen.getByRole('heading', { level: 1 }).textContent).toContain('queued'));
+  });
+
+  it('Runs: reveal says where the folder is in the browser face; delete asks first and removes the run', async () => {
+    const fake = renderStudio([two, four]);
+    nav('Runs');
+    await waitFor(() => expect(screen.getAllByTestId('run-row')).toHaveLength(2));
+    const row = screen.getAllByTestId('run-row').find((r) => r.getAttribute('data-run') === two.runId)!;
+    fireEvent.click(within(row).getByTestId('reveal-run'));
+    await waitFor(() => expect(screen.getByTestId('reveal-path').textContent).toContain(two.dir));
+    fireEvent.click(within(row).getByTestId('delete-run'));
+    expect(fake.runs.size).toBe(2);
+    fireEvent.click(within(row).getByTestId('confirm-delete'));
+    await waitFor(() => expect(screen.getAllByTestId('run-row')).toHaveLength(1));
+    expect([...fake.runs.keys()]).toEqual([four.runId]);
+  });
+
+  it('Compare: perplexity against bits, sizes, times and the overlaid layers of the chosen runs', async () => {
+    renderStudio([two, four]);
+    nav('Compare');
+    await waitFor(() => expect(screen.getAllByTestId('compare-chip')).toHaveLength(2));
+    for (const chip of screen.getAllByTestId('compare-chip')) fireEvent.click(within(chip).getByRole('checkbox'));
+    await waitFor(() => expect(screen.getByTestId('perplexity-chart').getAttribute('data-points')).toBe('2'));
+    expect(screen.getByTestId('size-chart').textContent).toContain('KiB');
+    expect(screen.getByTestId('overlay-chart').querySelectorAll('.recharts-line')).toHaveLength(2);
+    expect(screen.getAllByTestId('compare-answer')).toHaveLength(2);
+  });
+});
