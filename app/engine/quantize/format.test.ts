@@ -35,7 +35,7 @@ describe('settings', () => {
   });
   it('fills defaults for a CPU workstation and checks ranges', () => {
     const s = resolveSettings({});
-    expect(s).toMatchObject({ bits: 2, codebook: 'e8p', incoherence: true, ldlq: true, sigma: 0.01, rho: 0.9, tuneIters: 0, seed: 0 });
+    expect(s).toMatchObject({ bits: 2, codebook: 'e8p', incoherence: true, ldlq: true, sigma: 0.01, rho: 1.03, tuneIters: 0, seed: 0 });
     expect(s.calibration).toEqual({ textFile: null, samples: 128, ctx: 512 });
     expect(resolveSettings({ bits: 4 }).rho).toBe(1.03);
     expect(() => resolveSettings({ sigma: 0 })).toThrow(/--sigma/);
