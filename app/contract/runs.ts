@@ -23,6 +23,8 @@ export type RunLayer = z.infer<typeof RunLayer>;
 export const FineTuneEpoch = z.object({
   stage: z.enum(['block', 'e2e']),
   block: z.number().int().nullable(),
+  /** The linear group tuned after (in-block: 'qkv', 'o', 'gateUp'); null end-to-end. */
+  group: z.string().nullable().default(null),
   epoch: z.number().int(),
   trainLoss: z.number(),
   heldOutLoss: z.number().nullable(),

@@ -402,15 +402,17 @@ export class RunService {
   }
 }
 
-/** A fine-tuning progress event from the job, whichever of its spellings it uses. */
-function fineTuneEpoch(data: unknown): FineTuneEpoch | null {
+/** A fine-tuning epoch from the job (app/engine/finetune's 'ft-epoch' event: block, group, epoch,
+ * train and held-out loss; an end-to-end epoch has no block). Other ft events are summaries. */
+export function fineTuneEpoch(data: unknown): FineTuneEpoch | null {
   const d = data as Record<string, unknown> | null;
   if (!d || typeof d !== 'object' || !/^(finetune|fineTune|ft|epoch)/.test(String(d.type))) return null;
   const trainLoss = Number(d.trainLoss ?? d.train ?? d.loss);
   const epoch = Number(d.epoch);
   if (!Number.isFinite(trainLoss) || !Number.isInteger(epoch)) return null;
-  const held = d.heldOutLoss ?? d.heldOut ?? d.validLoss ?? null;
+  const held = d.heldoutLoss ?? d.heldOutLoss ?? d.validLoss ?? null;
   const block = typeof d.block === 'number' ? d.block : null;
   const stage = d.stage === 'e2e' || (block === null && d.stage !== 'block') ? 'e2e' : 'block';
-  return { stage, block, epoch, trainLoss, heldOutLoss: held === null ? null : Number(held) };
+  const group = typeof d.group === 'string' ? d.group : null;
+  return { stage, block, group, epoch, trainLoss, heldOutLoss: held === null ? null : Number(held) };
 }

@@ -60,7 +60,7 @@ describe('run screens', () => {
     const replay = (from: number, to: number) => {
       for (const e of events.slice(from, to)) fake.runEvent(runId, e.body.type === 'state' ? { type: 'state', run: { ...e.body.run, runId } } : e.body);
     };
-    const firstLayers = events.findIndex((e, i) => events.slice(0, i + 1).filter((x) => x.body.type === 'layer').length === 10);
+    const firstLayers = events.findIndex((_e, i) => events.slice(0, i + 1).filter((x) => x.body.type === 'layer').length === 10);
     act(() => replay(0, firstLayers + 1));
     await tick();
     expect(points()).toHaveLength(10);
@@ -97,6 +97,24 @@ describe('run screens', () => {
     fireEvent.click(screen.getByTestId('resume-run'));
     await waitFor(() => expect(fake.calls.some((c) => c.channel === 'runs.resume')).toBe(true));
     await waitFor(() => expect(screen.getByRole('heading', { level: 1 }).textContent).toContain('queued'));
+  });
+
+  it('fine-tuning epochs draw train and held-out loss curves as they arrive', async () => {
+    const tuned: RunDetail = { ...two, runId: 'tuned', name: 'tuned', state: 'running', layers: two.layers.slice(0, 3), layersDone: 3 };
+    const fake = renderStudio([tuned]);
+    nav('Runs');
+    await waitFor(() => expect(screen.getAllByTestId('run-row')).toHaveLength(1));
+    fireEvent.click(screen.getByRole('button', { name: 'tuned' }));
+    await waitFor(() => expect(points()).toHaveLength(3));
+    expect(screen.queryByTestId('finetune-chart')).toBeNull();
+    act(() => {
+      for (let epoch = 0; epoch < 4; epoch++) {
+        fake.runEvent('tuned', { type: 'fineTune', epoch: { stage: 'block', block: 0, group: 'qkv', epoch, trainLoss: 0.02 / (epoch + 1), heldOutLoss: 0.021 / (epoch + 1) } });
+      }
+    });
+    await tick();
+    expect(screen.getByTestId('finetune-chart').getAttribute('data-points')).toBe('4');
+    expect(screen.getByTestId('finetune-chart').querySelectorAll('.recharts-line')).toHaveLength(2);
   });
 
   it('Runs: reveal says where the folder is in the browser face; delete asks first and removes the run', async () => {

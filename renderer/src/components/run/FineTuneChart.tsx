@@ -7,7 +7,7 @@ import { formatLoss, useWidth } from './chart-utils';
 export function FineTuneChart({ epochs }: { epochs: FineTuneEpoch[] }) {
   const [ref, width] = useWidth();
   // One x position per epoch in arrival order, so block after block reads left to right.
-  const data = epochs.map((e, i) => ({ i, label: e.stage === 'e2e' ? `e2e ${e.epoch}` : `b${e.block} e${e.epoch}`, train: e.trainLoss, heldOut: e.heldOutLoss ?? undefined }));
+  const data = epochs.map((e, i) => ({ i, label: e.stage === 'e2e' ? `e2e ${e.epoch}` : `b${e.block}${e.group ? ` ${e.group}` : ''} e${e.epoch}`, train: e.trainLoss, heldOut: e.heldOutLoss ?? undefined }));
   return (
     <div ref={ref} className="chart" data-testid="finetune-chart" data-points={data.length}>
       <LineChart width={width} height={220} data={data} margin={{ top: 12, right: 16, bottom: 8, left: 8 }}>
