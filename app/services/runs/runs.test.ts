@@ -159,4 +159,21 @@ describe('runs', () => {
     expect(failed.error.message).toMatch(/killed/);
     await services.close();
   });
+
+  it('a run of `quip quantize --out <home>/runs/NAME` shows up beside the studio runs', async () => {
+    const { services, home } = studio();
+    const cli = await bundleForTest('app/cli/main.ts', 'cli');
+    const { execFileSync } = await import('node:child_process');
+    execFileSync(process.execPath, [cli, 'quantize', STORIES, '--out', path.join(home, 'runs', 'from-cli'), '--bits', '3', '--calib-samples', '4', '--ctx', '64', '--no-eval', '--json'], {
+      stdio: 'pipe',
+    });
+    const list = await call<Array<{ name: string; state: string; origin: string; settings: { codebook: string } | null }>>(services, 'runs.list', {});
+    expect(list.map((r) => [r.name, r.state, r.origin, r.settings?.codebook])).toEqual([['from-cli', 'done', 'cli', 'rvq3']]);
+    const detail = await call<{ layers: unknown[]; modelDir: string; bitsPerWeight: number }>(services, 'runs.get', { runId: 'from-cli' });
+    expect(detail.layers).toHaveLength(35);
+    expect(detail.modelDir).toBe(STORIES);
+    expect(detail.bitsPerWeight).toBeGreaterThan(3);
+    await expect(call(services, 'runs.resume', { runId: 'from-cli' })).rejects.toThrow(/finished/);
+    await services.close();
+  });
 });
