@@ -103,6 +103,9 @@ describe('runs', () => {
     expect(detail.layers).toHaveLength(35);
     expect(detail.layers.every((l) => l.proxyLoss >= 0)).toBe(true);
     expect(detail.bitsPerWeight).toBeGreaterThan(2);
+    // The size shown before the start is within 15% of the folder the run wrote.
+    const before = await call<{ outputBytes: number }>(services, 'runs.estimate', { modelDir: STORIES, settings: FAST });
+    expect(Math.abs(before.outputBytes - detail.bytesOnDisk) / detail.bytesOnDisk).toBeLessThan(0.15);
     const four = await call<{ bitsPerWeight: number; meanProxyLoss: number }>(services, 'runs.get', { runId: 'four-bit' });
     expect(four.bitsPerWeight).toBeGreaterThan(detail.bitsPerWeight);
 

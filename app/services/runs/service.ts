@@ -1,12 +1,13 @@
 // Quantization runs of the studio: estimates, a queue (one run at a time, the rest wait), the live
 // state of the running one (fed by the quantize job's events), and cancel / resume / delete. Every
 // change goes out as a run.event; what must survive a restart is in runs/ (see registry.ts).
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import type { FineTuneEpoch, RunDetail, RunEstimate, RunEventBody, RunLayer, RunLogLine, RunSummary } from '../../contract/runs.js';
 import { parseArchitecture, readConfig } from '../../engine/model/config.js';
 import { LayerEvent, QuantizeEvent } from '../../engine/quantize/events.js';
+import { COPIED_FILES } from '../../engine/quantize/format.js';
 import { proxyLossSummary } from '../../engine/quantize/record.js';
 import { codeBitsPerWeight, estimateRun, resolveSettings, SettingsError, type QuantizeSettingsInput } from '../../engine/quantize/settings.js';
 import { UserError } from '../../util/errors.js';
@@ -47,6 +48,13 @@ function readShape(modelDir: string) {
   return parseArchitecture(readConfig(modelDir));
 }
 
+/** Bytes of the output folder besides tensor data: the safetensors header (~4 tensors per linear),
+ * config.json with a quantization record per layer, run.json, and the tokenizer files copied over. */
+function folderExtras(modelDir: string, linears: number): number {
+  const copied = COPIED_FILES.reduce((a, f) => a + (statSync(path.join(modelDir, f), { throwIfNoEntry: false })?.size ?? 0), 0);
+  return linears * (4 * 80 + 800 + 320) + copied + 4096;
+}
+
 function settingsError(err: unknown): never {
   if (err instanceof SettingsError) throw new UserError(err.message, err.code);
   throw err;
@@ -85,7 +93,7 @@ export class RunService {
       tokens: e.tokens,
       seconds: e.seconds,
       peakBytes: e.peakBytes,
-      outputBytes: Math.round(perBlock * arch.numLayers + embeddings),
+      outputBytes: Math.round(perBlock * arch.numLayers + embeddings + folderExtras(modelDir, arch.numLayers * LINEARS_PER_BLOCK)),
       layers: arch.numLayers * LINEARS_PER_BLOCK,
     };
   }
