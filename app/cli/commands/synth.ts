@@ -2,6 +2,7 @@
 // --dtype f16|bf16|f32 --seed S] --out DIR`: a random-weight Hugging Face folder for benchmarks.
 import type { Command } from 'commander';
 
+import { exportGguf } from '../../engine/gguf/writer.js';
 import { synthModel } from '../../engine/runtime/synth.js';
 import { UserError } from '../../util/errors.js';
 import { intOption } from './eval.js';
@@ -21,6 +22,7 @@ export function registerSynth(program: Command): void {
     .option('--seed <s>', 'random seed', '0')
     .option('--tied', 'tie lm_head to the embedding')
     .requiredOption('--out <dir>', 'output folder')
+    .option('--gguf <file>', 'also write the same weights as a 16-bit GGUF file, for llama.cpp side by side')
     .option('--json', 'print one JSON object')
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       const s = (k: string) => opts[k] as string | undefined;
@@ -40,11 +42,13 @@ export function registerSynth(program: Command): void {
         tied: !!opts.tied,
         out: s('out')!,
       });
-      if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      const gguf = s('gguf') ? await exportGguf(r.dir, s('gguf')!, { name: 'synth' }) : null;
+      if (opts.json) process.stdout.write(`${JSON.stringify(gguf ? { ...r, gguf } : r, null, 2)}\n`);
       else {
         process.stdout.write(
           `Wrote ${r.dir}: ${(r.parameters / 1e6).toFixed(1)}M parameters, ${(r.bytes / 1e6).toFixed(1)} MB (${dtype}), ` +
-            `${((Date.now() - t0) / 1000).toFixed(1)} s. Random weights; tokenizer: stories260k's, padded with <synth_N> tokens.\n`,
+            `${((Date.now() - t0) / 1000).toFixed(1)} s. Random weights; tokenizer: stories260k's, padded with <synth_N> tokens.\n` +
+            (gguf ? `Wrote ${gguf.file}: the same weights as GGUF (${gguf.type}, ${(gguf.bytes / 1e6).toFixed(1)} MB) for llama.cpp.\n` : ''),
         );
       }
     });

@@ -178,8 +178,9 @@ export function tokenizerMetadata(dir: string, model: Pick<OpenedModel, 'tokeniz
     out.push(['tokenizer.ggml.scores', { type: 'array', itemType: 'float32', value: scores }]);
     out.push(['tokenizer.ggml.token_type', { type: 'array', itemType: 'int32', value: types }]);
     out.push(['tokenizer.ggml.add_space_prefix', { type: 'bool', value: normalizer.includes('Prepend') }]);
-    if (unk && vocab[unk] !== undefined) out.push(['tokenizer.ggml.unknown_token_id', { type: 'uint32', value: vocab[unk] }]);
   }
+  const unk = m.unk_token as string | null;
+  if (unk && vocab[unk] !== undefined) out.push(['tokenizer.ggml.unknown_token_id', { type: 'uint32', value: vocab[unk] }]);
   if (t.bosId !== null) out.push(['tokenizer.ggml.bos_token_id', { type: 'uint32', value: t.bosId }]);
   if (t.eosIds.length > 0) out.push(['tokenizer.ggml.eos_token_id', { type: 'uint32', value: t.eosIds[0] }]);
   const cfg = readJson(dir, 'tokenizer_config.json') ?? {};

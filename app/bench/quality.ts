@@ -1,0 +1,299 @@
+// `quip bench quality --model smollm2`: WikiText-2 test perplexity (llama.cpp's convention: whole text,
+// windows of --ctx, second halves scored) of the 16-bit model, QuIP# at 4/3/2 bits, and llama.cpp's own
+// quantizations of the same 16-bit weights (Q4_K_M, IQ4_XS, Q2_K, IQ2_XXS with an imatrix from the same
+// calibration text), each with the true bits per weight of its linear layers, and the issue's goals
+// as met / not met. Every figure comes from this run; the machine and settings are printed with it.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import type { Command } from 'commander';
+
+import { intOption } from '../cli/commands/eval.js';
+import { importGguf } from '../engine/gguf/import.js';
+import { exportGguf } from '../engine/gguf/writer.js';
+import { loadModel } from '../engine/model/index.js';
+import { runQuantizeJob } from '../engine/quantize/job.js';
+import { RUN_RECORD_FILE, type RunRecord } from '../engine/quantize/record.js';
+import { resolveSettings, type Bits } from '../engine/quantize/settings.js';
+import { defaultCalibrationText } from '../engine/runtime/calibration.js';
+import { createEngine, setEngineThreads } from '../engine/runtime/engine.js';
+import { evaluatePerplexityLlamaCpp, llamaCppWindows, readLlamaCppText } from '../engine/runtime/perplexity-llamacpp.js';
+import { UserError } from '../util/errors.js';
+import { projectRoot } from '../util/paths.js';
+import { ggufLinearBits, LLAMA_CPP_DEFAULT_DIR, LLAMA_CPP_MISSING, llamaImatrix, llamaPerplexity, llamaQuantize, locateLlamaCpp } from './llamacpp.js';
+
+const MODELS: Record<string, { gguf: string; label: string }> = {
+  smollm2: { gguf: 'smollm2-135m-instruct-q4_1/SmolLM2-135M-Instruct.Q4_1.gguf', label: 'SmolLM2-135M-Instruct (Q4_1 GGUF dequantized to 16-bit)' },
+};
+export const PEER_TYPES = ['Q4_K_M', 'IQ4_XS', 'Q2_K', 'IQ2_XXS'] as const;
+
+export interface QualityRow {
+  name: string;
+  by: 'ours' | 'llama.cpp';
+  /** Bits per weight of the linear layers as stored (codes + signs + scales; GGUF blocks with their scales). */
+  linearBitsPerWeight: number;
+  ppl: number | null;
+  /** ppl / ppl(16-bit) - 1. */
+  gap: number | null;
+  seconds: number;
+  note?: string;
+}
+
+export interface QualityGoal {
+  goal: string;
+  met: boolean | null;
+  detail: string;
+}
+
+export interface QualityResult {
+  model: string;
+  ctx: number;
+  windows: number;
+  tokensScored: number;
+  threads: number;
+  calibration: { text: string; samples: number; ctx: number };
+  llamaCpp: string | null;
+  /** Our engine and llama-perplexity on the same F16 GGUF weights (parity of the convention). */
+  parity: { ours: number; llamaCpp: number | null } | null;
+  rows: QualityRow[];
+  goals: QualityGoal[];
+  notes: string[];
+}
+
+export interface QualityOptions {
+  model: string;
+  windows: number;
+  ctx: number;
+  threads: number;
+  bits: Bits[];
+  calibSamples: number;
+  calibCtx: number;
+  work: string;
+  llamaCpp?: string;
+  peerTypes: string[];
+  onStatus?: (s: string) => void;
+}
+
+export async function runQualityBench(o: QualityOptions): Promise<QualityResult> {
+  const spec = MODELS[o.model];
+  if (!spec) throw new UserError(`--model ${o.model} is not a benchmark model; use one of: ${Object.keys(MODELS).join(', ')}`, 'BAD_SETTING');
+  const data = path.join(projectRoot(), '..', 'shared', 'data');
+  const source = path.join(data, 'models', spec.gguf);
+  const evalText = path.join(data, 'wikitext-2-raw', 'wiki.test.raw');
+  const calibText = defaultCalibrationText();
+  const status = o.onStatus ?? (() => undefined);
+  const threads = setEngineThreads(o.threads);
+  const notes: string[] = [];
+
+  // The 16-bit model: our import of the GGUF, and the same weights back as an F16 GGUF for llama.cpp.
+  const dir = path.join(o.work, o.model);
+  if (!existsSync(path.join(dir, 'config.json'))) {
+    status(`importing ${source}`);
+    await importGguf(source, dir, { force: true });
+  }
+  const f16 = path.join(o.work, `${o.model}-f16.gguf`);
+  if (!existsSync(f16)) {
+    status(`writing ${f16}`);
+    await exportGguf(dir, f16);
+  }
+
+  const base = await loadModel(dir);
+  const windows = llamaCppWindows(base.tokenizer, readLlamaCppText(evalText), o.ctx, o.windows);
+  if (windows.length < o.windows) notes.push(`The text holds only ${windows.length} windows of ${o.ctx} tokens.`);
+  const vocab = base.architecture.vocabSize;
+  const score = async (modelDir: string) => {
+    const m = modelDir === dir ? base : await loadModel(modelDir);
+    try {
+      return await evaluatePerplexityLlamaCpp(createEngine(m), windows, vocab, { ctx: o.ctx });
+    } finally {
+      if (m !== base) m.close();
+    }
+  };
+
+  const rows: QualityRow[] = [];
+  status('16-bit perplexity');
+  const full = await score(dir);
+  base.close();
+  const gap = (p: number | null) => (p === null ? null : p / full.ppl - 1);
+  rows.push({ name: '16-bit', by: 'ours', linearBitsPerWeight: 16, ppl: full.ppl, gap: 0, seconds: full.seconds });
+
+  const bin = locateLlamaCpp(o.llamaCpp);
+  let parity: QualityResult['parity'] = { ours: full.ppl, llamaCpp: null };
+  if (bin) {
+    status('llama-perplexity on the F16 GGUF');
+    const t0 = Date.now();
+    const p = await llamaPerplexity(bin, f16, evalText, { ctx: o.ctx, windows: windows.length, threads });
+    parity = { ours: full.ppl, llamaCpp: p.ppl };
+    rows.push({ name: 'F16 (same weights)', by: 'llama.cpp', linearBitsPerWeight: 16, ppl: p.ppl, gap: gap(p.ppl), seconds: (Date.now() - t0) / 1000, note: 'parity check of the convention' });
+  } else notes.push(`llama.cpp rows skipped: ${LLAMA_CPP_MISSING}`);
+
+  // QuIP#: the quantization job's own pipeline, few calibration samples so it fits a CPU run.
+  for (const bits of o.bits) {
+    const out = path.join(o.work, `${o.model}-quip${bits}-c${o.calibSamples}x${o.calibCtx}`);
+    let record: RunRecord;
+    const t0 = Date.now();
+    if (existsSync(path.join(out, RUN_RECORD_FILE)) && existsSync(path.join(out, 'config.json'))) {
+      record = JSON.parse(readFileSync(path.join(out, RUN_RECORD_FILE), 'utf8')) as RunRecord;
+      status(`QuIP# ${bits}-bit: reusing ${out}`);
+    } else {
+      status(`QuIP# ${bits}-bit: quantizing (${o.calibSamples} x ${o.calibCtx} calibration tokens)`);
+      const settings = resolveSettings({ bits, calibSamples: o.calibSamples, calibCtx: o.calibCtx, threads, calibTextFile: calibText });
+      record = (await runQuantizeJob({ model: dir, out, settings, force: true, evaluation: null })).record;
+    }
+    const quantSeconds = (Date.now() - t0) / 1000;
+    status(`QuIP# ${bits}-bit perplexity`);
+    const r = await score(out);
+    rows.push({
+      name: `QuIP# ${bits}-bit (${record.settings.codebook}, no fine-tuning)`,
+      by: 'ours',
+      linearBitsPerWeight: record.sizes.bitsPerWeight,
+      ppl: r.ppl,
+      gap: gap(r.ppl),
+      seconds: r.seconds,
+      note: `quantized in ${quantSeconds.toFixed(0)} s`,
+    });
+  }
+  notes.push('QuIP# with fine-tuning: the quantization job has no fine-tuning setting yet, so those rows are not measured.');
+
+  if (bin) {
+    const imatrix = path.join(o.work, `${o.model}-imatrix-c${o.calibSamples}x${o.calibCtx}.dat`);
+    if (!existsSync(imatrix)) {
+      status('llama-imatrix on the calibration text');
+      await llamaImatrix(bin, f16, calibText, imatrix, { ctx: o.calibCtx, chunks: o.calibSamples, threads });
+    }
+    for (const type of o.peerTypes) {
+      const file = path.join(o.work, `${o.model}-${type}.gguf`);
+      const t0 = Date.now();
+      let note: string | undefined;
+      try {
+        if (!existsSync(file)) {
+          status(`llama-quantize ${type}`);
+          await llamaQuantize(bin, f16, file, type, { threads, imatrix });
+        }
+        const bitsInfo = ggufLinearBits(file);
+        const types = Object.entries(bitsInfo.types).map(([t, n]) => `${n} ${t}`).join(', ');
+        note = `linear tensors: ${types}`;
+        status(`llama-perplexity ${type}`);
+        const p = await llamaPerplexity(bin, file, evalText, { ctx: o.ctx, windows: windows.length, threads });
+        rows.push({ name: type, by: 'llama.cpp', linearBitsPerWeight: bitsInfo.bitsPerWeight, ppl: p.ppl, gap: gap(p.ppl), seconds: (Date.now() - t0) / 1000, note });
+      } catch (err) {
+        rows.push({ name: type, by: 'llama.cpp', linearBitsPerWeight: NaN, ppl: null, gap: null, seconds: (Date.now() - t0) / 1000, note: `failed: ${(err as Error).message.split('\n')[0]}` });
+      }
+    }
+  }
+
+  return {
+    model: spec.label,
+    ctx: o.ctx,
+    windows: windows.length,
+    tokensScored: full.tokensScored,
+    threads,
+    calibration: { text: calibText, samples: o.calibSamples, ctx: o.calibCtx },
+    llamaCpp: bin,
+    parity,
+    rows,
+    goals: qualityGoals(rows),
+    notes,
+  };
+}
+
+/** The issue's goals from the measured rows (null = not measured in this run). */
+export function qualityGoals(rows: QualityRow[]): QualityGoal[] {
+  const full = rows.find((r) => r.name === '16-bit')?.ppl ?? null;
+  const ours = (b: number) => rows.find((r) => r.by === 'ours' && r.name.startsWith(`QuIP# ${b}-bit`) && r.ppl !== null);
+  const peer = (t: string) => rows.find((r) => r.by === 'llama.cpp' && r.name === t && r.ppl !== null);
+  const fmt = (r: QualityRow | undefined) => (r ? `${r.ppl!.toFixed(3)} at ${r.linearBitsPerWeight.toFixed(2)} bits/w` : 'not measured');
+  const goals: QualityGoal[] = [];
+  const q4 = ours(4), k4 = peer('Q4_K_M');
+  goals.push({
+    goal: "QuIP# 4-bit closer to 16-bit than llama.cpp's Q4_K_M",
+    met: q4 && k4 && full !== null ? Math.abs(q4.ppl! - full) < Math.abs(k4.ppl! - full) : null,
+    detail: `QuIP# 4-bit ${fmt(q4)} vs Q4_K_M ${fmt(k4)}; 16-bit ${full?.toFixed(3) ?? '?'}`,
+  });
+  goals.push({ goal: 'At 2 bits, fine-tuning closes at least half of the gap to 16-bit', met: null, detail: 'not measured: the quantization job has no fine-tuning setting yet' });
+  const q3 = ours(3);
+  const upTo45 = rows.filter((r) => r.by === 'llama.cpp' && r.ppl !== null && r.linearBitsPerWeight <= 4.5 && r.linearBitsPerWeight < 16);
+  goals.push({
+    goal: 'Moonshot: QuIP# 3-bit better than every llama.cpp type of up to 4.5 bits per weight',
+    met: q3 && upTo45.length ? upTo45.every((r) => q3.ppl! < r.ppl!) : null,
+    detail: `QuIP# 3-bit ${fmt(q3)} vs ${upTo45.map((r) => `${r.name} ${fmt(r)}`).join(', ') || 'no llama.cpp type measured'}`,
+  });
+  const q2 = ours(2), iq2 = peer('IQ2_XXS');
+  goals.push({
+    goal: "Moonshot: QuIP# 2-bit better than llama.cpp's IQ2_XXS file",
+    met: q2 && iq2 ? q2.ppl! < iq2.ppl! : null,
+    detail: `QuIP# 2-bit ${fmt(q2)} vs IQ2_XXS ${fmt(iq2)}`,
+  });
+  return goals;
+}
+
+const met = (m: boolean | null) => (m === null ? 'not measured' : m ? 'met' : 'not met');
+
+export function formatQualityMarkdown(r: QualityResult, command: string): string {
+  const lines = [
+    `# Quality: ${r.model}`,
+    '',
+    `WikiText-2 test, llama.cpp's perplexity convention (whole text tokenized, windows of ${r.ctx} tokens, second half of each scored), first ${r.windows} windows (${r.tokensScored.toLocaleString('en-US')} tokens scored), ${r.threads} threads.`,
+    `Calibration (QuIP# Hessians and llama.cpp's imatrix): ${r.calibration.samples} x ${r.calibration.ctx} tokens of ${path.basename(r.calibration.text)}.`,
+    '',
+    '| model | by | bits/weight (linear layers) | perplexity | vs 16-bit | note |',
+    '|---|---|---:|---:|---:|---|',
+    ...r.rows.map((x) =>
+      `| ${x.name} | ${x.by} | ${Number.isFinite(x.linearBitsPerWeight) ? x.linearBitsPerWeight.toFixed(2) : '-'} | ${x.ppl?.toFixed(4) ?? '-'} | ${x.gap === null ? '-' : `${x.gap >= 0 ? '+' : ''}${(100 * x.gap).toFixed(2)}%`} | ${x.note ?? ''} |`),
+    '',
+    '| goal | status | figures |',
+    '|---|---|---|',
+    ...r.goals.map((g) => `| ${g.goal} | ${met(g.met)} | ${g.detail} |`),
+    '',
+    ...(r.parity ? [`Parity: our engine ${r.parity.ours.toFixed(4)}, llama-perplexity ${r.parity.llamaCpp?.toFixed(4) ?? 'not run'} on the same F16 weights.`, ''] : []),
+    ...r.notes.map((n) => `- ${n}`),
+    '',
+    `Reproduce: \`${command}\``,
+    '',
+  ];
+  return lines.join('\n');
+}
+
+export function registerQualityBench(bench: Command): void {
+  bench
+    .command('quality')
+    .description("WikiText-2 perplexity (llama.cpp's convention) of 16-bit, QuIP# 4/3/2-bit and llama.cpp's quantizations, with bits per weight")
+    .option('--model <name>', `benchmark model: ${Object.keys(MODELS).join(', ')}`, 'smollm2')
+    .option('--windows <n>', 'windows scored from the start of wiki.test.raw', '20')
+    .option('--ctx <n>', 'window length in tokens', '2048')
+    .option('--threads <t>', 'threads (default: all cores)')
+    .option('--bits <list>', 'QuIP# bit widths, comma-separated', '4,3,2')
+    .option('--calib-samples <n>', 'calibration sequences (QuIP# Hessians and the imatrix)', '32')
+    .option('--calib-ctx <n>', 'tokens per calibration sequence', '512')
+    .option('--peer-types <list>', "llama.cpp types, comma-separated ('' for none)", PEER_TYPES.join(','))
+    .option('--work <dir>', 'folder for the imported, exported and quantized models (reused between runs)', path.join(os.tmpdir(), 'quip-bench-quality'))
+    .option('--llama-cpp <dir>', `llama.cpp's bin folder or build root (default ${LLAMA_CPP_DEFAULT_DIR})`)
+    .option('--json', 'print one JSON object')
+    .option('--out <file>', 'also write the table as markdown (e.g. docs/quality-smollm2.md)')
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
+      const s = (k: string) => opts[k] as string | undefined;
+      const bits = s('bits')!.split(',').filter(Boolean).map((b) => {
+        const n = Number(b);
+        if (n !== 2 && n !== 3 && n !== 4) throw new UserError(`--bits takes 2, 3 and 4, got "${b}"`, 'BAD_SETTING');
+        return n as Bits;
+      });
+      const r = await runQualityBench({
+        model: s('model')!,
+        windows: intOption(s('windows'), '--windows')!,
+        ctx: intOption(s('ctx'), '--ctx', 4)!,
+        threads: intOption(s('threads'), '--threads') ?? os.availableParallelism(),
+        bits,
+        calibSamples: intOption(s('calibSamples'), '--calib-samples')!,
+        calibCtx: intOption(s('calibCtx'), '--calib-ctx', 8)!,
+        work: path.resolve(s('work')!),
+        llamaCpp: s('llamaCpp'),
+        peerTypes: s('peerTypes')!.split(',').map((t) => t.trim().toUpperCase()).filter(Boolean),
+        onStatus: opts.json ? undefined : (t) => process.stderr.write(`  ${t}\n`),
+      });
+      const command = `quip ${process.argv.slice(2).join(' ')}`;
+      const md = formatQualityMarkdown(r, command);
+      if (s('out')) writeFileSync(s('out')!, md);
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : md);
+    });
+}
