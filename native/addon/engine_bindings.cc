@@ -39,6 +39,20 @@ class BusyGuard {
   std::shared_ptr<std::atomic<bool>> flag_;
 };
 
+// The addon is built with node-addon-api's C++ exceptions disabled: a throw must not leave a
+// callback, so every entry point converts exceptions into a pending JS exception here.
+template <typename F>
+Napi::Value Guard(const Napi::CallbackInfo& info, F&& f) {
+  try {
+    return f();
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+  } catch (const std::exception& e) {
+    Napi::Error::New(info.Env(), e.what()).ThrowAsJavaScriptException();
+  }
+  return info.Env().Undefined();
+}
+
 double num(Napi::Object o, const char* key, bool required, double fallback = 0) {
   Napi::Value v = o.Get(key);
   if (v.IsNumber()) return v.As<Napi::Number>().DoubleValue();
@@ -102,7 +116,8 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
                         InstanceAccessor<&SessionWrap::Capacity>("capacity"),
                         InstanceMethod<&SessionWrap::Forward>("forward"),
                         InstanceMethod<&SessionWrap::Score>("score"),
-                        InstanceMethod<&SessionWrap::Reset>("reset")});
+                        InstanceMethod<&SessionWrap::Reset>("reset"),
+                        InstanceMethod<&SessionWrap::Rewind>("rewind")});
   }
   explicit SessionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SessionWrap>(info) {}
   std::shared_ptr<Session> session;
@@ -112,7 +127,8 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   Napi::Value Position(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), session->position()); }
   Napi::Value Capacity(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), session->capacity()); }
   // forward(ids, allLogits, onProgress?, cancel?) -> Promise<Float32Array>
-  Napi::Value Forward(const Napi::CallbackInfo& info) {
+  Napi::Value Forward(const Napi::CallbackInfo& info) { return Guard(info, [&] { return ForwardImpl(info); }); }
+  Napi::Value ForwardImpl(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto ids = IdsArg(env, info[0], "ids");
     if (ids.empty()) throw Napi::Error::New(env, "forward needs at least one token id");
@@ -125,7 +141,8 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     });
   }
   // score(ids, onProgress?, cancel?) -> Promise<{nll, count}>: one perplexity window from position 0.
-  Napi::Value Score(const Napi::CallbackInfo& info) {
+  Napi::Value Score(const Napi::CallbackInfo& info) { return Guard(info, [&] { return ScoreImpl(info); }); }
+  Napi::Value ScoreImpl(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto ids = IdsArg(env, info[0], "ids");
     auto guard = BusyGuard::take(env, busy, "this session");
@@ -140,9 +157,21 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
       };
     });
   }
-  Napi::Value Reset(const Napi::CallbackInfo& info) {
+  Napi::Value Reset(const Napi::CallbackInfo& info) { return Guard(info, [&] { return ResetImpl(info); }); }
+  Napi::Value ResetImpl(const Napi::CallbackInfo& info) {
     if (busy->load()) throw Napi::Error::New(info.Env(), "this session is busy with another call; await it first");
     session->reset();
+    return info.Env().Undefined();
+  }
+  // rewind(position): keep the first `position` cached positions.
+  Napi::Value Rewind(const Napi::CallbackInfo& info) { return Guard(info, [&] { return RewindImpl(info); }); }
+  Napi::Value RewindImpl(const Napi::CallbackInfo& info) {
+    if (busy->load()) throw Napi::Error::New(info.Env(), "this session is busy with another call; await it first");
+    try {
+      session->rewind(static_cast<int>(NumberArg(info, 0, "position")));
+    } catch (const std::out_of_range& e) {
+      throw Napi::RangeError::New(info.Env(), e.what());
+    }
     return info.Env().Undefined();
   }
 };
@@ -169,7 +198,8 @@ class CalibrationWrap : public Napi::ObjectWrap<CalibrationWrap> {
   Napi::Value Sequences(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cal->sequences()); }
   Napi::Value SeqLen(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cal->seq_len()); }
   // hessians(onProgress?, cancel?) -> Promise<{block, qkv, o, gateUp, down}>, each {n, count, sum: Float64Array n*n}
-  Napi::Value Hessians(const Napi::CallbackInfo& info) {
+  Napi::Value Hessians(const Napi::CallbackInfo& info) { return Guard(info, [&] { return HessiansImpl(info); }); }
+  Napi::Value HessiansImpl(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto guard = BusyGuard::take(env, busy, "this calibration");
     auto c = cal;
@@ -195,7 +225,8 @@ class CalibrationWrap : public Napi::ObjectWrap<CalibrationWrap> {
     });
   }
   // advance(onProgress?, cancel?) -> Promise<number>: pushes the states through block nextBlock.
-  Napi::Value Advance(const Napi::CallbackInfo& info) {
+  Napi::Value Advance(const Napi::CallbackInfo& info) { return Guard(info, [&] { return AdvanceImpl(info); }); }
+  Napi::Value AdvanceImpl(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto guard = BusyGuard::take(env, busy, "this calibration");
     auto c = cal;
@@ -218,9 +249,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod<&ModelWrap::CreateCalibration>("createCalibration"),
                         InstanceMethod<&ModelWrap::DescribeLinear>("describeLinear")});
   }
-  // new EngineModel(config, weights)
-  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
-    if (info.Length() == 0) return;  // WrapEngineModel (qinfer hook) sets `model` itself
+  // Constructed empty; createModel() and WrapEngineModel (qinfer hook) set `model` (a constructor
+  // must not throw with C++ exceptions disabled).
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {}
+
+  // The model of createModel(config, weights).
+  static std::shared_ptr<Model> Build(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ModelConfig config = ReadConfig(env, info[0]);
     if (!info[1].IsObject()) throw Napi::TypeError::New(env, "weights must be an object of tensor references by name");
@@ -242,7 +276,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         return it == views.end() ? quip::engine::TensorView{} : it->second;
       });
       // The model reads weights in place: its deleter holds the mappings alive.
-      model = std::shared_ptr<Model>(m, [keep](Model* p) { delete p; });
+      return std::shared_ptr<Model>(m, [keep](Model* p) { delete p; });
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, std::string("cannot build the model: ") + e.what());
     }
@@ -251,7 +285,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
  private:
   // createSession(capacity?) -> EngineSession holding a KV cache of `capacity` positions.
-  Napi::Value CreateSession(const Napi::CallbackInfo& info) {
+  Napi::Value CreateSession(const Napi::CallbackInfo& info) { return Guard(info, [&] { return CreateSessionImpl(info); }); }
+  Napi::Value CreateSessionImpl(const Napi::CallbackInfo& info) {
     // Default: the model's context, at most 4096 positions (a 128k-context cache would not fit).
     int cap = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : std::min(model->config().context, 4096);
     if (cap <= 0) throw Napi::RangeError::New(info.Env(), "session capacity must be a positive number of positions");
@@ -265,7 +300,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return o;
   }
   // createCalibration(ids: Int32Array, sequences, seqLen) -> EngineCalibration at block 0.
-  Napi::Value CreateCalibration(const Napi::CallbackInfo& info) {
+  Napi::Value CreateCalibration(const Napi::CallbackInfo& info) { return Guard(info, [&] { return CreateCalibrationImpl(info); }); }
+  Napi::Value CreateCalibrationImpl(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto ids = IdsArg(env, info[0], "calibration ids");
     int n = static_cast<int>(NumberArg(info, 1, "sequences")), len = static_cast<int>(NumberArg(info, 2, "seqLen"));
@@ -281,7 +317,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return o;
   }
   // describeLinear(block, kind: 'q_proj' | ... | 'down_proj') -> e.g. "dense BF16 2048x5632"
-  Napi::Value DescribeLinear(const Napi::CallbackInfo& info) {
+  Napi::Value DescribeLinear(const Napi::CallbackInfo& info) { return Guard(info, [&] { return DescribeLinearImpl(info); }); }
+  Napi::Value DescribeLinearImpl(const Napi::CallbackInfo& info) {
     int b = static_cast<int>(NumberArg(info, 0, "block"));
     std::string kind = StringArg(info, 1, "kind");
     if (b < 0 || b >= model->config().layers) throw Napi::RangeError::New(info.Env(), "block out of range");
@@ -294,10 +331,19 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 };
 Napi::FunctionReference* ModelWrap::constructor = nullptr;
 
-Napi::Value CreateModel(const Napi::CallbackInfo& info) { return ModelWrap::constructor->New({info[0], info[1]}); }
+Napi::Value CreateModel(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto model = ModelWrap::Build(info);
+    Napi::Object o = ModelWrap::constructor->New({});
+    ModelWrap::Unwrap(o)->model = std::move(model);
+    return o;
+  });
+}
 
 // engineRoofline({bandwidthBytes, gemmTokens, gemmM, gemmK, repeats}) -> Promise<{readGBs, gemmGflops}>
-Napi::Value EngineRoofline(const Napi::CallbackInfo& info) {
+Napi::Value EngineRooflineImpl(const Napi::CallbackInfo& info);
+Napi::Value EngineRoofline(const Napi::CallbackInfo& info) { return Guard(info, [&] { return EngineRooflineImpl(info); }); }
+Napi::Value EngineRooflineImpl(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
   size_t bytes = static_cast<size_t>(num(o, "bandwidthBytes", false, 512.0 * 1024 * 1024));

@@ -3,7 +3,7 @@
 // characters and stops at an end-of-sequence id, at max tokens or when the context is full.
 import type { ModelTokenizer } from '../model/index.js';
 import { isCancelled } from '../native.js';
-import type { EngineModel } from './native-types.js';
+import type { EngineModel, EngineSession } from './native-types.js';
 import { SeededRng, sampleToken, validateSampling, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -39,14 +39,33 @@ export async function generate(
   contextLength: number,
   o: GenerateOptions,
 ): Promise<GenerateResult> {
-  validateSampling(o);
-  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 0) throw new Error(`max tokens must be a whole number >= 0, got ${o.maxTokens}`);
   if (promptIds.length === 0) throw new Error('the prompt has no tokens; give some text (or a model whose tokenizer adds BOS)');
   if (promptIds.length >= contextLength) {
     throw new Error(`the prompt has ${promptIds.length} tokens but the model's context is ${contextLength}; shorten it`);
   }
   const capacity = Math.min(o.capacity ?? promptIds.length + o.maxTokens, contextLength);
   const session = engine.createSession(Math.max(capacity, promptIds.length + 1));
+  return generateOn(session, tokenizer, promptIds, promptIds, o);
+}
+
+/**
+ * Generation on an existing session: feeds `newIds` at the session's position (its cache already
+ * holds what came before), then samples. `contextIds` are the ids the text continues (for decoding
+ * the first word with its leading space). The session ends holding every token it was fed.
+ */
+export async function generateOn(
+  session: EngineSession,
+  tokenizer: Pick<ModelTokenizer, 'decode' | 'eosIds'>,
+  newIds: number[],
+  contextIds: number[],
+  o: GenerateOptions,
+): Promise<GenerateResult> {
+  validateSampling(o);
+  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 0) throw new Error(`max tokens must be a whole number >= 0, got ${o.maxTokens}`);
+  if (newIds.length === 0) throw new Error('nothing to feed: the prompt adds no tokens');
+  if (session.position + newIds.length > session.capacity) {
+    throw new Error(`the conversation needs ${session.position + newIds.length} positions but the session holds ${session.capacity}; start a new one`);
+  }
   const stop = new Set(o.stopIds ?? tokenizer.eosIds);
   const rng = new SeededRng(o.seed);
   const ids: number[] = [];
@@ -54,7 +73,7 @@ export async function generate(
   let stopReason: GenerateResult['stopReason'] = 'max-tokens';
   // Decode with a few prompt tokens in front: decoders strip a leading space from a text's first
   // token, and the continuation's first word must keep its space.
-  const lead = promptIds.slice(-8);
+  const lead = contextIds.slice(-8);
   const leadText = tokenizer.decode(lead);
   const decodeGenerated = () => {
     const both = tokenizer.decode([...lead, ...ids]);
@@ -71,7 +90,7 @@ export async function generate(
   let t0 = process.hrtime.bigint();
   let logits: Float32Array;
   try {
-    logits = await session.forward(Int32Array.from(promptIds), false, undefined, o.cancel);
+    logits = await session.forward(Int32Array.from(newIds), false, undefined, o.cancel);
   } catch (err) {
     if (isCancelled(err)) return finish('cancelled', seconds(t0), 0);
     throw err;
@@ -113,13 +132,13 @@ export async function generate(
     const final = decodeGenerated();
     if (final.length > text.length && final.startsWith(text) && ids.length) o.onText?.(final.slice(text.length), ids[ids.length - 1]);
     return {
-      promptIds,
+      promptIds: newIds,
       ids,
       text: final,
       stopReason: reason,
       prefillSeconds: prefill,
       decodeSeconds: decode,
-      prefillTokensPerSecond: prefill > 0 ? promptIds.length / prefill : 0,
+      prefillTokensPerSecond: prefill > 0 ? newIds.length / prefill : 0,
       decodeTokensPerSecond: decode > 0 ? steps / decode : 0,
     };
   }

@@ -2,7 +2,8 @@
 // sampling, calibration Hessians and synthetic models. The one import for the rest of the app.
 export { createEngine, setEngineThreads } from './engine.js';
 export type { EngineModel, EngineSession, EngineCalibration, BlockHessians, HessianSum, EngineLinearKind } from './native-types.js';
-export { generate, type GenerateOptions, type GenerateResult } from './generation.js';
+export { generate, generateOn, type GenerateOptions, type GenerateResult } from './generation.js';
+export { ChatSession } from './chat.js';
 export { SeededRng, argmax, sampleToken, validateSampling, type SamplingOptions } from './sampling.js';
 export {
   evaluateModelPerplexity, evaluatePerplexity, perplexityWindows, readEvalText, type PerplexityOptions, type PerplexityResult,

@@ -11,6 +11,8 @@ export interface EngineSession {
   /** One perplexity window from position 0: summed -log p(ids[i+1] | ids[..i]) (float64) and its count. */
   score(ids: Int32Array, onProgress?: ProgressFn, cancel?: Int32Array): Promise<{ nll: number; count: number }>;
   reset(): void;
+  /** Keeps the first `position` cached positions (0 <= position <= this.position). */
+  rewind(position: number): void;
 }
 
 /** sum over tokens of x x^T (row-major n x n, float64) and the token count; H = sum / count. */

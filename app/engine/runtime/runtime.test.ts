@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadModel, type LoadedModel } from '../model/index.js';
+import { native } from '../native.js';
 import { collectHessians, hessianMean, startCalibration } from './calibration.js';
 import { createEngine, setEngineThreads, type EngineModel } from './engine.js';
 import { generate } from './generation.js';
@@ -124,6 +125,21 @@ describe('engine on stories260k', () => {
     const first = await startCalibration(engine, model.tokenizer, { sequences: 2, seqLen: 32 }).hessians();
     const mean = hessianMean(first.down);
     expect(mean[0]).toBeCloseTo(first.down.sum[0] / 64, 12);
+  });
+});
+
+describe('engine bindings refuse bad input with an error, never a crash', () => {
+  it('names a missing tensor, a wrong argument and a busy session', async () => {
+    const weights = Object.fromEntries(model.tensorNames().filter((n) => !n.includes('layers.3.mlp.up')).map((n) => [n, model.tensor(n)]));
+    expect(() => native().createModel(model.architecture, weights)).toThrow(/model\.layers\.3\.mlp\.up_proj\.weight/);
+    expect(() => native().createModel({ ...model.architecture, numHeads: 3 }, weights)).toThrow(/multiple of key\/value heads|heads/);
+    const s = engine.createSession(16);
+    expect(() => s.forward([1, 2] as unknown as Int32Array, false)).toThrow(/Int32Array/);
+    const first = s.forward(Int32Array.of(1, 2, 3), false);
+    expect(() => s.forward(Int32Array.of(4), false)).toThrow(/busy/);
+    await first;
+    expect(() => s.rewind(9)).toThrow(/cannot rewind/);
+    expect(() => engine.createCalibration(Int32Array.of(1, 2, 3), 2, 2)).toThrow(/expected 2 x 2/);
   });
 });
 

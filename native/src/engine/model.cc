@@ -277,6 +277,12 @@ Session::Session(std::shared_ptr<const Model> model, int capacity) : model_(std:
   cache_.allocate(model_->config(), capacity);
 }
 
+void Session::rewind(int position) {
+  if (position < 0 || position > pos_)
+    throw std::out_of_range("cannot rewind a session at position " + std::to_string(pos_) + " to " + std::to_string(position));
+  pos_ = position;
+}
+
 std::vector<float> Session::forward(const int32_t* ids, int T, bool all_logits, const JobHooks* hooks) {
   const ModelConfig& c = model_->config();
   if (T <= 0) throw std::invalid_argument("forward needs at least one token");

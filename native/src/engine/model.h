@@ -116,6 +116,9 @@ class Session {
   int position() const { return pos_; }
   int capacity() const { return cache_.capacity; }
   void reset() { pos_ = 0; }
+  // Forgets positions >= position (their cache rows are overwritten by the next forward), e.g. to
+  // keep the common prefix of a chat history. Throws std::out_of_range beyond the current position.
+  void rewind(int position);
   // Runs ids at the next positions. Returns logits of the last token (vocab floats), or of every
   // token (tokens x vocab) when all_logits. Checks hooks between blocks.
   std::vector<float> forward(const int32_t* ids, int tokens, bool all_logits, const JobHooks* hooks = nullptr);
