@@ -159,4 +159,26 @@ describe('sampling', () => {
     const total = z.reduce((x, y) => x + y);
     z.forEach((p, i) => expect(Math.abs(counts[i] / 20000 - p / total)).toBeLessThan(0.015));
   });
+
+  it('nucleus sampling over a large vocabulary equals a full-sort reference', () => {
+    const g = new SeededRng(11);
+    const logits = Float32Array.from({ length: 5000 }, () => (g.next() - 0.5) * 12);
+    const reference = (o: { temperature: number; topP: number }, rng: SeededRng) => {
+      const mx = Math.max(...logits);
+      const p = Array.from(logits, (l) => Math.exp((l - mx) / o.temperature));
+      const sum = p.reduce((a, b) => a + b);
+      const order = p.map((_, i) => i).sort((a, b) => p[b] - p[a] || a - b);
+      let kept = 0;
+      let mass = 0;
+      while (kept < order.length && (kept === 0 || mass < o.topP * sum)) mass += p[order[kept++]];
+      let u = rng.next() * mass;
+      for (let i = 0; i < kept; i++) if ((u -= p[order[i]]) < 0) return order[i];
+      return order[kept - 1];
+    };
+    for (const o of [{ temperature: 0.7, topP: 0.9 }, { temperature: 1.3, topP: 1 }, { temperature: 1, topP: 0.01 }]) {
+      const a = new SeededRng(99);
+      const b = new SeededRng(99);
+      for (let i = 0; i < 200; i++) expect(sampleToken(logits, o, a)).toBe(reference(o, b));
+    }
+  });
 });

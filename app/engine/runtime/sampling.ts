@@ -44,8 +44,24 @@ export function sampleToken(logits: Float32Array, o: SamplingOptions, rng: Seede
   const probs = new Float64Array(logits.length);
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += probs[i] = Math.exp((logits[i] - max) / o.temperature);
-  // Order by probability (ties by id so the order is deterministic), keep the nucleus, draw in it.
-  const order = Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => probs[b] - probs[a] || a - b);
+  // The nucleus is the shortest prefix of the tokens ordered by probability (ties by id) whose mass
+  // reaches topP. It lies within {p >= t} for any t where that set's mass already reaches topP, so
+  // only that set is sorted (halving t until it qualifies), not the whole vocabulary.
+  let threshold = 1;
+  let candidates: number[] = [];
+  for (;;) {
+    candidates = [];
+    let m = 0;
+    for (let i = 0; i < probs.length; i++) {
+      if (probs[i] >= threshold) {
+        candidates.push(i);
+        m += probs[i];
+      }
+    }
+    if (m >= o.topP * sum || threshold === 0) break;
+    threshold = threshold < 1e-300 ? 0 : threshold / 16;
+  }
+  const order = candidates.sort((a, b) => probs[b] - probs[a] || a - b);
   let kept = 0;
   let mass = 0;
   while (kept < order.length && (kept === 0 || mass < o.topP * sum)) mass += probs[order[kept++]];
