@@ -16,7 +16,11 @@ export function createStudioWindow(ctx: MainContext): BrowserWindow {
   });
   const client = windowClient(win.webContents.id);
   win.once('ready-to-show', () => win.show());
-  win.on('closed', () => ctx.services?.jobs.cancelOwnedBy(client));
+  win.on('closed', () => {
+    // Its queued runs leave the queue first, so none of them starts once its job is cancelled.
+    void ctx.services?.runs.cancelOwnedBy(client);
+    ctx.services?.jobs.cancelOwnedBy(client);
+  });
   void win.loadURL(`${RENDERER_ORIGIN}/index.html`);
   return win;
 }

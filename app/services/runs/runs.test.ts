@@ -84,6 +84,10 @@ describe('runs', () => {
     const a = await call<{ runId: string; state: string }>(services, 'runs.start', { modelDir: STORIES, settings: FAST, name: 'two-bit' });
     const b = await call<{ runId: string; state: string }>(services, 'runs.start', { modelDir: STORIES, settings: { ...FAST, bits: 4 }, name: 'four-bit' });
     expect(b.state).toBe('queued');
+    // Another window queues a run and closes: its run leaves the queue and never starts.
+    const third = await services.dispatch('runs.start', { modelDir: STORIES, settings: FAST, name: 'third' }, { client: 'window-2' });
+    expect(third.ok).toBe(true);
+    await services.runs.cancelOwnedBy('window-2');
     await until('both runs', () => state(runEvents, 'four-bit').includes('done') || state(runEvents, 'four-bit').includes('error'));
     expect(state(runEvents, 'two-bit')).toEqual(['queued', 'running', 'done']);
     expect(state(runEvents, 'four-bit')).toEqual(['queued', 'running', 'done']);
@@ -91,6 +95,7 @@ describe('runs', () => {
     const doneA = runEvents.findIndex((e) => e.runId === a.runId && e.body.type === 'state' && e.body.run.state === 'done');
     const runB = runEvents.findIndex((e) => e.runId === b.runId && e.body.type === 'state' && e.body.run.state === 'running');
     expect(runB).toBeGreaterThan(doneA);
+    expect(state(runEvents, 'third')).toEqual(['queued', 'cancelled']);
     const layers = runEvents.filter((e) => e.runId === 'two-bit' && e.body.type === 'layer');
     expect(layers).toHaveLength(35);
 
@@ -115,6 +120,7 @@ describe('runs', () => {
     const list = await call<Array<{ name: string; state: string; origin: string }>>(again, 'runs.list', {});
     expect(list.map((r) => [r.name, r.state, r.origin]).sort()).toEqual([
       ['four-bit', 'done', 'studio'],
+      ['third', 'cancelled', 'studio'],
       ['two-bit', 'done', 'studio'],
     ]);
 
@@ -136,7 +142,7 @@ describe('runs', () => {
     // Delete removes the files too.
     await call(again, 'runs.delete', { runId: 'two-bit' });
     expect(existsSync(path.join(home, 'runs', 'two-bit'))).toBe(false);
-    expect((await call<unknown[]>(again, 'runs.list', {})).length).toBe(1);
+    expect((await call<Array<{ name: string }>>(again, 'runs.list', {})).map((r) => r.name).sort()).toEqual(['four-bit', 'third']);
     await again.close();
     await chatter.close();
   });

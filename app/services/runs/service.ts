@@ -398,6 +398,12 @@ export class RunService {
     return d.dir;
   }
 
+  /** Cancels the queued and running runs a closed window started. */
+  async cancelOwnedBy(owner: string): Promise<void> {
+    const mine = [...this.live.entries()].filter(([, l]) => l.owner === owner).map(([name]) => name);
+    await Promise.all(mine.map((name) => this.cancel(name).catch(() => {})));
+  }
+
   /** Cancels queued and running runs and waits for them (quit, server close). */
   async shutdown(): Promise<void> {
     for (const name of [...this.queue]) await this.cancel(name).catch(() => {});
