@@ -10,6 +10,10 @@
 //   tuner.heldoutError(settings) -> Promise<number>                    MSE of the block as it is now
 //   tuner.advance(onProgress?, cancel?) -> Promise<number>
 //   tuner.denseWeight(kind) -> Float32Array (m x n)   tuner.signs(kind) -> { su, sv }   tuner.norms()
+//   finetuneEndToEnd(student, teacher, ids, sequences, seqLen, finalNorm, lmHead, settings, onProgress?, cancel?)
+//       -> Promise<result>: distillation of the quantized student towards the original teacher; progress
+//       {"type":"ft-e2e-epoch","epoch":e,"trainLoss":x,"heldoutLoss":y,"seconds":s}
+//   linearSigns(model, block, kind) -> { su, sv }   blockNorms(model, block) -> { attn, mlp }
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -89,6 +93,35 @@ std::string Fmt(double x) {
   return buf;
 }
 
+Napi::Object ResultObject(Napi::Env env, const BlockTrainResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("trainSequences", r.train_sequences);
+  o.Set("heldoutSequences", r.heldout_sequences);
+  o.Set("initialTrainLoss", r.initial_train_loss);
+  o.Set("initialHeldoutLoss", r.initial_heldout_loss);
+  o.Set("bestHeldoutLoss", r.best_heldout_loss);
+  o.Set("bestEpoch", r.best_epoch);
+  o.Set("earlyStopped", r.early_stopped);
+  o.Set("seconds", r.seconds);
+  o.Set("tokensPerSecond", r.tokens_per_second);
+  Napi::Array epochs = Napi::Array::New(env, r.epochs.size());
+  for (size_t i = 0; i < r.epochs.size(); ++i) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("epoch", r.epochs[i].epoch);
+    e.Set("trainLoss", r.epochs[i].train_loss);
+    e.Set("heldoutLoss", r.epochs[i].heldout_loss);
+    e.Set("seconds", r.epochs[i].seconds);
+    epochs.Set(static_cast<uint32_t>(i), e);
+  }
+  o.Set("epochs", epochs);
+  return o;
+}
+
+std::string EpochJson(const char* type, const quip::train::EpochStats& e, const std::string& extra) {
+  return std::string("{\"type\":\"") + type + "\"" + extra + ",\"epoch\":" + std::to_string(e.epoch) + ",\"trainLoss\":" + Fmt(e.train_loss) +
+         ",\"heldoutLoss\":" + Fmt(e.heldout_loss) + ",\"seconds\":" + Fmt(e.seconds) + "}";
+}
+
 // Turns exceptions into JS exceptions (the addon is built without node-addon-api's C++ exception
 // wrapping, so nothing may escape a callback).
 Napi::Value Safely(Napi::Env env, const std::function<Napi::Value()>& fn) {
@@ -144,31 +177,11 @@ class TunerWrap : public Napi::ObjectWrap<TunerWrap> {
       return RunJob(env, info[1], info[2], [t, guard, s](const quip::JobHooks& hooks) -> ResultBuilder {
         const int block = t->next_block();
         auto r = std::make_shared<BlockTrainResult>(t->tune(s, hooks, [&](const quip::train::EpochStats& e) {
-          hooks.emit("{\"type\":\"ft-epoch\",\"block\":" + std::to_string(block) + ",\"epoch\":" + std::to_string(e.epoch) +
-                     ",\"trainLoss\":" + Fmt(e.train_loss) + ",\"heldoutLoss\":" + Fmt(e.heldout_loss) + ",\"seconds\":" + Fmt(e.seconds) + "}");
+          hooks.emit(EpochJson("ft-epoch", e, ",\"block\":" + std::to_string(block)));
         }));
         return [r, block](Napi::Env env) -> Napi::Value {
-          Napi::Object o = Napi::Object::New(env);
+          Napi::Object o = ResultObject(env, *r);
           o.Set("block", block);
-          o.Set("trainSequences", r->train_sequences);
-          o.Set("heldoutSequences", r->heldout_sequences);
-          o.Set("initialTrainLoss", r->initial_train_loss);
-          o.Set("initialHeldoutLoss", r->initial_heldout_loss);
-          o.Set("bestHeldoutLoss", r->best_heldout_loss);
-          o.Set("bestEpoch", r->best_epoch);
-          o.Set("earlyStopped", r->early_stopped);
-          o.Set("seconds", r->seconds);
-          o.Set("tokensPerSecond", r->tokens_per_second);
-          Napi::Array epochs = Napi::Array::New(env, r->epochs.size());
-          for (size_t i = 0; i < r->epochs.size(); ++i) {
-            Napi::Object e = Napi::Object::New(env);
-            e.Set("epoch", r->epochs[i].epoch);
-            e.Set("trainLoss", r->epochs[i].train_loss);
-            e.Set("heldoutLoss", r->epochs[i].heldout_loss);
-            e.Set("seconds", r->epochs[i].seconds);
-            epochs.Set(static_cast<uint32_t>(i), e);
-          }
-          o.Set("epochs", epochs);
           return o;
         };
       });
@@ -265,12 +278,79 @@ Napi::Value CreateBlockTuner(const Napi::CallbackInfo& info) {
   });
 }
 
+std::vector<float> FloatsArg(Napi::Env env, Napi::Value v, const char* what, size_t count) {
+  TensorArg t = ReadTensorArg(env, v, what);
+  if (t.numel() != count) throw Napi::RangeError::New(env, std::string(what) + " holds " + std::to_string(t.numel()) + " values, expected " + std::to_string(count));
+  std::vector<float> out(count);
+  for (size_t i = 0; i < count; ++i) out[i] = t.at(i);
+  return out;
+}
+
+Napi::Value FinetuneEndToEnd(const Napi::CallbackInfo& info) {
+  return Safely(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto student = UnwrapEngineModel(info[0]);
+    std::shared_ptr<const quip::engine::Model> teacher = UnwrapEngineModel(info[1]);
+    if (student == teacher) throw Napi::Error::New(env, "end-to-end fine-tuning needs the original model as teacher, not the quantized model itself");
+    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(env, "calibration ids must be an Int32Array of token ids");
+    auto a = info[2].As<Napi::Int32Array>();
+    auto ids = std::make_shared<std::vector<int32_t>>(a.Data(), a.Data() + a.ElementLength());
+    const int n = static_cast<int>(NumberArg(info, 3, "sequences")), len = static_cast<int>(NumberArg(info, 4, "seqLen"));
+    const auto& c = student->config();
+    auto norm = std::make_shared<std::vector<float>>(FloatsArg(env, info[5], "finalNorm", c.hidden));
+    auto head = std::make_shared<std::vector<float>>(FloatsArg(env, info[6], "lmHead", static_cast<size_t>(c.vocab) * c.hidden));
+    const BlockTrainSettings s = ReadSettings(env, info[7]);
+    return RunJob(env, info[8], info[9], [student, teacher, ids, n, len, norm, head, s](const quip::JobHooks& hooks) -> ResultBuilder {
+      auto r = std::make_shared<BlockTrainResult>(quip::train::tune_end_to_end(
+          *student, teacher, *ids, n, len, std::move(*norm), std::move(*head), s, hooks,
+          [&](const quip::train::EpochStats& e) { hooks.emit(EpochJson("ft-e2e-epoch", e, "")); }));
+      return [r](Napi::Env env) -> Napi::Value { return ResultObject(env, *r); };
+    });
+  });
+}
+
+const quip::engine::Block& ModelBlock(const Napi::CallbackInfo& info, const quip::engine::Model& m) {
+  const int b = static_cast<int>(NumberArg(info, 1, "block"));
+  if (b < 0 || b >= m.config().layers) throw Napi::RangeError::New(info.Env(), "block " + std::to_string(b) + " is out of range");
+  return m.block(b);
+}
+
+Napi::Value LinearSigns(const Napi::CallbackInfo& info) {
+  return Safely(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto model = UnwrapEngineModel(info[0]);
+    const auto kind = KindArg(info, 2);
+    auto* q = dynamic_cast<const quip::qinfer::QuantizedLinear*>(&ModelBlock(info, *model).linear(kind));
+    if (!q) throw Napi::Error::New(env, std::string(quip::engine::linear_kind_name(kind)) + " is not quantized");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("su", Floats(env, q->params().su));
+    o.Set("sv", Floats(env, q->params().sv));
+    return o;
+  });
+}
+
+Napi::Value BlockNorms(const Napi::CallbackInfo& info) {
+  return Safely(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto model = UnwrapEngineModel(info[0]);
+    const auto& blk = ModelBlock(info, *model);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("attn", Floats(env, blk.attn_norm));
+    o.Set("mlp", Floats(env, blk.mlp_norm));
+    return o;
+  });
+}
+
 }  // namespace
 
 void RegisterTrain(Napi::Env env, Napi::Object exports) {
   Napi::Function tuner = TunerWrap::Define(env);
   TunerWrap::constructor = new Napi::FunctionReference(Napi::Persistent(tuner));
   exports.Set("createBlockTuner", Napi::Function::New(env, CreateBlockTuner));
+  exports.Set("finetuneEndToEnd", Napi::Function::New(env, FinetuneEndToEnd));
+  exports.Set("linearSigns", Napi::Function::New(env, LinearSigns));
+  exports.Set("blockNorms", Napi::Function::New(env, BlockNorms));
 }
 
 }  // namespace quip_addon

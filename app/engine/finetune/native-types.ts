@@ -1,5 +1,5 @@
 // Types of the fine-tuning functions of the addon (native/addon/train_bindings.cc).
-import type { ProgressFn } from '../native.js';
+import type { ProgressFn, TensorRef } from '../native.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 
 /** What one in-block tuning step runs with (the native trainer's settings). */
@@ -28,8 +28,8 @@ export interface BlockTuneEpoch {
   seconds: number;
 }
 
-export interface BlockTuneResult {
-  block: number;
+/** The outcome of one tuning run (a block's, or the end-to-end one). */
+export interface TuneResult {
   trainSequences: number;
   heldoutSequences: number;
   initialTrainLoss: number;
@@ -42,6 +42,10 @@ export interface BlockTuneResult {
   /** Tokens through forward + backward per second. */
   tokensPerSecond: number;
   epochs: BlockTuneEpoch[];
+}
+
+export interface BlockTuneResult extends TuneResult {
+  block: number;
 }
 
 /** In-block fine-tuning over an EngineModel: its own calibration states, one block at a time. */
@@ -66,4 +70,24 @@ export interface BlockTuner {
 
 export interface TrainNative {
   createBlockTuner(model: EngineModel, ids: Int32Array, sequences: number, seqLen: number): BlockTuner;
+  /** Distillation of the quantized `student` towards the original `teacher` on the ids (sequences x
+   * seqLen): every block's SU/SV and RMSNorms are tuned and written into the student. finalNorm and
+   * lmHead (vocab x hidden; the embedding when tied) are the model's own and stay as they are.
+   * Progress: {"type":"ft-e2e-epoch", epoch, trainLoss, heldoutLoss, seconds} per epoch. */
+  finetuneEndToEnd(
+    student: EngineModel,
+    teacher: EngineModel,
+    ids: Int32Array,
+    sequences: number,
+    seqLen: number,
+    finalNorm: TensorRef | Float32Array,
+    lmHead: TensorRef | Float32Array,
+    settings: BlockTuneSettings,
+    onProgress?: ProgressFn,
+    cancel?: Int32Array,
+  ): Promise<TuneResult>;
+  /** The sign vectors of a quantized linear of any engine model (real-valued after fine-tuning). */
+  linearSigns(model: EngineModel, block: number, kind: EngineLinearKind): { su: Float32Array; sv: Float32Array };
+  /** The RMSNorm weights of a block of any engine model. */
+  blockNorms(model: EngineModel, block: number): { attn: Float32Array; mlp: Float32Array };
 }

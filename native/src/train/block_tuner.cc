@@ -6,6 +6,7 @@
 #include "engine/gemm.h"
 #include "qinfer/decode.h"
 #include "qinfer/qlinear.h"
+#include "train/e2e.h"
 
 namespace quip::train {
 
@@ -57,9 +58,9 @@ void BlockTuner::capture_targets(const JobHooks& hooks) {
   targets_block_ = b;
 }
 
-TrainBlock BlockTuner::snapshot() const {
-  const engine::ModelConfig& c = model_->config();
-  const engine::Block& blk = model_->block(cal_.next_block());
+TrainBlock train_block_from_model(const engine::Model& model, int b) {
+  const engine::ModelConfig& c = model.config();
+  const engine::Block& blk = model.block(b);
   TrainBlock t;
   t.shape.hidden = c.hidden;
   t.shape.intermediate = c.intermediate;
@@ -94,9 +95,8 @@ TrainBlock BlockTuner::snapshot() const {
   return t;
 }
 
-void BlockTuner::write_back(const TrainBlock& t) {
-  const int b = cal_.next_block();
-  engine::Block& blk = model_->block(b);
+void write_block_to_model(engine::Model& model, int b, const TrainBlock& t) {
+  engine::Block& blk = model.block(b);
   blk.attn_norm = t.attn_norm;
   blk.mlp_norm = t.mlp_norm;
   for (int i = 0; i < kLinearCount; ++i) {
@@ -106,9 +106,9 @@ void BlockTuner::write_back(const TrainBlock& t) {
       qinfer::QuantizedLinearParams p = q->params();  // shares the codes' owner
       p.su = L.su;
       p.sv = L.sv;
-      model_->set_linear(b, kKinds[i], std::make_unique<qinfer::QuantizedLinear>(std::move(p)));
+      model.set_linear(b, kKinds[i], std::make_unique<qinfer::QuantizedLinear>(std::move(p)));
     } else {
-      model_->set_linear(b, kKinds[i], std::make_unique<OwnedDenseLinear>(L.m, L.n, L.w));
+      model.set_linear(b, kKinds[i], std::make_unique<OwnedDenseLinear>(L.m, L.n, L.w));
     }
   }
 }
@@ -117,17 +117,47 @@ BlockTrainResult BlockTuner::tune(const BlockTrainSettings& s, const JobHooks& h
                                   const std::function<void(const EpochStats&)>& on_epoch) {
   if (targets_block_ != cal_.next_block())
     throw std::logic_error("fine-tuning block " + std::to_string(cal_.next_block()) + " needs its targets first (capture_targets before quantizing it)");
-  TrainBlock t = snapshot();
+  TrainBlock t = train_block_from_model(*model_, cal_.next_block());
   BlockTrainResult r = train_block(t, cal_.hidden(0), targets_.data(), cal_.sequences(), cal_.seq_len(), s, hooks, on_epoch);
-  write_back(t);
+  write_block_to_model(*model_, cal_.next_block(), t);
   return r;
 }
 
 double BlockTuner::heldout_error(const BlockTrainSettings& s) const {
   if (targets_block_ != cal_.next_block()) throw std::logic_error("the block's targets have not been captured");
-  const TrainBlock t = snapshot();
+  const TrainBlock t = train_block_from_model(*model_, cal_.next_block());
   const SequenceSplit split = split_sequences(cal_.sequences(), s.holdout, s.seed);
   return block_mse(t, cal_.hidden(0), targets_.data(), cal_.seq_len(), split.heldout.empty() ? split.train : split.heldout);
+}
+
+BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const engine::Model> teacher,
+                                 const std::vector<int32_t>& ids, int sequences, int seq_len, std::vector<float> final_norm,
+                                 std::vector<float> lm_head, const BlockTrainSettings& s, const JobHooks& hooks,
+                                 const std::function<void(const EpochStats&)>& on_epoch) {
+  const engine::ModelConfig& c = student.config();
+  if (sequences < 1 || seq_len < 1 || ids.size() != static_cast<size_t>(sequences) * seq_len)
+    throw std::invalid_argument("end-to-end fine-tuning needs sequences x seq_len calibration ids");
+  if (teacher->config().hidden != c.hidden || teacher->config().vocab != c.vocab || teacher->config().layers != c.layers)
+    throw std::invalid_argument("the original model does not have the quantized model's shape");
+  TrainModel m;
+  for (int b = 0; b < c.layers; ++b) m.blocks.push_back(train_block_from_model(student, b));
+  m.final_norm = std::move(final_norm);
+  m.lm_head = TrainLinear::dense(c.vocab, c.hidden, std::move(lm_head));
+  // The engine keeps its final norm and lm_head to itself: they stay as they are here.
+  m.tune_final_norm = false;
+  m.tune_lm_head = false;
+  const size_t per = static_cast<size_t>(seq_len) * c.hidden;
+  std::vector<float> emb(per * sequences);
+  for (int q = 0; q < sequences; ++q) student.embed(ids.data() + static_cast<size_t>(q) * seq_len, seq_len, emb.data() + q * per);
+  engine::Session session(teacher, seq_len);
+  auto teacher_logits = [&](int q, float* logits) {
+    session.reset();
+    const std::vector<float> l = session.forward(ids.data() + static_cast<size_t>(q) * seq_len, seq_len, true);
+    std::copy(l.begin(), l.end(), logits);
+  };
+  BlockTrainResult r = train_model_distill(m, emb.data(), sequences, seq_len, teacher_logits, s, hooks, on_epoch);
+  for (int b = 0; b < c.layers; ++b) write_block_to_model(student, b, m.blocks[b]);
+  return r;
 }
 
 }  // namespace quip::train

@@ -34,6 +34,21 @@ class OwnedDenseLinear : public engine::Linear {
 // layer is quantized.
 std::vector<float> dense_weight(const engine::Linear& l);
 
+// Block b of an engine model as trainable parameters (quantized linears: decoded W~, scale, SU/SV;
+// dense ones: float32 weights), and the way back (quantized layers get the new SU/SV, dense ones
+// become OwnedDenseLinear, norms are replaced).
+TrainBlock train_block_from_model(const engine::Model& model, int b);
+void write_block_to_model(engine::Model& model, int b, const TrainBlock& t);
+
+// End-to-end fine-tuning of a quantized engine model against the original one (distillation on the
+// calibration ids, sequences x seq_len): every block's SU/SV and RMSNorms are tuned and written
+// back. final_norm and lm_head (vocab x hidden) are the model's own, used as they are: the engine
+// model has no way to take new ones.
+BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const engine::Model> teacher,
+                                 const std::vector<int32_t>& ids, int sequences, int seq_len, std::vector<float> final_norm,
+                                 std::vector<float> lm_head, const BlockTrainSettings& s, const JobHooks& hooks,
+                                 const std::function<void(const EpochStats&)>& on_epoch);
+
 class BlockTuner {
  public:
   // ids: sequences x seq_len calibration token ids; the states start at block 0's input.
@@ -55,8 +70,6 @@ class BlockTuner {
   engine::Model& model() { return *model_; }
 
  private:
-  TrainBlock snapshot() const;  // the block's parameters as a TrainBlock
-  void write_back(const TrainBlock& b);
   std::shared_ptr<engine::Model> model_;
   engine::Calibration cal_;
   std::vector<float> targets_;  // the original block's outputs; its inputs are cal_'s states

@@ -42,7 +42,7 @@ std::vector<ParamRef> model_parameters(TrainModel& m) {
     std::vector<ParamRef> q = block_parameters(b);
     p.insert(p.end(), q.begin(), q.end());
   }
-  p.push_back({m.final_norm.data(), m.final_norm.size(), false, "final_norm"});
+  if (m.tune_final_norm) p.push_back({m.final_norm.data(), m.final_norm.size(), false, "final_norm"});
   if (m.tune_lm_head) p.push_back({m.lm_head.w.data(), m.lm_head.w.size(), false, "lm_head"});
   return p;
 }
@@ -67,11 +67,13 @@ double model_backward(const TrainModel& m, const float* x0, int T, const OutputL
   // Slots: blocks first, then final_norm, then lm_head.
   std::vector<size_t> offset(nb + 1, 0);
   for (size_t i = 0; i < nb; ++i) offset[i + 1] = offset[i] + block_parameter_count(m.blocks[i]);
-  const size_t final_slot = offset[nb];
-  if (grads.size() != final_slot + 1 + (m.tune_lm_head ? 1 : 0)) throw std::invalid_argument("model_backward: grads do not match model_parameters");
+  size_t slot = offset[nb];
+  float* g_norm = m.tune_final_norm ? grads.at(slot++).data() : nullptr;
+  float* g_head = m.tune_lm_head ? grads.at(slot++).data() : nullptr;
+  if (grads.size() != slot) throw std::invalid_argument("model_backward: grads do not match model_parameters");
   std::vector<float> dxn(n), dx(n), dprev(n);
-  linear_backward(xn.data(), m.lm_head.w.data(), dlogits.data(), T, H, V, dxn.data(), m.tune_lm_head ? grads[final_slot + 1].data() : nullptr);
-  rms_norm_backward(xs[nb].data(), m.final_norm.data(), dxn.data(), T, H, m.blocks[0].shape.rms_eps, dx.data(), grads[final_slot].data());
+  linear_backward(xn.data(), m.lm_head.w.data(), dlogits.data(), T, H, V, dxn.data(), g_head);
+  rms_norm_backward(xs[nb].data(), m.final_norm.data(), dxn.data(), T, H, m.blocks[0].shape.rms_eps, dx.data(), g_norm);
   for (size_t i = nb; i-- > 0;) {
     block_backward_cached(m.blocks[i], xs[i].data(), T, caches[i], dx.data(), grads.data() + offset[i], i > 0 ? dprev.data() : nullptr);
     dx.swap(dprev);

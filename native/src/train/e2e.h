@@ -15,6 +15,7 @@ struct TrainModel {
   std::vector<TrainBlock> blocks;
   std::vector<float> final_norm;
   TrainLinear lm_head;        // dense, vocab x hidden
+  bool tune_final_norm = true;
   bool tune_lm_head = true;   // false for tied embeddings (the embedding table stays frozen)
   // Throws std::invalid_argument naming the inconsistent part.
   void validate() const;
@@ -24,7 +25,7 @@ struct TrainModel {
 template <class F>
 void model_forward(const TrainModel& m, const F* x0, int T, F* logits);
 
-// All trainable parameters: each block's (block_parameters order), final_norm, lm_head when tuned.
+// All trainable parameters: each block's (block_parameters order), then final_norm and lm_head when tuned.
 std::vector<ParamRef> model_parameters(TrainModel& m);
 
 // Forward + backward of one sequence: loss(logits, dlogits) writes d loss / d logits and returns the
