@@ -6,6 +6,7 @@ import path from 'node:path';
 import { projectRoot } from '../../util/paths.js';
 import { UserError } from '../../util/errors.js';
 import type { ModelTokenizer } from '../model/index.js';
+import { setEngineThreads } from './engine.js';
 import type { BlockHessians, EngineCalibration, EngineModel } from './native-types.js';
 import { readEvalText } from './perplexity.js';
 
@@ -14,6 +15,8 @@ export interface CalibrationSettings {
   textFile?: string;
   sequences: number;
   seqLen: number;
+  /** Threads for the native work (the process-wide pool); default: leave the pool as it is. */
+  threads?: number;
 }
 
 /** ../shared/data/wikitext-2-raw/wiki.valid.raw beside the project. */
@@ -56,7 +59,9 @@ export function calibrationIds(tokenizer: Pick<ModelTokenizer, 'encode' | 'addBo
 
 /** Starts calibration at block 0 (hidden states = embeddings of the sequences). */
 export function startCalibration(engine: EngineModel, tokenizer: Pick<ModelTokenizer, 'encode' | 'addBos' | 'bosId'>, s: CalibrationSettings): EngineCalibration {
-  return engine.createCalibration(calibrationIds(tokenizer, s), s.sequences, s.seqLen);
+  const ids = calibrationIds(tokenizer, s);
+  if (s.threads !== undefined) setEngineThreads(s.threads);
+  return engine.createCalibration(ids, s.sequences, s.seqLen);
 }
 
 /** H = sum / count (the spec's Hessian before damping), as a new array. */
