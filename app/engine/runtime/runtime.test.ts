@@ -164,7 +164,8 @@ describe('sampling', () => {
     const g = new SeededRng(11);
     const logits = Float32Array.from({ length: 5000 }, () => (g.next() - 0.5) * 12);
     const reference = (o: { temperature: number; topP: number }, rng: SeededRng) => {
-      const mx = Math.max(...logits);
+      let mx = -Infinity;
+      for (const l of logits) mx = Math.max(mx, l);
       const p = Array.from(logits, (l) => Math.exp((l - mx) / o.temperature));
       const sum = p.reduce((a, b) => a + b);
       const order = p.map((_, i) => i).sort((a, b) => p[b] - p[a] || a - b);
@@ -178,7 +179,7 @@ describe('sampling', () => {
     for (const o of [{ temperature: 0.7, topP: 0.9 }, { temperature: 1.3, topP: 1 }, { temperature: 1, topP: 0.01 }]) {
       const a = new SeededRng(99);
       const b = new SeededRng(99);
-      for (let i = 0; i < 200; i++) expect(sampleToken(logits, o, a)).toBe(reference(o, b));
+      for (let i = 0; i < 40; i++) expect(sampleToken(logits, o, a)).toBe(reference(o, b));
     }
   });
 });
