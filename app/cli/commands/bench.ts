@@ -2,13 +2,14 @@
 // the same run, as a readable table or as JSON with --json. Subcommands register themselves here.
 import type { Command } from 'commander';
 
+import { registerDecodeBench } from '../../bench/decode.js';
 import { registerEngineBench } from '../../bench/engine.js';
 import { registerKernelsBench } from '../../bench/kernels.js';
 import { registerDecodePeerBench } from '../../bench/llamacpp.js';
 import { registerQualityBench } from '../../bench/quality.js';
 import { registerHubBench } from '../../services/hub/bench.js';
 
-const benches: Array<(bench: Command) => void> = [registerEngineBench, registerKernelsBench, registerHubBench, registerQualityBench, registerDecodePeerBench];
+const benches: Array<(bench: Command) => void> = [registerEngineBench, registerDecodeBench, registerKernelsBench, registerHubBench, registerQualityBench, registerDecodePeerBench];
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('Benchmarks: each figure printed beside its comparison, measured in the same run');

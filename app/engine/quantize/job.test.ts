@@ -19,6 +19,7 @@ import { cancelFlag } from '../native.js';
 import { createEngine } from '../runtime/engine.js';
 import { generate } from '../runtime/generation.js';
 import type { QuantizeEvent } from './events.js';
+import { compareRow, formatCompareTable } from './compare.js';
 import { runQuantizeJob, settingsKey, type QuantizeJobOptions } from './job.js';
 import { jobId, partialDir, sourceFingerprint, UNQUANTIZED_FILE } from './output.js';
 import { resolveSettings, type QuantizeSettingsInput } from './settings.js';
@@ -239,4 +240,22 @@ describe('bad input', () => {
     await expect(runQuantizeJob(o)).rejects.toThrow(/The disk is full: could not write .*unquantized\.safetensors\. Free some space/);
     expect(existsSync(out)).toBe(false);
   });
+});
+
+describe('compare', () => {
+  it('reads bits, true bits per weight, size, perplexity and proxy loss of each folder', async () => {
+    const dirs = ['q-e8p', 'q-rvq3'].map((d) => path.join(root, d));
+    for (const [d, bits] of [[dirs[0], 2], [dirs[1], 3]] as const) if (!existsSync(d)) await runQuantizeJob(options(d, { bits }));
+    const rows = [...dirs, STORIES].map(compareRow);
+    const run = JSON.parse(readFileSync(path.join(dirs[0], 'run.json'), 'utf8'));
+    expect(rows[0]).toMatchObject({ codebook: 'e8p', bits: 2, perplexity: run.perplexity.quantized, meanProxyLoss: expect.any(Number) });
+    // 2 bits of codes + 8-bit sign vectors (m + n per layer) + a float32 scale, over m x n weights
+    expect(rows[0].bitsPerWeight).toBeCloseTo(run.sizes.bitsPerWeight, 10);
+    expect(rows[0].bitsPerWeight).toBeGreaterThan(2);
+    expect(rows[1].bitsPerWeight).toBeGreaterThan(rows[0].bitsPerWeight + 0.9);
+    expect(rows[0].bytesOnDisk).toBeLessThan(rows[2].bytesOnDisk / 3);
+    expect(rows[2]).toMatchObject({ quantized: false, bits: 32, perplexity: null });
+    expect(formatCompareTable(rows)).toMatch(/q-e8p\s+e8p\s+2\s+2\.\d{3}/);
+    expect(() => compareRow(root)).toThrow(/no config\.json/);
+  }, 120_000);
 });
