@@ -41,7 +41,7 @@ test('a 2-bit run grows its chart live, compares with 4 bits, and chats', async 
   await expect(page.getByTestId('estimate-memory')).toHaveText(/B$/);
   await page.screenshot({ path: testInfo.outputPath('new-run.png') });
 
-  await startRun(page, '2-bit E8P', 'two-bit', '48', '256');
+  await startRun(page, '2-bit E8P', 'two-bit', '24', '256');
   // Points appear while the run is still going, and their number grows.
   await expect.poll(async () => points(page).count(), { timeout: 60_000, intervals: [50] }).toBeGreaterThan(0);
   const early = await points(page).count();
@@ -111,7 +111,7 @@ test('a cancelled run, a killed job process and a non-model folder each say so; 
   await expect(page.getByTestId('inspection').getByRole('heading', { level: 2 })).toHaveText('stories260k');
 
   // Cancel mid-run: a clear message, the layers so far stay, Resume finishes it.
-  await startRun(page, '2-bit E8P', 'cancel-me', '48', '256');
+  await startRun(page, '2-bit E8P', 'cancel-me', '24', '256');
   await expect.poll(async () => points(page).count(), { timeout: 60_000, intervals: [50] }).toBeGreaterThan(0);
   await page.getByTestId('cancel-run').click();
   await expect(page.getByTestId('run-cancelled')).toContainText('Cancelled after');
@@ -121,7 +121,7 @@ test('a cancelled run, a killed job process and a non-model folder each say so; 
   await expect(points(page)).toHaveCount(LINEARS);
 
   // Kill the job process from outside (as the system does when memory runs out).
-  await startRun(page, '4-bit RVQ', 'kill-me', '48', '256');
+  await startRun(page, '4-bit RVQ', 'kill-me', '24', '256');
   await expect.poll(async () => points(page).count(), { timeout: 60_000, intervals: [50] }).toBeGreaterThan(0);
   const pid = await findQuantizeJobPid(studio.home);
   process.kill(pid, 'SIGKILL');
