@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 import { FineTuneEpoch } from '../../contract/runs.js';
 import type { FinetuneEvent } from '../../engine/finetune/block.js';
+import type { EndToEndEvent } from '../../engine/finetune/e2e.js';
 import { fineTuneEpoch } from './service.js';
 
 describe('fine-tuning events', () => {
@@ -21,6 +22,7 @@ describe('fine-tuning events', () => {
   });
 
   it('an end-to-end epoch has no block', () => {
-    expect(fineTuneEpoch({ type: 'ft-epoch', stage: 'e2e', epoch: 0, trainLoss: 2.5, heldoutLoss: 2.6 })).toEqual({ stage: 'e2e', block: null, group: null, epoch: 0, trainLoss: 2.5, heldOutLoss: 2.6 });
+    const e: EndToEndEvent = { type: 'ft-e2e-epoch', epoch: 0, trainLoss: 2.5, heldoutLoss: 2.6, seconds: 3 };
+    expect(fineTuneEpoch(e)).toEqual({ stage: 'e2e', block: null, group: null, epoch: 0, trainLoss: 2.5, heldOutLoss: 2.6 });
   });
 });
