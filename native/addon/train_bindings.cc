@@ -14,6 +14,7 @@
 //       -> Promise<result>: distillation of the quantized student towards the original teacher; progress
 //       {"type":"ft-e2e-epoch","epoch":e,"trainLoss":x,"heldoutLoss":y,"seconds":s}
 //   linearSigns(model, block, kind) -> { su, sv }   blockNorms(model, block) -> { attn, mlp }
+//   setBlockNorms(model, block, attn: Float32Array, mlp: Float32Array)
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -342,6 +343,20 @@ Napi::Value BlockNorms(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value SetBlockNorms(const Napi::CallbackInfo& info) {
+  return Safely(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto model = UnwrapEngineModel(info[0]);
+    ModelBlock(info, *model);  // range check
+    const int H = model->config().hidden;
+    std::vector<float> attn = FloatsArg(env, info[2], "attn", H), mlp = FloatsArg(env, info[3], "mlp", H);
+    quip::engine::Block& blk = model->block(static_cast<int>(NumberArg(info, 1, "block")));
+    blk.attn_norm = std::move(attn);
+    blk.mlp_norm = std::move(mlp);
+    return env.Undefined();
+  });
+}
+
 }  // namespace
 
 void RegisterTrain(Napi::Env env, Napi::Object exports) {
@@ -351,6 +366,7 @@ void RegisterTrain(Napi::Env env, Napi::Object exports) {
   exports.Set("finetuneEndToEnd", Napi::Function::New(env, FinetuneEndToEnd));
   exports.Set("linearSigns", Napi::Function::New(env, LinearSigns));
   exports.Set("blockNorms", Napi::Function::New(env, BlockNorms));
+  exports.Set("setBlockNorms", Napi::Function::New(env, SetBlockNorms));
 }
 
 }  // namespace quip_addon

@@ -6,6 +6,8 @@
 //   endBlock()               push this tuner's calibration states through the finished block
 // The tuner keeps its own calibration states (the same sequences as the job's), so the job's own
 // calibration code stays untouched; both advance through the same (quantized, tuned) blocks.
+import { z } from 'zod';
+
 import { isCancelled, native } from '../native.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
@@ -21,17 +23,18 @@ export type FinetuneEvent =
   | { type: 'ft-group'; block: number; group: TunedGroup; initialHeldoutLoss: number; bestHeldoutLoss: number; bestEpoch: number; epochs: number; earlyStopped: boolean; seconds: number; tokensPerSecond: number };
 
 /** What the run record keeps per tuned group. */
-export interface FinetuneGroupRecord {
-  block: number;
-  group: TunedGroup;
-  initialHeldoutLoss: number;
-  bestHeldoutLoss: number;
-  bestEpoch: number;
-  earlyStopped: boolean;
-  seconds: number;
-  tokensPerSecond: number;
-  epochs: Array<{ epoch: number; trainLoss: number; heldoutLoss: number }>;
-}
+export const FinetuneGroupRecord = z.object({
+  block: z.number().int(),
+  group: z.enum(TUNED_GROUPS),
+  initialHeldoutLoss: z.number(),
+  bestHeldoutLoss: z.number(),
+  bestEpoch: z.number().int(),
+  earlyStopped: z.boolean(),
+  seconds: z.number(),
+  tokensPerSecond: z.number(),
+  epochs: z.array(z.object({ epoch: z.number().int(), trainLoss: z.number(), heldoutLoss: z.number() })),
+});
+export type FinetuneGroupRecord = z.infer<typeof FinetuneGroupRecord>;
 
 export interface InBlockFinetuneOptions {
   engine: EngineModel;

@@ -2,4 +2,5 @@
 export * from './settings.js';
 export * from './block.js';
 export * from './e2e.js';
+export * from './job-hook.js';
 export type * from './native-types.js';

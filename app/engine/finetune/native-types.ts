@@ -90,4 +90,6 @@ export interface TrainNative {
   linearSigns(model: EngineModel, block: number, kind: EngineLinearKind): { su: Float32Array; sv: Float32Array };
   /** The RMSNorm weights of a block of any engine model. */
   blockNorms(model: EngineModel, block: number): { attn: Float32Array; mlp: Float32Array };
+  /** Replaces the RMSNorm weights of a block (hidden values each). */
+  setBlockNorms(model: EngineModel, block: number, attn: Float32Array, mlp: Float32Array): void;
 }
