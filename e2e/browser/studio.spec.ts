@@ -56,7 +56,7 @@ test('a 2-bit run grows its chart live, compares with 4 bits, and chats', async 
   await expect(page.getByTestId('run-layers')).toContainText(`${LINEARS} / ${LINEARS} layers`);
   await points(page).nth(3).hover();
   await expect(page.getByTestId('layer-tooltip')).toContainText('proxy loss');
-  await page.screenshot({ path: testInfo.outputPath('run-done.png'), fullPage: true });
+  await page.screenshot({ path: testInfo.outputPath('run-done.png') });
   await page.getByTestId('metric-frobenius').click();
   await expect(points(page)).toHaveCount(LINEARS);
 
@@ -76,7 +76,9 @@ test('a 2-bit run grows its chart live, compares with 4 bits, and chats', async 
   const answers = page.getByTestId('compare-answer');
   await expect(answers).toHaveCount(2);
   for (const i of [0, 1]) await expect(answers.nth(i).locator('.answer-stats')).toContainText('tokens/s', { timeout: 60_000 });
-  await page.screenshot({ path: testInfo.outputPath('compare.png'), fullPage: true });
+  await page.screenshot({ path: testInfo.outputPath('compare-answers.png') });
+  await page.getByRole('main').evaluate((main) => main.scrollTo(0, 0));
+  await page.screenshot({ path: testInfo.outputPath('compare.png') });
 
   // Chat with the 2-bit model: streamed text, tokens/s.
   await nav(page, 'Chat');
@@ -103,6 +105,13 @@ test('a 2-bit run grows its chart live, compares with 4 bits, and chats', async 
   await page.reload();
   await nav(page, 'Chat');
   await expect(page.getByTestId('saved-chat')).not.toHaveCount(0);
+
+  // The finished run in the dark theme.
+  await nav(page, 'Runs');
+  await page.getByRole('button', { name: 'two-bit', exact: true }).click();
+  await expect(points(page)).toHaveCount(LINEARS);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: testInfo.outputPath('run-done-dark.png') });
 });
 
 test('a cancelled run, a killed job process and a non-model folder each say so; the app keeps working', async ({ studioPage: page, studio }, testInfo) => {

@@ -40,7 +40,7 @@ function RunBars(props: { runs: RunDetail[]; value: (r: RunDetail) => number | n
     <div ref={ref} className="chart" data-testid={props.testId}>
       <BarChart width={width} height={44 + 34 * data.length} data={data} layout="vertical" margin={{ top: 4, right: 72, bottom: 4, left: 8 }}>
         <XAxis type="number" hide />
-        <YAxis type="category" dataKey="name" width={Math.min(260, width * 0.45)} fontSize={11} stroke="var(--text-3)" />
+        <YAxis type="category" dataKey="name" width={Math.min(200, 12 + 7 * Math.max(...data.map((d) => d.name.length), 4))} fontSize={11} stroke="var(--text-3)" />
         <Bar dataKey="v" isAnimationActive={false} radius={[0, 4, 4, 0]}>
           {data.map((d) => (
             <Cell key={d.name} fill={d.color} />
@@ -60,18 +60,20 @@ export function LayerOverlayChart({ runs }: { runs: RunDetail[] }) {
   const rows = new Map<number, Record<string, number | string>>();
   runs.forEach((r) => {
     for (const l of orderLayers(r.layers)) {
-      const row = rows.get(l.x) ?? { x: l.x, label: `${l.block}.${l.kind}` };
+      const row = rows.get(l.x) ?? { x: l.x, label: `block ${l.block} ${l.kind}` };
       if (l.proxyLoss > 0) row[r.runId] = l.proxyLoss;
       rows.set(l.x, row);
     }
   });
   const data = [...rows.values()].sort((a, b) => (a.x as number) - (b.x as number));
+  const losses = runs.flatMap((r) => r.layers.map((l) => l.proxyLoss).filter((v) => v > 0));
+  const domain: [number, number] = losses.length ? [Math.min(...losses) / 1.5, Math.max(...losses) * 1.5] : [1e-4, 1];
   return (
     <div ref={ref} className="chart" data-testid="overlay-chart">
       <LineChart width={width} height={280} data={data} margin={{ top: 12, right: 16, bottom: 8, left: 8 }}>
         <CartesianGrid strokeDasharray="3 3" stroke="var(--border)" vertical={false} />
-        <XAxis dataKey="label" fontSize={10} stroke="var(--text-3)" interval={6} />
-        <YAxis scale="log" domain={['auto', 'auto']} allowDataOverflow tickFormatter={formatLoss} fontSize={11} stroke="var(--text-3)" width={64} />
+        <XAxis dataKey="label" fontSize={11} stroke="var(--text-3)" interval={6} tickFormatter={(l: string) => l.replace(/ [a-z]+$/, '')} />
+        <YAxis scale="log" domain={domain} tickFormatter={formatLoss} fontSize={11} stroke="var(--text-3)" width={64} />
         <Tooltip formatter={(v) => formatLoss(Number(v))} isAnimationActive={false} />
         <Legend />
         {runs.map((r, i) => (
