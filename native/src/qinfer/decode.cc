@@ -23,6 +23,7 @@ static DecodeTables build_tables() {
     }
     T.signmask[i][7] = (neg & 1) ? 0x80000000u : 0u;
     for (int j = 0; j < 8; ++j) T.shell[i][j] = e8_shell_table()[i][j];
+    for (int j = 0; j < 8; ++j) T.shift_hb[i][j] = (i >> 7) ? -0.25f : 0.25f;
   }
   for (int j = 0; j < 8; ++j) {
     T.shift[0][j] = 0.25f;

@@ -49,6 +49,7 @@ struct DecodeTables {
   alignas(32) float mag[256][8];        // S with coordinate 7 negated where parity[idx] = 1
   alignas(32) uint32_t signmask[256][8];  // high byte -> per-lane float sign bit (lane 7: parity of bits 0-6)
   alignas(32) float shift[2][8];        // code >> 15 -> +1/4 or -1/4 in every lane
+  alignas(32) float shift_hb[256][8];   // the same indexed by the high byte (one index for sign and shift)
   alignas(32) float shell[256][8];      // E8 shell codebook (RVQ3 residual stage)
 };
 const DecodeTables& decode_tables();

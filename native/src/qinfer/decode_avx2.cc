@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 #include "qinfer/decode.h"
 
@@ -19,9 +20,10 @@ static inline float hsum(__m256 v) {
 }
 
 static inline __m256 e8p_vec(const DecodeTables& T, uint16_t c) {
-  const __m256 a = _mm256_load_ps(T.mag[c & 0xFF]);
-  const __m256 s = _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(T.signmask[c >> 8])));
-  return _mm256_add_ps(_mm256_xor_ps(a, s), _mm256_load_ps(T.shift[c >> 15]));
+  const unsigned lo = c & 0xFF, hi = c >> 8;
+  const __m256 a = _mm256_load_ps(T.mag[lo]);
+  const __m256 s = _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(T.signmask[hi])));
+  return _mm256_add_ps(_mm256_xor_ps(a, s), _mm256_load_ps(T.shift_hb[hi]));
 }
 
 // Scalar levels of one group: b bytes -> 8 floats l - (2^b - 1) / 2.
@@ -32,9 +34,32 @@ static inline __m256 scalar_vec(const uint8_t* p, int b, __m256i shifts, __m256i
   return _mm256_sub_ps(_mm256_cvtepi32_ps(l), center);
 }
 
-// NR rows of E8P / RVQ codes against one x.
+// (S'[idx] XOR signmask): the E8P point without its +-1/4 shift.
+static inline __m256 e8p_signed(const DecodeTables& T, uint16_t c) {
+  const __m256 a = _mm256_load_ps(T.mag[c & 0xFF]);
+  return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(T.signmask[c >> 8]))));
+}
+
+// Sum over groups of shift(code_g) * sum(x_g) = sum_g (+-1/4 sum(x_g)): gq[g] = sum(x_g) / 4 with its
+// sign flipped where bit 15 of the code is set, 8 groups per step (the shift never enters the
+// per-group vector work).
+static inline float shift_term(const uint16_t* c, const float* gq, int groups) {
+  const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  __m256 acc = _mm256_setzero_ps();
+  int g = 0;
+  for (; g + 8 <= groups; g += 8) {
+    const __m256i codes = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + g)));
+    const __m256 flip = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(codes, 16), sign));
+    acc = _mm256_add_ps(acc, _mm256_xor_ps(_mm256_loadu_ps(gq + g), flip));
+  }
+  float t = hsum(acc);
+  for (; g < groups; ++g) t += (c[g] >> 15) ? -gq[g] : gq[g];
+  return t;
+}
+
+// NR rows of E8P / RVQ codes against one x; gq as for shift_term.
 template <int NR, CodeKind K>
-static void rows_e8p(const QCodes& q, const float* x, int r, float* y) {
+static void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, float* y) {
   const DecodeTables& T = decode_tables();
   const uint16_t* c1[NR];
   const void* c2[NR];
@@ -50,16 +75,19 @@ static void rows_e8p(const QCodes& q, const float* x, int r, float* y) {
   for (int g = 0; g < q.groups; ++g) {
     const __m256 xv = _mm256_loadu_ps(x + 8 * g);
     for (int i = 0; i < NR; ++i) {
-      acc[i] = _mm256_fmadd_ps(e8p_vec(T, c1[i][g]), xv, acc[i]);
+      acc[i] = _mm256_fmadd_ps(e8p_signed(T, c1[i][g]), xv, acc[i]);
       if (K == CodeKind::RVQ4) {
-        acc2[i] = _mm256_fmadd_ps(e8p_vec(T, static_cast<const uint16_t*>(c2[i])[g]), xv, acc2[i]);
+        acc2[i] = _mm256_fmadd_ps(e8p_signed(T, static_cast<const uint16_t*>(c2[i])[g]), xv, acc2[i]);
       } else if (K == CodeKind::RVQ3) {
         acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(T.shell[static_cast<const uint8_t*>(c2[i])[g]]), xv, acc2[i]);
       }
     }
   }
   for (int i = 0; i < NR; ++i) {
-    y[i] = K == CodeKind::E8P ? hsum(acc[i]) : hsum(acc[i]) + hsum(acc2[i]) * q.residual_inv_scale;
+    const float first = hsum(acc[i]) + shift_term(c1[i], gq, q.groups);
+    if (K == CodeKind::E8P) y[i] = first;
+    else if (K == CodeKind::RVQ4) y[i] = first + (hsum(acc2[i]) + shift_term(static_cast<const uint16_t*>(c2[i]), gq, q.groups)) * q.residual_inv_scale;
+    else y[i] = first + hsum(acc2[i]) * q.residual_inv_scale;
   }
 }
 
@@ -83,19 +111,27 @@ static void rows_scalar(const QCodes& q, const float* x, int r, float* y) {
 }
 
 template <int NR>
-static void rows_any(const QCodes& q, const float* x, int r, float* y) {
+static void rows_any(const QCodes& q, const float* x, const float* gq, int r, float* y) {
   switch (q.kind) {
-    case CodeKind::E8P: rows_e8p<NR, CodeKind::E8P>(q, x, r, y); return;
-    case CodeKind::RVQ3: rows_e8p<NR, CodeKind::RVQ3>(q, x, r, y); return;
-    case CodeKind::RVQ4: rows_e8p<NR, CodeKind::RVQ4>(q, x, r, y); return;
+    case CodeKind::E8P: rows_e8p<NR, CodeKind::E8P>(q, x, gq, r, y); return;
+    case CodeKind::RVQ3: rows_e8p<NR, CodeKind::RVQ3>(q, x, gq, r, y); return;
+    case CodeKind::RVQ4: rows_e8p<NR, CodeKind::RVQ4>(q, x, gq, r, y); return;
     case CodeKind::Scalar: rows_scalar<NR>(q, x, r, y); return;
   }
 }
 
 static void matvec_avx2(const QCodes& q, const float* x, int r0, int r1, float* y) {
+  // gq[g] = sum(x_g) / 4, shared by every row of this range.
+  thread_local std::vector<float> gq;
+  gq.resize(q.groups);
+  for (int g = 0; g < q.groups; ++g) {
+    const float* xg = x + 8 * g;
+    gq[g] = 0.25f * (((xg[0] + xg[1]) + (xg[2] + xg[3])) + ((xg[4] + xg[5]) + (xg[6] + xg[7])));
+  }
   int r = r0;
-  for (; r + 4 <= r1; r += 4) rows_any<4>(q, x, r, y + (r - r0));
-  for (; r < r1; ++r) rows_any<1>(q, x, r, y + (r - r0));
+  for (; r + 8 <= r1; r += 8) rows_any<8>(q, x, gq.data(), r, y + (r - r0));
+  for (; r + 4 <= r1; r += 4) rows_any<4>(q, x, gq.data(), r, y + (r - r0));
+  for (; r < r1; ++r) rows_any<1>(q, x, gq.data(), r, y + (r - r0));
 }
 
 static void decode_row_avx2(const QCodes& q, int r, float* w) {
