@@ -1,7 +1,7 @@
 // Runs and chat behind the contract, with real job processes on stories260k: a queued pair of runs
 // (one at a time), per-layer events, the run record, a cancel then resume, a CLI-style run found in
 // runs/, deletion with files, a killed job process, and a streamed chat reply from the quantized model.
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,7 +153,14 @@ describe('runs', () => {
     await until('two layers', () => runEvents.filter((e) => e.runId === 'stop-me' && e.body.type === 'layer').length >= 8);
     const cancelled = await call<{ state: string }>(services, 'runs.cancel', { runId: 'stop-me' });
     expect(cancelled.state).toBe('cancelled');
-    expect(readdirSync(path.join(home, 'runs')).some((f) => f.startsWith('stop-me.partial-'))).toBe(true);
+    const partial = readdirSync(path.join(home, 'runs')).find((f) => f.startsWith('stop-me.partial-'))!;
+    expect(partial).toBeDefined();
+    // The same checkpoint as an interrupted CLI run (no studio record beside it): listed, not resumable here.
+    cpSync(path.join(home, 'runs', partial), path.join(home, 'runs', partial.replace('stop-me', 'cli-half')), { recursive: true });
+    const half = (await call<Array<{ name: string; state: string; origin: string; layersDone: number }>>(services, 'runs.list', {})).find((r) => r.name === 'cli-half')!;
+    expect(half).toMatchObject({ state: 'interrupted', origin: 'cli' });
+    expect(half.layersDone % 7).toBe(0);
+    await expect(call(services, 'runs.resume', { runId: 'cli-half' })).rejects.toThrow(/command line; resume it there/);
     await call(services, 'runs.resume', { runId: 'stop-me' });
     await until('resumed run', () => state(runEvents, 'stop-me').at(-1) === 'done');
     expect((await call<{ layers: unknown[] }>(services, 'runs.get', { runId: 'stop-me' })).layers).toHaveLength(35);
