@@ -146,7 +146,10 @@ export async function decodePeer(o: {
     }
     o.onStatus?.(`llama-bench ${type}`);
     const f = await llamaBench(o.bin, file, o);
-    rows.push({ type, file, linearBitsPerWeight: ggufLinearBits(file).bitsPerWeight, ...f });
+    const bits = ggufLinearBits(file);
+    // "F16" names the file as given; label it by what its linear layers hold (e.g. Q4_1 for a downloaded GGUF).
+    const label = type === 'F16' ? Object.entries(bits.types).sort((a, b) => b[1] - a[1])[0][0] : type;
+    rows.push({ type: label, file, linearBitsPerWeight: bits.bitsPerWeight, ...f });
   }
   return rows;
 }
@@ -156,7 +159,7 @@ export function registerDecodePeerBench(bench: Command): void {
     .command('decode-peer')
     .description("llama.cpp's prefill and decode tokens/s (llama-bench) on a 16-bit GGUF and its Q4_K_M / IQ2_XXS quantizations")
     .requiredOption('--gguf <file>', 'a 16-bit GGUF, e.g. from `quip synth ... --gguf FILE` or `quip export-gguf`')
-    .option('--types <list>', 'F16 and llama-quantize types, comma-separated', 'F16,Q4_K_M,IQ2_XXS')
+    .option('--types <list>', 'F16 (the file as given) and llama-quantize types, comma-separated', 'F16,Q4_K_M,IQ2_XXS')
     .option('--threads <t>', 'threads', String(Math.max(1, os.availableParallelism())))
     .option('--prompt <n>', 'prefill tokens', '64')
     .option('--gen <n>', 'decoded tokens', '32')

@@ -1,6 +1,7 @@
-// `quip eval <model> --text FILE --ctx N [--max-windows K] [--threads T] [--json]`: perplexity with the
-// usual convention (rows joined by blank lines, non-overlapping windows of N tokens, BOS where the
-// tokenizer adds it), printing ppl, tokens scored and tokens/s. Ctrl-C cancels between blocks.
+// `quip eval <model> --text FILE --ctx N [--max-windows K] [--threads T] [--convention ours|llama.cpp] [--json]`:
+// perplexity with our convention (rows joined by blank lines, non-overlapping windows of N tokens, BOS
+// where the tokenizer adds it) or llama.cpp's (runtime/perplexity-llamacpp.ts), printing ppl, tokens
+// scored and tokens/s. Ctrl-C cancels between blocks.
 import type { Command } from 'commander';
 
 import { loadModel } from '../../engine/model/index.js';
