@@ -3,8 +3,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { FineTuneEpoch } from '../../contract/runs.js';
-import type { FinetuneEvent } from '../../engine/finetune/block.js';
-import type { EndToEndEvent } from '../../engine/finetune/e2e.js';
+import type { EndToEndEvent, FinetuneEvent } from '../../engine/finetune/index.js';
 import { fineTuneEpoch } from './service.js';
 
 describe('fine-tuning events', () => {
