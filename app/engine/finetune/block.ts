@@ -12,15 +12,10 @@ import { isCancelled, native } from '../native.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
 import type { BlockTuneResult, BlockTuneSettings, BlockTuner } from './native-types.js';
+import { TUNED_GROUPS, type FinetuneEvent, type TunedGroup } from './events.js';
 import type { FinetuneSettings } from './settings.js';
 
-/** The groups after which the block is tuned (down_proj is the block's last layer: nothing after it). */
-export const TUNED_GROUPS = ['qkv', 'o', 'gateUp'] as const;
-export type TunedGroup = (typeof TUNED_GROUPS)[number];
-
-export type FinetuneEvent =
-  | { type: 'ft-epoch'; block: number; group: TunedGroup; epoch: number; trainLoss: number; heldoutLoss: number; seconds: number }
-  | { type: 'ft-group'; block: number; group: TunedGroup; initialHeldoutLoss: number; bestHeldoutLoss: number; bestEpoch: number; epochs: number; earlyStopped: boolean; seconds: number; tokensPerSecond: number };
+export type { FinetuneEvent } from './events.js';
 
 /** What the run record keeps per tuned group. */
 export const FinetuneGroupRecord = z.object({

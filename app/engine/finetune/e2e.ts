@@ -7,9 +7,13 @@ import { isCancelled, native } from '../native.js';
 import type { EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
 import type { TuneResult } from './native-types.js';
+import type { EndToEndEvent } from './events.js';
+
 import type { FinetuneSettings } from './settings.js';
 
-export type EndToEndEvent = { type: 'ft-e2e-epoch'; epoch: number; trainLoss: number; heldoutLoss: number; seconds: number };
+export type { EndToEndEvent } from './events.js';
+
+
 
 export interface EndToEndOptions {
   /** The quantized model (tuned in place). */

@@ -20,8 +20,9 @@ import { bytesOf, readTensorBytes, readTensorFileIndex, writeTensorFile, type Te
 import { createEngine } from '../runtime/engine.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
-import { FinetuneGroupRecord, InBlockFinetune, TUNED_GROUPS, type FinetuneEvent, type TunedGroup } from './block.js';
-import { finetuneEndToEnd, type EndToEndEvent } from './e2e.js';
+import { FinetuneGroupRecord, InBlockFinetune } from './block.js';
+import { finetuneEndToEnd } from './e2e.js';
+import { TUNED_GROUPS, type QuantizeFinetuneEvent, type TunedGroup } from './events.js';
 import type { FinetuneSettings } from './settings.js';
 
 
@@ -45,7 +46,6 @@ export const FinetuneRecord = z.object({
 });
 export type FinetuneRecord = z.infer<typeof FinetuneRecord>;
 
-export type QuantizeFinetuneEvent = FinetuneEvent | EndToEndEvent | { type: 'ft-block'; block: number; heldoutError: number };
 
 /** The parts of a quantized layer the hook reads and updates (the job's LayerTensors has them). */
 export interface FinetuneLayer {
