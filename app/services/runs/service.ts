@@ -217,15 +217,24 @@ export class RunService {
   private onJobData(name: string, data: unknown) {
     const live = this.live.get(name);
     if (!live) return;
-    const parsed = QuantizeEvent.safeParse(data);
-    if (!parsed.success) {
-      const ft = fineTuneEpoch(data);
-      if (ft) {
-        live.sidecar.fineTune.push(ft);
-        this.send(name, { type: 'fineTune', epoch: ft });
-      }
+    // Fine-tuning epochs first: they may or may not be part of the quantize event union.
+    const ft = fineTuneEpoch(data);
+    if (ft) {
+      live.sidecar.fineTune.push(ft);
+      this.send(name, { type: 'fineTune', epoch: ft });
       return;
     }
+    const d = data as { type?: unknown; block?: unknown; group?: unknown; bestHeldoutLoss?: unknown; bestEpoch?: unknown; heldoutError?: unknown };
+    if (d?.type === 'ft-group' && typeof d.bestHeldoutLoss === 'number') {
+      this.log(name, 'info', `Fine-tuned block ${String(d.block)} after ${String(d.group)}: best held-out loss ${d.bestHeldoutLoss.toExponential(3)} at epoch ${String(d.bestEpoch)}.`);
+      return;
+    }
+    if (d?.type === 'ft-block' && typeof d.heldoutError === 'number') {
+      this.log(name, 'info', `Block ${String(d.block)} fine-tuned: held-out error ${d.heldoutError.toExponential(3)}.`);
+      return;
+    }
+    const parsed = QuantizeEvent.safeParse(data);
+    if (!parsed.success) return;
     const e = parsed.data;
     switch (e.type) {
       case 'estimate':
