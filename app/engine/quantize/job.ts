@@ -362,6 +362,7 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
       threads,
       layers: cp.metrics,
       timings: t.timings,
+      phasePeakRss: t.memory,
       peakRssBytes: peakRss(),
       resumedFromBlock,
       sizes: { bytesOnDisk, linearWeights, bitsPerWeight: layerBitsTotal / linearWeights, bitsPerParameter: (bytesOnDisk * 8) / params },

@@ -41,6 +41,8 @@ export const RunRecord = z.object({
   threads: z.number().int(),
   layers: z.array(LayerMetrics),
   timings: z.record(z.string(), z.number()),
+  /** Peak resident memory of the process at the end of each phase of this run (bytes). */
+  phasePeakRss: z.record(z.string(), z.number()).optional(),
   peakRssBytes: z.number(),
   /** Blocks done before a resume (0 for an uninterrupted run). */
   resumedFromBlock: z.number().int(),

@@ -175,9 +175,9 @@ export interface Estimate {
   parts: { blockWeights: number; hessians: number; activations: number; workspace: number };
 }
 
-/** Sustained rates of the CPU kernels per thread, measured on stories260k / synth runs of this
- * project (a 2-core AVX2 workstation): dense float32 multiply-adds, and E8P candidate scoring. */
-const FLOPS_PER_THREAD = 8e9;
+/** Sustained rate per thread, from `quip bench quantize` on a synth 1024 x 2816 model (2-core AVX2
+ * machine: 45 s measured where 8 GFLOP/s per thread predicted 24 s). */
+const FLOPS_PER_THREAD = 4e9;
 const E8P_CANDIDATE_OPS = 2 * 256 * 12; // 2 shifts x 256 magnitude patterns x ~12 operations per group
 
 function linearShapes(s: ModelShape): Array<{ m: number; n: number }> {

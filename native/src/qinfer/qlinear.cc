@@ -71,7 +71,9 @@ static void output_transform(const QuantizedLinearParams& p, const HadamardPlan&
 void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
   const int m = p_.m, n = p_.n;
   std::vector<float> xt(static_cast<size_t>(tokens) * n_pad_);
-  parallel_for(tokens, 1, [&](size_t b, size_t e) {
+  // Per-token transforms are short: hand them out in chunks so pool overhead stays small.
+  const size_t token_grain = std::max<size_t>(1, 16384 / static_cast<size_t>(std::max(n_pad_, m)));
+  parallel_for(tokens, token_grain, [&](size_t b, size_t e) {
     std::vector<float> work;
     for (size_t t = b; t < e; ++t) input_transform(p_, plan_in_, x + t * n, xt.data() + t * n_pad_, n_pad_, work);
   });
@@ -89,7 +91,7 @@ void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
       }
     });
   }
-  parallel_for(tokens, 1, [&](size_t b, size_t e) {
+  parallel_for(tokens, token_grain, [&](size_t b, size_t e) {
     std::vector<float> work;
     for (size_t t = b; t < e; ++t) {
       float* yt = y + t * m;
