@@ -102,10 +102,17 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
   const windows = llamaCppWindows(base.tokenizer, readLlamaCppText(evalText), o.ctx, o.windows);
   if (windows.length < o.windows) notes.push(`The text holds only ${windows.length} windows of ${o.ctx} tokens.`);
   const vocab = base.architecture.vocabSize;
-  const score = async (modelDir: string) => {
+  // A model folder's figure on these windows is kept beside it, so a later run (e.g. once llama.cpp is
+  // built) adds rows without scoring the same model again.
+  const score = async (modelDir: string): Promise<{ ppl: number; tokensScored: number; seconds: number }> => {
+    const cache = path.join(modelDir, `bench-quality-ppl-${o.ctx}x${windows.length}.json`);
+    if (existsSync(cache)) return JSON.parse(readFileSync(cache, 'utf8'));
     const m = modelDir === dir ? base : await loadModel(modelDir);
     try {
-      return await evaluatePerplexityLlamaCpp(createEngine(m), windows, vocab, { ctx: o.ctx });
+      const r = await evaluatePerplexityLlamaCpp(createEngine(m), windows, vocab, { ctx: o.ctx });
+      const figures = { ppl: r.ppl, tokensScored: r.tokensScored, seconds: r.seconds };
+      writeFileSync(cache, JSON.stringify(figures));
+      return figures;
     } finally {
       if (m !== base) m.close();
     }
