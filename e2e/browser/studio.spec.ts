@@ -40,6 +40,8 @@ test('a 2-bit run grows its chart live, compares with 4 bits, and chats', async 
   await expect(page.getByTestId('estimate-time')).toHaveText(/~/);
   await expect(page.getByTestId('estimate-memory')).toHaveText(/B$/);
   await page.screenshot({ path: testInfo.outputPath('new-run.png') });
+  await page.getByRole('main').evaluate((main) => main.scrollTo(0, main.scrollHeight));
+  await page.screenshot({ path: testInfo.outputPath('new-run-bottom.png') });
 
   await startRun(page, '2-bit E8P', 'two-bit', '24', '256');
   // Points appear while the run is still going, and their number grows.
