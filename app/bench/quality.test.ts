@@ -1,0 +1,44 @@
+// The quality table's goals follow from its rows: closer-to-16-bit, the 4.5-bit moonshot over every
+// llama.cpp type at or under 4.5 bits per weight, and rows left unmeasured.
+import { describe, expect, it } from 'vitest';
+
+import { formatQualityMarkdown, qualityGoals, type QualityRow } from './quality.js';
+
+const row = (name: string, by: QualityRow['by'], bpw: number, ppl: number | null): QualityRow => ({ name, by, linearBitsPerWeight: bpw, ppl, gap: null, seconds: 1 });
+
+describe('bench quality goals', () => {
+  it('judges each goal from the measured rows', () => {
+    const rows = [
+      row('16-bit', 'ours', 16, 10),
+      row('QuIP# 4-bit (rvq4, no fine-tuning)', 'ours', 4.02, 10.3),
+      row('QuIP# 3-bit (rvq3, no fine-tuning)', 'ours', 3.02, 11),
+      row('QuIP# 2-bit (e8p, no fine-tuning)', 'ours', 2.02, 20),
+      row('Q4_K_M', 'llama.cpp', 5.5, 10.2),
+      row('IQ4_XS', 'llama.cpp', 4.4, 10.9),
+      row('Q2_K', 'llama.cpp', 3.3, 30),
+      row('IQ2_XXS', 'llama.cpp', 2.9, 19),
+    ];
+    const g = qualityGoals(rows);
+    expect(g.map((x) => x.met)).toEqual([false, null, false, false]);
+    // IQ4_XS (4.4 bits) counts against the 3-bit moonshot, Q4_K_M (5.5 bits) does not.
+    expect(g[2].detail).toMatch(/IQ4_XS/);
+    expect(g[2].detail).not.toMatch(/Q4_K_M/);
+    rows[5].ppl = 11.5;
+    rows[1].ppl = 10.1;
+    rows[7].ppl = 25;
+    expect(qualityGoals(rows).map((x) => x.met)).toEqual([true, null, true, true]);
+  });
+
+  it('leaves goals unmeasured without llama.cpp rows, and says so in the markdown', () => {
+    const rows = [row('16-bit', 'ours', 16, 10), row('QuIP# 4-bit (rvq4, no fine-tuning)', 'ours', 4.02, 10.3)];
+    const goals = qualityGoals(rows);
+    expect(goals.every((x) => x.met === null)).toBe(true);
+    const md = formatQualityMarkdown(
+      { model: 'm', ctx: 512, windows: 2, tokensScored: 510, threads: 2, calibration: { text: 'wiki.valid.raw', samples: 8, ctx: 512 }, llamaCpp: null, parity: null, rows, goals, notes: ['llama.cpp rows skipped'] },
+      'quip bench quality',
+    );
+    expect(md).toMatch(/\| QuIP# 4-bit \(rvq4, no fine-tuning\) \| ours \| 4\.02 \| 10\.3000 \|/);
+    expect(md).toMatch(/not measured/);
+    expect(md).toMatch(/Reproduce: `quip bench quality`/);
+  });
+});
