@@ -6,30 +6,16 @@
 //   endBlock()               push this tuner's calibration states through the finished block
 // The tuner keeps its own calibration states (the same sequences as the job's), so the job's own
 // calibration code stays untouched; both advance through the same (quantized, tuned) blocks.
-import { z } from 'zod';
-
 import { isCancelled, native } from '../native.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
 import type { BlockTuneResult, BlockTuneSettings, BlockTuner } from './native-types.js';
-import { TUNED_GROUPS, type FinetuneEvent, type TunedGroup } from './events.js';
+import type { FinetuneEvent, TunedGroup } from './events.js';
+import type { FinetuneGroupRecord } from './record.js';
 import type { FinetuneSettings } from './settings.js';
 
 export type { FinetuneEvent } from './events.js';
 
-/** What the run record keeps per tuned group. */
-export const FinetuneGroupRecord = z.object({
-  block: z.number().int(),
-  group: z.enum(TUNED_GROUPS),
-  initialHeldoutLoss: z.number(),
-  bestHeldoutLoss: z.number(),
-  bestEpoch: z.number().int(),
-  earlyStopped: z.boolean(),
-  seconds: z.number(),
-  tokensPerSecond: z.number(),
-  epochs: z.array(z.object({ epoch: z.number().int(), trainLoss: z.number(), heldoutLoss: z.number() })),
-});
-export type FinetuneGroupRecord = z.infer<typeof FinetuneGroupRecord>;
 
 export interface InBlockFinetuneOptions {
   engine: EngineModel;

@@ -12,9 +12,10 @@ import { calibrationIds, defaultCalibrationText, hessianMean } from '../runtime/
 import { createEngine } from '../runtime/engine.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { evaluatePerplexity, perplexityWindows, readEvalText } from '../runtime/perplexity.js';
-import { InBlockFinetune, type FinetuneGroupRecord } from './block.js';
+import { InBlockFinetune } from './block.js';
 import { finetuneEndToEnd } from './e2e.js';
 import type { EndToEndEvent, FinetuneEvent } from './events.js';
+import type { FinetuneGroupRecord } from './record.js';
 import { resolveFinetuneSettings, type FinetuneSettings } from './settings.js';
 
 const DATA = path.resolve('../shared/data');

@@ -11,8 +11,6 @@
 // (q/k/v for the attention norm, gate/up for the MLP norm): W diag(su) diag(w_tuned) x-hat =
 // W diag(su .* w_tuned / w_source) diag(w_source) x-hat, so a fine-tuned folder keeps the source's
 // norms and differs from a plain one only in its real-valued (float32) sign vectors.
-import { z } from 'zod';
-
 import type { LoadedModel } from '../model/index.js';
 import { native } from '../native.js';
 import type { QuantizedLinearSpec } from '../quantize/native-types.js';
@@ -20,31 +18,13 @@ import { bytesOf, readTensorBytes, readTensorFileIndex, writeTensorFile, type Te
 import { createEngine } from '../runtime/engine.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
-import { FinetuneGroupRecord, InBlockFinetune } from './block.js';
+import { InBlockFinetune } from './block.js';
 import { finetuneEndToEnd } from './e2e.js';
 import { TUNED_GROUPS, type QuantizeFinetuneEvent, type TunedGroup } from './events.js';
+import type { FinetuneRecord } from './record.js';
 import type { FinetuneSettings } from './settings.js';
 
 
-/** What the run record keeps of fine-tuning. */
-export const FinetuneRecord = z.object({
-  mode: z.enum(['block', 'block+e2e']),
-  /** Per block: held-out MSE of the finished block against the original block's outputs, and each
-   * tuning step (after q/k/v, o, gate/up). */
-  blocks: z.array(z.object({ block: z.number().int(), heldoutError: z.number(), groups: z.array(FinetuneGroupRecord) })),
-  endToEnd: z
-    .object({
-      initialHeldoutLoss: z.number(),
-      bestHeldoutLoss: z.number(),
-      bestEpoch: z.number().int(),
-      seconds: z.number(),
-      tokensPerSecond: z.number(),
-      epochs: z.array(z.object({ epoch: z.number().int(), trainLoss: z.number(), heldoutLoss: z.number() })),
-    })
-    .nullable(),
-  seconds: z.number(),
-});
-export type FinetuneRecord = z.infer<typeof FinetuneRecord>;
 
 
 /** The parts of a quantized layer the hook reads and updates (the job's LayerTensors has them). */
