@@ -7,6 +7,7 @@ import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { importGguf } from '../gguf/import.js';
 import { loadModel, type LoadedModel } from '../model/index.js';
 import { createEngine } from './engine.js';
 import { evaluatePerplexityLlamaCpp, llamaCppWindows, readLlamaCppText } from './perplexity-llamacpp.js';
@@ -55,6 +56,24 @@ describe('llama.cpp perplexity convention', () => {
   it('refuses texts shorter than two windows, as llama-perplexity does', () => {
     expect(() => llamaCppWindows(model.tokenizer, 'Once upon a time there was a cat.', 16)).toThrow(/needs at least 32/);
     expect(() => llamaCppWindows(model.tokenizer, 'x', 2)).toThrow(/--ctx/);
+  });
+
+  it("gives SmolLM2 (no BOS) windows equal to llama.cpp's own tokens of wiki.test.raw", async () => {
+    const smolDir = path.join(tmp, 'smollm2');
+    await importGguf(path.join(DATA, 'models', 'smollm2-135m-instruct-q4_1', 'SmolLM2-135M-Instruct.Q4_1.gguf'), smolDir);
+    const smol = await loadModel(smolDir);
+    try {
+      expect(smol.tokenizer.addBos).toBe(false);
+      // Ids from llama-tokenize of the file's first 1000 lines (74,850 ids): the first 64 windows of 1024
+      // lie well inside them.
+      const ref = JSON.parse(readFileSync(path.join(DATA, 'models', 'smollm2-135m-instruct-q4_1', 'reference-tokens-wiki-test-1000-lines.json'), 'utf8')) as { ids: number[] };
+      const windows = llamaCppWindows(smol.tokenizer, readLlamaCppText(path.join(DATA, 'wikitext-2-raw', 'wiki.test.raw')), 1024, 64);
+      expect(windows.length).toBe(64);
+      const ids = windows.flatMap((w) => Array.from(w));
+      expect(ids).toEqual(ref.ids.slice(0, 64 * 1024));
+    } finally {
+      smol.close();
+    }
   });
 
   it('scores only the second half of each window (ctx 16, 2 windows) like a float64 reference', async () => {
