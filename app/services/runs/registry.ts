@@ -138,11 +138,9 @@ export function layersOf(found: FoundRun): RunLayer[] {
 export function summarize(found: FoundRun, outDir: string): RunDetail {
   const { record, sidecar } = found;
   const layers = layersOf(found);
-  const state: RunSummary['state'] = found.finished
-    ? 'done'
-    : sidecar && sidecar.state !== 'running' && sidecar.state !== 'done'
-      ? sidecar.state
-      : 'interrupted'; // a checkpoint with nobody working on it (a CLI run stopped, or the studio quit)
+  // Not finished and not in this studio's queue: cancelled and failed runs say so; anything else
+  // (a CLI run stopped, or the studio quit while it was queued or running) is interrupted.
+  const state: RunSummary['state'] = found.finished ? 'done' : sidecar?.state === 'cancelled' || sidecar?.state === 'error' ? sidecar.state : 'interrupted';
   const seconds = record ? (Date.parse(record.finishedAt) - Date.parse(record.startedAt)) / 1000 : null;
   return {
     runId: found.name,
