@@ -9,6 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 
 import { FineTuneEpoch, RunFailure, RunLogLine, RunState, type RunDetail, type RunLayer, type RunSummary } from '../../contract/runs.js';
+import { FinetuneRecord } from '../../engine/finetune/record.js';
 import { CHECKPOINT_FILE, Checkpoint } from '../../engine/quantize/output.js';
 import { RUN_RECORD_FILE, RunRecord, proxyLossSummary } from '../../engine/quantize/record.js';
 import { QuantizeSettings, QuantizeSettingsInput } from '../../engine/quantize/settings.js';
@@ -129,6 +130,18 @@ export class RunRegistry {
   }
 }
 
+/** The fine-tuning epochs a run record keeps (in-block per group, then end-to-end), for the curves. */
+export function fineTuneOf(record: RunRecord | null): FineTuneEpoch[] {
+  const parsed = FinetuneRecord.safeParse((record as { finetune?: unknown } | null)?.finetune);
+  if (!parsed.success) return [];
+  const out: FineTuneEpoch[] = [];
+  for (const b of parsed.data.blocks) {
+    for (const g of b.groups) for (const e of g.epochs) out.push({ stage: 'block', block: b.block, group: g.group, epoch: e.epoch, trainLoss: e.trainLoss, heldOutLoss: e.heldoutLoss });
+  }
+  for (const e of parsed.data.endToEnd?.epochs ?? []) out.push({ stage: 'e2e', block: null, group: null, epoch: e.epoch, trainLoss: e.trainLoss, heldOutLoss: e.heldoutLoss });
+  return out;
+}
+
 /** Layers in chart order: by block, then in the order the job quantized them. */
 export function layersOf(found: FoundRun): RunLayer[] {
   return found.record?.layers ?? found.checkpoint?.metrics ?? [];
@@ -165,7 +178,7 @@ export function summarize(found: FoundRun, outDir: string): RunDetail {
     seconds: seconds !== null && Number.isFinite(seconds) ? seconds : null,
     meanProxyLoss: layers.length ? proxyLossSummary(layers).mean : null,
     layers,
-    fineTune: sidecar?.fineTune ?? [],
+    fineTune: sidecar?.fineTune.length ? sidecar.fineTune : fineTuneOf(record),
     log: sidecar?.log ?? [],
     timings: record?.timings ?? found.checkpoint?.timings ?? {},
   };
