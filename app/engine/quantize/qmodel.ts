@@ -201,6 +201,7 @@ export function openQuantizedWeights(dir: string, config: Record<string, unknown
         if (rec.m !== m || rec.n !== n) {
           throw new UserError(`config.json in ${dir}: ${name} is recorded as ${rec.m}x${rec.n} but the architecture says ${m}x${n}.`, 'SHAPE_MISMATCH');
         }
+        checkHadamard(dir, name, rec);
         layers.push({ block: b, kind, spec: specFromRecord(qconfig.codebook, rec, plane, signs) });
       }
     }
@@ -212,6 +213,25 @@ export function openQuantizedWeights(dir: string, config: Record<string, unknown
   } catch (err) {
     file.close();
     throw err;
+  }
+}
+
+/**
+ * Inference rebuilds each layer's Hadamard transforms from their sizes; a folder quantized with
+ * another construction of the same order (an older version's fallback, say) would decode to the
+ * wrong weights, so it is refused by name.
+ */
+export function checkHadamard(dir: string, name: string, rec: QuantizedLayerRecord): void {
+  for (const [side, h] of [['input', rec.hadamardIn], ['output', rec.hadamardOut]] as const) {
+    if (!h) continue;
+    const now = native().hadamardPlan(h.n);
+    if (now.k !== h.k || now.pow2 !== h.pow2 || now.method !== h.method || (h.construction !== undefined && h.construction !== now.construction)) {
+      throw new UserError(
+        `${dir}: ${name} was quantized with a ${h.method} ${h.k}x${h.k} factor for its ${side} transform (${h.construction ?? 'no construction recorded'}), ` +
+          `but this version builds ${now.method} ${now.k}x${now.k} (${now.construction ?? 'Sylvester'}) for size ${h.n}. Quantize the model again with this version.`,
+        'INCOMPATIBLE_MODEL',
+      );
+    }
   }
 }
 

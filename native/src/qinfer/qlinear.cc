@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "common/thread_pool.h"
+#include "engine/gemm.h"
 
 namespace quip::qinfer {
 
@@ -26,6 +27,20 @@ QuantizedLinear::QuantizedLinear(QuantizedLinearParams p, KernelImpl impl) : p_(
     require(static_cast<int>(p_.sv.size()) == p_.m, "sv must hold m = " + std::to_string(p_.m) + " values");
     plan_in_ = hadamard_plan(p_.n);
     plan_out_ = hadamard_plan(p_.m);
+    // H_n = F / sqrt(n) when n = K: input rows are rows of H_n^T, output rows rows of H_m.
+    auto dense = [](const HadamardPlan& plan, bool transpose) {
+      std::vector<float> d;
+      if (plan.pow2 != 1 || plan.K < 16) return d;
+      const std::vector<float>& F = hadamard_factor(plan);
+      const int64_t K = plan.K;
+      const float s = static_cast<float>(1.0 / std::sqrt(static_cast<double>(K)));
+      d.resize(K * K);
+      for (int64_t a = 0; a < K; ++a)
+        for (int64_t b = 0; b < K; ++b) d[a * K + b] = (transpose ? F[b * K + a] : F[a * K + b]) * s;
+      return d;
+    };
+    dense_in_ = dense(plan_in_, true);
+    dense_out_ = dense(plan_out_, false);
   } else {
     require(p_.su.empty() && p_.sv.empty(), "sign vectors are only used with incoherence processing");
   }
@@ -73,10 +88,21 @@ void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
   std::vector<float> xt(static_cast<size_t>(tokens) * n_pad_);
   // Per-token transforms are short: hand them out in chunks so pool overhead stays small.
   const size_t token_grain = std::max<size_t>(1, 16384 / static_cast<size_t>(std::max(n_pad_, m)));
-  parallel_for(tokens, token_grain, [&](size_t b, size_t e) {
-    std::vector<float> work;
-    for (size_t t = b; t < e; ++t) input_transform(p_, plan_in_, x + t * n, xt.data() + t * n_pad_, n_pad_, work);
-  });
+  if (p_.incoherence && !dense_in_.empty()) {
+    std::vector<float> xs(static_cast<size_t>(tokens) * n), xh(xs.size());
+    for (size_t t = 0; t < static_cast<size_t>(tokens); ++t)
+      for (int i = 0; i < n; ++i) xs[t * n + i] = x[t * n + i] * p_.su[i];
+    engine::matmul_wt(xs.data(), tokens, engine::WeightView{dense_in_.data(), DType::F32, n, n}, xh.data());
+    for (size_t t = 0; t < static_cast<size_t>(tokens); ++t) {
+      std::copy(xh.begin() + t * n, xh.begin() + (t + 1) * n, xt.begin() + t * n_pad_);
+      std::fill(xt.begin() + t * n_pad_ + n, xt.begin() + (t + 1) * n_pad_, 0.0f);
+    }
+  } else {
+    parallel_for(tokens, token_grain, [&](size_t b, size_t e) {
+      std::vector<float> work;
+      for (size_t t = b; t < e; ++t) input_transform(p_, plan_in_, x + t * n, xt.data() + t * n_pad_, n_pad_, work);
+    });
+  }
   if (tokens == 1) {
     // Decode: every row's codes read once, rows split over threads.
     parallel_for(m, 64, [&](size_t b, size_t e) { k_->matvec(p_.codes, xt.data(), static_cast<int>(b), static_cast<int>(e), y + b); });
@@ -90,6 +116,14 @@ void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
         k_->rows_dot_tokens(w.data(), nr, n_pad_, xt.data(), n_pad_, tokens, y + r0, m);
       }
     });
+  }
+  if (p_.incoherence && !dense_out_.empty()) {
+    std::vector<float> ys(static_cast<size_t>(tokens) * m);
+    for (size_t i = 0; i < ys.size(); ++i) ys[i] = y[i] * p_.scale;
+    engine::matmul_wt(ys.data(), tokens, engine::WeightView{dense_out_.data(), DType::F32, m, m}, y);
+    for (size_t t = 0; t < static_cast<size_t>(tokens); ++t)
+      for (int i = 0; i < m; ++i) y[t * m + i] *= p_.sv[i];
+    return;
   }
   parallel_for(tokens, token_grain, [&](size_t b, size_t e) {
     std::vector<float> work;

@@ -45,6 +45,10 @@ class QuantizedLinear : public engine::Linear {
   QuantizedLinearParams p_;
   int n_pad_;
   HadamardPlan plan_in_, plan_out_;
+  // Sizes with no power-of-two part (n = K, e.g. stories260k's 172): the whole transform is one dense
+  // K x K matrix (H_n^T on the input side, H_n on the output side, 1/sqrt(n) folded in), applied to
+  // all tokens at once by the engine GEMM instead of a K^2 loop per token. Empty otherwise.
+  std::vector<float> dense_in_, dense_out_;
   const DecodeKernels* k_;
 };
 
