@@ -19,8 +19,8 @@ import type { FinetuneGroupRecord } from './record.js';
 import { resolveFinetuneSettings, type FinetuneSettings } from './settings.js';
 
 const DATA = path.resolve('../shared/data');
-const SEQUENCES = 24;
-const SEQ_LEN = 128;
+const SEQUENCES = 16;
+const SEQ_LEN = 96;
 const SEED = 7;
 
 const GROUPS: Array<{ tap: 'qkv' | 'o' | 'gateUp' | 'down'; kinds: EngineLinearKind[] }> = [
@@ -79,7 +79,7 @@ async function quantize(settings: FinetuneSettings, tune: boolean): Promise<Run>
 
 describe('in-block fine-tuning on stories260k at 2 bits', () => {
   const settings = resolveFinetuneSettings({ mode: 'block', epochs: 5, lr: 1e-3, lrSign: 1e-3, batch: 4, holdout: 0.25, patience: 2 });
-  const e2eSettings = resolveFinetuneSettings({ mode: 'block+e2e', epochs: 4, lr: 1e-3, lrSign: 1e-3, batch: 4, holdout: 0.25, patience: 2 });
+  const e2eSettings = resolveFinetuneSettings({ mode: 'block+e2e', epochs: 2, lr: 1e-3, lrSign: 1e-3, batch: 4, holdout: 0.25, patience: 2 });
   let plain: Run;
   let tuned: Run;
   beforeAll(async () => {
