@@ -35,7 +35,9 @@ export function LayerChart(props: { layers: RunLayer[]; blocks: number | null; m
     // A log axis cannot place zero; such a layer is exact and shows in the table and tooltip instead.
     .filter((p) => p.y > 0);
   const blocks = Math.max(props.blocks ?? 0, ...props.layers.map((l) => l.block + 1), 1);
-  const ticks = Array.from({ length: blocks }, (_, b) => b * 7 + 3);
+  // One label per block, thinned out for deep models so they stay readable.
+  const every = Math.ceil(blocks / 12);
+  const ticks = Array.from({ length: blocks }, (_, b) => b * 7 + 3).filter((_, b) => b % every === 0);
   // A little room above and below on the log axis, so no point sits on the frame.
   const ys = points.map((p) => p.y);
   const domain: [number, number] = ys.length ? [Math.min(...ys) / 1.5, Math.max(...ys) * 1.5] : [1e-4, 1];
