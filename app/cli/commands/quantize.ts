@@ -1,6 +1,7 @@
 // `quip quantize <model> --out DIR [--bits 2|3|4] [--codebook e8p|rtn] [--no-incoherence] [--no-ldlq]
 //   [--calib-text F] [--calib-samples N] [--ctx L] [--sigma S] [--rho R] [--tune-iters K] [--seed S]
-//   [--threads T] [--force] [--eval-windows W | --no-eval] [--json]`
+//   [--threads T] [--force] [--eval-windows W | --no-eval] [--json]
+//   [--ft none|block|block+e2e] [--ft-epochs E] [--ft-lr X] [--ft-lr-sign X] [--ft-batch B] [--ft-holdout F] [--ft-patience P]`
 // Prints the settings with their estimated time and memory, then a table row per finished layer and
 // a progress line (or NDJSON events with --json). Ctrl-C cancels; running the same command again
 // resumes from the last finished block.
@@ -8,6 +9,7 @@ import type { Command } from 'commander';
 
 import { defaultEvalText, runQuantizeJob } from '../../engine/quantize/job.js';
 import { terminalRenderer } from '../../engine/quantize/render.js';
+import { FINETUNE_DEFAULTS, type FinetuneMode } from '../../engine/finetune/settings.js';
 import { DEFAULTS, resolveSettings, SettingsError } from '../../engine/quantize/settings.js';
 import { resolveModelDir } from '../../services/hub/index.js';
 import { UserError } from '../../util/errors.js';
@@ -34,6 +36,13 @@ interface QuantizeOpts {
   evalCtx?: string;
   evalFull: boolean;
   json?: boolean;
+  ft?: string;
+  ftEpochs?: string;
+  ftLr?: string;
+  ftLrSign?: string;
+  ftBatch?: string;
+  ftHoldout?: string;
+  ftPatience?: string;
 }
 
 export function registerQuantize(program: Command): void {
@@ -61,6 +70,13 @@ export function registerQuantize(program: Command): void {
     .option('--eval-ctx <l>', 'perplexity window length (default 512, at most the model context)')
     .option('--no-eval-full', 'do not score the full-precision model for comparison')
     .option('--json', 'print newline-delimited JSON events')
+    .option('--ft <mode>', `fine-tuning: none, block (in-block, after each linear group) or block+e2e (then distillation end to end) (default ${FINETUNE_DEFAULTS.mode})`)
+    .option('--ft-epochs <n>', `fine-tuning epochs per step (default ${FINETUNE_DEFAULTS.epochs})`)
+    .option('--ft-lr <x>', `Adam learning rate of weights and norms (default ${FINETUNE_DEFAULTS.lr})`)
+    .option('--ft-lr-sign <x>', `Adam learning rate of the sign vectors SU/SV (default ${FINETUNE_DEFAULTS.lrSign})`)
+    .option('--ft-batch <n>', `calibration sequences per Adam step (default ${FINETUNE_DEFAULTS.batch})`)
+    .option('--ft-holdout <f>', `fraction of calibration sequences held out to pick the best epoch (default ${FINETUNE_DEFAULTS.holdout})`)
+    .option('--ft-patience <n>', `epochs without held-out improvement before stopping (default ${FINETUNE_DEFAULTS.patience})`)
     .action(async (modelArg: string, o: QuantizeOpts) => {
       let settings;
       try {
@@ -77,6 +93,15 @@ export function registerQuantize(program: Command): void {
           calibCtx: numberOption(o.ctx, '--ctx'),
           seed: numberOption(o.seed, '--seed'),
           threads: intOption(o.threads, '--threads'),
+          finetune: {
+            mode: o.ft as FinetuneMode | undefined,
+            epochs: numberOption(o.ftEpochs, '--ft-epochs'),
+            lr: numberOption(o.ftLr, '--ft-lr'),
+            lrSign: numberOption(o.ftLrSign, '--ft-lr-sign'),
+            batch: numberOption(o.ftBatch, '--ft-batch'),
+            holdout: numberOption(o.ftHoldout, '--ft-holdout'),
+            patience: numberOption(o.ftPatience, '--ft-patience'),
+          },
         });
       } catch (err) {
         if (err instanceof SettingsError) throw new UserError(err.message, err.code);

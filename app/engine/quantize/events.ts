@@ -3,6 +3,8 @@
 // table; the studio charts them. Pure zod, importable by the renderer.
 import { z } from 'zod';
 
+import { FINETUNE_EVENTS } from '../finetune/events.js';
+
 import { QuantizeSettings } from './settings.js';
 
 export const PHASES = ['load', 'calibrate', 'quantize', 'save', 'evaluate', 'done'] as const;
@@ -95,6 +97,7 @@ export const QuantizeEvent = z.discriminatedUnion('type', [
   WarningEvent,
   ResumeEvent,
   SummaryEvent,
+  ...FINETUNE_EVENTS,
 ]);
 export type QuantizeEvent = z.infer<typeof QuantizeEvent>;
 export type QuantizeEventOf<T extends QuantizeEvent['type']> = Extract<QuantizeEvent, { type: T }>;

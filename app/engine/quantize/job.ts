@@ -13,6 +13,7 @@ import path from 'node:path';
 
 import { UserError } from '../../util/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic-file.js';
+import { QuantizeFinetune } from '../finetune/job-hook.js';
 import { loadModel, type LoadedModel } from '../model/index.js';
 import { isCancelled, native, type MappedFile } from '../native.js';
 import { quantizeLinear } from '../quip/index.js';
@@ -152,7 +153,7 @@ async function loadBlock(dir: string, block: number, cp: Checkpoint, codebook: Q
       spec: specFromRecord(codebook, rec, (name) => {
         const b = get(name);
         return index.tensors.get(name)!.dtype === 'U16' ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2) : b;
-      }, (name) => new Int8Array(get(name).buffer)),
+      }, (name) => (index.tensors.get(name)!.dtype === 'F32' ? new Float32Array(get(name).buffer) : new Int8Array(get(name).buffer))),
     };
   });
 }
@@ -218,6 +219,8 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
     emit({ type: 'phase', phase: 'calibrate', message: `${s.calibration.samples} sequences x ${ctx} tokens from ${calibText}` });
     const engine = createEngine(model);
     const cal = engine.createCalibration(ids, s.calibration.samples, ctx);
+    // Fine-tuning hook (--ft block | block+e2e; app/engine/finetune/job-hook.ts); null when off.
+    const ft = QuantizeFinetune.start({ model, engine, ids, sequences: s.calibration.samples, seqLen: ctx, settings: s.finetune, seed: s.seed, onEvent: emit, cancel });
     const specs: Array<{ block: number; kind: (typeof LINEAR_KINDS)[number]['kind']; spec: QuantizedLinearSpec }> = [];
     const check = () => {
       if (cancel?.[0]) throw cancelledError(cp!.blocksDone, arch.numLayers);
@@ -251,6 +254,7 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
       const blockStart = performance.now();
       const hs = await nativeCall(cal.hessians(undefined, cancel));
       t.lap('hessians');
+      if (ft) await nativeCall(ft.beginBlock(b));
       const layers: LayerTensors[] = [];
       const metrics: LayerMetrics[] = [];
       for (const group of GROUPS) {
@@ -261,8 +265,9 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
         for (const k of group.kinds) {
           check();
           const name = `model.layers.${b}.${k.module}.${k.kind}`;
-          const W = model.tensor(`${name}.weight`);
-          const [m, n] = W.shape;
+          const source = model.tensor(`${name}.weight`);
+          const [m, n] = source.shape;
+          const W = ft ? ft.weight(k.kind) : source;
           const r = await nativeCall(
             quantizeLinear(W, H, {
               m, n, codebook: s.codebook, incoherence: s.incoherence, ldlq: s.ldlq, sigma: s.sigma, rho: s.rho, tuneIters: s.tuneIters, seed: layerSeed(s.seed, name),
@@ -279,7 +284,9 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
           const elapsed = (performance.now() - quantStart) / 1000;
           emit({ type: 'eta', layersDone: done, layersTotal: totalWork, elapsedSeconds: elapsed, etaSeconds: done > doneAtStart ? (elapsed / (done - doneAtStart)) * (totalWork - done) : null });
         }
+        if (ft) await nativeCall(ft.afterGroup(b, group.tap, layers.slice(-group.kinds.length)));
       }
+      if (ft) await nativeCall(ft.endBlock(b, layers));
       t.lap('quantize');
       // Checkpoint the block, then run the calibration states through its quantized version.
       const tensors = [...layers.flatMap((l) => l.tensors)].sort((a, c) => dtypeOrder(a.dtype) - dtypeOrder(c.dtype));
@@ -299,6 +306,11 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
         await nativeCall(cal.advance(undefined, cancel));
         t.lap('advance');
       }
+    }
+
+    if (ft) {
+      await nativeCall(ft.endToEnd(specs, (b) => path.join(partial, blockFileName(b))));
+      t.lap('finetune');
     }
 
     // ---- save ---------------------------------------------------------------------------------
@@ -367,6 +379,7 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
       resumedFromBlock,
       sizes: { bytesOnDisk, linearWeights, bitsPerWeight: layerBitsTotal / linearWeights, bitsPerParameter: (bytesOnDisk * 8) / params },
       perplexity,
+      finetune: ft ? ft.record() : null,
       startedAt,
       finishedAt: new Date().toISOString(),
     };

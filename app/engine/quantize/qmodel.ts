@@ -120,7 +120,7 @@ export function specFromRecord(
   codebook: Codebook,
   record: QuantizedLayerRecord,
   plane: (name: string) => CodePlane,
-  signs: (name: string) => Int8Array,
+  signs: (name: string) => Int8Array | Float32Array,
 ): QuantizedLinearSpec {
   return {
     m: record.m,
@@ -183,9 +183,11 @@ export function openQuantizedWeights(dir: string, config: Record<string, unknown
       const e = entry(name);
       return { file, offset: e.offset, bytes: e.length };
     };
-    const signs = (name: string): Int8Array => {
+    const signs = (name: string): Int8Array | Float32Array => {
       const e = entry(name);
-      return new Int8Array(file.read(e.offset, e.length));
+      const b = file.read(e.offset, e.length);
+      // Fine-tuned sign vectors are real numbers (float32); plain ones are +-1 bytes.
+      return e.dtype === 'F32' ? new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) : new Int8Array(b);
     };
     const H = arch.hiddenSize, I = arch.intermediateSize, q = arch.numHeads * arch.headDim, kv = arch.numKeyValueHeads * arch.headDim;
     const shapes: Record<EngineLinearKind, [number, number]> = {

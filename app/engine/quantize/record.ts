@@ -2,6 +2,7 @@
 // long each phase took, and the perplexities. The Compare view and `quip compare` read it.
 import { z } from 'zod';
 
+import { FinetuneRecord } from '../finetune/record.js';
 import { QuantizeSettings } from './settings.js';
 
 export const RUN_RECORD_FILE = 'run.json';
@@ -55,6 +56,8 @@ export const RunRecord = z.object({
     bitsPerParameter: z.number(),
   }),
   perplexity: PerplexityRecord.nullable(),
+  /** Fine-tuning: each block's held-out output error and tuning steps, end to end (null: --ft none). */
+  finetune: FinetuneRecord.nullable().optional(),
   startedAt: z.string(),
   finishedAt: z.string(),
 });

@@ -4,6 +4,8 @@
 // Pure (zod only), so the renderer can import it too.
 import { z } from 'zod';
 
+import { FINETUNE_DEFAULTS, FinetuneSettings, FinetuneSettingsInput, resolveFinetuneSettings } from '../finetune/settings.js';
+
 /** The concrete codebooks of the numeric core. e8p = E8P 2-bit; rvq3/rvq4 = E8P + residual stage;
  * rtnB = scalar round-to-nearest at B bits (the baseline; same RHT and BlockLDLQ around it). */
 export const CODEBOOKS = ['e8p', 'rvq3', 'rvq4', 'rtn2', 'rtn3', 'rtn4'] as const;
@@ -66,6 +68,8 @@ export const QuantizeSettingsInput = z.object({
   calibCtx: z.number().optional(),
   seed: z.number().optional(),
   threads: z.number().optional(),
+  /** Fine-tuning (--ft and the --ft-* flags); left out: off. */
+  finetune: FinetuneSettingsInput.optional(),
 });
 export type QuantizeSettingsInput = z.infer<typeof QuantizeSettingsInput>;
 
@@ -83,6 +87,8 @@ export const QuantizeSettings = z.object({
   seed: z.number().int().min(0).max(0xffffffff),
   /** Threads for native work; null = all hardware threads. Never changes the result. */
   threads: z.number().int().min(1).max(1024).nullable(),
+  /** Fine-tuning (spec section 6, app/engine/finetune); records from before it had none. */
+  finetune: FinetuneSettings.default(() => ({ ...FINETUNE_DEFAULTS })),
 });
 export type QuantizeSettings = z.infer<typeof QuantizeSettings>;
 
@@ -138,6 +144,12 @@ export function resolveSettings(input: QuantizeSettingsInput): QuantizeSettings 
   const threads = input.threads ?? null;
   if (threads !== null && (!Number.isInteger(threads) || threads < 1 || threads > 1024))
     throw new SettingsError(`--threads ${threads} is out of range: use a whole number from 1 up.`);
+  let finetune: FinetuneSettings;
+  try {
+    finetune = resolveFinetuneSettings(input.finetune ?? {});
+  } catch (err) {
+    throw new SettingsError((err as Error).message);
+  }
   return QuantizeSettings.parse({
     bits,
     family: family as CodebookFamily,
@@ -150,6 +162,7 @@ export function resolveSettings(input: QuantizeSettingsInput): QuantizeSettings 
     calibration: { textFile: input.calibTextFile ?? null, samples, ctx },
     seed,
     threads,
+    finetune,
   });
 }
 
