@@ -18,7 +18,8 @@ import { loadModel } from '../model/index.js';
 import { cancelFlag } from '../native.js';
 import { createEngine } from '../runtime/engine.js';
 import { generate } from '../runtime/generation.js';
-import type { QuantizeEvent } from './events.js';
+import { QuantizeEvent } from './events.js';
+import { terminalRenderer } from './render.js';
 import { compareRow, formatCompareTable } from './compare.js';
 import { runQuantizeJob, settingsKey, type QuantizeJobOptions } from './job.js';
 import { jobId, partialDir, sourceFingerprint, UNQUANTIZED_FILE } from './output.js';
@@ -99,7 +100,21 @@ describe('quality on stories260k', () => {
 describe('saving and reloading', () => {
   it('the reloaded folder gives the same logits as the model in memory after quantization', async () => {
     const out = path.join(root, 'reload');
-    const r = await runQuantizeJob(options(out, { bits: 3 }, { keepModel: true, evaluation: null }));
+    const events: QuantizeEvent[] = [];
+    let printed = '';
+    const render = terminalRenderer({ write: (t) => (printed += t), isTTY: false });
+    const r = await runQuantizeJob(options(out, { bits: 3 }, { keepModel: true, evaluation: null, onEvent: (e) => (events.push(e), render(e)) }));
+    // The stream: estimate first, every layer once with its metrics, a block event per block, summary.
+    for (const e of events) QuantizeEvent.parse(e);
+    expect(events[0].type).toBe('phase');
+    expect(events.find((e) => e.type === 'estimate')).toMatchObject({ threads: expect.any(Number), peakBytes: expect.any(Number) });
+    expect(events.filter((e) => e.type === 'layer')).toHaveLength(35);
+    expect(events.filter((e) => e.type === 'block').map((e) => (e as { block: number }).block)).toEqual([0, 1, 2, 3, 4]);
+    expect(events.filter((e) => e.type === 'eta').at(-1)).toMatchObject({ layersDone: 35, layersTotal: 35, etaSeconds: 0 });
+    expect(events.at(-2)).toMatchObject({ type: 'summary', codebook: 'rvq3', layers: 35 });
+    expect(printed).toMatch(/Estimate on \d+ thread\(s\): ~/);
+    expect(printed).toMatch(/\n4\s+down_proj\s+64x172\s+\d\.\d{3}e-\d/);
+    expect(printed).toMatch(/Saved .*reload\n\s+3-bit rvq3: 3\.\d{3} bits per linear weight/);
     expect(r.model).not.toBeNull();
     const loaded = await loadModel(out);
     try {
