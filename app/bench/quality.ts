@@ -140,7 +140,8 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
     const out = path.join(o.work, `${o.model}-quip${bits}-c${o.calibSamples}x${o.calibCtx}`);
     let record: RunRecord;
     const t0 = Date.now();
-    if (existsSync(path.join(out, RUN_RECORD_FILE)) && existsSync(path.join(out, 'config.json'))) {
+    const reused = existsSync(path.join(out, RUN_RECORD_FILE)) && existsSync(path.join(out, 'config.json'));
+    if (reused) {
       record = JSON.parse(readFileSync(path.join(out, RUN_RECORD_FILE), 'utf8')) as RunRecord;
       status(`QuIP# ${bits}-bit: reusing ${out}`);
     } else {
@@ -158,7 +159,7 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
       ppl: r.ppl,
       gap: gap(r.ppl),
       seconds: r.seconds,
-      note: `quantized in ${quantSeconds.toFixed(0)} s`,
+      note: reused ? `quantized earlier (${Object.values(record.timings).reduce((a, b) => a + b, 0).toFixed(0)} s), ${path.basename(out)}` : `quantized in ${quantSeconds.toFixed(0)} s`,
     });
   }
   notes.push('QuIP# with fine-tuning: the quantization job has no fine-tuning setting yet, so those rows are not measured.');
