@@ -192,4 +192,35 @@ describe('runs', () => {
     await expect(call(services, 'runs.resume', { runId: 'from-cli' })).rejects.toThrow(/finished/);
     await services.close();
   });
+
+  it('a fine-tuned run streams its epochs live and keeps them in its record', async () => {
+    const { services, runEvents, home } = studio();
+    await call(services, 'runs.start', { modelDir: STORIES, settings: { ...FAST, finetune: { mode: 'block', epochs: 2, batch: 2 } }, name: 'tuned' });
+    await until('the tuned run', () => ['done', 'error'].includes(state(runEvents, 'tuned').at(-1) ?? ''), 180_000);
+    const detail = await call<{ state: string; error: unknown; fineTune: Array<{ stage: string; block: number; group: string; epoch: number; trainLoss: number }>; settings: { finetune: { mode: string } } }>(
+      services,
+      'runs.get',
+      { runId: 'tuned' },
+    );
+    expect(detail.error).toBeNull();
+    expect(detail.settings.finetune.mode).toBe('block');
+    const live = runEvents.filter((e) => e.runId === 'tuned' && e.body.type === 'fineTune');
+    expect(live.length).toBeGreaterThan(0);
+    expect(detail.fineTune).toHaveLength(live.length);
+    // Every block is tuned after q/k/v, o and gate/up; every loss is a finite number.
+    expect(new Set(detail.fineTune.map((e) => `${e.block}.${e.group}`)).size).toBe(5 * 3);
+    expect(detail.fineTune.every((e) => e.stage === 'block' && Number.isFinite(e.trainLoss))).toBe(true);
+    // After a restart, and without the studio's record beside it (as for a CLI run), the curves come
+    // from the run record.
+    await services.close();
+    rmSync(path.join(home, 'runs', '.studio', 'tuned.json'));
+    const again = createStudioServices({ face: 'browser', home, spawnJob: nodeJobProcesses({ workerPath }), send: () => {} });
+    const reread = await call<{ fineTune: unknown[]; origin: string }>(again, 'runs.get', { runId: 'tuned' });
+    expect(reread.origin).toBe('cli');
+    const fromRecord = reread.fineTune as typeof detail.fineTune;
+    expect(fromRecord.map((e) => [e.block, e.group, e.epoch])).toEqual(detail.fineTune.map((e) => [e.block, e.group, e.epoch]));
+    // (the events carry the losses rounded to 10 digits)
+    fromRecord.forEach((e, i) => expect(e.trainLoss).toBeCloseTo(detail.fineTune[i]!.trainLoss, 8));
+    await again.close();
+  });
 });

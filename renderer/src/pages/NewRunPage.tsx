@@ -2,6 +2,7 @@
 // cost — time, memory and output size from the quantize job's own estimator — and start it.
 import { useEffect, useMemo, useState } from 'react';
 import type { QuantizeSettingsInput, RunEstimate } from '../../../app/contract/index';
+import { FINETUNE_DEFAULTS, type FinetuneMode } from '../../../app/engine/finetune/settings';
 import { DEFAULT_RHO, DEFAULTS, codebookFor } from '../../../app/engine/quantize/settings';
 import { Badge, Card, ErrorCard, Stat } from '../components/ui';
 import { baseName, formatBytes, formatDuration } from '../format';
@@ -43,6 +44,13 @@ interface Form {
   /** Empty: the studio setting (all threads). */
   threads: string;
   name: string;
+  ftMode: FinetuneMode;
+  ftEpochs: string;
+  ftLr: string;
+  ftLrSign: string;
+  ftBatch: string;
+  ftHoldout: string;
+  ftPatience: string;
 }
 
 const initialForm: Form = {
@@ -59,7 +67,20 @@ const initialForm: Form = {
   seed: String(DEFAULTS.seed),
   threads: '',
   name: '',
+  ftMode: FINETUNE_DEFAULTS.mode,
+  ftEpochs: String(FINETUNE_DEFAULTS.epochs),
+  ftLr: String(FINETUNE_DEFAULTS.lr),
+  ftLrSign: String(FINETUNE_DEFAULTS.lrSign),
+  ftBatch: String(FINETUNE_DEFAULTS.batch),
+  ftHoldout: String(FINETUNE_DEFAULTS.holdout),
+  ftPatience: String(FINETUNE_DEFAULTS.patience),
 };
+
+const FT_MODES: Array<{ id: FinetuneMode; label: string; hint: string }> = [
+  { id: 'none', label: 'Off', hint: 'Quantize only' },
+  { id: 'block', label: 'In-block', hint: 'Tune each block to match the original' },
+  { id: 'block+e2e', label: 'In-block + end-to-end', hint: 'Then distil the whole model' },
+];
 
 function toSettings(f: Form): QuantizeSettingsInput {
   const num = (s: string) => (s.trim() === '' ? undefined : Number(s));
@@ -76,6 +97,18 @@ function toSettings(f: Form): QuantizeSettingsInput {
     calibCtx: num(f.calibCtx),
     seed: num(f.seed),
     threads: num(f.threads),
+    finetune:
+      f.ftMode === 'none'
+        ? { mode: 'none' }
+        : {
+            mode: f.ftMode,
+            epochs: num(f.ftEpochs),
+            lr: num(f.ftLr),
+            lrSign: num(f.ftLrSign),
+            batch: num(f.ftBatch),
+            holdout: num(f.ftHoldout),
+            patience: num(f.ftPatience),
+          },
   };
 }
 
@@ -233,6 +266,27 @@ export function NewRunPage() {
                 <input id="run-calib-text" className="input mono" value={form.calibTextFile} placeholder="WikiText-2 (bundled)" onChange={(e) => patch({ calibTextFile: e.target.value })} spellCheck={false} />
               </div>
             </div>
+          </Card>
+
+          <Card title="Fine-tuning" testId="finetune-settings">
+            <div className="segmented segmented-wide" role="radiogroup" aria-label="Fine-tuning">
+              {FT_MODES.map((m) => (
+                <button key={m.id} type="button" role="radio" aria-checked={form.ftMode === m.id} aria-pressed={form.ftMode === m.id} title={m.hint} onClick={() => patch({ ftMode: m.id })}>
+                  {m.label}
+                </button>
+              ))}
+            </div>
+            <p className="field-hint ft-hint">{FT_MODES.find((m) => m.id === form.ftMode)!.hint}. Sign vectors, norms and (end-to-end) the head are tuned; the codes stay as quantized.</p>
+            {form.ftMode !== 'none' && (
+              <div className="form-grid">
+                <NumberField id="ft-epochs" label="Epochs" value={form.ftEpochs} onChange={(ftEpochs) => patch({ ftEpochs })} />
+                <NumberField id="ft-lr" label="Learning rate" value={form.ftLr} onChange={(ftLr) => patch({ ftLr })} />
+                <NumberField id="ft-lr-sign" label="Sign-vector learning rate" value={form.ftLrSign} onChange={(ftLrSign) => patch({ ftLrSign })} />
+                <NumberField id="ft-batch" label="Batch" value={form.ftBatch} onChange={(ftBatch) => patch({ ftBatch })} />
+                <NumberField id="ft-holdout" label="Held-out fraction" value={form.ftHoldout} onChange={(ftHoldout) => patch({ ftHoldout })} hint="Picks the best epoch" />
+                <NumberField id="ft-patience" label="Early-stop patience" value={form.ftPatience} onChange={(ftPatience) => patch({ ftPatience })} hint="Epochs without improvement" />
+              </div>
+            )}
           </Card>
 
           <Card title="Reproducibility and speed" testId="misc-card">

@@ -102,6 +102,7 @@ export function RunView({ run }: { run: RunDetail }) {
         {s && (
           <div className="run-settings muted">
             {s.bits}-bit {s.codebook} · incoherence {s.incoherence ? 'on' : 'off'} · LDLQ {s.ldlq ? 'on' : 'off'} · σ {s.sigma} · ρ {s.rho} · {s.calibration.samples}×{s.calibration.ctx} tokens · seed {s.seed}
+            {s.finetune.mode !== 'none' && ` · fine-tuning ${s.finetune.mode}, ${s.finetune.epochs} epochs`}
           </div>
         )}
       </Card>

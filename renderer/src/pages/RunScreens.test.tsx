@@ -45,6 +45,13 @@ describe('run screens', () => {
     fireEvent.click(screen.getByRole('radio', { name: /2-bit E8P/ }));
     await waitFor(() => expect(screen.getByTestId('estimate-card').textContent).toContain('E8P'));
     fireEvent.change(screen.getByLabelText('Samples'), { target: { value: '8' } });
+    // Fine-tuning settings appear with their defaults when it is switched on.
+    expect(screen.queryByLabelText('Epochs')).toBeNull();
+    fireEvent.click(within(screen.getByRole('radiogroup', { name: 'Fine-tuning' })).getByRole('radio', { name: 'In-block' }));
+    fireEvent.change(screen.getByLabelText('Epochs'), { target: { value: '2' } });
+    fireEvent.change(screen.getByLabelText('Held-out fraction'), { target: { value: '1.5' } });
+    await waitFor(() => expect(screen.getByTestId('estimate-error').textContent).toMatch(/holdout/));
+    fireEvent.change(screen.getByLabelText('Held-out fraction'), { target: { value: '0.25' } });
     fireEvent.change(screen.getByLabelText('Scale ρ'), { target: { value: '-1' } });
     await waitFor(() => expect(screen.getByTestId('estimate-error').textContent).toMatch(/rho|scale/i));
     expect(screen.getByTestId('start-run')).toHaveProperty('disabled', true);
@@ -53,7 +60,8 @@ describe('run screens', () => {
     fireEvent.click(screen.getByTestId('start-run'));
     await waitFor(() => expect(screen.getByTestId('run-page')).toBeTruthy());
     const start = fake.calls.find((c) => c.channel === 'runs.start')!.input as { settings: { bits: number; calibSamples: number } };
-    expect(start.settings).toMatchObject({ bits: 2, codebook: 'e8p', calibSamples: 8 });
+    expect(start.settings).toMatchObject({ bits: 2, codebook: 'e8p', calibSamples: 8, finetune: { mode: 'block', epochs: 2, holdout: 0.25 } });
+    await waitFor(() => expect(screen.getByTestId('run-progress').textContent).toContain('fine-tuning block, 2 epochs'));
     const runId = [...fake.runs.keys()][0]!;
 
     // Replay the real run: the chart grows while the run is going.
