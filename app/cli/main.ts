@@ -4,7 +4,6 @@ import { Command } from 'commander';
 import { UserError, errorMessage } from '../util/errors.js';
 import { registerBench } from './commands/bench.js';
 import { registerCompare } from './commands/compare.js';
-import { registerCompare } from './commands/compare.js';
 import { registerEval } from './commands/eval.js';
 import { registerExportGguf } from './commands/export-gguf.js';
 import { registerGenerate } from './commands/generate.js';
@@ -18,7 +17,7 @@ const program = new Command('quip')
   .version('0.1.0')
   .showHelpAfterError();
 
-const commands: Array<(p: Command) => void> = [registerInspect, registerQuantize, registerCompare, registerCompare, registerEval, registerGenerate, registerSynth, registerImport, registerExportGguf, registerBench];
+const commands: Array<(p: Command) => void> = [registerInspect, registerQuantize, registerCompare, registerEval, registerGenerate, registerSynth, registerImport, registerExportGguf, registerBench];
 for (const register of commands) register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
