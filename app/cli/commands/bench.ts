@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 
 import { registerDecodeBench } from '../../bench/decode.js';
+import { registerFinetuneBench } from '../../engine/finetune/bench.js';
 import { registerEngineBench } from '../../bench/engine.js';
 import { registerKernelsBench } from '../../bench/kernels.js';
 import { registerDecodePeerBench } from '../../bench/llamacpp.js';
@@ -10,7 +11,7 @@ import { registerQualityBench } from '../../bench/quality.js';
 import { registerQuantizeBench } from '../../bench/quantize.js';
 import { registerHubBench } from '../../services/hub/bench.js';
 
-const benches: Array<(bench: Command) => void> = [registerEngineBench, registerDecodeBench, registerQuantizeBench, registerKernelsBench, registerHubBench, registerQualityBench, registerDecodePeerBench];
+const benches: Array<(bench: Command) => void> = [registerEngineBench, registerDecodeBench, registerQuantizeBench, registerKernelsBench, registerHubBench, registerQualityBench, registerDecodePeerBench, registerFinetuneBench];
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('Benchmarks: each figure printed beside its comparison, measured in the same run');
