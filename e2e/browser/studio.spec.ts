@@ -122,7 +122,8 @@ test('a cancelled run, a killed job process and a non-model folder each say so; 
   await expect(page.getByTestId('inspection').getByRole('heading', { level: 2 })).toHaveText('stories260k');
 
   // Cancel mid-run: a clear message, the layers so far stay, Resume finishes it.
-  await startRun(page, '2-bit E8P', 'cancel-me', '24', '256');
+  // Enough calibration that the run is still going when Cancel is pressed, even on a fast machine.
+  await startRun(page, '2-bit E8P', 'cancel-me', '64', '256');
   await expect.poll(async () => points(page).count(), { timeout: 60_000, intervals: [50] }).toBeGreaterThan(0);
   await page.getByTestId('cancel-run').click();
   await expect(page.getByTestId('run-cancelled')).toContainText('Cancelled after');
@@ -132,7 +133,7 @@ test('a cancelled run, a killed job process and a non-model folder each say so; 
   await expect(points(page)).toHaveCount(LINEARS);
 
   // Kill the job process from outside (as the system does when memory runs out).
-  await startRun(page, '4-bit RVQ', 'kill-me', '24', '256');
+  await startRun(page, '4-bit RVQ', 'kill-me', '64', '256');
   await expect.poll(async () => points(page).count(), { timeout: 60_000, intervals: [50] }).toBeGreaterThan(0);
   const pid = await findQuantizeJobPid(studio.home);
   process.kill(pid, 'SIGKILL');
@@ -150,6 +151,24 @@ test('a cancelled run, a killed job process and a non-model folder each say so; 
   await expect(page.getByTestId('inspection-error')).toContainText('This folder is not a model');
   await nav(page, 'Chat');
   await expect(page.getByTestId('chat-page')).toBeVisible();
+});
+
+test('a fine-tuned run draws its train and held-out curves', async ({ studioPage: page }, testInfo) => {
+  test.setTimeout(180_000);
+  await openByPath(page, STORIES260K);
+  await expect(page.getByTestId('inspection').getByRole('heading', { level: 2 })).toHaveText('stories260k');
+  await nav(page, 'New run');
+  await page.getByRole('radiogroup', { name: 'Fine-tuning' }).getByRole('radio', { name: 'In-block', exact: true }).click();
+  await page.getByLabel('Epochs').fill('3');
+  await startRun(page, '2-bit E8P', 'tuned', '8', '128');
+  await expect(page.getByTestId('finetune-chart')).toBeVisible({ timeout: 120_000 });
+  await expect(page.getByTestId('run-result')).toBeVisible({ timeout: 120_000 });
+  // Three tuning steps per block (after q/k/v, o, gate/up), up to three epochs each.
+  const epochs = Number(await page.getByTestId('finetune-chart').getAttribute('data-points'));
+  expect(epochs).toBeGreaterThanOrEqual(config.num_hidden_layers * 3);
+  await expect(page.getByTestId('run-progress')).toContainText('fine-tuning block, 3 epochs');
+  await page.getByTestId('finetune-card').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: testInfo.outputPath('run-finetune.png') });
 });
 
 /** The pid of the running quantize job process: the worker child whose command line is the studio's worker. */
