@@ -23,6 +23,7 @@ void rms_norm_forward(const F* x, const F* w, int T, int n, double eps, F* y) {
     for (int i = 0; i < n; ++i) y[static_cast<size_t>(t) * n + i] = w[i] * (xr[i] * r);
   }
 }
+// dx overwritten, dw accumulated; either may be null.
 void rms_norm_backward(const float* x, const float* w, const float* dy, int T, int n, double eps, float* dx,
                        float* dw);
 
