@@ -43,15 +43,20 @@ test('a 2-bit run grows its chart live, compares with 4 bits, and chats', async 
   await page.getByRole('main').evaluate((main) => main.scrollTo(0, main.scrollHeight));
   await page.screenshot({ path: testInfo.outputPath('new-run-bottom.png') });
 
-  await startRun(page, '2-bit E8P', 'two-bit', '24', '256');
-  // Points appear while the run is still going, and their number grows.
-  await expect.poll(async () => points(page).count(), { timeout: 60_000, intervals: [50] }).toBeGreaterThan(0);
-  const early = await points(page).count();
-  const stillRunning = await page.getByRole('heading', { level: 1 }).textContent();
-  await page.screenshot({ path: testInfo.outputPath('run-live.png') });
-  expect(early).toBeLessThan(LINEARS);
-  expect(stillRunning).toContain('running');
-  await expect.poll(async () => points(page).count(), { timeout: 60_000 }).toBeGreaterThan(early);
+  await startRun(page, '2-bit E8P', 'two-bit', '64', '256');
+  // Points appear while the run is still going, and their number grows: sample the chart until done.
+  const seen = new Set<number>();
+  const heading = page.getByRole('heading', { level: 1 });
+  for (const end = Date.now() + 120_000; Date.now() < end; ) {
+    const [n, title] = await Promise.all([points(page).count(), heading.textContent()]);
+    if (title?.includes('running') && n > 0 && n < LINEARS) {
+      if (seen.size === 0) await page.screenshot({ path: testInfo.outputPath('run-live.png') });
+      seen.add(n);
+    }
+    if (title?.includes('done') || seen.size >= 3) break;
+    await page.waitForTimeout(20);
+  }
+  expect([...seen].length, `point counts seen while running: ${[...seen].join(', ')}`).toBeGreaterThanOrEqual(2);
   // Done: one point per quantized linear layer, and the result card.
   await expect(page.getByTestId('run-result')).toBeVisible({ timeout: 120_000 });
   await expect(points(page)).toHaveCount(LINEARS);
