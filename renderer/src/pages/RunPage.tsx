@@ -95,7 +95,7 @@ export function RunView({ run }: { run: RunDetail }) {
           </span>
           <span className="muted" data-testid="run-layers">
             {run.layersDone} / {total ?? '?'} layers
-            {active && run.etaSeconds !== null && run.etaSeconds !== undefined ? ` · about ${formatDuration(run.etaSeconds)} left` : ''}
+            {active && run.etaSeconds !== null && run.etaSeconds !== undefined ? (run.etaSeconds < 1 ? ' · almost done' : ` · about ${formatDuration(run.etaSeconds)} left`) : ''}
           </span>
         </div>
         <ProgressBar fraction={active && fraction === 0 ? null : fraction} label="Run progress" tone={run.state === 'error' ? 'danger' : run.state === 'done' ? 'ok' : 'accent'} />
