@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // `npm test`: builds what changed, then runs every suite of the project in turn and prints one
 // closing line "N passed, N failed, N skipped" over all of them.
+//   0. the TypeScript type check of the whole project (app, renderer, e2e)
 //   1. native test programs (build/native/test_*), each against slow float64/brute-force references
 //   2. vitest: unit and integration tests of app/ and renderer/
 //   3. Playwright: the browser face end to end in Debian Chromium (and the Electron face when an
 //      Electron binary is installed)
-// Options: --no-build, --only native|unit|e2e
+// Options: --no-build, --only types|native|unit|e2e
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -33,6 +34,12 @@ if (!args.includes('--no-build')) {
   if (b.status !== 0) process.exit(b.status ?? 1);
 }
 mkdirSync(path.join(root, 'test-results'), { recursive: true });
+
+if (!only || only === 'types') {
+  console.log('\n== typecheck');
+  const r = run(process.execPath, ['node_modules/typescript/bin/tsc', '--noEmit', '-p', 'tsconfig.json']);
+  record('typecheck', r.status === 0 ? 1 : 0, r.status === 0 ? 0 : 1);
+}
 
 if (!only || only === 'native') {
   const dir = path.join(root, 'build/native');
