@@ -39,20 +39,6 @@ class BusyGuard {
   std::shared_ptr<std::atomic<bool>> flag_;
 };
 
-// The addon is built with node-addon-api's C++ exceptions disabled: a throw must not leave a
-// callback, so every entry point converts exceptions into a pending JS exception here.
-template <typename F>
-Napi::Value Guard(const Napi::CallbackInfo& info, F&& f) {
-  try {
-    return f();
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
-  } catch (const std::exception& e) {
-    Napi::Error::New(info.Env(), e.what()).ThrowAsJavaScriptException();
-  }
-  return info.Env().Undefined();
-}
-
 double num(Napi::Object o, const char* key, bool required, double fallback = 0) {
   Napi::Value v = o.Get(key);
   if (v.IsNumber()) return v.As<Napi::Number>().DoubleValue();
@@ -127,8 +113,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   Napi::Value Position(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), session->position()); }
   Napi::Value Capacity(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), session->capacity()); }
   // forward(ids, allLogits, onProgress?, cancel?) -> Promise<Float32Array>
-  Napi::Value Forward(const Napi::CallbackInfo& info) { return Guard(info, [&] { return ForwardImpl(info); }); }
-  Napi::Value ForwardImpl(const Napi::CallbackInfo& info) {
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto ids = IdsArg(env, info[0], "ids");
     if (ids.empty()) throw Napi::Error::New(env, "forward needs at least one token id");
@@ -141,8 +126,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     });
   }
   // score(ids, onProgress?, cancel?) -> Promise<{nll, count}>: one perplexity window from position 0.
-  Napi::Value Score(const Napi::CallbackInfo& info) { return Guard(info, [&] { return ScoreImpl(info); }); }
-  Napi::Value ScoreImpl(const Napi::CallbackInfo& info) {
+  Napi::Value Score(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto ids = IdsArg(env, info[0], "ids");
     auto guard = BusyGuard::take(env, busy, "this session");
@@ -157,15 +141,13 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
       };
     });
   }
-  Napi::Value Reset(const Napi::CallbackInfo& info) { return Guard(info, [&] { return ResetImpl(info); }); }
-  Napi::Value ResetImpl(const Napi::CallbackInfo& info) {
+  Napi::Value Reset(const Napi::CallbackInfo& info) {
     if (busy->load()) throw Napi::Error::New(info.Env(), "this session is busy with another call; await it first");
     session->reset();
     return info.Env().Undefined();
   }
   // rewind(position): keep the first `position` cached positions.
-  Napi::Value Rewind(const Napi::CallbackInfo& info) { return Guard(info, [&] { return RewindImpl(info); }); }
-  Napi::Value RewindImpl(const Napi::CallbackInfo& info) {
+  Napi::Value Rewind(const Napi::CallbackInfo& info) {
     if (busy->load()) throw Napi::Error::New(info.Env(), "this session is busy with another call; await it first");
     try {
       session->rewind(static_cast<int>(NumberArg(info, 0, "position")));
@@ -198,8 +180,7 @@ class CalibrationWrap : public Napi::ObjectWrap<CalibrationWrap> {
   Napi::Value Sequences(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cal->sequences()); }
   Napi::Value SeqLen(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cal->seq_len()); }
   // hessians(onProgress?, cancel?) -> Promise<{block, qkv, o, gateUp, down}>, each {n, count, sum: Float64Array n*n}
-  Napi::Value Hessians(const Napi::CallbackInfo& info) { return Guard(info, [&] { return HessiansImpl(info); }); }
-  Napi::Value HessiansImpl(const Napi::CallbackInfo& info) {
+  Napi::Value Hessians(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto guard = BusyGuard::take(env, busy, "this calibration");
     auto c = cal;
@@ -225,8 +206,7 @@ class CalibrationWrap : public Napi::ObjectWrap<CalibrationWrap> {
     });
   }
   // advance(onProgress?, cancel?) -> Promise<number>: pushes the states through block nextBlock.
-  Napi::Value Advance(const Napi::CallbackInfo& info) { return Guard(info, [&] { return AdvanceImpl(info); }); }
-  Napi::Value AdvanceImpl(const Napi::CallbackInfo& info) {
+  Napi::Value Advance(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto guard = BusyGuard::take(env, busy, "this calibration");
     auto c = cal;
@@ -249,8 +229,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod<&ModelWrap::CreateCalibration>("createCalibration"),
                         InstanceMethod<&ModelWrap::DescribeLinear>("describeLinear")});
   }
-  // Constructed empty; createModel() and WrapEngineModel (qinfer hook) set `model` (a constructor
-  // must not throw with C++ exceptions disabled).
+  // Constructed empty; createModel() and WrapEngineModel (qinfer hook) set `model`.
   explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {}
 
   // The model of createModel(config, weights).
@@ -285,8 +264,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
  private:
   // createSession(capacity?) -> EngineSession holding a KV cache of `capacity` positions.
-  Napi::Value CreateSession(const Napi::CallbackInfo& info) { return Guard(info, [&] { return CreateSessionImpl(info); }); }
-  Napi::Value CreateSessionImpl(const Napi::CallbackInfo& info) {
+  Napi::Value CreateSession(const Napi::CallbackInfo& info) {
     // Default: the model's context, at most 4096 positions (a 128k-context cache would not fit).
     int cap = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : std::min(model->config().context, 4096);
     if (cap <= 0) throw Napi::RangeError::New(info.Env(), "session capacity must be a positive number of positions");
@@ -300,8 +278,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return o;
   }
   // createCalibration(ids: Int32Array, sequences, seqLen) -> EngineCalibration at block 0.
-  Napi::Value CreateCalibration(const Napi::CallbackInfo& info) { return Guard(info, [&] { return CreateCalibrationImpl(info); }); }
-  Napi::Value CreateCalibrationImpl(const Napi::CallbackInfo& info) {
+  Napi::Value CreateCalibration(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto ids = IdsArg(env, info[0], "calibration ids");
     int n = static_cast<int>(NumberArg(info, 1, "sequences")), len = static_cast<int>(NumberArg(info, 2, "seqLen"));
@@ -317,8 +294,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return o;
   }
   // describeLinear(block, kind: 'q_proj' | ... | 'down_proj') -> e.g. "dense BF16 2048x5632"
-  Napi::Value DescribeLinear(const Napi::CallbackInfo& info) { return Guard(info, [&] { return DescribeLinearImpl(info); }); }
-  Napi::Value DescribeLinearImpl(const Napi::CallbackInfo& info) {
+  Napi::Value DescribeLinear(const Napi::CallbackInfo& info) {
     int b = static_cast<int>(NumberArg(info, 0, "block"));
     std::string kind = StringArg(info, 1, "kind");
     if (b < 0 || b >= model->config().layers) throw Napi::RangeError::New(info.Env(), "block out of range");
@@ -332,18 +308,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 Napi::FunctionReference* ModelWrap::constructor = nullptr;
 
 Napi::Value CreateModel(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    auto model = ModelWrap::Build(info);
-    Napi::Object o = ModelWrap::constructor->New({});
-    ModelWrap::Unwrap(o)->model = std::move(model);
-    return o;
-  });
+  auto model = ModelWrap::Build(info);
+  Napi::Object o = ModelWrap::constructor->New({});
+  ModelWrap::Unwrap(o)->model = std::move(model);
+  return o;
 }
 
 // engineRoofline({bandwidthBytes, gemmTokens, gemmM, gemmK, repeats}) -> Promise<{readGBs, gemmGflops}>
-Napi::Value EngineRooflineImpl(const Napi::CallbackInfo& info);
-Napi::Value EngineRoofline(const Napi::CallbackInfo& info) { return Guard(info, [&] { return EngineRooflineImpl(info); }); }
-Napi::Value EngineRooflineImpl(const Napi::CallbackInfo& info) {
+Napi::Value EngineRoofline(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
   size_t bytes = static_cast<size_t>(num(o, "bandwidthBytes", false, 512.0 * 1024 * 1024));

@@ -255,25 +255,13 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
   return out;
 }
 
-template <Napi::Value (*F)(const Napi::CallbackInfo&)>
-Napi::Value Guarded(const Napi::CallbackInfo& info) {
-  try {
-    return F(info);
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
-  } catch (const std::exception& e) {
-    Napi::Error::New(info.Env(), e.what()).ThrowAsJavaScriptException();
-  }
-  return info.Env().Undefined();
-}
-
 }  // namespace
 
 void RegisterQinfer(Napi::Env env, Napi::Object exports) {
-  exports.Set("qinferSetLinear", Napi::Function::New(env, Guarded<SetLinear>));
-  exports.Set("createQuantizedModel", Napi::Function::New(env, Guarded<CreateQuantizedModel>));
-  exports.Set("qinferForward", Napi::Function::New(env, Guarded<Forward>));
-  exports.Set("qinferDequantize", Napi::Function::New(env, Guarded<Dequantize>));
+  exports.Set("qinferSetLinear", Napi::Function::New(env, SetLinear));
+  exports.Set("createQuantizedModel", Napi::Function::New(env, CreateQuantizedModel));
+  exports.Set("qinferForward", Napi::Function::New(env, Forward));
+  exports.Set("qinferDequantize", Napi::Function::New(env, Dequantize));
 }
 
 }  // namespace quip_addon

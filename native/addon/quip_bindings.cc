@@ -304,31 +304,17 @@ Napi::Value BenchKernelsJs(const Napi::CallbackInfo& info) {
   });
 }
 
-// The addon is built with node-addon-api's C++ exceptions disabled, so a C++ throw must not leave a
-// callback: convert it to a pending JS exception here.
-template <Napi::Value (*F)(const Napi::CallbackInfo&)>
-Napi::Value Guarded(const Napi::CallbackInfo& info) {
-  try {
-    return F(info);
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
-  } catch (const std::exception& e) {
-    Napi::Error::New(info.Env(), e.what()).ThrowAsJavaScriptException();
-  }
-  return info.Env().Undefined();
-}
-
 }  // namespace
 
 void RegisterQuip(Napi::Env env, Napi::Object exports) {
-  exports.Set("hadamardPlan", Napi::Function::New(env, Guarded<HadamardPlanJs>));
-  exports.Set("quantizeLinear", Napi::Function::New(env, Guarded<QuantizeLinearJs>));
-  exports.Set("dequantizeLinear", Napi::Function::New(env, Guarded<DequantizeLinearJs>));
-  exports.Set("rhtInput", Napi::Function::New(env, Guarded<RhtInputJs>));
-  exports.Set("rhtOutput", Napi::Function::New(env, Guarded<RhtOutputJs>));
-  exports.Set("e8pSourceTable", Napi::Function::New(env, Guarded<E8pSourceTableJs>));
-  exports.Set("codebookInfo", Napi::Function::New(env, Guarded<CodebookInfoJs>));
-  exports.Set("quipBenchKernels", Napi::Function::New(env, Guarded<BenchKernelsJs>));
+  exports.Set("hadamardPlan", Napi::Function::New(env, HadamardPlanJs));
+  exports.Set("quantizeLinear", Napi::Function::New(env, QuantizeLinearJs));
+  exports.Set("dequantizeLinear", Napi::Function::New(env, DequantizeLinearJs));
+  exports.Set("rhtInput", Napi::Function::New(env, RhtInputJs));
+  exports.Set("rhtOutput", Napi::Function::New(env, RhtOutputJs));
+  exports.Set("e8pSourceTable", Napi::Function::New(env, E8pSourceTableJs));
+  exports.Set("codebookInfo", Napi::Function::New(env, CodebookInfoJs));
+  exports.Set("quipBenchKernels", Napi::Function::New(env, BenchKernelsJs));
 }
 
 }  // namespace quip_addon

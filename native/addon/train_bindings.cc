@@ -123,19 +123,6 @@ std::string EpochJson(const char* type, const quip::train::EpochStats& e, const 
          ",\"heldoutLoss\":" + Fmt(e.heldout_loss) + ",\"seconds\":" + Fmt(e.seconds) + "}";
 }
 
-// Turns exceptions into JS exceptions (the addon is built without node-addon-api's C++ exception
-// wrapping, so nothing may escape a callback).
-Napi::Value Safely(Napi::Env env, const std::function<Napi::Value()>& fn) {
-  try {
-    return fn();
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
-  } catch (const std::exception& e) {
-    Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
-  }
-  return env.Undefined();
-}
-
 class TunerWrap : public Napi::ObjectWrap<TunerWrap> {
  public:
   static Napi::FunctionReference* constructor;
@@ -158,59 +145,51 @@ class TunerWrap : public Napi::ObjectWrap<TunerWrap> {
   Napi::Value NextBlock(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tuner->next_block()); }
 
   Napi::Value CaptureTargets(const Napi::CallbackInfo& info) {
-    return Safely(info.Env(), [&]() -> Napi::Value {
-      auto guard = Busy::take(info.Env(), busy);
-      auto t = tuner;
-      return RunJob(info.Env(), info[0], info[1], [t, guard](const quip::JobHooks& hooks) -> ResultBuilder {
-        t->capture_targets(hooks);
-        const int b = t->next_block();
-        return [b](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, b); };
-      });
+    auto guard = Busy::take(info.Env(), busy);
+    auto t = tuner;
+    return RunJob(info.Env(), info[0], info[1], [t, guard](const quip::JobHooks& hooks) -> ResultBuilder {
+      t->capture_targets(hooks);
+      const int b = t->next_block();
+      return [b](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, b); };
     });
   }
 
   Napi::Value Tune(const Napi::CallbackInfo& info) {
-    return Safely(info.Env(), [&]() -> Napi::Value {
-      Napi::Env env = info.Env();
-      const BlockTrainSettings s = ReadSettings(env, info[0]);
-      auto guard = Busy::take(env, busy);
-      auto t = tuner;
-      return RunJob(env, info[1], info[2], [t, guard, s](const quip::JobHooks& hooks) -> ResultBuilder {
-        const int block = t->next_block();
-        auto r = std::make_shared<BlockTrainResult>(t->tune(s, hooks, [&](const quip::train::EpochStats& e) {
-          hooks.emit(EpochJson("ft-epoch", e, ",\"block\":" + std::to_string(block)));
-        }));
-        return [r, block](Napi::Env env) -> Napi::Value {
-          Napi::Object o = ResultObject(env, *r);
-          o.Set("block", block);
-          return o;
-        };
-      });
+    Napi::Env env = info.Env();
+    const BlockTrainSettings s = ReadSettings(env, info[0]);
+    auto guard = Busy::take(env, busy);
+    auto t = tuner;
+    return RunJob(env, info[1], info[2], [t, guard, s](const quip::JobHooks& hooks) -> ResultBuilder {
+      const int block = t->next_block();
+      auto r = std::make_shared<BlockTrainResult>(t->tune(s, hooks, [&](const quip::train::EpochStats& e) {
+        hooks.emit(EpochJson("ft-epoch", e, ",\"block\":" + std::to_string(block)));
+      }));
+      return [r, block](Napi::Env env) -> Napi::Value {
+        Napi::Object o = ResultObject(env, *r);
+        o.Set("block", block);
+        return o;
+      };
     });
   }
 
   Napi::Value HeldoutError(const Napi::CallbackInfo& info) {
-    return Safely(info.Env(), [&]() -> Napi::Value {
-      Napi::Env env = info.Env();
-      const BlockTrainSettings s = ReadSettings(env, info[0]);
-      auto guard = Busy::take(env, busy);
-      auto t = tuner;
-      return RunJob(env, env.Undefined(), env.Undefined(), [t, guard, s](const quip::JobHooks&) -> ResultBuilder {
-        const double e = t->heldout_error(s);
-        return [e](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, e); };
-      });
+    Napi::Env env = info.Env();
+    const BlockTrainSettings s = ReadSettings(env, info[0]);
+    auto guard = Busy::take(env, busy);
+    auto t = tuner;
+    return RunJob(env, env.Undefined(), env.Undefined(), [t, guard, s](const quip::JobHooks&) -> ResultBuilder {
+      const double e = t->heldout_error(s);
+      return [e](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, e); };
     });
   }
 
   Napi::Value Advance(const Napi::CallbackInfo& info) {
-    return Safely(info.Env(), [&]() -> Napi::Value {
-      auto guard = Busy::take(info.Env(), busy);
-      auto t = tuner;
-      return RunJob(info.Env(), info[0], info[1], [t, guard](const quip::JobHooks& hooks) -> ResultBuilder {
-        t->advance(hooks);
-        const int next = t->next_block();
-        return [next](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, next); };
-      });
+    auto guard = Busy::take(info.Env(), busy);
+    auto t = tuner;
+    return RunJob(info.Env(), info[0], info[1], [t, guard](const quip::JobHooks& hooks) -> ResultBuilder {
+      t->advance(hooks);
+      const int next = t->next_block();
+      return [next](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, next); };
     });
   }
 
@@ -221,62 +200,54 @@ class TunerWrap : public Napi::ObjectWrap<TunerWrap> {
   }
 
   Napi::Value DenseWeight(const Napi::CallbackInfo& info) {
-    return Safely(info.Env(), [&]() -> Napi::Value {
-      Napi::Env env = info.Env();
-      const auto kind = KindArg(info, 0);
-      if (busy->load()) throw Napi::Error::New(env, "the block tuner is busy with another call; await it first");
-      try {
-        return Floats(env, quip::train::dense_weight(CurrentBlock(env).linear(kind)));
-      } catch (const std::invalid_argument& e) {
-        throw Napi::Error::New(env, std::string(quip::engine::linear_kind_name(kind)) + ": " + e.what());
-      }
-    });
+    Napi::Env env = info.Env();
+    const auto kind = KindArg(info, 0);
+    if (busy->load()) throw Napi::Error::New(env, "the block tuner is busy with another call; await it first");
+    try {
+      return Floats(env, quip::train::dense_weight(CurrentBlock(env).linear(kind)));
+    } catch (const std::invalid_argument& e) {
+      throw Napi::Error::New(env, std::string(quip::engine::linear_kind_name(kind)) + ": " + e.what());
+    }
   }
 
   Napi::Value Signs(const Napi::CallbackInfo& info) {
-    return Safely(info.Env(), [&]() -> Napi::Value {
-      Napi::Env env = info.Env();
-      const auto kind = KindArg(info, 0);
-      if (busy->load()) throw Napi::Error::New(env, "the block tuner is busy with another call; await it first");
-      auto* q = dynamic_cast<const quip::qinfer::QuantizedLinear*>(&CurrentBlock(env).linear(kind));
-      if (!q) throw Napi::Error::New(env, std::string(quip::engine::linear_kind_name(kind)) + " is not quantized yet");
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("su", Floats(env, q->params().su));
-      o.Set("sv", Floats(env, q->params().sv));
-      return o;
-    });
+    Napi::Env env = info.Env();
+    const auto kind = KindArg(info, 0);
+    if (busy->load()) throw Napi::Error::New(env, "the block tuner is busy with another call; await it first");
+    auto* q = dynamic_cast<const quip::qinfer::QuantizedLinear*>(&CurrentBlock(env).linear(kind));
+    if (!q) throw Napi::Error::New(env, std::string(quip::engine::linear_kind_name(kind)) + " is not quantized yet");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("su", Floats(env, q->params().su));
+    o.Set("sv", Floats(env, q->params().sv));
+    return o;
   }
 
   Napi::Value Norms(const Napi::CallbackInfo& info) {
-    return Safely(info.Env(), [&]() -> Napi::Value {
-      Napi::Env env = info.Env();
-      if (busy->load()) throw Napi::Error::New(env, "the block tuner is busy with another call; await it first");
-      const auto& blk = CurrentBlock(env);
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("attn", Floats(env, blk.attn_norm));
-      o.Set("mlp", Floats(env, blk.mlp_norm));
-      return o;
-    });
+    Napi::Env env = info.Env();
+    if (busy->load()) throw Napi::Error::New(env, "the block tuner is busy with another call; await it first");
+    const auto& blk = CurrentBlock(env);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("attn", Floats(env, blk.attn_norm));
+    o.Set("mlp", Floats(env, blk.mlp_norm));
+    return o;
   }
 };
 Napi::FunctionReference* TunerWrap::constructor = nullptr;
 
 Napi::Value CreateBlockTuner(const Napi::CallbackInfo& info) {
-  return Safely(info.Env(), [&]() -> Napi::Value {
-    Napi::Env env = info.Env();
-    auto model = UnwrapEngineModel(info[0]);
-    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-      throw Napi::TypeError::New(env, "calibration ids must be an Int32Array of token ids");
-    auto a = info[1].As<Napi::Int32Array>();
-    const int n = static_cast<int>(NumberArg(info, 2, "sequences")), len = static_cast<int>(NumberArg(info, 3, "seqLen"));
-    Napi::Object o = TunerWrap::constructor->New({});
-    try {
-      TunerWrap::Unwrap(o)->tuner = std::make_shared<BlockTuner>(model, std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength()), n, len);
-    } catch (const std::exception& e) {
-      throw Napi::Error::New(env, std::string("cannot start fine-tuning: ") + e.what());
-    }
-    return o;
-  });
+  Napi::Env env = info.Env();
+  auto model = UnwrapEngineModel(info[0]);
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(env, "calibration ids must be an Int32Array of token ids");
+  auto a = info[1].As<Napi::Int32Array>();
+  const int n = static_cast<int>(NumberArg(info, 2, "sequences")), len = static_cast<int>(NumberArg(info, 3, "seqLen"));
+  Napi::Object o = TunerWrap::constructor->New({});
+  try {
+    TunerWrap::Unwrap(o)->tuner = std::make_shared<BlockTuner>(model, std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength()), n, len);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string("cannot start fine-tuning: ") + e.what());
+  }
+  return o;
 }
 
 std::vector<float> FloatsArg(Napi::Env env, Napi::Value v, const char* what, size_t count) {
@@ -288,26 +259,24 @@ std::vector<float> FloatsArg(Napi::Env env, Napi::Value v, const char* what, siz
 }
 
 Napi::Value FinetuneEndToEnd(const Napi::CallbackInfo& info) {
-  return Safely(info.Env(), [&]() -> Napi::Value {
-    Napi::Env env = info.Env();
-    auto student = UnwrapEngineModel(info[0]);
-    std::shared_ptr<const quip::engine::Model> teacher = UnwrapEngineModel(info[1]);
-    if (student == teacher) throw Napi::Error::New(env, "end-to-end fine-tuning needs the original model as teacher, not the quantized model itself");
-    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-      throw Napi::TypeError::New(env, "calibration ids must be an Int32Array of token ids");
-    auto a = info[2].As<Napi::Int32Array>();
-    auto ids = std::make_shared<std::vector<int32_t>>(a.Data(), a.Data() + a.ElementLength());
-    const int n = static_cast<int>(NumberArg(info, 3, "sequences")), len = static_cast<int>(NumberArg(info, 4, "seqLen"));
-    const auto& c = student->config();
-    auto norm = std::make_shared<std::vector<float>>(FloatsArg(env, info[5], "finalNorm", c.hidden));
-    auto head = std::make_shared<std::vector<float>>(FloatsArg(env, info[6], "lmHead", static_cast<size_t>(c.vocab) * c.hidden));
-    const BlockTrainSettings s = ReadSettings(env, info[7]);
-    return RunJob(env, info[8], info[9], [student, teacher, ids, n, len, norm, head, s](const quip::JobHooks& hooks) -> ResultBuilder {
-      auto r = std::make_shared<BlockTrainResult>(quip::train::tune_end_to_end(
-          *student, teacher, *ids, n, len, std::move(*norm), std::move(*head), s, hooks,
-          [&](const quip::train::EpochStats& e) { hooks.emit(EpochJson("ft-e2e-epoch", e, "")); }));
-      return [r](Napi::Env env) -> Napi::Value { return ResultObject(env, *r); };
-    });
+  Napi::Env env = info.Env();
+  auto student = UnwrapEngineModel(info[0]);
+  std::shared_ptr<const quip::engine::Model> teacher = UnwrapEngineModel(info[1]);
+  if (student == teacher) throw Napi::Error::New(env, "end-to-end fine-tuning needs the original model as teacher, not the quantized model itself");
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(env, "calibration ids must be an Int32Array of token ids");
+  auto a = info[2].As<Napi::Int32Array>();
+  auto ids = std::make_shared<std::vector<int32_t>>(a.Data(), a.Data() + a.ElementLength());
+  const int n = static_cast<int>(NumberArg(info, 3, "sequences")), len = static_cast<int>(NumberArg(info, 4, "seqLen"));
+  const auto& c = student->config();
+  auto norm = std::make_shared<std::vector<float>>(FloatsArg(env, info[5], "finalNorm", c.hidden));
+  auto head = std::make_shared<std::vector<float>>(FloatsArg(env, info[6], "lmHead", static_cast<size_t>(c.vocab) * c.hidden));
+  const BlockTrainSettings s = ReadSettings(env, info[7]);
+  return RunJob(env, info[8], info[9], [student, teacher, ids, n, len, norm, head, s](const quip::JobHooks& hooks) -> ResultBuilder {
+    auto r = std::make_shared<BlockTrainResult>(quip::train::tune_end_to_end(
+        *student, teacher, *ids, n, len, std::move(*norm), std::move(*head), s, hooks,
+        [&](const quip::train::EpochStats& e) { hooks.emit(EpochJson("ft-e2e-epoch", e, "")); }));
+    return [r](Napi::Env env) -> Napi::Value { return ResultObject(env, *r); };
   });
 }
 
@@ -318,43 +287,37 @@ const quip::engine::Block& ModelBlock(const Napi::CallbackInfo& info, const quip
 }
 
 Napi::Value LinearSigns(const Napi::CallbackInfo& info) {
-  return Safely(info.Env(), [&]() -> Napi::Value {
-    Napi::Env env = info.Env();
-    auto model = UnwrapEngineModel(info[0]);
-    const auto kind = KindArg(info, 2);
-    auto* q = dynamic_cast<const quip::qinfer::QuantizedLinear*>(&ModelBlock(info, *model).linear(kind));
-    if (!q) throw Napi::Error::New(env, std::string(quip::engine::linear_kind_name(kind)) + " is not quantized");
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("su", Floats(env, q->params().su));
-    o.Set("sv", Floats(env, q->params().sv));
-    return o;
-  });
+  Napi::Env env = info.Env();
+  auto model = UnwrapEngineModel(info[0]);
+  const auto kind = KindArg(info, 2);
+  auto* q = dynamic_cast<const quip::qinfer::QuantizedLinear*>(&ModelBlock(info, *model).linear(kind));
+  if (!q) throw Napi::Error::New(env, std::string(quip::engine::linear_kind_name(kind)) + " is not quantized");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("su", Floats(env, q->params().su));
+  o.Set("sv", Floats(env, q->params().sv));
+  return o;
 }
 
 Napi::Value BlockNorms(const Napi::CallbackInfo& info) {
-  return Safely(info.Env(), [&]() -> Napi::Value {
-    Napi::Env env = info.Env();
-    auto model = UnwrapEngineModel(info[0]);
-    const auto& blk = ModelBlock(info, *model);
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("attn", Floats(env, blk.attn_norm));
-    o.Set("mlp", Floats(env, blk.mlp_norm));
-    return o;
-  });
+  Napi::Env env = info.Env();
+  auto model = UnwrapEngineModel(info[0]);
+  const auto& blk = ModelBlock(info, *model);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("attn", Floats(env, blk.attn_norm));
+  o.Set("mlp", Floats(env, blk.mlp_norm));
+  return o;
 }
 
 Napi::Value SetBlockNorms(const Napi::CallbackInfo& info) {
-  return Safely(info.Env(), [&]() -> Napi::Value {
-    Napi::Env env = info.Env();
-    auto model = UnwrapEngineModel(info[0]);
-    ModelBlock(info, *model);  // range check
-    const int H = model->config().hidden;
-    std::vector<float> attn = FloatsArg(env, info[2], "attn", H), mlp = FloatsArg(env, info[3], "mlp", H);
-    quip::engine::Block& blk = model->block(static_cast<int>(NumberArg(info, 1, "block")));
-    blk.attn_norm = std::move(attn);
-    blk.mlp_norm = std::move(mlp);
-    return env.Undefined();
-  });
+  Napi::Env env = info.Env();
+  auto model = UnwrapEngineModel(info[0]);
+  ModelBlock(info, *model);  // range check
+  const int H = model->config().hidden;
+  std::vector<float> attn = FloatsArg(env, info[2], "attn", H), mlp = FloatsArg(env, info[3], "mlp", H);
+  quip::engine::Block& blk = model->block(static_cast<int>(NumberArg(info, 1, "block")));
+  blk.attn_norm = std::move(attn);
+  blk.mlp_norm = std::move(mlp);
+  return env.Undefined();
 }
 
 }  // namespace
