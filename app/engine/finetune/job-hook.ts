@@ -12,9 +12,10 @@
 // W diag(su .* w_tuned / w_source) diag(w_source) x-hat, so a fine-tuned folder keeps the source's
 // norms and differs from a plain one only in its real-valued (float32) sign vectors.
 import type { LoadedModel } from '../model/index.js';
+import { bytesOf, writeSafetensors, type TensorToWrite } from '../model/safetensors-writer.js';
+import { readSafetensorsFile } from '../model/safetensors.js';
 import { native } from '../native.js';
 import type { QuantizedLinearSpec } from '../quantize/native-types.js';
-import { bytesOf, readTensorBytes, readTensorFileIndex, writeTensorFile, type TensorToWrite } from '../quantize/tensor-file.js';
 import { createEngine } from '../runtime/engine.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
@@ -116,14 +117,14 @@ export class QuantizeFinetune {
       this.foldBlock(b, tuned);
       // Rewrite the block's saved tensors with the new sign vectors (codes unchanged).
       const file = blockFile(b);
-      const index = await readTensorFileIndex(file);
+      const { header, data } = readSafetensorsFile(file, true);
       const out: TensorToWrite[] = [];
-      for (const [name, e] of index.tensors) {
+      for (const { name, dtype, shape } of header.tensors) {
         const hit = tuned.find((l) => name.endsWith(`.${l.kind}.su`) || name.endsWith(`.${l.kind}.sv`));
         const v = hit ? (name.endsWith('.su') ? hit.spec.su : hit.spec.sv) : null;
-        out.push(v ? { name, dtype: 'F32', shape: [v.length], source: { bytes: bytesOf(v) } } : { name, dtype: e.dtype, shape: e.shape, source: { bytes: (await readTensorBytes(index, name)).slice() } });
+        out.push(v ? { name, dtype: 'F32', shape: [v.length], source: { bytes: bytesOf(v) } } : { name, dtype, shape, source: { bytes: data.get(name)! } });
       }
-      await writeTensorFile(file, out);
+      await writeSafetensors(file, out);
     }
   }
 

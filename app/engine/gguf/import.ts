@@ -9,11 +9,11 @@ import path from 'node:path';
 
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { UserError } from '../../util/errors.js';
+import { SafetensorsWriter } from '../model/safetensors-writer.js';
 import { cancelFlag, isCancelled, native } from '../native.js';
 import { planModel, type Architecture } from './architecture.js';
 import { GgufError, openGguf } from './reader.js';
 import { gatherRows, rotateHalfRowSources } from './rope.js';
-import { SafetensorsWriter } from './safetensors-writer.js';
 import { convertTokenizer } from './tokenizer.js';
 
 export const IMPORT_RECORD_FILE = 'gguf-import.json';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { describeWriteError } from '../../util/atomic-file.js';
 import { UserError } from '../../util/errors.js';
 import { openModel, type OpenedModel } from '../model/index.js';
-import { f16BitsToF32, f32ToF16Bits } from '../quantize/half.js';
+import { f16BitsToF32, f32ToF16Bits } from '../model/half.js';
 import { IMPORT_RECORD_FILE } from './import.js';
 import type { GgufValueType } from './reader.js';
 import { gatherRows, rotateHalfRowSources } from './rope.js';

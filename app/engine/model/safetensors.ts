@@ -7,12 +7,12 @@ import path from 'node:path';
 
 import { UserError } from '../../util/errors.js';
 import { native, type MappedFile, type TensorDType } from '../native.js';
+import { dtypeBytes } from './safetensors-writer.js';
 
 export const SUPPORTED_DTYPES: readonly TensorDType[] = ['F32', 'F16', 'BF16'];
 /** Integer tensors appear only in the studio's own quantized folders (codes of quantized layers). */
 export type CodeDType = 'U8' | 'I8' | 'U16' | 'I16' | 'U32' | 'I32';
 export type StoredDType = TensorDType | CodeDType;
-const DTYPE_BYTES: Record<StoredDType, number> = { F32: 4, F16: 2, BF16: 2, U8: 1, I8: 1, U16: 2, I16: 2, U32: 4, I32: 4 };
 const CODE_DTYPES: readonly string[] = ['U8', 'I8', 'U16', 'I16', 'U32', 'I32'];
 // Every dtype the safetensors format defines; these are refused by name rather than called unknown.
 const KNOWN_UNSUPPORTED = new Set([
@@ -83,7 +83,7 @@ export function parseSafetensorsHeader(file: string, headerBytes: Buffer, fileSi
     }
     const [begin, end] = offsets as [number, number];
     const numel = (shape as number[]).reduce((a, b) => a * b, 1);
-    const expected = numel * DTYPE_BYTES[dtype as StoredDType];
+    const expected = numel * dtypeBytes(dtype as StoredDType);
     if (end - begin !== expected) {
       fail(file, `tensor ${name} (${dtype} [${(shape as number[]).join(', ')}]) should hold ${expected} bytes but its data_offsets [${begin}, ${end}] span ${end - begin} bytes.`);
     }
@@ -133,6 +133,33 @@ export function openSafetensors(filePath: string, allowCodes = false): { file: M
   } catch (err) {
     file.close();
     throw err;
+  }
+}
+
+/** Reads and checks the header of a safetensors file (mapped only while reading). */
+export function readSafetensorsHeader(filePath: string, allowCodes = false): SafetensorsHeader {
+  const { file, header } = openSafetensors(filePath, allowCodes);
+  file.close();
+  return header;
+}
+
+/** The dtype of each named tensor of a file; a missing one is an error naming the file. */
+export function safetensorsDTypes(filePath: string, allowCodes = false): (name: string) => StoredDType {
+  const dtypes = new Map(readSafetensorsHeader(filePath, allowCodes).tensors.map((t) => [t.name, t.dtype]));
+  return (name) => {
+    const d = dtypes.get(name);
+    if (!d) throw new UserError(`${filePath} has no tensor ${name}; the model folder is incomplete.`, 'BAD_SAFETENSORS');
+    return d;
+  };
+}
+
+/** Reads every tensor of a small file into fresh JS memory (the studio's own per-block files). */
+export function readSafetensorsFile(filePath: string, allowCodes = false): { header: SafetensorsHeader; data: Map<string, Uint8Array> } {
+  const { file, header } = openSafetensors(filePath, allowCodes);
+  try {
+    return { header, data: new Map(header.tensors.map((t) => [t.name, new Uint8Array(file.read(t.offset, t.bytes))])) };
+  } finally {
+    file.close();
   }
 }
 

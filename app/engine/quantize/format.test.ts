@@ -1,15 +1,16 @@
 // Settings, the folder format's pieces (safetensors writer/reader, 16-bit conversion, layer seeds) and
 // the output-folder rules, checked against independent definitions.
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
+import { f16BitsToF32, f32ToF16Bits } from '../model/half.js';
+import { openSafetensors } from '../model/safetensors.js';
+import { bytesOf, writeSafetensors } from '../model/safetensors-writer.js';
 import { layerSeed } from './format.js';
-import { f16BitsToF32, f32ToF16Bits } from './half.js';
 import { checkOutputFolder, finishInterruptedPublish, jobId, PENDING_CONFIG, publish } from './output.js';
 import { codebookFor, resolveSettings, SettingsError, estimateRun } from './settings.js';
-import { bytesOf, readTensorBytes, readTensorFileIndex, writeTensorFile } from './tensor-file.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'quip-qfmt-'));
 
@@ -98,22 +99,48 @@ describe('tensor files', () => {
     const src = path.join(dir, 'src.bin');
     writeFileSync(src, Buffer.from([0, 0, 5, 6, 7, 8, 0]));
     const file = path.join(dir, 't.safetensors');
-    await writeTensorFile(file, [
+    await writeSafetensors(file, [
       { name: 'a.codes', dtype: 'U16', shape: [2, 3], source: { bytes: bytesOf(codes) } },
       { name: 'a.su', dtype: 'I8', shape: [3], source: { bytes: bytesOf(signs) } },
       { name: 'copied', dtype: 'U8', shape: [4], source: { file: src, offset: 2, length: 4 } },
+      // produced in chunks: element i is i + 1
+      { name: 'filled', dtype: 'F32', shape: [5], source: { fill: (out, start) => new Float32Array(out.buffer, out.byteOffset, out.byteLength / 4).forEach((_, i, a) => (a[i] = start + i + 1)) } },
     ], { format: 'pt' });
-    const idx = await readTensorFileIndex(file);
-    expect(idx.dataStart % 8).toBe(0);
-    expect(idx.metadata).toEqual({ format: 'pt' });
-    expect([...new Uint16Array((await readTensorBytes(idx, 'a.codes')).slice().buffer)]).toEqual([...codes]);
-    expect([...new Int8Array((await readTensorBytes(idx, 'a.su')).slice().buffer)]).toEqual([1, -1, 1]);
-    expect([...(await readTensorBytes(idx, 'copied'))]).toEqual([5, 6, 7, 8]);
-    expect(idx.tensors.get('a.codes')).toMatchObject({ dtype: 'U16', shape: [2, 3] });
+    // The header is exactly the JSON of the tensors in order, padded with spaces to a multiple of 8.
+    const raw = readFileSync(file);
+    const hlen = Number(raw.readBigUInt64LE(0));
+    expect(hlen % 8).toBe(0);
+    const json = raw.subarray(8, 8 + hlen).toString('utf8');
+    const text = JSON.stringify({
+      __metadata__: { format: 'pt' },
+      'a.codes': { dtype: 'U16', shape: [2, 3], data_offsets: [0, 12] },
+      'a.su': { dtype: 'I8', shape: [3], data_offsets: [12, 15] },
+      copied: { dtype: 'U8', shape: [4], data_offsets: [15, 19] },
+      filled: { dtype: 'F32', shape: [5], data_offsets: [19, 39] },
+    });
+    expect(json).toBe(text + ' '.repeat(hlen - text.length));
+    expect(raw.length).toBe(8 + hlen + 39);
+    const { file: mapped, header } = openSafetensors(file, true);
+    try {
+      const get = (name: string) => {
+        const e = header.tensors.find((t) => t.name === name)!;
+        return new Uint8Array(mapped.read(e.offset, e.bytes));
+      };
+      expect(header.dataStart % 8).toBe(0);
+      expect(header.metadata).toEqual({ format: 'pt' });
+      expect([...new Uint16Array(get('a.codes').buffer)]).toEqual([...codes]);
+      expect([...new Int8Array(get('a.su').buffer)]).toEqual([1, -1, 1]);
+      expect([...get('copied')]).toEqual([5, 6, 7, 8]);
+      expect([...new Float32Array(get('filled').slice().buffer)]).toEqual([1, 2, 3, 4, 5]);
+      expect(header.tensors.find((t) => t.name === 'a.codes')).toMatchObject({ dtype: 'U16', shape: [2, 3] });
+    } finally {
+      mapped.close();
+    }
   });
   it('refuses a size that does not match the shape', async () => {
     const dir = tmp();
-    await expect(writeTensorFile(path.join(dir, 'x.safetensors'), [{ name: 'x', dtype: 'F16', shape: [3], source: { bytes: new Uint8Array(4) } }])).rejects.toThrow(/4 bytes given/);
+    await expect(writeSafetensors(path.join(dir, 'x.safetensors'), [{ name: 'x', dtype: 'F16', shape: [3], source: { bytes: new Uint8Array(4) } }])).rejects.toThrow(/4 bytes given/);
+    expect(readdirSync(dir)).toEqual([]); // the temporary file is removed
   });
 });
 

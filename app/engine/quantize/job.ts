@@ -14,8 +14,11 @@ import path from 'node:path';
 import { UserError } from '../../util/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic-file.js';
 import { QuantizeFinetune } from '../finetune/job-hook.js';
+import { F16_MAX, f32ArrayToF16 } from '../model/half.js';
 import { loadModel, type LoadedModel } from '../model/index.js';
-import { isCancelled, native, type MappedFile } from '../native.js';
+import { bytesOf, writeSafetensors, type TensorToWrite } from '../model/safetensors-writer.js';
+import { openSafetensors, readSafetensorsFile, readSafetensorsHeader } from '../model/safetensors.js';
+import { isCancelled, native } from '../native.js';
 import { quantizeLinear } from '../quip/index.js';
 import { calibrationIds, defaultCalibrationText } from '../runtime/calibration.js';
 import { createEngine, setEngineThreads } from '../runtime/engine.js';
@@ -23,7 +26,6 @@ import type { BlockHessians, EngineModel, HessianSum } from '../runtime/native-t
 import { evaluatePerplexity, perplexityWindows, readEvalText } from '../runtime/perplexity.js';
 import type { QuantizeEvent } from './events.js';
 import { COPIED_FILES, ENGINE_NAME, ENGINE_VERSION, FORMAT_VERSION, QUANT_METHOD, isQuantizedConfig, layerBits, layerSeed, type QuantizationConfig } from './format.js';
-import { F16_MAX, f32ArrayToF16 } from './half.js';
 import {
   CHECKPOINT_FILE, MODEL_FILE, PENDING_CONFIG, UNQUANTIZED_FILE, blockFileName, checkOutputFolder, finishInterruptedPublish, jobId, partialDir,
   publish, readCheckpoint, sourceFingerprint, stalePartials, writeCheckpoint, type Checkpoint,
@@ -32,7 +34,6 @@ import { createQuantizedEngine, isLinearWeight, layerFromResult, LINEAR_KINDS, s
 import type { QuantizedLinearSpec } from './native-types.js';
 import { RUN_RECORD_FILE, RUN_RECORD_VERSION, proxyLossSummary, type LayerMetrics, type RunRecord } from './record.js';
 import { estimateRun, type QuantizeSettings } from './settings.js';
-import { bytesOf, readTensorBytes, readTensorFileIndex, writeTensorFile, type TensorToWrite } from './tensor-file.js';
 
 export interface EvaluationOptions {
   /** Text to score (default: WikiText-2 test next to the project). */
@@ -138,9 +139,8 @@ async function unquantizedTensors(model: LoadedModel, warn: (m: string) => void)
 
 /** Layer specs of a saved block (resume): typed-array copies of its tensors. */
 async function loadBlock(dir: string, block: number, cp: Checkpoint, codebook: QuantizeSettings['codebook']): Promise<Array<{ kind: (typeof LINEAR_KINDS)[number]['kind']; spec: QuantizedLinearSpec }>> {
-  const index = await readTensorFileIndex(path.join(dir, blockFileName(block)));
-  const bytes = new Map<string, Uint8Array>();
-  for (const name of index.tensors.keys()) bytes.set(name, (await readTensorBytes(index, name)).slice());
+  const { header, data: bytes } = readSafetensorsFile(path.join(dir, blockFileName(block)), true);
+  const dtypes = new Map(header.tensors.map((t) => [t.name, t.dtype]));
   const get = (name: string) => {
     const b = bytes.get(name);
     if (!b) throw new UserError(`${path.join(dir, blockFileName(block))} has no tensor ${name}; delete ${dir} and start again.`, 'BAD_CHECKPOINT');
@@ -152,8 +152,8 @@ async function loadBlock(dir: string, block: number, cp: Checkpoint, codebook: Q
       kind,
       spec: specFromRecord(codebook, rec, (name) => {
         const b = get(name);
-        return index.tensors.get(name)!.dtype === 'U16' ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2) : b;
-      }, (name) => (index.tensors.get(name)!.dtype === 'F32' ? new Float32Array(get(name).buffer) : new Int8Array(get(name).buffer))),
+        return dtypes.get(name) === 'U16' ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2) : b;
+      }, (name) => (dtypes.get(name) === 'F32' ? new Float32Array(get(name).buffer) : new Int8Array(get(name).buffer))),
     };
   });
 }
@@ -210,7 +210,7 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
     const timings0 = { ...cp.timings };
     const t = new Timer(timings0);
     if (!existsSync(path.join(partial, UNQUANTIZED_FILE))) {
-      await writeTensorFile(path.join(partial, UNQUANTIZED_FILE), await unquantizedTensors(model, warn));
+      await writeSafetensors(path.join(partial, UNQUANTIZED_FILE), await unquantizedTensors(model, warn));
       await writeCheckpoint(partial, cp);
     }
     t.lap('load');
@@ -290,7 +290,7 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
       t.lap('quantize');
       // Checkpoint the block, then run the calibration states through its quantized version.
       const tensors = [...layers.flatMap((l) => l.tensors)].sort((a, c) => dtypeOrder(a.dtype) - dtypeOrder(c.dtype));
-      await writeTensorFile(path.join(partial, blockFileName(b)), tensors);
+      await writeSafetensors(path.join(partial, blockFileName(b)), tensors);
       for (const l of layers) {
         cp.layers[l.name] = l.record;
         native().qinferSetLinear(engine, b, l.kind, l.spec);
@@ -338,11 +338,10 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
     // ---- evaluate -----------------------------------------------------------------------------
     let perplexity: RunRecord['perplexity'] = null;
     let qmodel: EngineModel | null = null;
-    const mapped: MappedFile = native().mapFile(path.join(partial, MODEL_FILE));
+    const { file: mapped, header } = openSafetensors(path.join(partial, MODEL_FILE), true);
     try {
-      const index = await readTensorFileIndex(path.join(partial, MODEL_FILE));
       const unquantized = new Map<string, { dtype: 'F32' | 'F16' | 'BF16'; shape: number[]; offset: number; bytes: number }>();
-      for (const [name, e] of index.tensors) if (e.dtype === 'F32' || e.dtype === 'F16' || e.dtype === 'BF16') unquantized.set(name, { dtype: e.dtype, shape: e.shape, offset: e.offset, bytes: e.length });
+      for (const e of header.tensors) if (e.dtype === 'F32' || e.dtype === 'F16' || e.dtype === 'BF16') unquantized.set(e.name, { dtype: e.dtype, shape: e.shape, offset: e.offset, bytes: e.bytes });
       // In memory: codes as quantizeLinear returned them; unquantized tensors as saved.
       qmodel = createQuantizedEngine(arch, { unquantized, layers: specs, file: mapped });
       if (evalWindows && opts.evaluation) {
@@ -410,12 +409,11 @@ async function assembleFolder(model: LoadedModel, partial: string, blocks: numbe
   const wide: TensorToWrite[] = [], narrow: TensorToWrite[] = [];
   for (const p of pieces) {
     const file = path.join(partial, p);
-    const index = await readTensorFileIndex(file);
-    for (const e of index.tensors.values()) {
-      (dtypeOrder(e.dtype) ? narrow : wide).push({ name: e.name, dtype: e.dtype, shape: e.shape, source: { file, offset: e.offset, length: e.length } });
+    for (const e of readSafetensorsHeader(file, true).tensors) {
+      (dtypeOrder(e.dtype) ? narrow : wide).push({ name: e.name, dtype: e.dtype, shape: e.shape, source: { file, offset: e.offset, length: e.bytes } });
     }
   }
-  let bytes = await writeTensorFile(path.join(partial, MODEL_FILE), [...wide, ...narrow], { format: 'pt', quant_method: QUANT_METHOD });
+  let bytes = await writeSafetensors(path.join(partial, MODEL_FILE), [...wide, ...narrow], { format: 'pt', quant_method: QUANT_METHOD });
   for (const f of COPIED_FILES) {
     const src = path.join(model.dir, f);
     if (!existsSync(src)) continue;

@@ -9,13 +9,14 @@ import path from 'node:path';
 
 import type { Architecture } from '../../contract/model.js';
 import { UserError } from '../../util/errors.js';
+import { bytesOf, type TensorToWrite } from '../model/safetensors-writer.js';
+import { openSafetensors, type SafetensorsHeader } from '../model/safetensors.js';
 import { native, type MappedFile, type TensorDType, type TensorRef } from '../native.js';
 import type { QuantizeLinearResult } from '../quip/types.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { QuantizationConfig, type QuantizedLayerRecord } from './format.js';
 import type { CodePlane, QuantizedLinearSpec } from './native-types.js';
 import { codeBitsPerWeight, type Codebook } from './settings.js';
-import { bytesOf, indexMappedTensorFile, type TensorFileIndex, type TensorToWrite } from './tensor-file.js';
 
 export const LINEAR_KINDS: Array<{ kind: EngineLinearKind; short: 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down'; module: string }> = [
   { kind: 'q_proj', short: 'q', module: 'self_attn' },
@@ -142,7 +143,7 @@ export interface QuantizedWeights {
   unquantized: Map<string, { dtype: TensorDType; shape: number[]; offset: number; bytes: number }>;
   layers: Array<{ block: number; kind: EngineLinearKind; spec: QuantizedLinearSpec }>;
   file: MappedFile;
-  index: TensorFileIndex;
+  header: SafetensorsHeader;
   close(): void;
 }
 
@@ -166,26 +167,21 @@ export function parseQuantizationConfig(dir: string, config: Record<string, unkn
 export function openQuantizedWeights(dir: string, config: Record<string, unknown>, arch: Architecture): QuantizedWeights {
   const qconfig = parseQuantizationConfig(dir, config);
   const filePath = path.join(dir, 'model.safetensors');
-  let file: MappedFile;
+  const { file, header } = openSafetensors(filePath, true);
   try {
-    file = native().mapFile(filePath);
-  } catch (err) {
-    throw new UserError(`${filePath}: cannot open the quantized weights (${(err as Error).message}).`, 'NOT_A_MODEL');
-  }
-  try {
-    const index = indexMappedTensorFile(filePath, file);
+    const entries = new Map(header.tensors.map((t) => [t.name, t]));
     const entry = (name: string) => {
-      const e = index.tensors.get(name);
+      const e = entries.get(name);
       if (!e) throw new UserError(`${filePath} has no tensor ${name}, which quantization_config names; the folder is incomplete. Quantize the model again.`, 'NOT_A_MODEL');
       return e;
     };
     const plane = (name: string): CodePlane => {
       const e = entry(name);
-      return { file, offset: e.offset, bytes: e.length };
+      return { file, offset: e.offset, bytes: e.bytes };
     };
     const signs = (name: string): Int8Array | Float32Array => {
       const e = entry(name);
-      const b = file.read(e.offset, e.length);
+      const b = file.read(e.offset, e.bytes);
       // Fine-tuned sign vectors are real numbers (float32); plain ones are +-1 bytes.
       return e.dtype === 'F32' ? new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) : new Int8Array(b);
     };
@@ -208,10 +204,10 @@ export function openQuantizedWeights(dir: string, config: Record<string, unknown
       }
     }
     const unquantized: QuantizedWeights['unquantized'] = new Map();
-    for (const [name, e] of index.tensors) {
-      if (e.dtype === 'F32' || e.dtype === 'F16' || e.dtype === 'BF16') unquantized.set(name, { dtype: e.dtype, shape: e.shape, offset: e.offset, bytes: e.length });
+    for (const e of header.tensors) {
+      if (e.dtype === 'F32' || e.dtype === 'F16' || e.dtype === 'BF16') unquantized.set(e.name, { dtype: e.dtype, shape: e.shape, offset: e.offset, bytes: e.bytes });
     }
-    return { qconfig, unquantized, layers, file, index, close: () => file.close() };
+    return { qconfig, unquantized, layers, file, header, close: () => file.close() };
   } catch (err) {
     file.close();
     throw err;

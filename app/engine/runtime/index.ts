@@ -10,4 +10,3 @@ export {
 } from './perplexity.js';
 export { calibrationIds, collectHessians, defaultCalibrationText, hessianMean, startCalibration, type CalibrationSettings } from './calibration.js';
 export { synthModel, type SynthOptions, type SynthResult } from './synth.js';
-export { writeSafetensorsStreaming, type StreamedTensor, type WritableDType } from './safetensors-writer.js';

@@ -9,8 +9,9 @@ import path from 'node:path';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { UserError } from '../../util/errors.js';
 import { sampleModelDir } from '../../util/paths.js';
-import { f32ToF16Bits } from '../quantize/half.js';
-import { writeSafetensorsStreaming, type StreamedTensor, type WritableDType } from './safetensors-writer.js';
+import { f32ToF16Bits } from '../model/half.js';
+import { writeSafetensors, type TensorToWrite } from '../model/safetensors-writer.js';
+import type { TensorDType } from '../native.js';
 
 export interface SynthOptions {
   hidden: number;
@@ -45,7 +46,7 @@ function positiveInt(v: number | undefined, what: string): void {
  * evenly spaced levels, as bit patterns of the dtype: one xorshift32 draw picks two levels, which
  * keeps writing a billion weights fast in JS.
  */
-function levelTable(dtype: WritableDType, std: number): Uint16Array | Float32Array {
+function levelTable(dtype: TensorDType, std: number): Uint16Array | Float32Array {
   const a = std * Math.sqrt(3);
   const f32 = new Float32Array(65536);
   for (let k = 0; k < 65536; k++) f32[k] = -a + ((k + 0.5) * 2 * a) / 65536;
@@ -60,7 +61,7 @@ function levelTable(dtype: WritableDType, std: number): Uint16Array | Float32Arr
 }
 
 /** A tensor filled from a per-tensor seeded xorshift32 stream over the level table, or a constant. */
-function randomTensor(name: string, dtype: WritableDType, shape: number[], seed: number, table: Uint16Array | Float32Array, constant?: number): StreamedTensor {
+function randomTensor(name: string, dtype: TensorDType, shape: number[], seed: number, table: Uint16Array | Float32Array, constant?: number): TensorToWrite {
   let state = seed >>> 0 || 0x9e3779b9;
   let produced = 0; // fill is called with consecutive starts
   const constBits = constant === undefined ? 0 : dtype === 'F16' ? f32ToF16Bits(constant) : new Uint16Array(new Float32Array([constant]).buffer)[1];
@@ -68,22 +69,24 @@ function randomTensor(name: string, dtype: WritableDType, shape: number[], seed:
     name,
     dtype,
     shape,
-    fill(out, start) {
-      if (start !== produced) throw new Error(`synth: tensor ${name} filled out of order`);
-      const size = dtype === 'F32' ? 4 : 2;
-      const v = dtype === 'F32' ? new Float32Array(out.buffer, out.byteOffset, out.byteLength / 4) : new Uint16Array(out.buffer, out.byteOffset, out.byteLength / 2);
-      if (constant !== undefined) v.fill(dtype === 'F32' ? constant : constBits);
-      else {
-        for (let i = 0; i < v.length; i += 2) {
-          state ^= state << 13;
-          state ^= state >>> 17;
-          state ^= state << 5;
-          state >>>= 0;
-          v[i] = table[state & 0xffff];
-          if (i + 1 < v.length) v[i + 1] = table[state >>> 16];
+    source: {
+      fill(out, start) {
+        if (start !== produced) throw new Error(`synth: tensor ${name} filled out of order`);
+        const size = dtype === 'F32' ? 4 : 2;
+        const v = dtype === 'F32' ? new Float32Array(out.buffer, out.byteOffset, out.byteLength / 4) : new Uint16Array(out.buffer, out.byteOffset, out.byteLength / 2);
+        if (constant !== undefined) v.fill(dtype === 'F32' ? constant : constBits);
+        else {
+          for (let i = 0; i < v.length; i += 2) {
+            state ^= state << 13;
+            state ^= state >>> 17;
+            state ^= state << 5;
+            state >>>= 0;
+            v[i] = table[state & 0xffff];
+            if (i + 1 < v.length) v[i + 1] = table[state >>> 16];
+          }
         }
-      }
-      produced += out.byteLength / size;
+        produced += out.byteLength / size;
+      },
     },
   };
 }
@@ -111,7 +114,7 @@ export async function synthModel(o: SynthOptions): Promise<SynthResult> {
   mkdirSync(dir, { recursive: true });
 
   const H = o.hidden, I = o.intermediate, nq = heads * headDim, nkv = kvHeads * headDim;
-  const tensors: StreamedTensor[] = [];
+  const tensors: TensorToWrite[] = [];
   const table = levelTable(dtype, STD);
   let k = 0;
   const add = (name: string, shape: number[], constant?: number) =>
@@ -156,7 +159,7 @@ export async function synthModel(o: SynthOptions): Promise<SynthResult> {
     torch_dtype: { F16: 'float16', BF16: 'bfloat16', F32: 'float32' }[dtype],
     quip_synth: { seed, note: 'random weights (quip synth); for benchmarks only' },
   };
-  const bytes = await writeSafetensorsStreaming(path.join(dir, 'model.safetensors'), tensors, { format: 'pt', quip_synth_seed: String(seed) });
+  const bytes = await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt', quip_synth_seed: String(seed) });
   await writeJsonAtomic(path.join(dir, 'config.json'), config);
   await writeSynthTokenizer(dir, vocab, context);
   return { dir, parameters, bytes, config };

@@ -1,5 +1,5 @@
 // float32 -> IEEE binary16 with round-to-nearest-even (the same rule as native/src/common/half.h),
-// for storing the unquantized tensors of a quantized model in 16 bits.
+// for storing 16-bit tensors (unquantized tensors of a quantized model, synthetic models, GGUF export).
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
@@ -37,13 +37,5 @@ export const F16_MAX = 65504;
 export function f32ArrayToF16(src: Float32Array): Uint16Array {
   const out = new Uint16Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]);
-  return out;
-}
-
-/** bfloat16 -> float32 is exact: the high half of the float32 bits. */
-export function bf16ToF32Array(src: Uint16Array): Float32Array {
-  const out = new Float32Array(src.length);
-  const bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
   return out;
 }
