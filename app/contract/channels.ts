@@ -47,6 +47,24 @@ export const InspectInput = z.object({
 });
 export type InspectInput = z.infer<typeof InspectInput>;
 
+export const ImportGgufInput = z.object({
+  /** A .gguf file on the studio's machine. */
+  file: z.string().trim().min(1, 'Give the path of a .gguf file.'),
+});
+export type ImportGgufInput = z.infer<typeof ImportGgufInput>;
+
+export const ImportGgufResult = z.object({
+  /** The imported folder (<studio home>/models/<name>) as the inspector sees it. */
+  inspection: ModelInspection,
+  /** The GGUF held quantized tensors: the 16-bit weights written carry that error. */
+  lossy: z.boolean(),
+  /** What to tell people about the source (the lossy note for a quantized GGUF). */
+  note: z.string(),
+  warnings: z.array(z.string()),
+  seconds: z.number(),
+});
+export type ImportGgufResult = z.infer<typeof ImportGgufResult>;
+
 export const RecentModel = z.object({
   path: z.string(),
   repoId: z.string().nullable(),
@@ -169,6 +187,7 @@ export const requests = {
   'app.info': request(NoInput, AppInfo, 'Version, face, CPU, threads, studio home and hub endpoint.'),
   'models.pickFolder': request(NoInput, PickFolderResult, 'Native folder dialog (desktop); {supported:false} in the browser.'),
   'models.inspect': request(InspectInput, ModelInspection, 'Inspect a local folder or a hub id, in the job process; adds it to recent models.'),
+  'models.importGguf': request(ImportGgufInput, ImportGgufResult, 'Import a GGUF file into <studio home>/models in the job process (progress as job.event of kind importGguf); adds it to recent models.'),
   'models.recent': request(NoInput, z.array(RecentModel), 'Recently opened models, newest first.'),
   'models.forget': request(z.object({ path: z.string().min(1) }), Ok, 'Remove a model from the recent list (files stay).'),
   'hub.search': request(HubSearchInput, z.array(HubModel), 'Search text-generation models on the Hugging Face Hub.'),

@@ -7,7 +7,7 @@ import { ModelInspection } from '../contract/model.js';
 import { inspectModel } from '../engine/model/inspect.js';
 import { native } from '../engine/native.js';
 import { defineJobKind } from './runtime.js';
-import { chatKind, quantizeKind } from './studio-jobs.js';
+import { chatKind, importGgufKind, quantizeKind } from './studio-jobs.js';
 
 const CpuInfo = z.object({ summary: z.string(), avx2: z.boolean(), avx512: z.boolean(), neon: z.boolean(), threads: z.number().int() });
 
@@ -24,6 +24,8 @@ export const jobKinds = {
     result: CpuInfo,
     run: async () => native().cpuInfo(),
   }),
+  /** A GGUF file converted into a model folder, then inspected (progress: fraction of tensors written). */
+  importGguf: importGgufKind,
   /** A quantization run of the studio (events: the quantize job's, as progress data). */
   quantize: quantizeKind,
   /** One chat reply, streamed as progress data {type: 'token', text, tokens, tokensPerSecond}. */

@@ -5,7 +5,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
+import { ImportGgufResult } from '../contract/channels.js';
 import { ChatMessage, Sampling } from '../contract/runs.js';
+import { importGguf, LOSSY_NOTE } from '../engine/gguf/index.js';
+import { inspectModel } from '../engine/model/inspect.js';
 import { loadModel, type LoadedModel } from '../engine/model/index.js';
 import { defaultEvalText, runQuantizeJob } from '../engine/quantize/job.js';
 import { createQuantizedEngine, openQuantizedWeights } from '../engine/quantize/qmodel.js';
@@ -40,6 +43,27 @@ export const quantizeKind = defineJobKind({
       cancel: ctx.cancel,
     });
     return { out: r.out };
+  },
+});
+
+const IMPORT_PHASES = { checking: 'Reading the GGUF header', tensors: 'Converting tensors', hashing: 'Checksumming the source', finishing: 'Writing the model folder', done: 'Imported' } as const;
+
+export const importGgufKind = defineJobKind({
+  params: z.object({ file: z.string().min(1), outDir: z.string().min(1), force: z.boolean().default(false) }),
+  result: ImportGgufResult,
+  run: async (p, ctx) => {
+    const r = await importGguf(p.file, p.outDir, {
+      force: p.force,
+      signal: ctx.signal,
+      onProgress: (e) =>
+        ctx.progress({
+          message: e.phase === 'tensors' && e.tensor ? `${IMPORT_PHASES.tensors}: ${e.tensor}` : IMPORT_PHASES[e.phase],
+          ...(e.total > 0 ? { fraction: e.done / e.total } : {}),
+          data: e,
+        }),
+    });
+    const inspection = await inspectModel({ path: r.outDir });
+    return { inspection, lossy: r.lossy, note: r.lossy ? LOSSY_NOTE : 'Imported from an unquantized GGUF file; converted to float16.', warnings: r.warnings, seconds: r.seconds };
   },
 });
 

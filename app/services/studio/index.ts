@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import type { AppInfo, EventName, Face } from '../../contract/channels.js';
+import { IMPORT_RECORD_FILE } from '../../engine/gguf/import.js';
 import { UserError } from '../../util/errors.js';
 import { sampleModelDir, studioHome } from '../../util/paths.js';
 import { createDispatcher, checkedEmit, type CallContext, type Dispatch, type Emit, type StudioHandlers } from '../dispatch.js';
@@ -90,6 +91,20 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
     return { path: dir, repoId: resolved.repoId, revision: resolved.revision };
   }
 
+  /**
+   * Where a GGUF file is imported: <home>/models/<file name without .gguf>. Importing the same file
+   * again replaces its earlier import; another file with the same name gets a numbered folder.
+   */
+  async function importTarget(file: string): Promise<{ outDir: string; force: boolean }> {
+    const base = path.basename(file).replace(/\.gguf$/i, '').replace(/[^\w.-]+/g, '-') || 'model';
+    for (let n = 1; ; n++) {
+      const outDir = path.join(home, 'models', n === 1 ? base : `${base}-${n}`);
+      if (!existsSync(outDir)) return { outDir, force: false };
+      const record = await fs.readFile(path.join(outDir, IMPORT_RECORD_FILE), 'utf8').then((t) => JSON.parse(t) as { source?: { path?: string } }, () => null);
+      if (record?.source?.path === file) return { outDir, force: true };
+    }
+  }
+
   const handlers: StudioHandlers = {
     'app.info': async (): Promise<AppInfo> => {
       const [c, settings] = await Promise.all([cpuInfo(), library.settings()]);
@@ -122,6 +137,20 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
         params: inspection.parameters.total,
       });
       return inspection;
+    },
+    'models.importGguf': async ({ file }, ctx) => {
+      const source = path.resolve(expandHome(file));
+      const st = await fs.stat(source).catch(() => null);
+      if (!st) throw new UserError(`There is no file at ${source}. Check the path of the .gguf file.`, 'NOT_FOUND');
+      if (!st.isFile()) throw new UserError(`${source} is a folder; give the path of a .gguf file inside it.`, 'NOT_A_GGUF');
+      const target = await importTarget(source);
+      await fs.mkdir(path.dirname(target.outDir), { recursive: true });
+      const { threads } = await library.settings();
+      const result = await jobs.run('importGguf', { file: source, ...target }, { label: `Import ${path.basename(source)}`, owner: ctx.client, threads: threads ?? undefined, timeoutMs: opts.inspectTimeoutMs ?? 30 * 60_000 })
+        .result;
+      const inspection = result.inspection;
+      await library.remember({ path: inspection.source.path, repoId: null, name: path.basename(inspection.source.path), family: inspection.architecture.family, params: inspection.parameters.total });
+      return result;
     },
     'models.recent': async () => library.recent(),
     'models.forget': async ({ path: p }) => {

@@ -51,7 +51,14 @@ export interface FakeStudioOptions {
   pickedFolder?: string | null;
   /** Runs already in the studio home. */
   runs?: RunDetail[];
+  /** GGUF files models.importGguf can import, by path: the imported folder's inspection and whether the source was quantized. */
+  ggufFiles?: Record<string, { inspection: ModelInspection; lossy: boolean }>;
 }
+
+/** The words of the importer's LOSSY_NOTE (app/engine/gguf/import.ts; the renderer cannot load engine code). */
+export const FAKE_LOSSY_NOTE =
+  'This model was imported from a quantized GGUF file, so its weights already carry that quantization error. ' +
+  'Its 16-bit form written here is the baseline every comparison in the studio uses, not the original full-precision model.';
 
 export class FakeFailure extends Error {
   constructor(
@@ -97,6 +104,7 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
   const holds = new Map<RequestName, Promise<void>>();
   const downloads: FakeStudio['downloads'] = new Map();
   const recent: RecentModel[] = [];
+  let nextJob = 1;
   const calls: FakeStudio['calls'] = [];
   let nextDownload = 1;
   let settings: Settings = { threads: null };
@@ -196,6 +204,16 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
       }
       if (repo) throw new FakeFailure(`${source} is not downloaded yet. Download it first.`, 'NOT_DOWNLOADED');
       throw new FakeFailure(`${source} has no config.json, so it is not a Hugging Face model folder. Choose the folder that holds config.json and the .safetensors files.`, 'NOT_A_MODEL');
+    },
+    'models.importGguf': ({ file }) => {
+      const gguf = opts.ggufFiles?.[file];
+      if (!gguf) throw new FakeFailure(`There is no file at ${file}. Check the path of the .gguf file.`, 'NOT_FOUND');
+      const jobId = `job-import-${nextJob++}`;
+      emit('job.event', { jobId, kind: 'importGguf', type: 'started', at: Date.now(), message: `Import ${file}` });
+      emit('job.event', { jobId, kind: 'importGguf', type: 'done', at: Date.now() });
+      remember(gguf.inspection);
+      const note = gguf.lossy ? FAKE_LOSSY_NOTE : 'Imported from an unquantized GGUF file; converted to float16.';
+      return { inspection: gguf.inspection, lossy: gguf.lossy, note, warnings: [], seconds: 0.5 };
     },
     'models.recent': () => recent.map((r) => ({ ...r })),
     'models.forget': ({ path }) => {

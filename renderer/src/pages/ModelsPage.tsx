@@ -3,6 +3,7 @@
 import type { FormEvent } from 'react';
 import { DownloadsCard } from '../components/models/DownloadsCard';
 import { HubSearchCard } from '../components/models/HubSearchCard';
+import { ImportGgufCard } from '../components/models/ImportGgufCard';
 import { RecentCard } from '../components/models/RecentCard';
 import { InspectionView } from '../components/inspection/InspectionView';
 import { Card, ErrorCard, Spinner } from '../components/ui';
@@ -87,6 +88,7 @@ function InspectionPane() {
   const inspection = useStudio((s) => s.inspection);
   const info = useStudio((s) => s.info);
   const inspect = useStudio((s) => s.inspect);
+  const importNote = useStudio((s) => s.importNote);
   const { source, state } = inspection;
 
   if (state.status === 'loading') {
@@ -96,7 +98,19 @@ function InspectionPane() {
       </Card>
     );
   }
-  if (state.status === 'ready') return <InspectionView inspection={state.value} />;
+  if (state.status === 'ready') {
+    return (
+      <>
+        {importNote && (
+          <div className="warnings" role="note" data-testid="import-note" data-lossy={importNote.lossy}>
+            <div className="warnings-title">{importNote.lossy ? 'Imported from a quantized GGUF: already lossy' : 'Imported from a GGUF file'}</div>
+            <p>{importNote.text}</p>
+          </div>
+        )}
+        <InspectionView inspection={state.value} />
+      </>
+    );
+  }
   const sample = info.status === 'ready' ? info.value.sampleModel : null;
   return (
     <>
@@ -139,6 +153,7 @@ export function ModelsPage() {
       <div className="models-layout">
         <aside className="models-side">
           <OpenModelCard />
+          <ImportGgufCard />
           <DownloadsCard />
           <HubSearchCard />
           <RecentCard />

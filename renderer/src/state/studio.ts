@@ -6,6 +6,7 @@ import type {
   AppInfo,
   DownloadProgress,
   HubModel,
+  JobEvent,
   ModelInspection,
   RecentModel,
   StudioApi,
@@ -33,6 +34,17 @@ export interface HubSearchSlot {
   state: Loadable<HubModel[]>;
 }
 
+/** The GGUF import of this window (one at a time): its job's progress, then how it ended. */
+export interface GgufImportSlot {
+  file: string | null;
+  status: 'idle' | 'running' | 'done' | 'error' | 'cancelled';
+  /** The job's id, known from its first event (cancel needs it). */
+  jobId: string | null;
+  fraction: number | null;
+  message: string | null;
+  error: Failure | null;
+}
+
 export interface StudioState {
   info: Loadable<AppInfo>;
   recent: RecentModel[];
@@ -43,6 +55,9 @@ export interface StudioState {
   downloadOrder: string[];
   /** A request that failed outside the inspection (search, download start, cancel...). */
   notice: Failure | null;
+  ggufImport: GgufImportSlot;
+  /** Shown above the inspection when the open model was just imported from a GGUF file (the lossy note). */
+  importNote: { lossy: boolean; text: string } | null;
 
   start(): () => void;
   inspect(source: string): Promise<void>;
@@ -53,6 +68,9 @@ export interface StudioState {
   download(repoId: string): Promise<void>;
   cancelDownload(downloadId: string): Promise<void>;
   dismissNotice(): void;
+  /** Imports a GGUF file into the studio home's models folder, then shows its inspection. */
+  importGguf(file: string): Promise<void>;
+  cancelImport(): Promise<void>;
   dismissDownload(downloadId: string): void;
 }
 
@@ -111,6 +129,8 @@ export function createStudioStore(api: StudioApi): StudioStore {
       downloads: {},
       downloadOrder: [],
       notice: null,
+      ggufImport: { file: null, status: 'idle', jobId: null, fraction: null, message: null, error: null },
+      importNote: null,
 
       start() {
         let pending = new Map<string, DownloadProgress>();
@@ -129,6 +149,13 @@ export function createStudioStore(api: StudioApi): StudioStore {
             flush();
           } else if (!timer) timer = setTimeout(flush, PROGRESS_FLUSH_MS);
         });
+        const offJobs = api.on('job.event', (e: JobEvent) => {
+          const slot = get().ggufImport;
+          if (e.kind !== 'importGguf' || slot.status !== 'running' || (slot.jobId !== null && slot.jobId !== e.jobId)) return;
+          if (e.type === 'started' || e.type === 'progress') {
+            set({ ggufImport: { ...slot, jobId: e.jobId, fraction: e.fraction ?? slot.fraction, message: e.message ?? slot.message } });
+          }
+        });
         set({ info: { status: 'loading' } });
         api.app.info().then(
           (info) => set({ info: { status: 'ready', value: info } }),
@@ -137,13 +164,14 @@ export function createStudioStore(api: StudioApi): StudioStore {
         void get().refreshRecent();
         return () => {
           off();
+          offJobs();
           if (timer) clearTimeout(timer);
         };
       },
 
       async inspect(source) {
         const ticket = ++inspectTicket;
-        set({ inspection: { source, state: { status: 'loading' } } });
+        set({ inspection: { source, state: { status: 'loading' } }, importNote: null });
         try {
           const value = await api.models.inspect({ source });
           if (ticket !== inspectTicket) return;
@@ -210,6 +238,35 @@ export function createStudioStore(api: StudioApi): StudioStore {
       async cancelDownload(downloadId) {
         try {
           await api.hub.cancelDownload({ downloadId });
+        } catch (err) {
+          set({ notice: toFailure(err) });
+        }
+      },
+
+      async importGguf(file) {
+        if (get().ggufImport.status === 'running') return;
+        set({ ggufImport: { file, status: 'running', jobId: null, fraction: null, message: 'Starting…', error: null } });
+        try {
+          const r = await api.models.importGguf({ file });
+          // The imported folder replaces whatever inspection was open or loading.
+          ++inspectTicket;
+          set({
+            ggufImport: { ...get().ggufImport, status: 'done', fraction: 1, message: null },
+            inspection: { source: r.inspection.source.path, state: { status: 'ready', value: r.inspection } },
+            importNote: { lossy: r.lossy, text: r.note },
+          });
+        } catch (err) {
+          const failure = toFailure(err);
+          set({ ggufImport: { ...get().ggufImport, status: failure.code === 'CANCELLED' ? 'cancelled' : 'error', error: failure } });
+        }
+        void get().refreshRecent();
+      },
+
+      async cancelImport() {
+        const { jobId, status } = get().ggufImport;
+        if (status !== 'running' || !jobId) return;
+        try {
+          await api.jobs.cancel({ jobId });
         } catch (err) {
           set({ notice: toFailure(err) });
         }
