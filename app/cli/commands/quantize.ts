@@ -55,7 +55,7 @@ export function registerQuantize(program: Command): void {
     .option('--codebook <c>', 'e8p (E8P lattice; residual E8P at 3/4 bits) or rtn (scalar rounding baseline); rvq names the 3/4-bit residual codebooks', DEFAULTS.codebook)
     .option('--no-incoherence', 'skip the randomized Hadamard transform')
     .option('--no-ldlq', 'round to nearest instead of BlockLDLQ feedback')
-    .option('--calib-text <file>', 'calibration text (default: WikiText-2 validation)')
+    .option('--calib-text <file>', 'calibration text (default: WikiText-2 validation where present, else sequences sampled from the model)')
     .option('--calib-samples <n>', `calibration sequences (default ${DEFAULTS.calibSamples})`)
     .option('--ctx <l>', `tokens per calibration sequence (default ${DEFAULTS.calibCtx}, at most the model context)`)
     .option('--sigma <s>', `Hessian damping (default ${DEFAULTS.sigma})`)

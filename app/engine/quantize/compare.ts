@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { UserError } from '../../util/errors.js';
+import { safetensorsDTypes } from '../model/safetensors.js';
 import { isQuantizedConfig, layerBits } from './format.js';
 import { parseQuantizationConfig } from './qmodel.js';
 import { RUN_RECORD_FILE, RunRecord, proxyLossSummary } from './record.js';
@@ -61,7 +62,9 @@ export function compareRow(dir: string): CompareRow {
   const q = parseQuantizationConfig(dir, config);
   const layers = Object.values(q.layers);
   const weights = layers.reduce((a, l) => a + l.m * l.n, 0);
-  const bitsPerWeight = layers.reduce((a, l) => a + layerBits(l, q.codebook), 0) / weights;
+  // Sign vectors count at their stored dtype (the safetensors header says which).
+  const dtypeOf = safetensorsDTypes(path.join(dir, 'model.safetensors'), true);
+  const bitsPerWeight = layers.reduce((a, l) => a + layerBits(l, q.codebook, dtypeOf), 0) / weights;
   let run: RunRecord | null = null;
   const runPath = path.join(dir, RUN_RECORD_FILE);
   if (existsSync(runPath)) {

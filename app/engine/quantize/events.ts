@@ -18,6 +18,8 @@ export const EstimateEvent = z.object({
   tokens: z.number().int(),
   seconds: z.object({ calibration: z.number(), hessians: z.number(), quantization: z.number(), evaluation: z.number(), total: z.number() }),
   peakBytes: z.number(),
+  /** The calibration text's path, or "model-sampled, seed S" (no text given and none at hand). */
+  calibrationSource: z.string().optional(),
 });
 
 export const PhaseEvent = z.object({

@@ -4,13 +4,16 @@
 //   model.safetensors  per quantized linear <name>.codes (E8P/RVQ: U16 E8P codes [m, n_pad / 8]; RTN:
 //                      U8 [m, n_pad / 8 * bits], each group's 8 levels packed little-endian, b bits
 //                      each), RVQ adds <name>.codes_residual (RVQ4 U16, RVQ3 U8 E8-shell indices),
-//                      <name>.su / <name>.sv (+-1 sign vectors, I8); every other tensor (embeddings,
+//                      <name>.su / <name>.sv (+-1 sign vectors, I8; F32 real numbers once
+//                      fine-tuning has folded the tuned norms into them); every other tensor (embeddings,
 //                      norms, lm_head) in 16 bits (F32 sources become F16). 2-byte tensors come before
 //                      1-byte ones so every code plane stays aligned in the memory map.
 //   tokenizer files    copied from the source
 //   run.json           the run record (settings, per-layer metrics, timings, perplexities)
 // A folder is a model only once config.json exists; the job writes config.json last (see job.ts).
 import { z } from 'zod';
+
+import { dtypeBytes, type SafetensorsDType } from '../model/safetensors-writer.js';
 
 import { CODEBOOKS, CalibrationSettings, codeBitsPerWeight, type Codebook } from './settings.js';
 
@@ -88,10 +91,15 @@ export function layerSeed(runSeed: number, name: string): number {
   return h >>> 0;
 }
 
-/** Bits of one layer including overhead: codes + sign vectors (8 bits each on disk) + scales (32-bit). */
-export function layerBits(l: QuantizedLayerRecord, codebook: Codebook): number {
+/**
+ * Bits of one layer including overhead: codes + sign vectors + scales (32-bit). Sign vectors count
+ * at the dtype they are stored in (`dtypeOf`, from the safetensors header): I8 for plain +-1 signs,
+ * F32 where fine-tuning made them real numbers.
+ */
+export function layerBits(l: QuantizedLayerRecord, codebook: Codebook, dtypeOf: (tensor: string) => SafetensorsDType): number {
   const codes = l.m * l.nPadded * codeBitsPerWeight(codebook);
-  const signs = (l.tensors.su ? l.n * 8 : 0) + (l.tensors.sv ? l.m * 8 : 0);
+  const signBits = (tensor: string | null, count: number) => (tensor ? count * 8 * dtypeBytes(dtypeOf(tensor)) : 0);
+  const signs = signBits(l.tensors.su, l.n) + signBits(l.tensors.sv, l.m);
   const scales = 32 * (l.residualScale === null ? 1 : 2);
   return codes + signs + scales;
 }

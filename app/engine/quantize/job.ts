@@ -12,15 +12,16 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 
 import { UserError } from '../../util/errors.js';
+import { projectRoot } from '../../util/paths.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic-file.js';
 import { QuantizeFinetune } from '../finetune/job-hook.js';
 import { F16_MAX, f32ArrayToF16 } from '../model/half.js';
 import { loadModel, type LoadedModel } from '../model/index.js';
 import { bytesOf, writeSafetensors, type TensorToWrite } from '../model/safetensors-writer.js';
-import { openSafetensors, readSafetensorsFile, readSafetensorsHeader } from '../model/safetensors.js';
+import { openSafetensors, readSafetensorsFile, readSafetensorsHeader, safetensorsDTypes } from '../model/safetensors.js';
 import { isCancelled, native } from '../native.js';
 import { quantizeLinear } from '../quip/index.js';
-import { calibrationIds, defaultCalibrationText } from '../runtime/calibration.js';
+import { calibrationIds, defaultCalibrationText, describeCalibrationSource, resolveCalibrationSource, sampledCalibrationIds } from '../runtime/calibration.js';
 import { createEngine, setEngineThreads } from '../runtime/engine.js';
 import type { BlockHessians, EngineModel, HessianSum } from '../runtime/native-types.js';
 import { evaluatePerplexity, perplexityWindows, readEvalText } from '../runtime/perplexity.js';
@@ -71,8 +72,9 @@ const GROUPS: Array<{ tap: keyof Omit<BlockHessians, 'block'>; kinds: Array<(typ
   { tap: 'down', kinds: LINEAR_KINDS.filter((k) => k.short === 'down') },
 ];
 
+/** ../shared/data/wikitext-2-raw/wiki.test.raw beside the project (absent in an installed studio). */
 export function defaultEvalText(): string {
-  return path.join(path.dirname(defaultCalibrationText()), 'wiki.test.raw');
+  return path.join(projectRoot(), '..', 'shared', 'data', 'wikitext-2-raw', 'wiki.test.raw');
 }
 
 /** The settings that decide the output (threads never does). */
@@ -175,16 +177,22 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
     const arch = model.architecture;
     const ctx = Math.min(s.calibration.ctx, arch.contextLength);
     if (ctx < s.calibration.ctx) warn(`--ctx ${s.calibration.ctx} is longer than the model's context; using ${ctx} tokens per sequence.`);
-    const est = estimateRun(arch, s, threads, arch.contextLength, opts.evaluation ? opts.evaluation.ctx * opts.evaluation.maxWindows * (opts.evaluation.full ? 2 : 1) : 0);
-    emit({ type: 'estimate', settings: s, threads, tokens: est.tokens, seconds: est.seconds, peakBytes: est.peakBytes });
-
-    const calibText = s.calibration.textFile ?? defaultCalibrationText();
-    if (!existsSync(calibText)) throw new UserError(`The calibration text ${calibText} does not exist. Pass --calib-text with a UTF-8 text file.`, 'BAD_TEXT');
-    const ids = calibrationIds(model.tokenizer, { textFile: calibText, sequences: s.calibration.samples, seqLen: ctx });
+    // No text given and no WikiText-2 at hand (an installed studio): calibrate on sequences the model samples.
+    const calibSource = resolveCalibrationSource(s.calibration.textFile, s.seed);
+    const calibFrom = describeCalibrationSource(calibSource);
+    const sampled = calibSource.kind === 'model-sampled';
+    const est = estimateRun(arch, s, threads, arch.contextLength, opts.evaluation ? opts.evaluation.ctx * opts.evaluation.maxWindows * (opts.evaluation.full ? 2 : 1) : 0, sampled);
+    emit({ type: 'estimate', settings: s, threads, tokens: est.tokens, seconds: est.seconds, peakBytes: est.peakBytes, calibrationSource: calibFrom });
+    if (sampled) {
+      warn(`No calibration text given and ${defaultCalibrationText()} is not there: calibrating on ${s.calibration.samples} sequences of ${ctx} tokens sampled from the model (temperature 1, seed ${calibSource.seed}). Pass --calib-text FILE to calibrate on your own text.`);
+    }
+    // Text: cut (and checked) now, before anything is written. Sampled: generated at the calibration phase.
+    let ids = calibSource.kind === 'file' ? calibrationIds(model.tokenizer, { textFile: calibSource.file, sequences: s.calibration.samples, seqLen: ctx }) : null;
     const evalWindows = opts.evaluation ? perplexityWindows(model.tokenizer, readEvalText(opts.evaluation.textFile), Math.min(opts.evaluation.ctx, arch.contextLength), opts.evaluation.maxWindows) : null;
 
     const fingerprint = await sourceFingerprint(model.dir);
-    const id = jobId(fingerprint, settingsKey(s));
+    // Sampled calibration data differs from the default text's, so a run on one never resumes the other.
+    const id = jobId(fingerprint, sampled ? { ...settingsKey(s), calibrationSource: calibFrom } : settingsKey(s));
     // A previous run of this job that was killed after its folder was renamed: finish it.
     if (existsSync(path.join(out, PENDING_CONFIG)) && !existsSync(path.join(out, 'config.json'))) {
       const rec = JSON.parse(await fs.readFile(path.join(out, RUN_RECORD_FILE), 'utf8').catch(() => '{}')) as { jobId?: string };
@@ -216,12 +224,8 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
     t.lap('load');
 
     // ---- calibration --------------------------------------------------------------------------
-    emit({ type: 'phase', phase: 'calibrate', message: `${s.calibration.samples} sequences x ${ctx} tokens from ${calibText}` });
+    emit({ type: 'phase', phase: 'calibrate', message: `${s.calibration.samples} sequences x ${ctx} tokens from ${calibFrom}` });
     const engine = createEngine(model);
-    const cal = engine.createCalibration(ids, s.calibration.samples, ctx);
-    // Fine-tuning hook (--ft block | block+e2e; app/engine/finetune/job-hook.ts); null when off.
-    const ft = QuantizeFinetune.start({ model, engine, ids, sequences: s.calibration.samples, seqLen: ctx, settings: s.finetune, seed: s.seed, onEvent: emit, cancel });
-    const specs: Array<{ block: number; kind: (typeof LINEAR_KINDS)[number]['kind']; spec: QuantizedLinearSpec }> = [];
     const check = () => {
       if (cancel?.[0]) throw cancelledError(cp!.blocksDone, arch.numLayers);
     };
@@ -233,6 +237,20 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
         throw err;
       }
     };
+    if (!ids) {
+      const seed = (calibSource as { seed: number }).seed;
+      try {
+        ids = await sampledCalibrationIds(engine, model.tokenizer, arch.contextLength, { sequences: s.calibration.samples, seqLen: ctx, seed, cancel });
+      } catch (err) {
+        check();
+        throw err;
+      }
+      t.lap('sample');
+    }
+    const cal = engine.createCalibration(ids, s.calibration.samples, ctx);
+    // Fine-tuning hook (--ft block | block+e2e; app/engine/finetune/job-hook.ts); null when off.
+    const ft = QuantizeFinetune.start({ model, engine, ids, sequences: s.calibration.samples, seqLen: ctx, settings: s.finetune, seed: s.seed, onEvent: emit, cancel });
+    const specs: Array<{ block: number; kind: (typeof LINEAR_KINDS)[number]['kind']; spec: QuantizedLinearSpec }> = [];
     for (let b = 0; b < cp.blocksDone; b++) {
       check();
       for (const { kind, spec } of await loadBlock(partial, b, cp, s.codebook)) {
@@ -361,7 +379,8 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
 
     // ---- run record and publish ---------------------------------------------------------------
     const linearWeights = Object.values(cp.layers).reduce((a, l) => a + l.m * l.n, 0);
-    const layerBitsTotal = Object.values(cp.layers).reduce((a, l) => a + layerBits(l, s.codebook), 0);
+    const dtypeOf = safetensorsDTypes(path.join(partial, MODEL_FILE), true);
+    const layerBitsTotal = Object.values(cp.layers).reduce((a, l) => a + layerBits(l, s.codebook, dtypeOf), 0);
     const params = model.tensorNames().reduce((a, n) => a + model.tensorInfo(n).shape.reduce((x, y) => x * y, 1), 0);
     const record: RunRecord & { jobId: string } = {
       version: RUN_RECORD_VERSION,
@@ -370,6 +389,7 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
       settings: s,
       proxyLossHessian: 'damped-normalised',
       calibrationFlow: 'quantized-inputs',
+      calibrationSource: calibFrom,
       threads,
       layers: cp.metrics,
       timings: t.timings,

@@ -39,6 +39,8 @@ export const RunRecord = z.object({
   proxyLossHessian: z.literal('damped-normalised'),
   /** Later blocks are calibrated on the quantized model's hidden states (as the reference does). */
   calibrationFlow: z.literal('quantized-inputs'),
+  /** The calibration text's path, or "model-sampled, seed S" (absent in records from before it was kept). */
+  calibrationSource: z.string().optional(),
   threads: z.number().int(),
   layers: z.array(LayerMetrics),
   timings: z.record(z.string(), z.number()),

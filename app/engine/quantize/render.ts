@@ -36,7 +36,7 @@ export function terminalRenderer(term: Terminal): (e: QuantizeEvent) => void {
         term.write(
           `Settings: ${s.bits}-bit ${s.codebook} (${s.family}), incoherence ${s.incoherence ? 'on' : 'off'}, LDLQ ${s.ldlq ? 'on' : 'off'}, ` +
             `sigma ${s.sigma}, rho ${s.rho}, tune iterations ${s.tuneIters}, seed ${s.seed}\n` +
-            `Calibration: ${s.calibration.samples} sequences x ${s.calibration.ctx} tokens from ${s.calibration.textFile ?? 'WikiText-2 validation'} = ${e.tokens} tokens\n` +
+            `Calibration: ${s.calibration.samples} sequences x ${s.calibration.ctx} tokens from ${e.calibrationSource ?? s.calibration.textFile ?? 'WikiText-2 validation'} = ${e.tokens} tokens\n` +
             `Estimate on ${e.threads} thread(s): ~${formatSeconds(e.seconds.total)} ` +
             `(calibration ${formatSeconds(e.seconds.calibration)}, Hessians ${formatSeconds(e.seconds.hessians)}, ` +
             `quantization ${formatSeconds(e.seconds.quantization)}, evaluation ${formatSeconds(e.seconds.evaluation)}), peak memory ~${formatBytes(e.peakBytes)}\n`,

@@ -109,7 +109,8 @@ export async function generateOn(
       break;
     }
     ids.push(next);
-    emit(next);
+    // Streaming decodes the whole continuation per token; without a listener only the end result is needed.
+    if (o.onText) emit(next);
     if (ids.length >= o.maxTokens) break;
     if (session.position >= session.capacity) {
       stopReason = 'context-full';

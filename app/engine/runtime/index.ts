@@ -8,5 +8,8 @@ export { SeededRng, argmax, sampleToken, validateSampling, type SamplingOptions 
 export {
   evaluateModelPerplexity, evaluatePerplexity, perplexityWindows, readEvalText, type PerplexityOptions, type PerplexityResult,
 } from './perplexity.js';
-export { calibrationIds, collectHessians, defaultCalibrationText, hessianMean, startCalibration, type CalibrationSettings } from './calibration.js';
+export {
+  calibrationIds, calibrationSampleSeed, collectHessians, defaultCalibrationText, describeCalibrationSource, hessianMean, resolveCalibrationSource,
+  sampledCalibrationIds, samplingStartId, startCalibration, type CalibrationSettings, type CalibrationSource,
+} from './calibration.js';
 export { synthModel, type SynthOptions, type SynthResult } from './synth.js';

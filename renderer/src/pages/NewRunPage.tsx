@@ -263,7 +263,7 @@ export function NewRunPage() {
                 <label className="field-label" htmlFor="run-calib-text">
                   Calibration text file
                 </label>
-                <input id="run-calib-text" className="input mono" value={form.calibTextFile} placeholder="WikiText-2 (bundled)" onChange={(e) => patch({ calibTextFile: e.target.value })} spellCheck={false} />
+                <input id="run-calib-text" className="input mono" value={form.calibTextFile} placeholder="WikiText-2 where present, else sampled from the model" onChange={(e) => patch({ calibTextFile: e.target.value })} spellCheck={false} />
               </div>
             </div>
           </Card>
