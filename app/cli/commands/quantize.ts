@@ -5,6 +5,8 @@
 // Prints the settings with their estimated time and memory, then a table row per finished layer and
 // a progress line (or NDJSON events with --json). Ctrl-C cancels; running the same command again
 // resumes from the last finished block.
+import { existsSync } from 'node:fs';
+
 import type { Command } from 'commander';
 
 import { defaultEvalText, runQuantizeJob } from '../../engine/quantize/job.js';
@@ -65,7 +67,7 @@ export function registerQuantize(program: Command): void {
     .option('--threads <t>', 'threads (default: all cores; never changes the result)')
     .option('--force', 'replace an output folder that already holds a model')
     .option('--no-eval', 'skip the perplexity evaluation')
-    .option('--eval-text <file>', 'text for the perplexity (default: WikiText-2 test)')
+    .option('--eval-text <file>', 'text for the perplexity (default: WikiText-2 test when present, else no evaluation)')
     .option('--eval-windows <w>', 'perplexity windows to score (default 8)')
     .option('--eval-ctx <l>', 'perplexity window length (default 512, at most the model context)')
     .option('--no-eval-full', 'do not score the full-precision model for comparison')
@@ -109,6 +111,11 @@ export function registerQuantize(program: Command): void {
       }
       const { dir } = await resolveModelDir(modelArg);
       const render = o.json ? (e: unknown) => process.stdout.write(JSON.stringify(e) + '\n') : terminalRenderer({ write: (t) => process.stderr.write(t), isTTY: !!process.stderr.isTTY });
+      // Without --eval-text the perplexity uses WikiText-2 test when it is there (a source checkout);
+      // an installed studio has none, so the run skips the evaluation and says how to ask for one.
+      const evalText = o.evalText ?? defaultEvalText();
+      const evaluate = o.eval && (o.evalText !== undefined || existsSync(evalText));
+      if (o.eval && !evaluate) process.stderr.write(`quip: no evaluation text at ${evalText}; skipping perplexity (pass --eval-text FILE to measure it)\n`);
       const { cancel, done } = cancelOnSigint();
       try {
         await runQuantizeJob({
@@ -117,8 +124,8 @@ export function registerQuantize(program: Command): void {
           settings,
           force: !!o.force,
           cancel,
-          evaluation: o.eval
-            ? { textFile: o.evalText ?? defaultEvalText(), ctx: intOption(o.evalCtx, '--eval-ctx', 2) ?? 512, maxWindows: intOption(o.evalWindows, '--eval-windows') ?? 8, full: o.evalFull }
+          evaluation: evaluate
+            ? { textFile: evalText, ctx: intOption(o.evalCtx, '--eval-ctx', 2) ?? 512, maxWindows: intOption(o.evalWindows, '--eval-windows') ?? 8, full: o.evalFull }
             : null,
           onEvent: render,
         });
