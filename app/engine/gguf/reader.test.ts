@@ -6,7 +6,7 @@ import path from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { openGguf, readGgufHeader, type ByteSource } from './reader.js';
+import { openGguf, readGgufHeader, shortestFloat32, type ByteSource } from './reader.js';
 import { arr, bool, buildGguf, f32, f32Data, f64, i16, i32, i64, i8, str, u16, u32, u64, u8 } from './testing.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'quip-gguf-reader-'));
@@ -94,5 +94,18 @@ describe('GGUF reader', () => {
   it('refuses an alignment that is not a power of two', () => {
     const built = buildGguf({ metadata: [['general.alignment', u32(48)]], tensors: [] });
     expect(() => readGgufHeader(bufferSource(built.bytes), 'odd.gguf')).toThrow(/odd\.gguf: general\.alignment must be a uint32 power of two/);
+  });
+});
+
+describe('float32 metadata', () => {
+  it('reads back as the shortest decimal of the same float32', () => {
+    for (const v of [1e-5, 1e-6, 0.1, 10000, 100000, 500000, 3.14159, 1 / 3, -2.5e-7, 0]) {
+      const f = Math.fround(v);
+      const s = shortestFloat32(f);
+      expect(Math.fround(s)).toBe(f);
+      expect(String(s).length).toBeLessThanOrEqual(String(f).length);
+    }
+    expect(shortestFloat32(Math.fround(1e-5))).toBe(1e-5);
+    expect(shortestFloat32(Math.fround(0.1))).toBe(0.1);
   });
 });

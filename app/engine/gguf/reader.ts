@@ -210,7 +210,7 @@ function readValue(c: Cursor, file: string, type: GgufValueType, what: string): 
     case 'int16': return c.i16(what);
     case 'uint32': return c.u32(what);
     case 'int32': return c.i32(what);
-    case 'float32': return c.f32(what);
+    case 'float32': return shortestFloat32(c.f32(what));
     case 'float64': return c.f64(what);
     case 'uint64': return c.u64Value(what);
     case 'int64': return c.i64Value(what);
@@ -346,4 +346,17 @@ export function openGguf(filePath: string): OpenGguf {
     file.close();
     throw err;
   }
+}
+
+/**
+ * The shortest decimal that reads back as the same float32: 1e-5 rather than 0.000009999999747378752,
+ * as Hugging Face configs write such values (the engine rounds it to the very same float32 again).
+ */
+export function shortestFloat32(v: number): number {
+  if (!Number.isFinite(v)) return v;
+  for (let digits = 1; digits <= 9; digits++) {
+    const candidate = Number(v.toPrecision(digits));
+    if (Math.fround(candidate) === v) return candidate;
+  }
+  return v;
 }
