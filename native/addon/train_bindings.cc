@@ -269,12 +269,11 @@ Napi::Value FinetuneEndToEnd(const Napi::CallbackInfo& info) {
   auto ids = std::make_shared<std::vector<int32_t>>(a.Data(), a.Data() + a.ElementLength());
   const int n = static_cast<int>(NumberArg(info, 3, "sequences")), len = static_cast<int>(NumberArg(info, 4, "seqLen"));
   const auto& c = student->config();
-  auto norm = std::make_shared<std::vector<float>>(FloatsArg(env, info[5], "finalNorm", c.hidden));
-  auto head = std::make_shared<std::vector<float>>(FloatsArg(env, info[6], "lmHead", static_cast<size_t>(c.vocab) * c.hidden));
-  const BlockTrainSettings s = ReadSettings(env, info[7]);
-  return RunJob(env, info[8], info[9], [student, teacher, ids, n, len, norm, head, s](const quip::JobHooks& hooks) -> ResultBuilder {
+  auto head = std::make_shared<std::vector<float>>(FloatsArg(env, info[5], "lmHead", static_cast<size_t>(c.vocab) * c.hidden));
+  const BlockTrainSettings s = ReadSettings(env, info[6]);
+  return RunJob(env, info[7], info[8], [student, teacher, ids, n, len, head, s](const quip::JobHooks& hooks) -> ResultBuilder {
     auto r = std::make_shared<BlockTrainResult>(quip::train::tune_end_to_end(
-        *student, teacher, *ids, n, len, std::move(*norm), std::move(*head), s, hooks,
+        *student, teacher, *ids, n, len, std::move(*head), s, hooks,
         [&](const quip::train::EpochStats& e) { hooks.emit(EpochJson("ft-e2e-epoch", e, "")); }));
     return [r](Napi::Env env) -> Napi::Value { return ResultObject(env, *r); };
   });
@@ -320,6 +319,10 @@ Napi::Value SetBlockNorms(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value FinalNorm(const Napi::CallbackInfo& info) {
+  return Floats(info.Env(), UnwrapEngineModel(info[0])->final_norm());
+}
+
 }  // namespace
 
 void RegisterTrain(Napi::Env env, Napi::Object exports) {
@@ -330,6 +333,7 @@ void RegisterTrain(Napi::Env env, Napi::Object exports) {
   exports.Set("linearSigns", Napi::Function::New(env, LinearSigns));
   exports.Set("blockNorms", Napi::Function::New(env, BlockNorms));
   exports.Set("setBlockNorms", Napi::Function::New(env, SetBlockNorms));
+  exports.Set("finalNorm", Napi::Function::New(env, FinalNorm));
 }
 
 }  // namespace quip_addon

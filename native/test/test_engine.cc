@@ -428,6 +428,29 @@ TEST(a_replacement_linear_plugs_into_a_block) {
   CHECK(threw);
 }
 
+// The final norm feeds the linear lm_head, so doubling its weights doubles every logit.
+TEST(a_replaced_final_norm_is_what_the_head_uses) {
+  set_threads(2);
+  ModelConfig c = small_config();
+  Store s(DType::F32);
+  fill_model(s, c);
+  Model model(c, s.lookup());
+  std::vector<float> x(static_cast<size_t>(3) * c.hidden);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(std::sin(0.7 * i + 0.1));
+  std::vector<float> before(static_cast<size_t>(3) * c.vocab), after(before.size());
+  model.head(x.data(), 3, before.data());
+  std::vector<float> w = model.final_norm();
+  CHECK(w.size() == static_cast<size_t>(c.hidden));
+  for (size_t i = 0; i < w.size(); ++i) CHECK(w[i] == s.at("model.norm.weight", i));
+  for (float& v : w) v *= 2;
+  model.set_final_norm(w);
+  model.head(x.data(), 3, after.data());
+  for (size_t i = 0; i < after.size(); ++i) CHECK_NEAR(after[i], 2.0 * before[i], 1e-4 * (1 + std::fabs(before[i])));
+  bool threw = false;
+  try { model.set_final_norm(std::vector<float>(c.hidden + 1, 1.f)); } catch (const std::invalid_argument&) { threw = true; }
+  CHECK(threw);
+}
+
 // ---- rotary scaling -----------------------------------------------------------------------------
 TEST(rope_scaling_linear_and_llama3) {
   ModelConfig c = small_config();

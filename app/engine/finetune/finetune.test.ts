@@ -118,6 +118,7 @@ describe('in-block fine-tuning on stories260k at 2 bits', () => {
     // End to end on top of the in-block run: distillation towards the original model.
     const events: EndToEndEvent[] = [];
     const before = native().linearSigns(tuned.engine, 0, 'q_proj').su.slice();
+    const normBefore = native().finalNorm(tuned.engine).slice();
     const ids = calibrationIds(model.tokenizer, { textFile: defaultCalibrationText(), sequences: SEQUENCES, seqLen: SEQ_LEN });
     const r = await finetuneEndToEnd({
       student: tuned.engine, teacher: createEngine(model), source: model, ids, sequences: SEQUENCES, seqLen: SEQ_LEN, settings: e2eSettings, seed: SEED, onEvent: (e) => events.push(e),
@@ -132,6 +133,10 @@ describe('in-block fine-tuning on stories260k at 2 bits', () => {
     const after = native().linearSigns(tuned.engine, 0, 'q_proj').su;
     expect(after.some((v, i) => v !== before[i])).toBe(true);
     expect(after.some((v) => Math.abs(v) !== 1)).toBe(true);
+    // So is the tuned final norm.
+    const normAfter = native().finalNorm(tuned.engine);
+    expect(normAfter.length).toBe(normBefore.length);
+    expect(normAfter.some((v, i) => v !== normBefore[i])).toBe(true);
   }, 300_000);
 });
 

@@ -5,12 +5,16 @@
 //   weight(kind)                       the weight to quantize (tuned by the previous groups)
 //   afterGroup(b, group, layers)       the group's quantized layers go into the engine, then tuning
 //   endBlock(b, layers)                before the block is saved: tuned SU/SV into the layers
-//   endToEnd(specs, partialDir)        after all blocks (block+e2e): distillation, saved blocks rewritten
+//   endToEnd(specs, blockFile, unquantizedFile)
+//                                      after all blocks (block+e2e): distillation; saved blocks and the
+//                                      final norm (in the unquantized tensors' file) rewritten
 //   record()                           for the run record
 // The tuned RMSNorm weights are folded into the input-side sign vectors of the layers they feed
 // (q/k/v for the attention norm, gate/up for the MLP norm): W diag(su) diag(w_tuned) x-hat =
 // W diag(su .* w_tuned / w_source) diag(w_source) x-hat, so a fine-tuned folder keeps the source's
-// norms and differs from a plain one only in its real-valued (float32) sign vectors.
+// norms and differs from a plain one only in its real-valued (float32) sign vectors. End-to-end also
+// tunes the final norm, which feeds the dense lm_head, so it is saved as is (float32); lm_head stays
+// frozen (tuning it would untie tied embeddings and change the folder's format).
 import type { LoadedModel } from '../model/index.js';
 import { bytesOf, writeSafetensors, type TensorToWrite } from '../model/safetensors-writer.js';
 import { readSafetensorsFile } from '../model/safetensors.js';
@@ -46,6 +50,18 @@ export interface QuantizeFinetuneOptions {
   seed: number;
   onEvent?: (e: QuantizeFinetuneEvent) => void;
   cancel?: Int32Array;
+}
+
+/** Rewrites a safetensors file, replacing the vectors for which `replace` gives float32 values (saved
+ * as F32); every other tensor is kept as it is. */
+async function rewriteTensors(file: string, replace: (name: string) => Float32Array | null): Promise<void> {
+  const { header, data } = readSafetensorsFile(file, true);
+  const out: TensorToWrite[] = [];
+  for (const { name, dtype, shape } of header.tensors) {
+    const v = replace(name);
+    out.push(v ? { name, dtype: 'F32', shape: [v.length], source: { bytes: bytesOf(v) } } : { name, dtype, shape, source: { bytes: data.get(name)! } });
+  }
+  await writeSafetensors(file, out);
 }
 
 const ATTN_INPUTS: EngineLinearKind[] = ['q_proj', 'k_proj', 'v_proj'];
@@ -95,8 +111,13 @@ export class QuantizeFinetune {
   }
 
   /** block+e2e, after every block: distillation of the whole quantized model towards the source on
-   * the calibration sequences; every layer's spec and saved block file get the new sign vectors. */
-  async endToEnd(specs: Array<{ block: number; kind: EngineLinearKind; spec: QuantizedLinearSpec }>, blockFile: (b: number) => string): Promise<void> {
+   * the calibration sequences; every layer's spec and saved block file get the new sign vectors, the
+   * unquantized tensors' file the tuned final norm (float32). */
+  async endToEnd(
+    specs: Array<{ block: number; kind: EngineLinearKind; spec: QuantizedLinearSpec }>,
+    blockFile: (b: number) => string,
+    unquantizedFile: string,
+  ): Promise<void> {
     if (this.o.settings.mode !== 'block+e2e') return;
     // The engine holds the saved state (source norms, folded SU); specs are what inference will use.
     for (const { block, kind, spec } of specs) native().qinferSetLinear(this.o.engine, block, kind, spec);
@@ -116,16 +137,14 @@ export class QuantizeFinetune {
       const tuned = layers.map((s) => ({ name: '', kind: s.kind, spec: s.spec, tensors: [] as TensorToWrite[] }));
       this.foldBlock(b, tuned);
       // Rewrite the block's saved tensors with the new sign vectors (codes unchanged).
-      const file = blockFile(b);
-      const { header, data } = readSafetensorsFile(file, true);
-      const out: TensorToWrite[] = [];
-      for (const { name, dtype, shape } of header.tensors) {
+      await rewriteTensors(blockFile(b), (name) => {
         const hit = tuned.find((l) => name.endsWith(`.${l.kind}.su`) || name.endsWith(`.${l.kind}.sv`));
         const v = hit ? (name.endsWith('.su') ? hit.spec.su : hit.spec.sv) : null;
-        out.push(v ? { name, dtype: 'F32', shape: [v.length], source: { bytes: bytesOf(v) } } : { name, dtype, shape, source: { bytes: data.get(name)! } });
-      }
-      await writeSafetensors(file, out);
+        return v ? Float32Array.from(v) : null;
+      });
     }
+    const finalNorm = native().finalNorm(this.o.engine);
+    await rewriteTensors(unquantizedFile, (name) => (name === 'model.norm.weight' ? finalNorm : null));
   }
 
   record(): FinetuneRecord {

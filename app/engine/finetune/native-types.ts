@@ -71,8 +71,8 @@ export interface BlockTuner {
 export interface TrainNative {
   createBlockTuner(model: EngineModel, ids: Int32Array, sequences: number, seqLen: number): BlockTuner;
   /** Distillation of the quantized `student` towards the original `teacher` on the ids (sequences x
-   * seqLen): every block's SU/SV and RMSNorms are tuned and written into the student. finalNorm and
-   * lmHead (vocab x hidden; the embedding when tied) are the model's own and stay as they are.
+   * seqLen): every block's SU/SV and RMSNorms and the final norm are tuned and written into the
+   * student. lmHead (vocab x hidden; the embedding when tied) is the model's own and stays frozen.
    * Progress: {"type":"ft-e2e-epoch", epoch, trainLoss, heldoutLoss, seconds} per epoch. */
   finetuneEndToEnd(
     student: EngineModel,
@@ -80,7 +80,6 @@ export interface TrainNative {
     ids: Int32Array,
     sequences: number,
     seqLen: number,
-    finalNorm: TensorRef | Float32Array,
     lmHead: TensorRef | Float32Array,
     settings: BlockTuneSettings,
     onProgress?: ProgressFn,
@@ -92,4 +91,6 @@ export interface TrainNative {
   blockNorms(model: EngineModel, block: number): { attn: Float32Array; mlp: Float32Array };
   /** Replaces the RMSNorm weights of a block (hidden values each). */
   setBlockNorms(model: EngineModel, block: number, attn: Float32Array, mlp: Float32Array): void;
+  /** The final RMSNorm weights of an engine model (hidden values; tuned after end-to-end). */
+  finalNorm(model: EngineModel): Float32Array;
 }

@@ -2,7 +2,7 @@
 // WikiText-2: the same run (same seed) with the fine-tuning steps run for 0 epochs measures each
 // block's held-out output error untuned; with fine-tuning every block's error and the perplexity are
 // lower, and the run records show both. The fine-tuned folder (real-valued sign vectors) reloads to
-// the same perplexity and generates.
+// the same perplexity and generates; block+e2e also tunes the final norm, saved in the folder.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { runQuantizeJob } from '../quantize/job.js';
 import type { QuantizeEvent } from '../quantize/events.js';
 import { resolveSettings } from '../quantize/settings.js';
 import { createEngine } from '../runtime/engine.js';
+import { native } from '../native.js';
 import { generate } from '../runtime/generation.js';
 import { evaluatePerplexity, perplexityWindows, readEvalText } from '../runtime/perplexity.js';
 import type { FinetuneSettingsInput } from './settings.js';
@@ -95,13 +96,20 @@ describe('quantization job with fine-tuning (stories260k, 2 bits)', () => {
     expect(e2e.bestHeldoutLoss).toBeLessThan(e2e.initialHeldoutLoss);
     expect(events.filter((e) => e.type === 'ft-e2e-epoch').length).toBe(e2e.epochs.length);
     expect(r.record.perplexity!.quantized).toBeLessThan(tunedPpl);
-    // The reloaded folder carries the end-to-end result.
+    // The reloaded folder carries the end-to-end result, tuned final norm included (lm_head, the tied
+    // embedding here, stays frozen).
     const loaded = await loadModel(r.out);
+    const source = await loadModel(STORIES);
     try {
       const windows = perplexityWindows(loaded.tokenizer, readEvalText(WIKI_TEST), 128, 8);
-      expect((await evaluatePerplexity(createEngine(loaded), windows, { ctx: 128 })).ppl).toBeCloseTo(r.record.perplexity!.quantized, 6);
+      const engine = createEngine(loaded);
+      expect((await evaluatePerplexity(engine, windows, { ctx: 128 })).ppl).toBeCloseTo(r.record.perplexity!.quantized, 6);
+      const tunedNorm = native().finalNorm(engine), sourceNorm = native().finalNorm(createEngine(source));
+      expect(tunedNorm.length).toBe(sourceNorm.length);
+      expect(tunedNorm.some((v, i) => v !== sourceNorm[i])).toBe(true);
     } finally {
       loaded.close();
+      source.close();
     }
   }, 600_000);
 });

@@ -327,7 +327,7 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
     }
 
     if (ft) {
-      await nativeCall(ft.endToEnd(specs, (b) => path.join(partial, blockFileName(b))));
+      await nativeCall(ft.endToEnd(specs, (b) => path.join(partial, blockFileName(b)), path.join(partial, UNQUANTIZED_FILE)));
       t.lap('finetune');
     }
 

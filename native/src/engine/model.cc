@@ -155,6 +155,12 @@ Model::Model(const ModelConfig& config, const Lookup& lookup) : cfg_(config) {
   inv_freq_ = rope_inv_freq(cfg_);
 }
 
+void Model::set_final_norm(std::vector<float> w) {
+  if (w.size() != static_cast<size_t>(cfg_.hidden))
+    throw std::invalid_argument("final norm: " + std::to_string(w.size()) + " values, expected hidden = " + std::to_string(cfg_.hidden));
+  final_norm_ = std::move(w);
+}
+
 void Model::set_linear(int b, LinearKind kind, std::unique_ptr<Linear> layer) {
   Block& blk = blocks_.at(b);
   const Linear& old = blk.linear(kind);

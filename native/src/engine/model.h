@@ -90,6 +90,11 @@ class Model {
   const Block& block(int b) const { return blocks_.at(b); }
   // Replaces one linear layer (e.g. by its quantized version); shapes must match.
   void set_linear(int block, LinearKind kind, std::unique_ptr<Linear> layer);
+  // The final RMSNorm weights (hidden values); end-to-end fine-tuning replaces them. lm_head has no
+  // setter: it stays as loaded (the tied embedding or the folder's lm_head.weight).
+  const std::vector<float>& final_norm() const { return final_norm_; }
+  // Throws std::invalid_argument unless w holds hidden values.
+  void set_final_norm(std::vector<float> w);
 
   // x[t * hidden + :] = embedding of ids[t].
   void embed(const int32_t* ids, int tokens, float* x) const;

@@ -131,8 +131,8 @@ double BlockTuner::heldout_error(const BlockTrainSettings& s) const {
 }
 
 BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const engine::Model> teacher,
-                                 const std::vector<int32_t>& ids, int sequences, int seq_len, std::vector<float> final_norm,
-                                 std::vector<float> lm_head, const BlockTrainSettings& s, const JobHooks& hooks,
+                                 const std::vector<int32_t>& ids, int sequences, int seq_len, std::vector<float> lm_head,
+                                 const BlockTrainSettings& s, const JobHooks& hooks,
                                  const std::function<void(const EpochStats&)>& on_epoch) {
   const engine::ModelConfig& c = student.config();
   if (sequences < 1 || seq_len < 1 || ids.size() != static_cast<size_t>(sequences) * seq_len)
@@ -141,10 +141,10 @@ BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const e
     throw std::invalid_argument("the original model does not have the quantized model's shape");
   TrainModel m;
   for (int b = 0; b < c.layers; ++b) m.blocks.push_back(train_block_from_model(student, b));
-  m.final_norm = std::move(final_norm);
+  m.final_norm = student.final_norm();
   m.lm_head = TrainLinear::dense(c.vocab, c.hidden, std::move(lm_head));
-  // The engine keeps its final norm and lm_head to itself: they stay as they are here.
-  m.tune_final_norm = false;
+  // lm_head stays frozen: tuning it would untie tied embeddings and change the saved folder's format.
+  m.tune_final_norm = true;
   m.tune_lm_head = false;
   const size_t per = static_cast<size_t>(seq_len) * c.hidden;
   std::vector<float> emb(per * sequences);
@@ -157,6 +157,7 @@ BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const e
   };
   BlockTrainResult r = train_model_distill(m, emb.data(), sequences, seq_len, teacher_logits, s, hooks, on_epoch);
   for (int b = 0; b < c.layers; ++b) write_block_to_model(student, b, m.blocks[b]);
+  student.set_final_norm(std::move(m.final_norm));
   return r;
 }
 
