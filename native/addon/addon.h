@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 namespace quip::engine {
 class Model;
 struct ModelConfig;
+struct TensorView;
 }  // namespace quip::engine
 
 namespace quip_addon {
@@ -65,6 +67,10 @@ TensorArg ReadTensorArg(Napi::Env env, Napi::Value v, const char* what);
 std::shared_ptr<quip::engine::Model> UnwrapEngineModel(Napi::Value v);
 Napi::Object WrapEngineModel(Napi::Env env, std::shared_ptr<quip::engine::Model> model);
 quip::engine::ModelConfig ReadEngineModelConfig(Napi::Env env, Napi::Value v);
+// The weights of a {name: TensorRef} object as views into their mappings (read in place); returns the
+// mappings, which must stay alive as long as a model reads the views.
+using MappingsKeep = std::shared_ptr<std::vector<std::shared_ptr<quip::MappedFile>>>;
+MappingsKeep ReadEngineWeights(Napi::Env env, Napi::Value v, std::map<std::string, quip::engine::TensorView>* views);
 
 // Helpers for plain argument checking with a clear TypeError.
 double NumberArg(const Napi::CallbackInfo& info, size_t i, const char* what);

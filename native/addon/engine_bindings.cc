@@ -236,19 +236,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   static std::shared_ptr<Model> Build(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ModelConfig config = ReadConfig(env, info[0]);
-    if (!info[1].IsObject()) throw Napi::TypeError::New(env, "weights must be an object of tensor references by name");
-    Napi::Object w = info[1].As<Napi::Object>();
-    // Tensor references by name; the model reads them in place from their mappings.
-    auto keep = std::make_shared<std::vector<std::shared_ptr<quip::MappedFile>>>();
     std::map<std::string, quip::engine::TensorView> views;
-    Napi::Array names = w.GetPropertyNames();
-    for (uint32_t i = 0; i < names.Length(); ++i) {
-      std::string name = names.Get(i).ToString().Utf8Value();
-      TensorArg t = ReadTensorArg(env, w.Get(name), name.c_str());
-      if (!t.keep) throw Napi::TypeError::New(env, "weight " + name + " must be a tensor reference into a mapped file");
-      keep->push_back(t.keep);
-      views[name] = quip::engine::TensorView{t.data, t.dtype, t.shape};
-    }
+    MappingsKeep keep = ReadEngineWeights(env, info[1], &views);
     try {
       Model* m = new Model(config, [&](const std::string& name) {
         auto it = views.find(name);
@@ -351,6 +340,21 @@ Napi::Object WrapEngineModel(Napi::Env env, std::shared_ptr<quip::engine::Model>
   return o;
 }
 quip::engine::ModelConfig ReadEngineModelConfig(Napi::Env env, Napi::Value v) { return ReadConfig(env, v); }
+
+MappingsKeep ReadEngineWeights(Napi::Env env, Napi::Value v, std::map<std::string, quip::engine::TensorView>* views) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "weights must be an object of tensor references by name");
+  Napi::Object w = v.As<Napi::Object>();
+  auto keep = std::make_shared<std::vector<std::shared_ptr<quip::MappedFile>>>();
+  Napi::Array names = w.GetPropertyNames();
+  for (uint32_t i = 0; i < names.Length(); ++i) {
+    std::string name = names.Get(i).ToString().Utf8Value();
+    TensorArg t = ReadTensorArg(env, w.Get(name), name.c_str());
+    if (!t.keep) throw Napi::TypeError::New(env, "weight " + name + " must be a tensor reference into a mapped file");
+    keep->push_back(t.keep);
+    (*views)[name] = quip::engine::TensorView{t.data, t.dtype, t.shape};
+  }
+  return keep;
+}
 
 void RegisterEngine(Napi::Env env, Napi::Object exports) {
   SessionWrap::constructor = new Napi::FunctionReference(Napi::Persistent(SessionWrap::Define(env)));

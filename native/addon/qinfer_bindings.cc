@@ -180,19 +180,9 @@ Napi::Value SetLinear(const Napi::CallbackInfo& info) {
 Napi::Value CreateQuantizedModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   quip::engine::ModelConfig config = ReadEngineModelConfig(env, info[0]);
-  if (!info[1].IsObject()) throw Napi::TypeError::New(env, "weights must be an object of tensor references by name");
   if (!info[2].IsArray()) throw Napi::TypeError::New(env, "layers must be an array of {block, kind, spec}");
-  Napi::Object w = info[1].As<Napi::Object>();
-  auto keep = std::make_shared<std::vector<std::shared_ptr<quip::MappedFile>>>();
   std::map<std::string, quip::engine::TensorView> views;
-  Napi::Array names = w.GetPropertyNames();
-  for (uint32_t i = 0; i < names.Length(); ++i) {
-    std::string name = names.Get(i).ToString().Utf8Value();
-    TensorArg t = ReadTensorArg(env, w.Get(name), name.c_str());
-    if (!t.keep) throw Napi::TypeError::New(env, "weight " + name + " must be a tensor reference into a mapped file");
-    keep->push_back(t.keep);
-    views[name] = quip::engine::TensorView{t.data, t.dtype, t.shape};
-  }
+  MappingsKeep keep = ReadEngineWeights(env, info[1], &views);
   // Every linear of every block must come quantized; they are built before the model so a bad spec
   // fails before anything is assembled.
   Napi::Array layers = info[2].As<Napi::Array>();

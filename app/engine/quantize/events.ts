@@ -5,6 +5,7 @@ import { z } from 'zod';
 
 import { FINETUNE_EVENTS } from '../finetune/events.js';
 
+import { LayerMetrics } from './record.js';
 import { QuantizeSettings } from './settings.js';
 
 export const PHASES = ['load', 'calibrate', 'quantize', 'save', 'evaluate', 'done'] as const;
@@ -28,21 +29,8 @@ export const PhaseEvent = z.object({
   message: z.string(),
 });
 
-export const LayerEvent = z.object({
-  type: z.literal('layer'),
-  block: z.number().int(),
-  name: z.string(),
-  kind: z.enum(['q', 'k', 'v', 'o', 'gate', 'up', 'down']),
-  /** [m, n]: outputs, inputs. */
-  shape: z.tuple([z.number().int(), z.number().int()]),
-  /** tr((W^-W) H (W^-W)^T) / tr(W H W^T) with the damped, normalised H the quantizer used. */
-  proxyLoss: z.number(),
-  /** ||W^-W||_F^2 / ||W||_F^2. */
-  frobeniusError: z.number(),
-  seconds: z.number(),
-  /** How the Cholesky of H succeeded: 'float32' | 'float64' | 'float64+sigma=...'. */
-  cholesky: z.string(),
-});
+/** One finished linear layer: the metrics the run record keeps (record.ts LayerMetrics). */
+export const LayerEvent = LayerMetrics.extend({ type: z.literal('layer') });
 export type LayerEvent = z.infer<typeof LayerEvent>;
 
 export const BlockEvent = z.object({

@@ -12,10 +12,14 @@ export const LayerMetrics = z.object({
   block: z.number().int(),
   name: z.string(),
   kind: z.enum(['q', 'k', 'v', 'o', 'gate', 'up', 'down']),
+  /** [m, n]: outputs, inputs. */
   shape: z.tuple([z.number().int(), z.number().int()]),
+  /** tr((W^-W) H (W^-W)^T) / tr(W H W^T) with the damped, normalised H the quantizer used. */
   proxyLoss: z.number(),
+  /** ||W^-W||_F^2 / ||W||_F^2. */
   frobeniusError: z.number(),
   seconds: z.number(),
+  /** How the Cholesky of H succeeded: 'float32' | 'float64' | 'float64+sigma=...'. */
   cholesky: z.string(),
 });
 export type LayerMetrics = z.infer<typeof LayerMetrics>;
