@@ -4,37 +4,19 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { Command } from 'commander';
-import { afterAll, expect, test, vi } from 'vitest';
+import { afterAll, expect, test } from 'vitest';
 
 import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
 import { registerSynth } from './synth.js';
+import { runQuip } from './testing.js';
 
 const STORIES = path.resolve('../shared/data/models/stories260k');
 const WIKI_TEST = path.resolve('../shared/data/wikitext-2-raw/wiki.test.raw');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'quip-cli-engine-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function run(...args: string[]): Promise<string> {
-  const program = new Command('quip').exitOverride();
-  registerEval(program);
-  registerGenerate(program);
-  registerSynth(program);
-  let out = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    await program.parseAsync(['node', 'quip', ...args]);
-  } finally {
-    spy.mockRestore();
-    err.mockRestore();
-  }
-  return out;
-}
+const run = (...args: string[]) => runQuip([registerEval, registerGenerate, registerSynth], args, { silenceStderr: true });
 
 test('quip eval --json prints ppl, tokens scored and tokens/s', async () => {
   const r = JSON.parse(await run('eval', STORIES, '--text', WIKI_TEST, '--ctx', '64', '--max-windows', '2', '--threads', '1', '--json'));

@@ -5,38 +5,20 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { Command } from 'commander';
-import { afterAll, expect, test, vi } from 'vitest';
+import { afterAll, expect, test } from 'vitest';
 
 import { openGguf } from '../../engine/gguf/reader.js';
 import { registerEval } from './eval.js';
 import { registerExportGguf } from './export-gguf.js';
 import { registerSynth } from './synth.js';
+import { runQuip } from './testing.js';
 
 const STORIES = path.resolve('../shared/data/models/stories260k');
 const WIKI_TEST = path.resolve('../shared/data/wikitext-2-raw/wiki.test.raw');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'quip-cli-gguf-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function run(...args: string[]): Promise<string> {
-  const program = new Command('quip').exitOverride();
-  registerEval(program);
-  registerExportGguf(program);
-  registerSynth(program);
-  let out = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    await program.parseAsync(['node', 'quip', ...args]);
-  } finally {
-    spy.mockRestore();
-    err.mockRestore();
-  }
-  return out;
-}
+const run = (...args: string[]) => runQuip([registerEval, registerExportGguf, registerSynth], args, { silenceStderr: true });
 
 test('quip eval --convention llama.cpp scores the second half of each window', async () => {
   const r = JSON.parse(await run('eval', STORIES, '--text', WIKI_TEST, '--ctx', '64', '--max-windows', '3', '--threads', '1', '--convention', 'llama.cpp', '--json'));

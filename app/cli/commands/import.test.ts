@@ -4,12 +4,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { Command } from 'commander';
-import { afterAll, beforeAll, expect, test, vi } from 'vitest';
+import { afterAll, beforeAll, expect, test } from 'vitest';
 
 import { tinyModelGguf } from '../../engine/gguf/testing.js';
 import { registerImport } from './import.js';
 import { registerInspect } from './inspect.js';
+import { runQuip } from './testing.js';
 
 let dir: string;
 let gguf: string;
@@ -20,22 +20,7 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-async function quip(...args: string[]): Promise<string> {
-  const program = new Command('quip').exitOverride();
-  registerImport(program);
-  registerInspect(program);
-  let out = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  try {
-    await program.parseAsync(['node', 'quip', ...args]);
-  } finally {
-    spy.mockRestore();
-  }
-  return out;
-}
+const quip = (...args: string[]) => runQuip([registerImport, registerInspect], args);
 
 test('quip import --json writes the folder and prints the result', async () => {
   const out = path.join(dir, 'tiny');

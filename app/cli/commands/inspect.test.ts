@@ -4,30 +4,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { Command } from 'commander';
 import { afterEach, expect, test, vi } from 'vitest';
 
 import { ModelInspection } from '../../contract/model.js';
 import { defaultMockRepos, startMockHub } from '../../services/hub/mock-hub.js';
 import { registerInspect } from './inspect.js';
+import { runQuip } from './testing.js';
 
 const STORIES = path.resolve('../shared/data/models/stories260k');
 
-async function runInspect(...args: string[]): Promise<string> {
-  const program = new Command('quip').exitOverride();
-  registerInspect(program);
-  let out = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  try {
-    await program.parseAsync(['node', 'quip', 'inspect', ...args]);
-  } finally {
-    spy.mockRestore();
-  }
-  return out;
-}
+const runInspect = (...args: string[]) => runQuip([registerInspect], ['inspect', ...args]);
 afterEach(() => vi.restoreAllMocks());
 
 test('quip inspect --json prints a valid inspection', async () => {
