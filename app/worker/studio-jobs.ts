@@ -6,7 +6,7 @@ import path from 'node:path';
 import { z } from 'zod';
 
 import { ImportGgufResult } from '../contract/channels.js';
-import { ChatMessage, Sampling } from '../contract/runs.js';
+import { ChatMessage, ChatStats, Sampling } from '../contract/runs.js';
 import { importGguf, LOSSY_NOTE } from '../engine/gguf/index.js';
 import { inspectModel } from '../engine/model/inspect.js';
 import { loadModel, type LoadedModel } from '../engine/model/index.js';
@@ -74,15 +74,7 @@ function engineOf(model: LoadedModel) {
   return { engine: createQuantizedEngine(model.architecture, weights), close: () => weights.close() };
 }
 
-const ChatStatsResult = z.object({
-  text: z.string(),
-  tokens: z.number().int(),
-  promptTokens: z.number().int(),
-  tokensPerSecond: z.number(),
-  prefillTokensPerSecond: z.number(),
-  stopReason: z.enum(['eos', 'max-tokens', 'context-full', 'cancelled']),
-  templated: z.boolean(),
-});
+const ChatStatsResult = ChatStats.extend({ text: z.string() });
 
 export const chatKind = defineJobKind({
   params: z.object({ modelDir: z.string().min(1), messages: z.array(ChatMessage).min(1), sampling: Sampling, template: z.boolean() }),
