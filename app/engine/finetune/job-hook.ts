@@ -23,11 +23,10 @@ import type { QuantizedLinearSpec } from '../quantize/native-types.js';
 import { createEngine } from '../runtime/engine.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
-import { InBlockFinetune } from './block.js';
+import { InBlockFinetune, type InBlockFinetuneOptions } from './block.js';
 import { finetuneEndToEnd } from './e2e.js';
 import { TUNED_GROUPS, type QuantizeFinetuneEvent, type TunedGroup } from './events.js';
 import type { FinetuneRecord } from './record.js';
-import type { FinetuneSettings } from './settings.js';
 
 
 
@@ -40,16 +39,9 @@ export interface FinetuneLayer {
   tensors: TensorToWrite[];
 }
 
-export interface QuantizeFinetuneOptions {
+export interface QuantizeFinetuneOptions extends Omit<InBlockFinetuneOptions, 'onEvent'> {
   model: Pick<LoadedModel, 'architecture' | 'tensor' | 'tensorNames'>;
-  engine: EngineModel;
-  ids: Int32Array;
-  sequences: number;
-  seqLen: number;
-  settings: FinetuneSettings;
-  seed: number;
   onEvent?: (e: QuantizeFinetuneEvent) => void;
-  cancel?: Int32Array;
 }
 
 /** Rewrites a safetensors file, replacing the vectors for which `replace` gives float32 values (saved
