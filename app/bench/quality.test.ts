@@ -2,9 +2,9 @@
 // llama.cpp type at or under 4.5 bits per weight, and rows left unmeasured.
 import { describe, expect, it } from 'vitest';
 
-import { formatQualityMarkdown, qualityGoals, type QualityRow } from './quality.js';
+import { formatQualityMarkdown, qualityGoals, quipRowName, type QualityRow } from './quality.js';
 
-const row = (name: string, by: QualityRow['by'], bpw: number, ppl: number | null): QualityRow => ({ name, by, linearBitsPerWeight: bpw, ppl, gap: null, seconds: 1 });
+const row = (name: string, by: QualityRow['by'], bpw: number, ppl: number | null, calibSamples?: number): QualityRow => ({ name, by, linearBitsPerWeight: bpw, ppl, gap: null, seconds: 1, calibSamples });
 
 describe('bench quality goals', () => {
   it('judges each goal from the measured rows', () => {
@@ -40,5 +40,33 @@ describe('bench quality goals', () => {
     expect(md).toMatch(/\| QuIP# 4-bit \(rvq4, no fine-tuning\) \| ours \| 4\.02 \| 10\.3000 \|/);
     expect(md).toMatch(/not measured/);
     expect(md).toMatch(/Reproduce: `quip bench quality`/);
+  });
+
+  it('measures the share of the 2-bit gap that fine-tuning closes, against the run on the same calibration', () => {
+    const rows = [
+      row('16-bit', 'ours', 16, 10),
+      row(quipRowName(2, 'e8p', 'none'), 'ours', 2.02, 20, 32),
+      row(`${quipRowName(2, 'e8p', 'none')} [calibration 8 x 512]`, 'ours', 2.02, 30, 8),
+      row(`${quipRowName(2, 'e8p', 'block')} [calibration 8 x 512]`, 'ours', 2.1, 21, 8),
+      row(`${quipRowName(2, 'e8p', 'block+e2e')} [calibration 8 x 512]`, 'ours', 2.1, 19, 8),
+    ];
+    // Against the 8-sequence baseline: (30 - 19) / (30 - 10) = 55% closed by the better tuned row.
+    let g = qualityGoals(rows)[1];
+    expect(g.met).toBe(true);
+    expect(g.detail).toMatch(/19\.000 \(in-block \+ e2e fine-tuned\) at 2\.10 bits\/w closes 55%/);
+    expect(g.detail).toMatch(/21\.000 \(in-block fine-tuned\) at 2\.10 bits\/w closes 45%/);
+    rows[4].ppl = 22;
+    g = qualityGoals(rows)[1];
+    expect(g.met).toBe(false);
+    // The 2-bit moonshot takes the best 2-bit row, whichever it is.
+    expect(qualityGoals([...rows, row('IQ2_XXS', 'llama.cpp', 3.9, 19.5)])[3]).toMatchObject({ met: false, detail: expect.stringMatching(/^QuIP# 2-bit 20\.000 at 2\.02/) });
+    // Without tuned rows the goal is unmeasured.
+    expect(qualityGoals(rows.slice(0, 3))[1].met).toBeNull();
+  });
+
+  it('names each QuIP# row by its fine-tuning', () => {
+    expect(quipRowName(2, 'e8p', 'none')).toBe('QuIP# 2-bit (e8p, no fine-tuning)');
+    expect(quipRowName(3, 'rvq3', 'block')).toBe('QuIP# 3-bit (rvq3, fine-tuned in-block)');
+    expect(quipRowName(4, 'rvq4', 'block+e2e')).toBe('QuIP# 4-bit (rvq4, fine-tuned in-block + end-to-end)');
   });
 });

@@ -8,10 +8,11 @@ import { registerEngineBench } from '../../bench/engine.js';
 import { registerKernelsBench } from '../../bench/kernels.js';
 import { registerDecodePeerBench } from '../../bench/llamacpp.js';
 import { registerQualityBench } from '../../bench/quality.js';
+import { registerQualitySweep } from '../../bench/quality-sweep.js';
 import { registerQuantizeBench } from '../../bench/quantize.js';
 import { registerHubBench } from '../../services/hub/bench.js';
 
-const benches: Array<(bench: Command) => void> = [registerEngineBench, registerDecodeBench, registerQuantizeBench, registerKernelsBench, registerHubBench, registerQualityBench, registerDecodePeerBench, registerFinetuneBench];
+const benches: Array<(bench: Command) => void> = [registerEngineBench, registerDecodeBench, registerQuantizeBench, registerKernelsBench, registerHubBench, registerQualityBench, registerQualitySweep, registerDecodePeerBench, registerFinetuneBench];
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('Benchmarks: each figure printed beside its comparison, measured in the same run');
