@@ -1,19 +1,25 @@
-// `quip bench decode [--threads N] [--layers L] [--json]`: decode (and prefill) tokens/s of QuIP#
-// quantized models at 2 (E8P), 3 (RVQ3) and 4 (RVQ4) bits beside the same model in float16 and
-// float32, and beside the memory-bandwidth roofline measured in this run (bytes read per token /
-// streaming read bandwidth). Model: `quip synth` with TinyLlama-1.1B's layer shapes (hidden 2048,
-// MLP 5632, 32 heads, 4 key/value heads, vocab 32000), L blocks. Goal: 2-bit decode >= 2x float16.
+// `quip bench decode`: decode and prefill tokens/s of QuIP# models at 2 (E8P), 3 (RVQ3) and 4 (RVQ4)
+// bits beside the same model in float16, beside the memory-bandwidth roofline measured in this run
+// (bytes read per token / streaming read bandwidth), and beside llama.cpp (llama-bench) on the very
+// same weights: the synth model written as an F16 GGUF, and llama-quantize's Q4_K_M and IQ2_XXS of
+// it (IQ2_XXS with an imatrix from a short text). Default model: `quip synth` with Llama-2-7B's layer
+// shapes (hidden 4096, MLP 11008, 32 heads, 32 key/value heads), 4 blocks, vocab 49,152, 16-bit
+// embeddings and lm_head. Also SmolLM2-135M-Instruct chat decode beside llama.cpp on its original
+// Q4_1 GGUF. Goals (issues 5 and 9): 2-bit decode >= 2x our 16-bit and faster than llama.cpp's
+// IQ2_XXS; our 4-bit faster than llama.cpp's F16.
 //
 // Speed does not depend on the code values (every code costs the same table lookups), so the
 // quantized layers here carry seeded random codes and sign vectors instead of a multi-minute
 // quantization of random weights; quality is measured by `quip bench quality` and the tests.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 import type { Command } from 'commander';
 
 import { intOption } from '../cli/commands/eval.js';
+import { importGguf } from '../engine/gguf/import.js';
+import { exportGguf } from '../engine/gguf/writer.js';
 import { openModel, type OpenedModel } from '../engine/model/index.js';
 import { native, type TensorRef } from '../engine/native.js';
 import type { QuantizedLinearSpec } from '../engine/quantize/native-types.js';
@@ -22,6 +28,21 @@ import { createEngine, setEngineThreads } from '../engine/runtime/engine.js';
 import type { EngineModel } from '../engine/runtime/native-types.js';
 import { SeededRng } from '../engine/runtime/sampling.js';
 import { synthModel } from '../engine/runtime/synth.js';
+import { projectRoot } from '../util/paths.js';
+import { decodePeer, LLAMA_CPP_MISSING, locateLlamaCpp, type DecodePeerRow } from './llamacpp.js';
+
+/** Where one quantized decoded token's time goes (quantized models only), milliseconds. */
+export interface DecodeProfileMs {
+  total: number;
+  /** Decode-matvecs of all quantized linear layers. */
+  matvec: number;
+  /** Their randomized Hadamard transforms (input and output side), sign vectors and scales. */
+  transforms: number;
+  /** Everything else: lm_head (16-bit), attention, norms, embedding, activations. */
+  rest: number;
+  /** lm_head's bytes / measured read bandwidth: its share of `rest` if it ran at the roofline. */
+  lmHeadAtRoofline: number;
+}
 
 export interface DecodeBenchRow {
   model: string;
@@ -33,29 +54,78 @@ export interface DecodeBenchRow {
   /** Read bandwidth / bytes per token: the decode speed if only memory traffic counted. */
   rooflineTokensPerSecond: number;
   fractionOfRoofline: number;
-  /** Decode speed over the float16 model's, same machine, threads and run. */
+  /** Decode speed over our 16-bit model's, same machine, threads and run. */
   speedupVsF16: number;
+  profile?: DecodeProfileMs;
+}
+
+export interface DecodeGoal {
+  goal: string;
+  /** null: not measured (llama.cpp not built or skipped). */
+  met: boolean | null;
+  ratio: number | null;
+  detail: string;
+}
+
+export interface DecodePeer {
+  llamaCpp: string | null;
+  /** Why there are no llama.cpp figures, when there are none. */
+  skipped: string | null;
+  rows: DecodePeerRow[];
+}
+
+export interface DecodeSection {
+  label: string;
+  rows: DecodeBenchRow[];
+  peer: DecodePeer;
+}
+
+export interface DecodeShape {
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  vocab: number;
 }
 
 export interface DecodeBenchResult {
   cpu: string;
   threads: number;
-  layers: number;
+  /** 1/5/15-minute load averages when the run started (the machine may be shared). */
+  loadAverage: number[];
+  shape: DecodeShape;
+  prompt: number;
+  gen: number;
   readGBs: number;
-  rows: DecodeBenchRow[];
-  goal: { description: string; met: boolean; ratio: number };
+  synth: DecodeSection;
+  smollm2: DecodeSection | null;
+  goals: DecodeGoal[];
 }
+
+export const LLAMA2_7B_SHAPE: DecodeShape = { hidden: 4096, intermediate: 11008, layers: 4, heads: 32, kvHeads: 32, vocab: 49152 };
+const PEER_TYPES = ['F16', 'Q4_K_M', 'IQ2_XXS'];
+const CODEBOOKS = [['e8p', 2], ['rvq3', 3], ['rvq4', 4]] as const;
 
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 
 function randomSpec(m: number, n: number, codebook: 'e8p' | 'rvq3' | 'rvq4', rng: SeededRng): QuantizedLinearSpec {
   const groups = Math.ceil(n / 8);
-  const u16 = (len: number) => Uint16Array.from({ length: len }, () => Math.floor(rng.next() * 65536));
+  const u16 = (len: number) => {
+    const a = new Uint16Array(len);
+    for (let i = 0; i < len; i++) a[i] = Math.floor(rng.next() * 65536);
+    return a;
+  };
   const signs = (len: number) => Int8Array.from({ length: len }, () => (rng.next() < 0.5 ? -1 : 1));
+  const u8 = (len: number) => {
+    const a = new Uint8Array(len);
+    for (let i = 0; i < len; i++) a[i] = Math.floor(rng.next() * 256);
+    return a;
+  };
   return {
     m, n, codebook,
     codes: u16(m * groups),
-    residual: codebook === 'rvq4' ? u16(m * groups) : codebook === 'rvq3' ? Uint8Array.from({ length: m * groups }, () => Math.floor(rng.next() * 256)) : null,
+    residual: codebook === 'rvq4' ? u16(m * groups) : codebook === 'rvq3' ? u8(m * groups) : null,
     scale: 0.02 / 1.03,
     residualScale: codebook === 'rvq4' ? 3.45 : codebook === 'rvq3' ? 2.04 : null,
     incoherence: true,
@@ -64,128 +134,259 @@ function randomSpec(m: number, n: number, codebook: 'e8p' | 'rvq3' | 'rvq4', rng
   };
 }
 
-async function measure(engine: EngineModel, vocab: number, prefill: number, decode: number): Promise<{ decode: number; prefill: number }> {
+/** Prefill `prompt` tokens in one forward; decode `gen` tokens one at a time after a 1-token prompt (mean rate, like llama-bench's tg). */
+async function measure(engine: EngineModel, vocab: number, prompt: number, gen: number): Promise<{ decode: number; prefill: number }> {
   const rng = new SeededRng(7);
   const ids = (k: number) => Int32Array.from({ length: k }, () => 3 + Math.floor(rng.next() * (vocab - 3)));
-  const p = engine.createSession(prefill);
+  const p = engine.createSession(prompt);
+  await p.forward(ids(1), false); // warm: first touch of the weights
+  p.reset();
   let t0 = now();
-  await p.forward(ids(prefill), false);
-  const prefillRate = prefill / (now() - t0);
-  const s = engine.createSession(16 + decode + 1);
-  await s.forward(ids(16), false);
-  const steps = ids(decode);
-  await s.forward(steps.subarray(0, 1), false); // warm
+  await p.forward(ids(prompt), false);
+  const prefill = prompt / (now() - t0);
+  const s = engine.createSession(gen + 2);
+  const steps = ids(gen + 1);
+  await s.forward(steps.subarray(0, 1), false);
   t0 = now();
-  for (let i = 1; i < decode; i++) await s.forward(steps.subarray(i, i + 1), false);
-  return { decode: (decode - 1) / (now() - t0), prefill: prefillRate };
+  for (let i = 1; i <= gen; i++) await s.forward(steps.subarray(i, i + 1), false);
+  return { decode: gen / (now() - t0), prefill };
 }
 
-export async function runDecodeBench(o: { threads?: number; layers?: number; onStatus?: (s: string) => void }): Promise<DecodeBenchResult> {
+/** Per-token phase times of a quantized model over `tokens` decode steps. */
+async function profileDecode(engine: EngineModel, vocab: number, tokens: number, lmHeadAtRoofline: number): Promise<DecodeProfileMs> {
+  const s = engine.createSession(tokens + 2);
+  await s.forward(Int32Array.of(5), false);
+  native().qinferProfile(true);
+  const t0 = now();
+  for (let i = 0; i < tokens; i++) await s.forward(Int32Array.of(3 + ((i * 7919) % (vocab - 3))), false);
+  const total = ((now() - t0) * 1000) / tokens;
+  const p = native().qinferProfile(false);
+  const matvec = (p.matvecS * 1000) / tokens, transforms = (p.transformS * 1000) / tokens;
+  return { total, matvec, transforms, rest: total - matvec - transforms, lmHeadAtRoofline };
+}
+
+function tensorBytes(m: OpenedModel, name: string): number {
+  const info = m.tensorInfo(name);
+  return info.shape.reduce((a, b) => a * b, 1) * (info.dtype === 'F32' ? 4 : 2);
+}
+
+/** Our 16-bit model and 2/3/4-bit models (random codes) over its embeddings, norms and lm_head. */
+async function oursOn(base: OpenedModel, layers: number, vocab: number, o: { prompt: number; gen: number; readGBs: number; label: string; onStatus?: (s: string) => void }): Promise<DecodeBenchRow[]> {
+  const names = base.tensorNames();
+  let linear = 0;
+  for (const name of names) if (isLinearWeight(name, layers)) linear += tensorBytes(base, name);
+  const headBytes = names.includes('lm_head.weight') ? tensorBytes(base, 'lm_head.weight') : tensorBytes(base, 'model.embed_tokens.weight');
+  const roof = (bytes: number) => (o.readGBs * 1e9) / bytes;
+  const rows: Omit<DecodeBenchRow, 'speedupVsF16'>[] = [];
+  o.onStatus?.(`${o.label}: decoding with the 16-bit model`);
+  const r16 = await measure(createEngine(base), vocab, o.prompt, o.gen);
+  rows.push({
+    model: 'ours 16-bit', bitsPerWeight: 16, bytesPerToken: linear + headBytes, decodeTokensPerSecond: r16.decode, prefillTokensPerSecond: r16.prefill,
+    rooflineTokensPerSecond: roof(linear + headBytes), fractionOfRoofline: r16.decode / roof(linear + headBytes),
+  });
+  const weights: Record<string, TensorRef> = {};
+  for (const name of names) if (!isLinearWeight(name, layers)) weights[name] = base.tensor(name);
+  for (const [codebook, bits] of CODEBOOKS) {
+    o.onStatus?.(`${o.label}: decoding with the ${bits}-bit (${codebook}) model`);
+    const rng = new SeededRng(bits);
+    const specs: Array<{ block: number; kind: (typeof LINEAR_KINDS)[number]['kind']; spec: QuantizedLinearSpec }> = [];
+    let codeBytes = 0, weightsCount = 0;
+    for (let b = 0; b < layers; b++) {
+      for (const { kind } of LINEAR_KINDS) {
+        const [m, n] = base.tensorInfo(`${linearName(b, kind)}.weight`).shape;
+        specs.push({ block: b, kind, spec: randomSpec(m, n, codebook, rng) });
+        codeBytes += m * Math.ceil(n / 8) * bits + m + n;
+        weightsCount += m * n;
+      }
+    }
+    const engine = native().createQuantizedModel(base.architecture, weights, specs);
+    specs.length = 0; // the engine holds its own copy of the codes
+    const r = await measure(engine, vocab, o.prompt, o.gen);
+    const bytes = codeBytes + headBytes;
+    const profile = await profileDecode(engine, vocab, Math.min(8, o.gen), (headBytes / (o.readGBs * 1e9)) * 1000);
+    rows.push({
+      model: `ours ${bits}-bit ${codebook}`, bitsPerWeight: (8 * codeBytes) / weightsCount, bytesPerToken: bytes,
+      decodeTokensPerSecond: r.decode, prefillTokensPerSecond: r.prefill, rooflineTokensPerSecond: roof(bytes), fractionOfRoofline: r.decode / roof(bytes), profile,
+    });
+  }
+  const f16 = rows[0].decodeTokensPerSecond;
+  return rows.map((r) => ({ ...r, speedupVsF16: r.decodeTokensPerSecond / f16 }));
+}
+
+async function peerOn(bin: string | null, skip: string | null, gguf: string, types: string[], o: { threads: number; prompt: number; gen: number; work: string; calibText: string; onStatus?: (s: string) => void }): Promise<DecodePeer> {
+  if (skip) return { llamaCpp: bin, skipped: skip, rows: [] };
+  if (!bin) return { llamaCpp: null, skipped: LLAMA_CPP_MISSING, rows: [] };
+  const rows = await decodePeer({ bin, gguf, types, threads: o.threads, prompt: o.prompt, gen: o.gen, repetitions: 2, work: o.work, calibText: o.calibText, onStatus: o.onStatus });
+  return { llamaCpp: bin, skipped: null, rows };
+}
+
+export interface DecodeBenchOptions {
+  threads?: number;
+  shape?: Partial<DecodeShape>;
+  prompt?: number;
+  gen?: number;
+  /** false: no llama.cpp columns. Default: run llama.cpp when it is built. */
+  peer?: boolean;
+  llamaCpp?: string;
+  /** false: skip the SmolLM2 section. */
+  smollm2?: boolean;
+  onStatus?: (s: string) => void;
+}
+
+export async function runDecodeBench(o: DecodeBenchOptions = {}): Promise<DecodeBenchResult> {
+  const loadAverage = os.loadavg();
   const threads = setEngineThreads(o.threads);
-  const layers = o.layers ?? 4;
+  const given = Object.fromEntries(Object.entries(o.shape ?? {}).filter(([, v]) => v !== undefined));
+  const shape: DecodeShape = { ...LLAMA2_7B_SHAPE, ...given };
+  const prompt = o.prompt ?? 64, gen = o.gen ?? 16;
+  const bin = o.peer === false ? null : locateLlamaCpp(o.llamaCpp);
+  const peerSkip = o.peer === false ? 'llama.cpp columns switched off (--no-peer)' : null;
+  const data = path.join(projectRoot(), '..', 'shared', 'data');
+  const calibText = path.join(data, 'wikitext-2-raw', 'wiki.valid.raw');
   o.onStatus?.('measuring read bandwidth');
   const { readGBs } = await native().engineRoofline({ bandwidthBytes: 512 << 20, repeats: 5, gemmTokens: 8, gemmM: 48, gemmK: 64 });
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'quip-bench-decode-'));
-  const rows: Omit<DecodeBenchRow, 'speedupVsF16'>[] = [];
-  const shape = { hidden: 2048, intermediate: 5632, layers, heads: 32, kvHeads: 4, vocab: 32000, seed: 1 };
   try {
-    let f16: OpenedModel | null = null;
-    for (const dtype of ['f16', 'f32'] as const) {
-      o.onStatus?.(`writing the synthetic model in ${dtype} (hidden 2048, MLP 5632, ${layers} blocks, vocab 32000)`);
-      const synth = await synthModel({ ...shape, dtype, out: path.join(tmp, dtype) });
-      const m = await openModel(synth.dir);
-      let linear = 0, head = 0;
-      for (const name of m.tensorNames()) {
-        const info = m.tensorInfo(name);
-        const bytes = info.shape.reduce((a, b) => a * b, 1) * (info.dtype === 'F32' ? 4 : 2);
-        if (isLinearWeight(name, layers)) linear += bytes;
-        else if (name === 'lm_head.weight') head += bytes;
+    const { hidden, intermediate, layers, heads, kvHeads, vocab } = shape;
+    const label = `synth ${hidden}/${intermediate}, ${layers} blocks`;
+    o.onStatus?.(`writing the synthetic model (hidden ${hidden}, MLP ${intermediate}, ${heads}/${kvHeads} heads, ${layers} blocks, vocab ${vocab}, float16)`);
+    const synth = await synthModel({ hidden, intermediate, layers, heads, kvHeads, vocab, dtype: 'f16', seed: 1, out: path.join(tmp, 'synth') });
+    const base = await openModel(synth.dir);
+    let rows: DecodeBenchRow[];
+    try {
+      rows = await oursOn(base, layers, vocab, { prompt, gen, readGBs, label, onStatus: o.onStatus });
+    } finally {
+      base.close();
+    }
+    let gguf = '';
+    if (bin) {
+      o.onStatus?.('writing the same weights as an F16 GGUF for llama.cpp');
+      gguf = (await exportGguf(synth.dir, path.join(tmp, 'synth-f16.gguf'), { name: 'synth' })).file;
+    }
+    rmSync(synth.dir, { recursive: true, force: true }); // llama.cpp reads the GGUF; free the disk
+    const peer = await peerOn(bin, peerSkip, gguf, PEER_TYPES, { threads, prompt, gen, work: path.join(tmp, 'peer'), calibText, onStatus: o.onStatus });
+    rmSync(path.join(tmp, 'peer'), { recursive: true, force: true });
+
+    let smollm2: DecodeSection | null = null;
+    const smolGguf = path.join(data, 'models', 'smollm2-135m-instruct-q4_1', 'SmolLM2-135M-Instruct.Q4_1.gguf');
+    if (o.smollm2 !== false && existsSync(smolGguf)) {
+      o.onStatus?.('SmolLM2: importing the Q4_1 GGUF (dequantized to 16-bit)');
+      const dir = path.join(tmp, 'smollm2');
+      await importGguf(smolGguf, dir);
+      const m = await openModel(dir);
+      let srows: DecodeBenchRow[];
+      try {
+        srows = await oursOn(m, m.architecture.numLayers, m.architecture.vocabSize, { prompt, gen: Math.max(gen, 64), readGBs, label: 'SmolLM2', onStatus: o.onStatus });
+      } finally {
+        m.close();
       }
-      o.onStatus?.(`decoding with the ${dtype} model`);
-      const r = await measure(createEngine(m), 32000, 64, 12);
-      rows.push({
-        model: `float${dtype === 'f16' ? 16 : 32}`, bitsPerWeight: dtype === 'f16' ? 16 : 32, bytesPerToken: linear + head,
-        decodeTokensPerSecond: r.decode, prefillTokensPerSecond: r.prefill, rooflineTokensPerSecond: (readGBs * 1e9) / (linear + head),
-        fractionOfRoofline: r.decode / ((readGBs * 1e9) / (linear + head)),
-      });
-      if (dtype === 'f16') f16 = m;
-      else m.close();
+      const speer = await peerOn(bin, peerSkip, smolGguf, ['F16'], { threads, prompt, gen: Math.max(gen, 64), work: path.join(tmp, 'smollm2-peer'), calibText, onStatus: o.onStatus });
+      smollm2 = { label: 'SmolLM2-135M-Instruct (ours: its Q4_1 GGUF imported to 16-bit; llama.cpp: the original Q4_1 file)', rows: srows, peer: speer };
     }
-    // Quantized models over the float16 model's embeddings, norms and lm_head.
-    const base = f16!;
-    const weights: Record<string, TensorRef> = {};
-    let headBytes = 0;
-    for (const name of base.tensorNames()) {
-      if (isLinearWeight(name, layers)) continue;
-      weights[name] = base.tensor(name);
-      if (name === 'lm_head.weight') headBytes = base.tensorInfo(name).shape.reduce((a, b) => a * b, 1) * 2;
-    }
-    for (const [codebook, bits] of [['e8p', 2], ['rvq3', 3], ['rvq4', 4]] as const) {
-      o.onStatus?.(`decoding with the ${bits}-bit (${codebook}) model`);
-      const rng = new SeededRng(bits);
-      const specs: Array<{ block: number; kind: (typeof LINEAR_KINDS)[number]['kind']; spec: QuantizedLinearSpec }> = [];
-      let codeBytes = 0, weightsCount = 0;
-      for (let b = 0; b < layers; b++) {
-        for (const { kind } of LINEAR_KINDS) {
-          const [m, n] = base.tensorInfo(`${linearName(b, kind)}.weight`).shape;
-          const spec = randomSpec(m, n, codebook, rng);
-          specs.push({ block: b, kind, spec });
-          codeBytes += m * Math.ceil(n / 8) * (codebook === 'e8p' ? 2 : codebook === 'rvq3' ? 3 : 4) + m + n;
-          weightsCount += m * n;
-        }
-      }
-      const engine = native().createQuantizedModel(base.architecture, weights, specs);
-      const r = await measure(engine, 32000, 64, 12);
-      const bytes = codeBytes + headBytes;
-      rows.push({
-        model: `QuIP# ${bits}-bit ${codebook}`, bitsPerWeight: (8 * codeBytes) / weightsCount, bytesPerToken: bytes,
-        decodeTokensPerSecond: r.decode, prefillTokensPerSecond: r.prefill, rooflineTokensPerSecond: (readGBs * 1e9) / bytes,
-        fractionOfRoofline: r.decode / ((readGBs * 1e9) / bytes),
-      });
-    }
-    base.close();
+
+    const synthSection: DecodeSection = { label, rows, peer };
+    return { cpu: native().cpuInfo().summary, threads, loadAverage, shape, prompt, gen, readGBs, synth: synthSection, smollm2, goals: decodeGoals(synthSection) };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
-  const f16Rate = rows.find((r) => r.model === 'float16')!.decodeTokensPerSecond;
-  const full = rows.map((r) => ({ ...r, speedupVsF16: r.decodeTokensPerSecond / f16Rate }));
-  const ratio = full.find((r) => r.model.startsWith('QuIP# 2-bit'))!.speedupVsF16;
-  return {
-    cpu: native().cpuInfo().summary, threads, layers, readGBs, rows: full,
-    goal: { description: '2-bit decode at least 2x the float16 model (same machine, threads, run)', met: ratio >= 2, ratio },
-  };
+}
+
+export function decodeGoals(s: DecodeSection): DecodeGoal[] {
+  const ours = (bits: number) => s.rows.find((r) => r.model.startsWith(`ours ${bits}-bit`))!.decodeTokensPerSecond;
+  const peer = (type: string) => s.peer.rows.find((r) => r.type === type)?.decodeTokensPerSecond ?? null;
+  const vs = (goal: string, a: number, aName: string, b: number | null, bName: string, factor = 1): DecodeGoal =>
+    b === null
+      ? { goal, met: null, ratio: null, detail: `not measured: ${s.peer.skipped ?? `no ${bName} figure`}` }
+      : { goal, met: a >= factor * b, ratio: a / b, detail: `${aName} ${a.toFixed(2)} tok/s vs ${bName} ${b.toFixed(2)} tok/s (${(a / b).toFixed(2)}x)` };
+  return [
+    vs('our 2-bit decode at least 2x our 16-bit (same machine, threads, run)', ours(2), 'ours 2-bit', ours(16), 'ours 16-bit', 2),
+    vs("our 2-bit decode faster than llama.cpp's IQ2_XXS", ours(2), 'ours 2-bit', peer('IQ2_XXS'), 'llama.cpp IQ2_XXS'),
+    vs("our 4-bit decode faster than llama.cpp's F16", ours(4), 'ours 4-bit', peer('F16'), 'llama.cpp F16'),
+  ];
+}
+
+const num = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+function formatSection(s: DecodeSection, f16Decode: number): string[] {
+  const lines = [
+    `  ${'model'.padEnd(22)} ${'bits/w'.padStart(7)} ${'MB/token'.padStart(9)} ${'decode tok/s'.padStart(13)} ${'roofline'.padStart(9)} ${'of roof'.padStart(8)} ${'vs our f16'.padStart(10)} ${'prefill tok/s'.padStart(14)}`,
+  ];
+  for (const x of s.rows) {
+    lines.push(
+      `  ${x.model.padEnd(22)} ${x.bitsPerWeight.toFixed(2).padStart(7)} ${(x.bytesPerToken / 1e6).toFixed(1).padStart(9)} ${num(x.decodeTokensPerSecond).padStart(13)} ` +
+        `${num(x.rooflineTokensPerSecond).padStart(9)} ${(100 * x.fractionOfRoofline).toFixed(0).padStart(7)}% ${(x.speedupVsF16.toFixed(2) + 'x').padStart(10)} ${num(x.prefillTokensPerSecond).padStart(14)}`,
+    );
+  }
+  if (s.peer.skipped) lines.push(`  llama.cpp columns skipped: ${s.peer.skipped}`);
+  for (const p of s.peer.rows) {
+    lines.push(
+      `  ${`llama.cpp ${p.type}`.padEnd(22)} ${p.linearBitsPerWeight.toFixed(2).padStart(7)} ${''.padStart(9)} ${num(p.decodeTokensPerSecond).padStart(13)} ${''.padStart(9)} ${''.padStart(8)} ` +
+        `${((p.decodeTokensPerSecond / f16Decode).toFixed(2) + 'x').padStart(10)} ${num(p.prefillTokensPerSecond).padStart(14)}   (lm_head ${p.outputType ?? '?'}, embeddings ${p.embeddingType ?? '?'})`,
+    );
+  }
+  return lines;
 }
 
 export function formatDecodeBench(r: DecodeBenchResult): string {
-  const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
+  const sh = r.shape;
   const lines = [
-    `Decode benchmark (${r.cpu}, ${r.threads} threads; synth TinyLlama shapes, ${r.layers} blocks, vocab 32000)`,
-    `  measured streaming read bandwidth ${r.readGBs.toFixed(1)} GB/s`,
-    `  ${'model'.padEnd(18)} ${'bits/w'.padStart(7)} ${'MB/token'.padStart(9)} ${'decode tok/s'.padStart(13)} ${'roofline'.padStart(9)} ${'of roof'.padStart(8)} ${'vs f16'.padStart(7)} ${'prefill tok/s'.padStart(14)}`,
+    `Decode benchmark (${r.cpu}, ${r.threads} threads, load average ${r.loadAverage.map((x) => x.toFixed(2)).join(' ')} at start)`,
+    `  measured streaming read bandwidth ${r.readGBs.toFixed(1)} GB/s; prefill ${r.prompt} tokens, decode ${r.gen} tokens`,
+    `  model: ${r.synth.label} (hidden ${sh.hidden}, MLP ${sh.intermediate}, ${sh.heads}/${sh.kvHeads} heads, vocab ${sh.vocab}, 16-bit embeddings and lm_head)`,
+    ...formatSection(r.synth, r.synth.rows[0].decodeTokensPerSecond),
+    '  per decoded token, quantized models (ms): total = decode-matvec + transforms + rest (lm_head, attention, norms)',
   ];
-  for (const x of r.rows) {
-    lines.push(
-      `  ${x.model.padEnd(18)} ${x.bitsPerWeight.toFixed(2).padStart(7)} ${(x.bytesPerToken / 1e6).toFixed(1).padStart(9)} ${f(x.decodeTokensPerSecond).padStart(13)} ` +
-        `${f(x.rooflineTokensPerSecond).padStart(9)} ${(100 * x.fractionOfRoofline).toFixed(0).padStart(7)}% ${x.speedupVsF16.toFixed(2).padStart(6)}x ${f(x.prefillTokensPerSecond).padStart(14)}`,
-    );
+  for (const x of r.synth.rows) {
+    if (!x.profile) continue;
+    const p = x.profile;
+    lines.push(`    ${x.model.padEnd(20)} total ${p.total.toFixed(1)}, matvec ${p.matvec.toFixed(1)}, transforms ${p.transforms.toFixed(2)}, rest ${p.rest.toFixed(1)} (lm_head at the roofline ${p.lmHeadAtRoofline.toFixed(1)})`);
   }
-  lines.push(`  goal: ${r.goal.description}: ${r.goal.met ? 'met' : 'NOT met'} (${r.goal.ratio.toFixed(2)}x)`);
+  for (const g of r.goals) lines.push(`  goal: ${g.goal}: ${g.met === null ? 'not measured' : g.met ? 'met' : 'NOT met'} (${g.detail})`);
+  if (r.smollm2) {
+    lines.push(`  ${r.smollm2.label}`);
+    lines.push(...formatSection(r.smollm2, r.smollm2.rows[0].decodeTokensPerSecond));
+  }
   return lines.join('\n');
 }
 
 export function registerDecodeBench(bench: Command): void {
   bench
     .command('decode')
-    .description('Decode tokens/s of 2/3/4-bit QuIP# models beside float16/float32 and the measured bandwidth roofline')
-    .option('--threads <n>', 'threads (default: all cores)')
-    .option('--layers <n>', 'blocks of the synthetic model (default 4)')
+    .description("Decode/prefill tokens/s of 2/3/4-bit QuIP# models beside our 16-bit model, the measured bandwidth roofline and llama.cpp's F16 / Q4_K_M / IQ2_XXS on the same weights")
+    .option('--threads <n>', 'threads, ours and llama.cpp (default: all cores)')
+    .option('--layers <n>', `blocks of the synthetic model (default ${LLAMA2_7B_SHAPE.layers})`)
+    .option('--hidden <n>', `hidden size (default ${LLAMA2_7B_SHAPE.hidden})`)
+    .option('--intermediate <n>', `MLP size (default ${LLAMA2_7B_SHAPE.intermediate})`)
+    .option('--heads <n>', `attention heads (default ${LLAMA2_7B_SHAPE.heads})`)
+    .option('--kv-heads <n>', `key/value heads (default ${LLAMA2_7B_SHAPE.kvHeads})`)
+    .option('--vocab <n>', `vocabulary (default ${LLAMA2_7B_SHAPE.vocab})`)
+    .option('--prompt <n>', 'prefill tokens (default 64)')
+    .option('--gen <n>', 'decoded tokens (default 16; SmolLM2 at least 64)')
+    .option('--no-peer', 'skip the llama.cpp columns')
+    .option('--no-smollm2', 'skip the SmolLM2 section')
+    .option('--llama-cpp <dir>', "llama.cpp's bin folder or build root (default: ../shared/tools/build-llama-cpp.sh's)")
     .option('--json', 'print one JSON object')
-    .action(async (opts: { threads?: string; layers?: string; json?: boolean }) => {
+    .option('--out <file>', 'also write the JSON here')
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
+      const s = (k: string) => opts[k] as string | undefined;
       const r = await runDecodeBench({
-        threads: intOption(opts.threads, '--threads'),
-        layers: intOption(opts.layers, '--layers'),
-        onStatus: opts.json ? undefined : (s) => process.stderr.write(`  ... ${s}\n`),
+        threads: intOption(s('threads'), '--threads'),
+        shape: {
+          layers: intOption(s('layers'), '--layers'),
+          hidden: intOption(s('hidden'), '--hidden'),
+          intermediate: intOption(s('intermediate'), '--intermediate'),
+          heads: intOption(s('heads'), '--heads'),
+          kvHeads: intOption(s('kvHeads'), '--kv-heads'),
+          vocab: intOption(s('vocab'), '--vocab'),
+        },
+        prompt: intOption(s('prompt'), '--prompt'),
+        gen: intOption(s('gen'), '--gen'),
+        peer: opts.peer !== false,
+        smollm2: opts.smollm2 !== false,
+        llamaCpp: s('llamaCpp'),
+        onStatus: opts.json ? undefined : (m) => process.stderr.write(`  ... ${m}\n`),
       });
+      if (opts.out) writeFileSync(s('out')!, `${JSON.stringify(r, null, 2)}\n`);
       process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatDecodeBench(r)}\n`);
     });
 }

@@ -109,10 +109,23 @@ export function ggufLinearBits(file: string): { bitsPerWeight: number; types: Re
   }
 }
 
+/** The stored type of one tensor of a GGUF (e.g. output.weight), or null when the file has no such tensor. */
+export function ggufTensorType(file: string, name: string): string | null {
+  const g = openGguf(file);
+  try {
+    return g.header.tensors.find((t) => t.name === name)?.type.name ?? null;
+  } finally {
+    g.file.close();
+  }
+}
+
 export interface DecodePeerRow extends LlamaBenchFigures {
   type: string;
   file: string;
   linearBitsPerWeight: number;
+  /** What llama-quantize made of lm_head (output.weight; token_embd.weight when tied) and the embeddings. */
+  outputType: string | null;
+  embeddingType: string | null;
 }
 
 /** llama.cpp's speed on `gguf` (F16) and its quantizations (IQ2 types get an imatrix from `calibText`). */
@@ -149,7 +162,8 @@ export async function decodePeer(o: {
     const bits = ggufLinearBits(file);
     // "F16" names the file as given; label it by what its linear layers hold (e.g. Q4_1 for a downloaded GGUF).
     const label = type === 'F16' ? Object.entries(bits.types).sort((a, b) => b[1] - a[1])[0][0] : type;
-    rows.push({ type: label, file, linearBitsPerWeight: bits.bitsPerWeight, ...f });
+    const embeddingType = ggufTensorType(file, 'token_embd.weight');
+    rows.push({ type: label, file, linearBitsPerWeight: bits.bitsPerWeight, outputType: ggufTensorType(file, 'output.weight') ?? embeddingType, embeddingType, ...f });
   }
   return rows;
 }

@@ -245,6 +245,23 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// qinferProfile(on?: boolean) -> { transformS, matvecS, calls, tokens }: the time quantized layers
+// spent per phase since profiling was last switched on; a boolean then switches it (and clears it).
+Napi::Value Profile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const quip::qinfer::DecodeProfile p = quip::qinfer::decode_profile();
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsBoolean()) throw Napi::TypeError::New(env, "qinferProfile: on must be a boolean");
+    quip::qinfer::set_decode_profiling(info[0].As<Napi::Boolean>().Value());
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("transformS", p.transform_s);
+  o.Set("matvecS", p.matvec_s);
+  o.Set("calls", static_cast<double>(p.calls));
+  o.Set("tokens", static_cast<double>(p.tokens));
+  return o;
+}
+
 }  // namespace
 
 void RegisterQinfer(Napi::Env env, Napi::Object exports) {
@@ -252,6 +269,7 @@ void RegisterQinfer(Napi::Env env, Napi::Object exports) {
   exports.Set("createQuantizedModel", Napi::Function::New(env, CreateQuantizedModel));
   exports.Set("qinferForward", Napi::Function::New(env, Forward));
   exports.Set("qinferDequantize", Napi::Function::New(env, Dequantize));
+  exports.Set("qinferProfile", Napi::Function::New(env, Profile));
 }
 
 }  // namespace quip_addon

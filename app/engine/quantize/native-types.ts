@@ -37,4 +37,6 @@ export interface QinferNative {
   qinferForward(spec: QuantizedLinearSpec, x: Float32Array, tokens: number, kernel?: 'auto' | 'scalar' | 'avx2'): Float32Array;
   /** W^ (m x n) in float64 as the layer applies it. */
   qinferDequantize(spec: QuantizedLinearSpec): Float64Array;
+  /** Seconds quantized layers spent in their Hadamard transforms and decode-matvecs since profiling was switched on; passing `on` then switches it and clears the counters. */
+  qinferProfile(on?: boolean): { transformS: number; matvecS: number; calls: number; tokens: number };
 }

@@ -1,8 +1,9 @@
 // AVX2 + FMA decode-matvec (compiled with -mavx2 -mfma; called only when cpu_features().avx2).
 // One E8P group of 8 weights is one 256-bit vector:
 //   w = (S'[code & 0xFF] XOR signmask[code >> 8]) + shift[code >> 15]
-// so a group costs three L1 table loads, a XOR, an add and one FMA against x. Four rows share each
-// load of x. Scalar RTN levels are unpacked with variable shifts: (word >> (b*lane)) & mask - c.
+// The matvec leaves the shift out of the per-group work (it adds +-1/4 sum(x_g) per row from group
+// sums), so a group costs two L1 table loads, a XOR and one FMA against x; 8 rows (4 for RVQ) share
+// each load of x. Scalar RTN levels are unpacked with variable shifts: (word >> (b*lane)) & mask - c.
 #include <immintrin.h>
 
 #include <cstring>
@@ -34,12 +35,6 @@ static inline __m256 scalar_vec(const uint8_t* p, int b, __m256i shifts, __m256i
   return _mm256_sub_ps(_mm256_cvtepi32_ps(l), center);
 }
 
-// (S'[idx] XOR signmask): the E8P point without its +-1/4 shift.
-static inline __m256 e8p_signed(const DecodeTables& T, uint16_t c) {
-  const __m256 a = _mm256_load_ps(T.mag[c & 0xFF]);
-  return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(T.signmask[c >> 8]))));
-}
-
 // Sum over groups of shift(code_g) * sum(x_g) = sum_g (+-1/4 sum(x_g)): gq[g] = sum(x_g) / 4 with its
 // sign flipped where bit 15 of the code is set, 8 groups per step (the shift never enters the
 // per-group vector work).
@@ -57,39 +52,81 @@ static inline float shift_term(const uint16_t* c, const float* gq, int groups) {
   return t;
 }
 
-// NR rows of E8P / RVQ codes against one x; gq as for shift_term.
+// One group of NR rows: w = S'[lo] XOR signmask[hi & 0x7F] (the shift bit ignored: shift_term adds
+// it), accumulated against x_g. `c` holds 4 consecutive codes of one row; `sh` picks one of them.
+#define QUIP_E8P_FMA(acc, c, sh, xv)                                                                              \
+  do {                                                                                                         \
+    const unsigned lo_ = static_cast<unsigned>((c) >> (sh)) & 0xFFu, hi_ = static_cast<unsigned>((c) >> ((sh) + 8)) & 0x7Fu; \
+    const __m256 w_ = _mm256_xor_ps(_mm256_load_ps(mag + 8 * lo_), _mm256_load_ps(sgn + 8 * hi_));                 \
+    (acc) = _mm256_fmadd_ps(w_, (xv), (acc));                                                                  \
+  } while (0)
+
+// NR rows of E8P / RVQ codes against one x; gq as for shift_term. Codes are read 4 groups (64 bits)
+// per row at a time and split in registers, rows addressed from one base pointer (no pointer array
+// to spill), so a group costs one L1 load each for magnitude and sign, a XOR and an FMA.
 template <int NR, CodeKind K>
 static void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, float* y) {
   const DecodeTables& T = decode_tables();
-  const uint16_t* c1[NR];
-  const void* c2[NR];
+  const float* mag = &T.mag[0][0];
+  const float* sgn = reinterpret_cast<const float*>(&T.signmask[0][0]);
+  const float* shell = &T.shell[0][0];
+  const int G = q.groups;
+  const size_t base = static_cast<size_t>(r) * G;
+  const uint16_t* c1 = q.primary + base;
+  const uint16_t* r16 = K == CodeKind::RVQ4 ? static_cast<const uint16_t*>(q.residual) + base : nullptr;
+  const uint8_t* r8 = K == CodeKind::RVQ3 ? static_cast<const uint8_t*>(q.residual) + base : nullptr;
   __m256 acc[NR], acc2[NR];
-  for (int i = 0; i < NR; ++i) {
-    const size_t base = static_cast<size_t>(r + i) * q.groups;
-    c1[i] = q.primary + base;
-    if (K == CodeKind::RVQ4) c2[i] = static_cast<const uint16_t*>(q.residual) + base;
-    if (K == CodeKind::RVQ3) c2[i] = static_cast<const uint8_t*>(q.residual) + base;
-    acc[i] = _mm256_setzero_ps();
-    acc2[i] = _mm256_setzero_ps();
+  for (int i = 0; i < NR; ++i) acc[i] = acc2[i] = _mm256_setzero_ps();
+  int g = 0;
+  for (; g + 4 <= G; g += 4) {
+    const __m256 x0 = _mm256_loadu_ps(x + 8 * g), x1 = _mm256_loadu_ps(x + 8 * g + 8);
+    const __m256 x2 = _mm256_loadu_ps(x + 8 * g + 16), x3 = _mm256_loadu_ps(x + 8 * g + 24);
+    for (int i = 0; i < NR; ++i) {
+      uint64_t c;
+      std::memcpy(&c, c1 + static_cast<size_t>(i) * G + g, 8);
+      QUIP_E8P_FMA(acc[i], c, 0, x0);
+      QUIP_E8P_FMA(acc[i], c, 16, x1);
+      QUIP_E8P_FMA(acc[i], c, 32, x2);
+      QUIP_E8P_FMA(acc[i], c, 48, x3);
+      if (K == CodeKind::RVQ4) {
+        uint64_t d;
+        std::memcpy(&d, r16 + static_cast<size_t>(i) * G + g, 8);
+        QUIP_E8P_FMA(acc2[i], d, 0, x0);
+        QUIP_E8P_FMA(acc2[i], d, 16, x1);
+        QUIP_E8P_FMA(acc2[i], d, 32, x2);
+        QUIP_E8P_FMA(acc2[i], d, 48, x3);
+      } else if (K == CodeKind::RVQ3) {
+        uint32_t d;
+        std::memcpy(&d, r8 + static_cast<size_t>(i) * G + g, 4);
+        acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(shell + 8 * (d & 0xFF)), x0, acc2[i]);
+        acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(shell + 8 * ((d >> 8) & 0xFF)), x1, acc2[i]);
+        acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(shell + 8 * ((d >> 16) & 0xFF)), x2, acc2[i]);
+        acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(shell + 8 * (d >> 24)), x3, acc2[i]);
+      }
+    }
   }
-  for (int g = 0; g < q.groups; ++g) {
+  for (; g < G; ++g) {
     const __m256 xv = _mm256_loadu_ps(x + 8 * g);
     for (int i = 0; i < NR; ++i) {
-      acc[i] = _mm256_fmadd_ps(e8p_signed(T, c1[i][g]), xv, acc[i]);
+      const uint64_t c = c1[static_cast<size_t>(i) * G + g];
+      QUIP_E8P_FMA(acc[i], c, 0, xv);
       if (K == CodeKind::RVQ4) {
-        acc2[i] = _mm256_fmadd_ps(e8p_signed(T, static_cast<const uint16_t*>(c2[i])[g]), xv, acc2[i]);
+        const uint64_t d = r16[static_cast<size_t>(i) * G + g];
+        QUIP_E8P_FMA(acc2[i], d, 0, xv);
       } else if (K == CodeKind::RVQ3) {
-        acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(T.shell[static_cast<const uint8_t*>(c2[i])[g]]), xv, acc2[i]);
+        acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(shell + 8 * r8[static_cast<size_t>(i) * G + g]), xv, acc2[i]);
       }
     }
   }
   for (int i = 0; i < NR; ++i) {
-    const float first = hsum(acc[i]) + shift_term(c1[i], gq, q.groups);
+    const size_t off = static_cast<size_t>(i) * G;
+    const float first = hsum(acc[i]) + shift_term(c1 + off, gq, G);
     if (K == CodeKind::E8P) y[i] = first;
-    else if (K == CodeKind::RVQ4) y[i] = first + (hsum(acc2[i]) + shift_term(static_cast<const uint16_t*>(c2[i]), gq, q.groups)) * q.residual_inv_scale;
+    else if (K == CodeKind::RVQ4) y[i] = first + (hsum(acc2[i]) + shift_term(r16 + off, gq, G)) * q.residual_inv_scale;
     else y[i] = first + hsum(acc2[i]) * q.residual_inv_scale;
   }
 }
+#undef QUIP_E8P_FMA
 
 template <int NR>
 static void rows_scalar(const QCodes& q, const float* x, int r, float* y) {
@@ -129,7 +166,9 @@ static void matvec_avx2(const QCodes& q, const float* x, int r0, int r1, float* 
     gq[g] = 0.25f * (((xg[0] + xg[1]) + (xg[2] + xg[3])) + ((xg[4] + xg[5]) + (xg[6] + xg[7])));
   }
   int r = r0;
-  for (; r + 8 <= r1; r += 8) rows_any<8>(q, x, gq.data(), r, y + (r - r0));
+  // E8P and scalar codes: 8 rows share each load of x; RVQ keeps two accumulators per row, so 4.
+  if (q.kind == CodeKind::E8P || q.kind == CodeKind::Scalar)
+    for (; r + 8 <= r1; r += 8) rows_any<8>(q, x, gq.data(), r, y + (r - r0));
   for (; r + 4 <= r1; r += 4) rows_any<4>(q, x, gq.data(), r, y + (r - r0));
   for (; r < r1; ++r) rows_any<1>(q, x, gq.data(), r, y + (r - r0));
 }

@@ -1,6 +1,8 @@
 #include "qinfer/qlinear.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
 
@@ -8,6 +10,26 @@
 #include "engine/gemm.h"
 
 namespace quip::qinfer {
+
+namespace {
+std::atomic<bool> g_profiling{false};
+std::atomic<long long> g_transform_ns{0}, g_matvec_ns{0}, g_calls{0}, g_tokens{0};
+long long now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+void set_decode_profiling(bool on) {
+  g_transform_ns = 0;
+  g_matvec_ns = 0;
+  g_calls = 0;
+  g_tokens = 0;
+  g_profiling.store(on, std::memory_order_relaxed);
+}
+
+DecodeProfile decode_profile() {
+  return DecodeProfile{g_transform_ns.load() * 1e-9, g_matvec_ns.load() * 1e-9, g_calls.load(), g_tokens.load()};
+}
 
 static void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("quantized linear: " + what);
@@ -85,7 +107,11 @@ static void output_transform(const QuantizedLinearParams& p, const HadamardPlan&
 
 void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
   const int m = p_.m, n = p_.n;
-  std::vector<float> xt(static_cast<size_t>(tokens) * n_pad_);
+  const bool profiling = g_profiling.load(std::memory_order_relaxed);
+  const long long t0 = profiling ? now_ns() : 0;
+  // Scratch kept per calling thread: decode runs this once per layer per token, so no allocation.
+  thread_local std::vector<float> xt, work;
+  xt.resize(static_cast<size_t>(tokens) * n_pad_);
   // Per-token transforms are short: hand them out in chunks so pool overhead stays small.
   const size_t token_grain = std::max<size_t>(1, 16384 / static_cast<size_t>(std::max(n_pad_, m)));
   if (p_.incoherence && !dense_in_.empty()) {
@@ -97,42 +123,60 @@ void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
       std::copy(xh.begin() + t * n, xh.begin() + (t + 1) * n, xt.begin() + t * n_pad_);
       std::fill(xt.begin() + t * n_pad_ + n, xt.begin() + (t + 1) * n_pad_, 0.0f);
     }
+  } else if (tokens == 1) {
+    input_transform(p_, plan_in_, x, xt.data(), n_pad_, work);
   } else {
+    float* xtp = xt.data();
     parallel_for(tokens, token_grain, [&](size_t b, size_t e) {
-      std::vector<float> work;
-      for (size_t t = b; t < e; ++t) input_transform(p_, plan_in_, x + t * n, xt.data() + t * n_pad_, n_pad_, work);
+      std::vector<float> w;
+      for (size_t t = b; t < e; ++t) input_transform(p_, plan_in_, x + t * n, xtp + t * n_pad_, n_pad_, w);
     });
   }
+  const long long t1 = profiling ? now_ns() : 0;
+  const float* xtp = xt.data();
   if (tokens == 1) {
-    // Decode: every row's codes read once, rows split over threads.
-    parallel_for(m, 64, [&](size_t b, size_t e) { k_->matvec(p_.codes, xt.data(), static_cast<int>(b), static_cast<int>(e), y + b); });
+    // Decode: every row's codes read once, rows split over threads in chunks of 64 (a multiple of
+    // the kernels' 8-row tiles) taken dynamically, so a busy core takes fewer.
+    parallel_for(m, 64, [&](size_t b, size_t e) { k_->matvec(p_.codes, xtp, static_cast<int>(b), static_cast<int>(e), y + b); });
   } else {
     // Prefill: decode 4 rows at a time into a thread-local buffer and apply them to every token.
     parallel_for((m + 3) / 4, 4, [&](size_t b, size_t e) {
-      std::vector<float> w(static_cast<size_t>(4) * n_pad_);
+      thread_local std::vector<float> w;
+      w.resize(static_cast<size_t>(4) * n_pad_);
       for (size_t blk = b; blk < e; ++blk) {
         const int r0 = static_cast<int>(blk) * 4, nr = std::min(4, m - r0);
         for (int i = 0; i < nr; ++i) k_->decode_row(p_.codes, r0 + i, w.data() + static_cast<size_t>(i) * n_pad_);
-        k_->rows_dot_tokens(w.data(), nr, n_pad_, xt.data(), n_pad_, tokens, y + r0, m);
+        k_->rows_dot_tokens(w.data(), nr, n_pad_, xtp, n_pad_, tokens, y + r0, m);
       }
     });
   }
+  const long long t2 = profiling ? now_ns() : 0;
   if (p_.incoherence && !dense_out_.empty()) {
     std::vector<float> ys(static_cast<size_t>(tokens) * m);
     for (size_t i = 0; i < ys.size(); ++i) ys[i] = y[i] * p_.scale;
     engine::matmul_wt(ys.data(), tokens, engine::WeightView{dense_out_.data(), DType::F32, m, m}, y);
     for (size_t t = 0; t < static_cast<size_t>(tokens); ++t)
       for (int i = 0; i < m; ++i) y[t * m + i] *= p_.sv[i];
-    return;
+  } else if (tokens == 1) {
+    for (int i = 0; i < m; ++i) y[i] *= p_.scale;
+    output_transform(p_, plan_out_, y, work);
+  } else {
+    parallel_for(tokens, token_grain, [&](size_t b, size_t e) {
+      std::vector<float> w;
+      for (size_t t = b; t < e; ++t) {
+        float* yt = y + t * m;
+        for (int i = 0; i < m; ++i) yt[i] *= p_.scale;
+        output_transform(p_, plan_out_, yt, w);
+      }
+    });
   }
-  parallel_for(tokens, token_grain, [&](size_t b, size_t e) {
-    std::vector<float> work;
-    for (size_t t = b; t < e; ++t) {
-      float* yt = y + t * m;
-      for (int i = 0; i < m; ++i) yt[i] *= p_.scale;
-      output_transform(p_, plan_out_, yt, work);
-    }
-  });
+  if (profiling) {
+    const long long t3 = now_ns();
+    g_transform_ns += (t1 - t0) + (t3 - t2);
+    g_matvec_ns += t2 - t1;
+    g_calls += 1;
+    g_tokens += tokens;
+  }
 }
 
 std::vector<double> QuantizedLinear::dequantize() const {

@@ -26,6 +26,17 @@ struct QuantizedLinearParams {
   std::shared_ptr<const void> keep;  // owner of the code bytes
 };
 
+// Time spent inside QuantizedLinear::forward by phase, summed over all layers and calls while
+// profiling is on (off by default: then forward reads one relaxed atomic flag and nothing else).
+struct DecodeProfile {
+  double transform_s = 0;  // input and output randomized Hadamard transforms, sign vectors, scale
+  double matvec_s = 0;     // decode-matvec / decode + dot products from the codes
+  long long calls = 0;     // forward calls
+  long long tokens = 0;    // tokens summed over calls
+};
+void set_decode_profiling(bool on);  // on: clears the counters and starts counting
+DecodeProfile decode_profile();
+
 class QuantizedLinear : public engine::Linear {
  public:
   // Throws std::invalid_argument naming the inconsistent field.
