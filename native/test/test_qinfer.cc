@@ -296,6 +296,30 @@ TEST(quantized_linear_equals_dense_reconstruction) {
         }
 }
 
+TEST(prefill_panels_equal_the_one_token_path_across_panel_edges) {
+  // n = 1100 pads to 1104: three 512-column panels (the last partial), m = 101 rows: three 48-row
+  // blocks and a ragged 6-row microkernel tile, 67 tokens: two 64-token passes and an odd pair.
+  std::mt19937 rng(13);
+  const int m = 101, n = 1100, tokens = 67;
+  for (auto cb : {quip::Codebook::E8P, quip::Codebook::RVQ3, quip::Codebook::RVQ4, quip::Codebook::RTN3}) {
+    RealLayer L = make_layer(cb, m, n, true, rng, KernelImpl::Auto);
+    std::vector<float> x = gaussian(static_cast<size_t>(tokens) * n, rng), y(static_cast<size_t>(tokens) * m), y1(m);
+    L.layer->forward(x.data(), tokens, y.data());
+    for (int t = 0; t < tokens; t += 11) {
+      L.layer->forward(x.data() + static_cast<size_t>(t) * n, 1, y1.data());
+      for (int r = 0; r < m; ++r) {
+        double ref = 0, mag = 0;
+        for (int c = 0; c < n; ++c) {
+          ref += L.What[static_cast<size_t>(r) * n + c] * x[static_cast<size_t>(t) * n + c];
+          mag += std::fabs(L.What[static_cast<size_t>(r) * n + c] * x[static_cast<size_t>(t) * n + c]);
+        }
+        CHECK_NEAR(y[static_cast<size_t>(t) * m + r], ref, 2e-5 * mag + 1e-6);
+        CHECK_NEAR(y1[r], ref, 2e-5 * mag + 1e-6);
+      }
+    }
+  }
+}
+
 TEST(results_do_not_depend_on_thread_count) {
   std::mt19937 rng(21);
   RealLayer L = make_layer(quip::Codebook::RVQ4, 96, 172, true, rng, KernelImpl::Auto);

@@ -105,6 +105,58 @@ static void output_transform(const QuantizedLinearParams& p, const HadamardPlan&
   for (int i = 0; i < p.m; ++i) y[i] *= p.sv[i];
 }
 
+// Columns [g0, g0 + count) groups of row r as a one-row QCodes of `count` groups, so decode_row
+// decodes a slice of a row (the planes are row-major with `groups` per row).
+static QCodes row_slice(const QCodes& q, int r, int g0, int count) {
+  QCodes s = q;
+  const size_t at = static_cast<size_t>(r) * q.groups + g0;
+  s.rows = 1;
+  s.groups = count;
+  if (q.kind == CodeKind::Scalar) {
+    s.packed = q.packed + at * q.scalar_bits;
+  } else {
+    s.primary = q.primary + at;
+    if (q.kind == CodeKind::RVQ4) s.residual = static_cast<const uint16_t*>(q.residual) + at;
+    if (q.kind == CodeKind::RVQ3) s.residual = static_cast<const uint8_t*>(q.residual) + at;
+  }
+  return s;
+}
+
+// Prefill: y (tokens x m) = xt (tokens x n_pad) Q^T, blocked like the engine GEMM: each task owns
+// kRowBlock rows, decodes them kKBlock columns at a time into a float panel (every code decoded
+// once per call, not once per token) and runs the engine's 2 x 6 microkernel over token pairs, with
+// the tokens' slice of xt copied beside it so both panels stay in L1/L2.
+void QuantizedLinear::prefill_matmul(const float* xt, int tokens, float* y) const {
+  const int m = p_.m;
+  const engine::GemmKernels& kern = engine::gemm_kernels();
+  const int RB = engine::kRowBlock, KB = engine::kKBlock, TB = engine::kTokenBlock;
+  const size_t row_blocks = static_cast<size_t>((m + RB - 1) / RB);
+  parallel_for(row_blocks, 1, [&](size_t rb0, size_t rb1) {
+    thread_local std::vector<float> wpanel, xpanel;
+    wpanel.resize(static_cast<size_t>(RB) * (KB + 8));
+    xpanel.resize(static_cast<size_t>(TB) * (KB + 8));
+    for (size_t rb = rb0; rb < rb1; ++rb) {
+      const int m0 = static_cast<int>(rb) * RB, mr = std::min(RB, m - m0);
+      for (int k0 = 0; k0 < n_pad_; k0 += KB) {
+        const int kc = std::min(KB, n_pad_ - k0);
+        const size_t ld = static_cast<size_t>(kc) + 8;  // not a power of two: rows spread over L1 sets
+        for (int r = 0; r < mr; ++r) k_->decode_row(row_slice(p_.codes, m0 + r, k0 / 8, kc / 8), 0, wpanel.data() + r * ld);
+        for (int t0 = 0; t0 < tokens; t0 += TB) {
+          const int tb = std::min(TB, tokens - t0);
+          for (int t = 0; t < tb; ++t)
+            std::copy(xt + static_cast<size_t>(t0 + t) * n_pad_ + k0, xt + static_cast<size_t>(t0 + t) * n_pad_ + k0 + kc, xpanel.data() + t * ld);
+          for (int r = 0; r < mr; r += 6) {
+            const int nr = std::min(6, mr - r);
+            for (int t = 0; t < tb; t += 2)
+              kern.tile(xpanel.data() + t * ld, ld, std::min(2, tb - t), wpanel.data() + r * ld, ld, nr, kc,
+                        y + static_cast<size_t>(t0 + t) * m + m0 + r, m, k0 > 0);
+          }
+        }
+      }
+    }
+  });
+}
+
 void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
   const int m = p_.m, n = p_.n;
   const bool profiling = g_profiling.load(std::memory_order_relaxed);
@@ -139,16 +191,7 @@ void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
     // the kernels' 8-row tiles) taken dynamically, so a busy core takes fewer.
     parallel_for(m, 64, [&](size_t b, size_t e) { k_->matvec(p_.codes, xtp, static_cast<int>(b), static_cast<int>(e), y + b); });
   } else {
-    // Prefill: decode 4 rows at a time into a thread-local buffer and apply them to every token.
-    parallel_for((m + 3) / 4, 4, [&](size_t b, size_t e) {
-      thread_local std::vector<float> w;
-      w.resize(static_cast<size_t>(4) * n_pad_);
-      for (size_t blk = b; blk < e; ++blk) {
-        const int r0 = static_cast<int>(blk) * 4, nr = std::min(4, m - r0);
-        for (int i = 0; i < nr; ++i) k_->decode_row(p_.codes, r0 + i, w.data() + static_cast<size_t>(i) * n_pad_);
-        k_->rows_dot_tokens(w.data(), nr, n_pad_, xtp, n_pad_, tokens, y + r0, m);
-      }
-    });
+    prefill_matmul(xtp, tokens, y);
   }
   const long long t2 = profiling ? now_ns() : 0;
   if (p_.incoherence && !dense_out_.empty()) {

@@ -4,7 +4,8 @@
 //   y~ = scale * decode-matvec(codes, x)   (RVQ: + decode-matvec(residual codes, x) / residual_scale)
 //   y <- sv .* (H_m y~)
 // so y = W^ x with W^ = diag(sv) H_m (scale * Q) H_n^T diag(su), Q the decoded codes (m x n_pad,
-// padded columns dropped). Several tokens (prefill) decode each row once and reuse it for all of them.
+// padded columns dropped). Several tokens (prefill) decode each row once per call into float panels
+// and multiply them with the engine GEMM's microkernel.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -53,6 +54,8 @@ class QuantizedLinear : public engine::Linear {
   size_t code_bytes() const;
 
  private:
+  void prefill_matmul(const float* xt, int tokens, float* y) const;
+
   QuantizedLinearParams p_;
   int n_pad_;
   HadamardPlan plan_in_, plan_out_;
