@@ -48,9 +48,10 @@ describe('quip bench decode', () => {
     const goals = decodeGoals({
       label: 't',
       rows: [row('ours 16-bit', 10), row('ours 2-bit e8p', 25), row('ours 3-bit rvq3', 18), row('ours 4-bit rvq4', 14)],
-      peer: { llamaCpp: 'bin', skipped: null, rows: [peer('F16', 15), peer('Q4_K_M', 30), peer('IQ2_XXS', 20)] },
+      peer: { llamaCpp: 'bin', skipped: null, rows: [peer('F16', 15), peer('Q4_K_M', 30), peer('IQ2_XXS', 20), peer('IQ2_XXS+f16-head', 26)] },
     });
-    expect(goals.map((g) => g.met)).toEqual([true, true, false]);
-    expect(goals.map((g) => g.ratio)).toEqual([2.5, 1.25, 14 / 15]);
+    expect(goals.map((g) => g.met)).toEqual([true, true, false, false]);
+    expect(goals.map((g) => g.ratio)).toEqual([2.5, 1.25, 14 / 15, 25 / 26]);
+    expect(goals[3].goal).toMatch(/like for like/);
   });
 });

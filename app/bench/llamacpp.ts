@@ -60,8 +60,9 @@ export async function llamaImatrix(bin: string, model: string, text: string, out
   return out;
 }
 
-export async function llamaQuantize(bin: string, input: string, output: string, type: string, o: { threads: number; imatrix?: string }): Promise<string> {
-  const args = [...(o.imatrix ? ['--imatrix', o.imatrix] : []), input, output, type, String(o.threads)];
+export async function llamaQuantize(bin: string, input: string, output: string, type: string, o: { threads: number; imatrix?: string; f16Head?: boolean }): Promise<string> {
+  const head = o.f16Head ? ['--output-tensor-type', 'f16', '--token-embedding-type', 'f16'] : [];
+  const args = [...(o.imatrix ? ['--imatrix', o.imatrix] : []), ...head, input, output, type, String(o.threads)];
   return runTool(bin, 'llama-quantize', args);
 }
 
@@ -128,6 +129,9 @@ export interface DecodePeerRow extends LlamaBenchFigures {
   embeddingType: string | null;
 }
 
+/** A llama-quantize type with "+f16-head" after it keeps lm_head and the embeddings at F16 (like ours). */
+export const F16_HEAD_SUFFIX = '+f16-head';
+
 /** llama.cpp's speed on `gguf` (F16) and its quantizations (IQ2 types get an imatrix from `calibText`). */
 export async function decodePeer(o: {
   bin: string;
@@ -147,14 +151,16 @@ export async function decodePeer(o: {
   for (const type of o.types) {
     let file = o.gguf;
     if (type !== 'F16') {
-      file = path.join(o.work, `${path.basename(o.gguf, '.gguf')}-${type}.gguf`);
+      const f16Head = type.endsWith(F16_HEAD_SUFFIX);
+      const base = f16Head ? type.slice(0, -F16_HEAD_SUFFIX.length) : type;
+      file = path.join(o.work, `${path.basename(o.gguf, '.gguf')}-${base}${f16Head ? '-f16head' : ''}.gguf`);
       if (!existsSync(file)) {
-        if (/^IQ[12]/.test(type) && !imatrix) {
+        if (/^IQ[12]/.test(base) && !imatrix) {
           o.onStatus?.('llama-imatrix (needed by IQ2 types)');
           imatrix = await llamaImatrix(o.bin, o.gguf, o.calibText, path.join(o.work, 'imatrix.dat'), { ctx: 128, chunks: 2, threads: o.threads });
         }
         o.onStatus?.(`llama-quantize ${type}`);
-        await llamaQuantize(o.bin, o.gguf, file, type, { threads: o.threads, imatrix: /^IQ[12]/.test(type) ? imatrix : undefined });
+        await llamaQuantize(o.bin, o.gguf, file, base, { threads: o.threads, imatrix: /^IQ[12]/.test(base) ? imatrix : undefined, f16Head });
       }
     }
     o.onStatus?.(`llama-bench ${type}`);
@@ -173,7 +179,7 @@ export function registerDecodePeerBench(bench: Command): void {
     .command('decode-peer')
     .description("llama.cpp's prefill and decode tokens/s (llama-bench) on a 16-bit GGUF and its Q4_K_M / IQ2_XXS quantizations")
     .requiredOption('--gguf <file>', 'a 16-bit GGUF, e.g. from `quip synth ... --gguf FILE` or `quip export-gguf`')
-    .option('--types <list>', 'F16 (the file as given) and llama-quantize types, comma-separated', 'F16,Q4_K_M,IQ2_XXS')
+    .option('--types <list>', `F16 (the file as given) and llama-quantize types, comma-separated; TYPE${F16_HEAD_SUFFIX} keeps lm_head and embeddings at F16`, 'F16,Q4_K_M,IQ2_XXS')
     .option('--threads <t>', 'threads', String(Math.max(1, os.availableParallelism())))
     .option('--prompt <n>', 'prefill tokens', '64')
     .option('--gen <n>', 'decoded tokens', '32')
