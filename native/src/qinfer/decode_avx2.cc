@@ -61,6 +61,17 @@ static inline float shift_term(const uint16_t* c, const float* gq, int groups) {
     (acc) = _mm256_fmadd_ps(w_, (xv), (acc));                                                                  \
   } while (0)
 
+// RVQ4: one group of both stages as w = w1 + w2 / s2 (one FMA) before the FMA against x, so a row
+// keeps one accumulator and 8 rows fit the registers.
+#define QUIP_RVQ4_FMA(acc, c, d, sh, xv)                                                                          \
+  do {                                                                                                         \
+    const unsigned lo_ = static_cast<unsigned>((c) >> (sh)) & 0xFFu, hi_ = static_cast<unsigned>((c) >> ((sh) + 8)) & 0x7Fu; \
+    const unsigned lo2_ = static_cast<unsigned>((d) >> (sh)) & 0xFFu, hi2_ = static_cast<unsigned>((d) >> ((sh) + 8)) & 0x7Fu; \
+    const __m256 w1_ = _mm256_xor_ps(_mm256_load_ps(mag + 8 * lo_), _mm256_load_ps(sgn + 8 * hi_));               \
+    const __m256 w2_ = _mm256_xor_ps(_mm256_load_ps(mag + 8 * lo2_), _mm256_load_ps(sgn + 8 * hi2_));             \
+    (acc) = _mm256_fmadd_ps(_mm256_fmadd_ps(w2_, inv, w1_), (xv), (acc));                                      \
+  } while (0)
+
 // NR rows of E8P / RVQ codes against one x; gq as for shift_term. Codes are read 4 groups (64 bits)
 // per row at a time and split in registers, rows addressed from one base pointer (no pointer array
 // to spill), so a group costs one L1 load each for magnitude and sign, a XOR and an FMA.
@@ -70,6 +81,7 @@ static void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, fl
   const float* mag = &T.mag[0][0];
   const float* sgn = reinterpret_cast<const float*>(&T.signmask[0][0]);
   const float* shell = &T.shell[0][0];
+  const __m256 inv = _mm256_set1_ps(q.residual_inv_scale);
   const int G = q.groups;
   const size_t base = static_cast<size_t>(r) * G;
   const uint16_t* c1 = q.primary + base;
@@ -84,18 +96,20 @@ static void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, fl
     for (int i = 0; i < NR; ++i) {
       uint64_t c;
       std::memcpy(&c, c1 + static_cast<size_t>(i) * G + g, 8);
-      QUIP_E8P_FMA(acc[i], c, 0, x0);
-      QUIP_E8P_FMA(acc[i], c, 16, x1);
-      QUIP_E8P_FMA(acc[i], c, 32, x2);
-      QUIP_E8P_FMA(acc[i], c, 48, x3);
       if (K == CodeKind::RVQ4) {
         uint64_t d;
         std::memcpy(&d, r16 + static_cast<size_t>(i) * G + g, 8);
-        QUIP_E8P_FMA(acc2[i], d, 0, x0);
-        QUIP_E8P_FMA(acc2[i], d, 16, x1);
-        QUIP_E8P_FMA(acc2[i], d, 32, x2);
-        QUIP_E8P_FMA(acc2[i], d, 48, x3);
-      } else if (K == CodeKind::RVQ3) {
+        QUIP_RVQ4_FMA(acc[i], c, d, 0, x0);
+        QUIP_RVQ4_FMA(acc[i], c, d, 16, x1);
+        QUIP_RVQ4_FMA(acc[i], c, d, 32, x2);
+        QUIP_RVQ4_FMA(acc[i], c, d, 48, x3);
+      } else {
+        QUIP_E8P_FMA(acc[i], c, 0, x0);
+        QUIP_E8P_FMA(acc[i], c, 16, x1);
+        QUIP_E8P_FMA(acc[i], c, 32, x2);
+        QUIP_E8P_FMA(acc[i], c, 48, x3);
+      }
+      if (K == CodeKind::RVQ3) {
         uint32_t d;
         std::memcpy(&d, r8 + static_cast<size_t>(i) * G + g, 4);
         acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(shell + 8 * (d & 0xFF)), x0, acc2[i]);
@@ -109,11 +123,13 @@ static void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, fl
     const __m256 xv = _mm256_loadu_ps(x + 8 * g);
     for (int i = 0; i < NR; ++i) {
       const uint64_t c = c1[static_cast<size_t>(i) * G + g];
-      QUIP_E8P_FMA(acc[i], c, 0, xv);
       if (K == CodeKind::RVQ4) {
         const uint64_t d = r16[static_cast<size_t>(i) * G + g];
-        QUIP_E8P_FMA(acc2[i], d, 0, xv);
-      } else if (K == CodeKind::RVQ3) {
+        QUIP_RVQ4_FMA(acc[i], c, d, 0, xv);
+      } else {
+        QUIP_E8P_FMA(acc[i], c, 0, xv);
+      }
+      if (K == CodeKind::RVQ3) {
         acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(shell + 8 * r8[static_cast<size_t>(i) * G + g]), xv, acc2[i]);
       }
     }
@@ -122,11 +138,12 @@ static void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, fl
     const size_t off = static_cast<size_t>(i) * G;
     const float first = hsum(acc[i]) + shift_term(c1 + off, gq, G);
     if (K == CodeKind::E8P) y[i] = first;
-    else if (K == CodeKind::RVQ4) y[i] = first + (hsum(acc2[i]) + shift_term(r16 + off, gq, G)) * q.residual_inv_scale;
+    else if (K == CodeKind::RVQ4) y[i] = first + shift_term(r16 + off, gq, G) * q.residual_inv_scale;
     else y[i] = first + hsum(acc2[i]) * q.residual_inv_scale;
   }
 }
 #undef QUIP_E8P_FMA
+#undef QUIP_RVQ4_FMA
 
 template <int NR>
 static void rows_scalar(const QCodes& q, const float* x, int r, float* y) {
@@ -166,8 +183,8 @@ static void matvec_avx2(const QCodes& q, const float* x, int r0, int r1, float* 
     gq[g] = 0.25f * (((xg[0] + xg[1]) + (xg[2] + xg[3])) + ((xg[4] + xg[5]) + (xg[6] + xg[7])));
   }
   int r = r0;
-  // E8P and scalar codes: 8 rows share each load of x; RVQ keeps two accumulators per row, so 4.
-  if (q.kind == CodeKind::E8P || q.kind == CodeKind::Scalar)
+  // 8 rows share each load of x; RVQ3 keeps two accumulators per row, so 4.
+  if (q.kind != CodeKind::RVQ3)
     for (; r + 8 <= r1; r += 8) rows_any<8>(q, x, gq.data(), r, y + (r - r0));
   for (; r + 4 <= r1; r += 4) rows_any<4>(q, x, gq.data(), r, y + (r - r0));
   for (; r < r1; ++r) rows_any<1>(q, x, gq.data(), r, y + (r - r0));
