@@ -10,11 +10,13 @@
 //   tuner.heldoutError(settings) -> Promise<number>                    MSE of the block as it is now
 //   tuner.advance(onProgress?, cancel?) -> Promise<number>
 //   tuner.denseWeight(kind) -> Float32Array (m x n)   tuner.signs(kind) -> { su, sv }   tuner.norms()
-//   finetuneEndToEnd(student, teacher, ids, sequences, seqLen, finalNorm, lmHead, settings, onProgress?, cancel?)
-//       -> Promise<result>: distillation of the quantized student towards the original teacher; progress
+//   finetuneEndToEnd(student, teacher, ids, sequences, seqLen, tuneLmHead, settings, onProgress?, cancel?)
+//       -> Promise<result>: distillation of the quantized student towards the original teacher (lm_head
+//       tuned, and so untied, when tuneLmHead); progress
 //       {"type":"ft-e2e-epoch","epoch":e,"trainLoss":x,"heldoutLoss":y,"seconds":s}
 //   linearSigns(model, block, kind) -> { su, sv }   blockNorms(model, block) -> { attn, mlp }
 //   setBlockNorms(model, block, attn: Float32Array, mlp: Float32Array)
+//   finalNorm(model) -> Float32Array (hidden)   lmHead(model) -> Float32Array (vocab x hidden)
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -268,12 +270,12 @@ Napi::Value FinetuneEndToEnd(const Napi::CallbackInfo& info) {
   auto a = info[2].As<Napi::Int32Array>();
   auto ids = std::make_shared<std::vector<int32_t>>(a.Data(), a.Data() + a.ElementLength());
   const int n = static_cast<int>(NumberArg(info, 3, "sequences")), len = static_cast<int>(NumberArg(info, 4, "seqLen"));
-  const auto& c = student->config();
-  auto head = std::make_shared<std::vector<float>>(FloatsArg(env, info[5], "lmHead", static_cast<size_t>(c.vocab) * c.hidden));
+  if (!info[5].IsBoolean()) throw Napi::TypeError::New(env, "tuneLmHead must be true or false");
+  const bool tune_head = info[5].As<Napi::Boolean>().Value();
   const BlockTrainSettings s = ReadSettings(env, info[6]);
-  return RunJob(env, info[7], info[8], [student, teacher, ids, n, len, head, s](const quip::JobHooks& hooks) -> ResultBuilder {
+  return RunJob(env, info[7], info[8], [student, teacher, ids, n, len, tune_head, s](const quip::JobHooks& hooks) -> ResultBuilder {
     auto r = std::make_shared<BlockTrainResult>(quip::train::tune_end_to_end(
-        *student, teacher, *ids, n, len, std::move(*head), s, hooks,
+        *student, teacher, *ids, n, len, tune_head, s, hooks,
         [&](const quip::train::EpochStats& e) { hooks.emit(EpochJson("ft-e2e-epoch", e, "")); }));
     return [r](Napi::Env env) -> Napi::Value { return ResultObject(env, *r); };
   });
@@ -323,6 +325,10 @@ Napi::Value FinalNorm(const Napi::CallbackInfo& info) {
   return Floats(info.Env(), UnwrapEngineModel(info[0])->final_norm());
 }
 
+Napi::Value LmHead(const Napi::CallbackInfo& info) {
+  return Floats(info.Env(), quip::train::dense_weight(UnwrapEngineModel(info[0])->lm_head()));
+}
+
 }  // namespace
 
 void RegisterTrain(Napi::Env env, Napi::Object exports) {
@@ -334,6 +340,7 @@ void RegisterTrain(Napi::Env env, Napi::Object exports) {
   exports.Set("blockNorms", Napi::Function::New(env, BlockNorms));
   exports.Set("setBlockNorms", Napi::Function::New(env, SetBlockNorms));
   exports.Set("finalNorm", Napi::Function::New(env, FinalNorm));
+  exports.Set("lmHead", Napi::Function::New(env, LmHead));
 }
 
 }  // namespace quip_addon

@@ -63,12 +63,14 @@ ModelConfig config() {
   return c;
 }
 
-std::shared_ptr<Model> make_model(Weights& w) {
-  const ModelConfig c = config();
+// tied: no lm_head.weight, the head is the embedding table (as in stories260k and SmolLM2).
+std::shared_ptr<Model> make_model(Weights& w, bool tied = false) {
+  ModelConfig c = config();
+  c.tied_embeddings = tied;
   const int H = c.hidden, I = c.intermediate, nq = c.heads * c.head_dim, nk = c.kv_heads * c.head_dim;
-  w.add("model.embed_tokens.weight", {c.vocab, H}, 1.0f);
+  w.add("model.embed_tokens.weight", {c.vocab, H}, tied ? 0.3f : 1.0f);
   w.add("model.norm.weight", {H}, 0.1f, 1.0f);
-  w.add("lm_head.weight", {c.vocab, H}, 0.2f);
+  if (!tied) w.add("lm_head.weight", {c.vocab, H}, 0.2f);
   for (int b = 0; b < c.layers; ++b) {
     const std::string p = "model.layers." + std::to_string(b) + ".";
     w.add(p + "input_layernorm.weight", {H}, 0.1f, 1.0f);
@@ -192,6 +194,71 @@ TEST(block_tuner_tunes_against_captured_targets) {
   CHECK(after < before);
   tuner.advance(JobHooks{});
   CHECK(tuner.next_block() == 1);
+}
+
+// End to end on a tied model: lm_head starts as the embedding table, is tuned, and the student is
+// untied (its own float32 head; the embedding unchanged); the engine then computes exactly the
+// held-out distillation loss the trainer selected. With lm_head frozen the student stays tied.
+TEST(end_to_end_tunes_lm_head_and_unties_a_tied_model) {
+  Weights w;
+  auto teacher = make_model(w, true);
+  const ModelConfig c = teacher->config();
+  const std::vector<float> embedding = w.data.at("model.embed_tokens.weight");
+  const int N = 8, L = 10, V = c.vocab, H = c.hidden;
+  std::vector<int32_t> ids(static_cast<size_t>(N) * L);
+  std::mt19937 rng(21);
+  for (auto& id : ids) id = static_cast<int32_t>(rng() % V);
+  auto student_of = [&] {
+    auto m = std::make_shared<Model>(c, w.lookup());
+    m->set_linear(0, LinearKind::Q, random_qlinear(c.heads * c.head_dim, H, 5));
+    m->set_linear(1, LinearKind::Up, random_qlinear(c.intermediate, H, 6));
+    return m;
+  };
+  BlockTrainSettings s;
+  s.epochs = 6;
+  s.batch = 2;
+  s.lr = 3e-3;
+  s.lr_sign = 3e-3;
+  s.holdout = 0.25;
+  s.patience = 6;
+
+  auto frozen = student_of();
+  tune_end_to_end(*frozen, teacher, ids, N, L, false, s, JobHooks{}, {});
+  CHECK(frozen->config().tied_embeddings);
+  CHECK(dense_weight(frozen->lm_head()) == embedding);
+
+  auto student = student_of();
+  CHECK(dense_weight(student->lm_head()) == embedding);  // tied: the head is the embedding
+  const BlockTrainResult r = tune_end_to_end(*student, teacher, ids, N, L, true, s, JobHooks{}, {});
+  CHECK(r.best_epoch >= 1 && r.best_heldout_loss < r.initial_heldout_loss);
+  CHECK(!student->config().tied_embeddings);
+  const std::vector<float> head = dense_weight(student->lm_head());
+  CHECK(head.size() == embedding.size());
+  CHECK(max_diff(head, embedding) > 1e-3);
+  CHECK(w.data.at("model.embed_tokens.weight") == embedding);
+  std::vector<float> x(static_cast<size_t>(L) * H), x0(x.size());
+  student->embed(ids.data(), L, x.data());
+  for (int t = 0; t < L; ++t) std::copy(embedding.begin() + ids[t] * H, embedding.begin() + (ids[t] + 1) * H, x0.begin() + t * H);
+  CHECK(x == x0);
+  // The engine's logits with the tuned head give the trainer's best held-out loss.
+  const SequenceSplit split = split_sequences(N, s.holdout, s.seed);
+  Session ts(teacher, L), ss(student, L);
+  double loss = 0;
+  for (int q : split.heldout) {
+    ts.reset();
+    ss.reset();
+    const std::vector<float> tl = ts.forward(ids.data() + q * L, L, true), sl = ss.forward(ids.data() + q * L, L, true);
+    loss += distill_loss(sl.data(), tl.data(), L, V) / split.heldout.size();
+  }
+  std::printf("    held-out distillation loss %.5f -> %.5f (engine after: %.5f)\n", r.initial_heldout_loss, r.best_heldout_loss, loss);
+  CHECK_NEAR(loss, r.best_heldout_loss, 1e-4 * r.best_heldout_loss);
+  bool threw = false;
+  try {
+    student->set_lm_head(std::make_unique<OwnedDenseLinear>(V, H + 1, std::vector<float>(static_cast<size_t>(V) * (H + 1))));
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  CHECK(threw);
 }
 
 QUIP_TEST_MAIN()

@@ -5,21 +5,23 @@
 //   weight(kind)                       the weight to quantize (tuned by the previous groups)
 //   afterGroup(b, group, layers)       the group's quantized layers go into the engine, then tuning
 //   endBlock(b, layers)                before the block is saved: tuned SU/SV into the layers
-//   endToEnd(specs, blockFile, unquantizedFile)
-//                                      after all blocks (block+e2e): distillation; saved blocks and the
-//                                      final norm (in the unquantized tensors' file) rewritten
+//   endToEnd(specs, unquantizedFile)   after all blocks (block+e2e): distillation; returns the tensors
+//                                      the assembled folder takes instead of the saved pieces'
 //   record()                           for the run record
 // The tuned RMSNorm weights are folded into the input-side sign vectors of the layers they feed
 // (q/k/v for the attention norm, gate/up for the MLP norm): W diag(su) diag(w_tuned) x-hat =
 // W diag(su .* w_tuned / w_source) diag(w_source) x-hat, so a fine-tuned folder keeps the source's
 // norms and differs from a plain one only in its real-valued (float32) sign vectors. End-to-end also
-// tunes the final norm, which feeds the dense lm_head, so it is saved as is (float32); lm_head stays
-// frozen (tuning it would untie tied embeddings and change the folder's format).
+// tunes the final norm, which feeds lm_head, so it is saved as is (float32), and lm_head itself: a
+// source with tied embeddings is untied (the folder gets lm_head.weight, in the stored embedding's
+// dtype, and tie_word_embeddings false; model.embed_tokens.weight stays as it was).
 import type { LoadedModel } from '../model/index.js';
-import { bytesOf, writeSafetensors, type TensorToWrite } from '../model/safetensors-writer.js';
-import { readSafetensorsFile } from '../model/safetensors.js';
+import { F16_MAX, f32ArrayToF16 } from '../model/half.js';
+import { bytesOf, type TensorToWrite } from '../model/safetensors-writer.js';
+import { readSafetensorsHeader } from '../model/safetensors.js';
 import { native } from '../native.js';
 import type { QuantizedLinearSpec } from '../quantize/native-types.js';
+import { linearName } from '../quantize/qmodel.js';
 import { createEngine } from '../runtime/engine.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
@@ -27,9 +29,6 @@ import { InBlockFinetune, type InBlockFinetuneOptions } from './block.js';
 import { finetuneEndToEnd } from './e2e.js';
 import { TUNED_GROUPS, type QuantizeFinetuneEvent, type TunedGroup } from './events.js';
 import type { FinetuneRecord } from './record.js';
-
-
-
 
 /** The parts of a quantized layer the hook reads and updates (the job's LayerTensors has them). */
 export interface FinetuneLayer {
@@ -44,16 +43,33 @@ export interface QuantizeFinetuneOptions extends Omit<InBlockFinetuneOptions, 'o
   onEvent?: (e: QuantizeFinetuneEvent) => void;
 }
 
-/** Rewrites a safetensors file, replacing the vectors for which `replace` gives float32 values (saved
- * as F32); every other tensor is kept as it is. */
-async function rewriteTensors(file: string, replace: (name: string) => Float32Array | null): Promise<void> {
-  const { header, data } = readSafetensorsFile(file, true);
-  const out: TensorToWrite[] = [];
-  for (const { name, dtype, shape } of header.tensors) {
-    const v = replace(name);
-    out.push(v ? { name, dtype: 'F32', shape: [v.length], source: { bytes: bytesOf(v) } } : { name, dtype, shape, source: { bytes: data.get(name)! } });
+/** What end-to-end fine-tuning changes in the saved folder. */
+export interface EndToEndOutput {
+  /** Tensors that replace the saved pieces' tensors of the same name, or are added (lm_head.weight
+   * of a source with tied embeddings). */
+  tensors: TensorToWrite[];
+  /** The source tied lm_head to the embeddings and the folder now has its own: config.json gets
+   * tie_word_embeddings false. */
+  untied: boolean;
+}
+
+/** float32 -> bfloat16 bits, round to nearest even (as common/half.h's f32_to_bf16). */
+function f32ArrayToBf16(src: Float32Array): Uint16Array {
+  const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < u.length; i++) {
+    const x = u[i];
+    out[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
   }
-  await writeSafetensors(file, out);
+  return out;
+}
+
+/** The tuned lm_head stored like the embedding table it was untied from: 16 bits when that is, so
+ * untying adds one more table of the same size (float32 if a value would overflow float16). */
+export function lmHeadTensor(head: Float32Array, shape: number[], dtype: string): TensorToWrite {
+  if (dtype === 'BF16') return { name: 'lm_head.weight', dtype: 'BF16', shape, source: { bytes: bytesOf(f32ArrayToBf16(head)) } };
+  if (dtype === 'F16' && head.every((v) => Math.abs(v) <= F16_MAX)) return { name: 'lm_head.weight', dtype: 'F16', shape, source: { bytes: bytesOf(f32ArrayToF16(head)) } };
+  return { name: 'lm_head.weight', dtype: 'F32', shape, source: { bytes: bytesOf(head) } };
 }
 
 const ATTN_INPUTS: EngineLinearKind[] = ['q_proj', 'k_proj', 'v_proj'];
@@ -103,40 +119,39 @@ export class QuantizeFinetune {
   }
 
   /** block+e2e, after every block: distillation of the whole quantized model towards the source on
-   * the calibration sequences; every layer's spec and saved block file get the new sign vectors, the
-   * unquantized tensors' file the tuned final norm (float32). */
-  async endToEnd(
-    specs: Array<{ block: number; kind: EngineLinearKind; spec: QuantizedLinearSpec }>,
-    blockFile: (b: number) => string,
-    unquantizedFile: string,
-  ): Promise<void> {
-    if (this.o.settings.mode !== 'block+e2e') return;
+   * the calibration sequences. Every layer's spec gets the new sign vectors; the returned tensors
+   * (su/sv, the final norm in float32, lm_head in the stored embedding's dtype) go into the assembled
+   * folder instead of the saved pieces', which stay as the checkpoint left them: a run cancelled or
+   * killed from here on resumes from the same state and repeats this step exactly. */
+  async endToEnd(specs: Array<{ block: number; kind: EngineLinearKind; spec: QuantizedLinearSpec }>, unquantizedFile: string): Promise<EndToEndOutput> {
+    if (this.o.settings.mode !== 'block+e2e') return { tensors: [], untied: false };
     // The engine holds the saved state (source norms, folded SU); specs are what inference will use.
     for (const { block, kind, spec } of specs) native().qinferSetLinear(this.o.engine, block, kind, spec);
     const r = await this.timed(() =>
       finetuneEndToEnd({
-        student: this.o.engine, teacher: this.source, source: this.o.model, ids: this.o.ids, sequences: this.o.sequences, seqLen: this.o.seqLen,
+        student: this.o.engine, teacher: this.source, ids: this.o.ids, sequences: this.o.sequences, seqLen: this.o.seqLen,
         settings: this.o.settings, seed: this.o.seed, onEvent: this.o.onEvent, cancel: this.o.cancel,
       }),
     );
+    const untied = this.o.model.architecture.tiedEmbeddings;
     this.endToEndRecord = {
       initialHeldoutLoss: r.initialHeldoutLoss, bestHeldoutLoss: r.bestHeldoutLoss, bestEpoch: r.bestEpoch, seconds: r.seconds, tokensPerSecond: r.tokensPerSecond,
       epochs: r.epochs.map(({ epoch, trainLoss, heldoutLoss }) => ({ epoch, trainLoss, heldoutLoss })),
+      lmHead: { tuned: true, untied },
     };
-    const blocks = [...new Set(specs.map((s) => s.block))].sort((a, c) => a - c);
-    for (const b of blocks) {
-      const layers = specs.filter((s) => s.block === b);
-      const tuned = layers.map((s) => ({ name: '', kind: s.kind, spec: s.spec, tensors: [] as TensorToWrite[] }));
+    const tensors: TensorToWrite[] = [];
+    const f32 = (name: string, v: Float32Array): TensorToWrite => ({ name, dtype: 'F32', shape: [v.length], source: { bytes: bytesOf(v) } });
+    for (const b of [...new Set(specs.map((s) => s.block))].sort((a, c) => a - c)) {
+      const tuned = specs.filter((s) => s.block === b).map((s) => ({ name: linearName(b, s.kind), kind: s.kind, spec: s.spec, tensors: [] as TensorToWrite[] }));
       this.foldBlock(b, tuned);
-      // Rewrite the block's saved tensors with the new sign vectors (codes unchanged).
-      await rewriteTensors(blockFile(b), (name) => {
-        const hit = tuned.find((l) => name.endsWith(`.${l.kind}.su`) || name.endsWith(`.${l.kind}.sv`));
-        const v = hit ? (name.endsWith('.su') ? hit.spec.su : hit.spec.sv) : null;
-        return v ? Float32Array.from(v) : null;
-      });
+      for (const l of tuned) if (l.spec.su && l.spec.sv) tensors.push(f32(`${l.name}.su`, Float32Array.from(l.spec.su)), f32(`${l.name}.sv`, Float32Array.from(l.spec.sv)));
     }
-    const finalNorm = native().finalNorm(this.o.engine);
-    await rewriteTensors(unquantizedFile, (name) => (name === 'model.norm.weight' ? finalNorm : null));
+    tensors.push(f32('model.norm.weight', native().finalNorm(this.o.engine)));
+    const stored = new Map(readSafetensorsHeader(unquantizedFile, true).tensors.map((t) => [t.name, t]));
+    const like = stored.get('lm_head.weight') ?? stored.get('model.embed_tokens.weight');
+    if (!like) throw new Error(`${unquantizedFile} has neither lm_head.weight nor model.embed_tokens.weight`);
+    tensors.push(lmHeadTensor(native().lmHead(this.o.engine), like.shape, like.dtype));
+    return { tensors, untied };
   }
 
   record(): FinetuneRecord {

@@ -1,5 +1,5 @@
 // Types of the fine-tuning functions of the addon (native/addon/train_bindings.cc).
-import type { ProgressFn, TensorRef } from '../native.js';
+import type { ProgressFn } from '../native.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 
 /** What one in-block tuning step runs with (the native trainer's settings). */
@@ -71,8 +71,9 @@ export interface BlockTuner {
 export interface TrainNative {
   createBlockTuner(model: EngineModel, ids: Int32Array, sequences: number, seqLen: number): BlockTuner;
   /** Distillation of the quantized `student` towards the original `teacher` on the ids (sequences x
-   * seqLen): every block's SU/SV and RMSNorms and the final norm are tuned and written into the
-   * student. lmHead (vocab x hidden; the embedding when tied) is the model's own and stays frozen.
+   * seqLen): every block's SU/SV and RMSNorms, the final norm and (tuneLmHead) lm_head are tuned and
+   * written into the student. lm_head starts as the student's own (the embedding when tied); tuning it
+   * unties a tied student (its own float32 lm_head; the embedding unchanged).
    * Progress: {"type":"ft-e2e-epoch", epoch, trainLoss, heldoutLoss, seconds} per epoch. */
   finetuneEndToEnd(
     student: EngineModel,
@@ -80,7 +81,7 @@ export interface TrainNative {
     ids: Int32Array,
     sequences: number,
     seqLen: number,
-    lmHead: TensorRef | Float32Array,
+    tuneLmHead: boolean,
     settings: BlockTuneSettings,
     onProgress?: ProgressFn,
     cancel?: Int32Array,
@@ -93,4 +94,6 @@ export interface TrainNative {
   setBlockNorms(model: EngineModel, block: number, attn: Float32Array, mlp: Float32Array): void;
   /** The final RMSNorm weights of an engine model (hidden values; tuned after end-to-end). */
   finalNorm(model: EngineModel): Float32Array;
+  /** The lm_head of an engine model as float32 (vocab x hidden; the embedding table while tied). */
+  lmHead(model: EngineModel): Float32Array;
 }

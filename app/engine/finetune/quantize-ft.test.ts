@@ -2,7 +2,10 @@
 // WikiText-2: the same run (same seed) with the fine-tuning steps run for 0 epochs measures each
 // block's held-out output error untuned; with fine-tuning every block's error and the perplexity are
 // lower, and the run records show both. The fine-tuned folder (real-valued sign vectors) reloads to
-// the same perplexity and generates; block+e2e also tunes the final norm, saved in the folder.
+// the same perplexity and generates. block+e2e also tunes the final norm and lm_head: stories260k
+// ties lm_head to its embeddings, so the folder is untied (its own lm_head.weight, config.json
+// tie_word_embeddings false, the embedding as in a plain run) and reloads to the logits the job had in
+// memory; a run cancelled during end-to-end resumes to the same files.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +13,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { loadModel } from '../model/index.js';
+import { readSafetensorsFile } from '../model/safetensors.js';
 import { runQuantizeJob } from '../quantize/job.js';
 import type { QuantizeEvent } from '../quantize/events.js';
 import { resolveSettings } from '../quantize/settings.js';
@@ -26,7 +30,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const TUNE: FinetuneSettingsInput = { epochs: 3, lr: 1e-3, lrSign: 1e-3, batch: 4, holdout: 0.25, patience: 2 };
 
-async function run(name: string, finetune: FinetuneSettingsInput, events?: QuantizeEvent[], cancel?: Int32Array) {
+async function run(name: string, finetune: FinetuneSettingsInput, events?: QuantizeEvent[], cancel?: Int32Array, keepModel = false) {
   return runQuantizeJob({
     model: STORIES,
     out: path.join(root, name),
@@ -34,6 +38,7 @@ async function run(name: string, finetune: FinetuneSettingsInput, events?: Quant
     evaluation: { textFile: WIKI_TEST, ctx: 128, maxWindows: 8, full: false },
     onEvent: events ? (e) => events.push(e) : undefined,
     cancel,
+    keepModel,
   });
 }
 
@@ -87,29 +92,67 @@ describe('quantization job with fine-tuning (stories260k, 2 bits)', () => {
     expect(readFileSync(path.join(root, 'resumed', 'model.safetensors')).equals(readFileSync(path.join(root, 'tuned', 'model.safetensors')))).toBe(true);
   }, 600_000);
 
-  it('block+e2e adds distillation and lowers perplexity further', async () => {
+  it('block+e2e adds distillation, tunes lm_head (untied from the embeddings) and lowers perplexity further', async () => {
     const events: QuantizeEvent[] = [];
-    const r = await run('e2e', { mode: 'block+e2e', ...TUNE }, events);
+    const r = await run('e2e', { mode: 'block+e2e', ...TUNE }, events, undefined, true);
     const e2e = r.record.finetune!.endToEnd!;
     console.log(`WikiText-2 ppl: in-block ${tunedPpl.toFixed(3)}, + end-to-end ${r.record.perplexity!.quantized.toFixed(3)}; distillation held-out ${e2e.initialHeldoutLoss.toFixed(4)} -> ${e2e.bestHeldoutLoss.toFixed(4)}`);
     expect(tunedPpl).toBeGreaterThan(0);
     expect(e2e.bestHeldoutLoss).toBeLessThan(e2e.initialHeldoutLoss);
+    expect(e2e.lmHead).toEqual({ tuned: true, untied: true });
     expect(events.filter((e) => e.type === 'ft-e2e-epoch').length).toBe(e2e.epochs.length);
     expect(r.record.perplexity!.quantized).toBeLessThan(tunedPpl);
-    // The reloaded folder carries the end-to-end result, tuned final norm included (lm_head, the tied
-    // embedding here, stays frozen).
+    // The folder is untied: lm_head.weight of the embedding's shape and dtype but tuned away from it;
+    // the embedding is the one a run without end-to-end saves.
+    const config = JSON.parse(readFileSync(path.join(r.out, 'config.json'), 'utf8'));
+    expect(config.tie_word_embeddings).toBe(false);
+    const { header, data } = readSafetensorsFile(path.join(r.out, 'model.safetensors'), true);
+    const entry = (name: string) => header.tensors.find((t) => t.name === name)!;
+    expect(entry('lm_head.weight')).toMatchObject({ dtype: entry('model.embed_tokens.weight').dtype, shape: [512, 64] });
+    expect(Buffer.from(data.get('lm_head.weight')!).equals(Buffer.from(data.get('model.embed_tokens.weight')!))).toBe(false);
+    const inBlock = readSafetensorsFile(path.join(root, 'tuned', 'model.safetensors'), true).data;
+    expect(Buffer.from(data.get('model.embed_tokens.weight')!).equals(Buffer.from(inBlock.get('model.embed_tokens.weight')!))).toBe(true);
+    expect(inBlock.has('lm_head.weight')).toBe(false);
+    // Reloaded, it computes what the job had in memory, tuned final norm and lm_head included.
     const loaded = await loadModel(r.out);
     const source = await loadModel(STORIES);
     try {
-      const windows = perplexityWindows(loaded.tokenizer, readEvalText(WIKI_TEST), 128, 8);
+      expect(loaded.architecture.tiedEmbeddings).toBe(false);
       const engine = createEngine(loaded);
+      const ids = new Int32Array(loaded.tokenizer.encode('Once upon a time, there was a little girl named Lily. She loved to play.'));
+      const inMemory = await r.model!.createSession(128).forward(ids, true);
+      const reloaded = await engine.createSession(128).forward(ids, true);
+      expect(Buffer.from(reloaded.buffer).equals(Buffer.from(inMemory.buffer))).toBe(true);
+      const windows = perplexityWindows(loaded.tokenizer, readEvalText(WIKI_TEST), 128, 8);
       expect((await evaluatePerplexity(engine, windows, { ctx: 128 })).ppl).toBeCloseTo(r.record.perplexity!.quantized, 6);
-      const tunedNorm = native().finalNorm(engine), sourceNorm = native().finalNorm(createEngine(source));
+      const sourceEngine = createEngine(source);
+      const tunedNorm = native().finalNorm(engine), sourceNorm = native().finalNorm(sourceEngine);
       expect(tunedNorm.length).toBe(sourceNorm.length);
       expect(tunedNorm.some((v, i) => v !== sourceNorm[i])).toBe(true);
+      const head = native().lmHead(engine), embedding = native().lmHead(sourceEngine);
+      expect(head.some((v, i) => Math.abs(v - embedding[i]) > 1e-3)).toBe(true);
+      const g = await generate(engine, loaded.tokenizer, loaded.tokenizer.encode('Once upon a time'), 128, { maxTokens: 16, seed: 1, temperature: 0, topP: 1 });
+      expect(g.text.length).toBeGreaterThan(0);
     } finally {
       loaded.close();
       source.close();
+    }
+  }, 600_000);
+
+  it('cancelled during end-to-end fine-tuning, the same run resumes and writes the same model', async () => {
+    const cancel = new Int32Array(1);
+    const events: QuantizeEvent[] = [];
+    const push = events.push.bind(events);
+    events.push = (...e: QuantizeEvent[]) => {
+      for (const x of e) if (x.type === 'ft-e2e-epoch') cancel[0] = 1;
+      return push(...e);
+    };
+    await expect(run('e2e-resumed', { mode: 'block+e2e', ...TUNE }, events, cancel)).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(events.some((e) => e.type === 'ft-e2e-epoch')).toBe(true);
+    const r = await run('e2e-resumed', { mode: 'block+e2e', ...TUNE });
+    expect(r.record.resumedFromBlock).toBe(5);
+    for (const f of ['model.safetensors', 'config.json']) {
+      expect(readFileSync(path.join(root, 'e2e-resumed', f)).equals(readFileSync(path.join(root, 'e2e', f)))).toBe(true);
     }
   }, 600_000);
 });

@@ -31,6 +31,10 @@ export const FinetuneRecord = z.object({
       seconds: z.number(),
       tokensPerSecond: z.number(),
       epochs: z.array(z.object({ epoch: z.number().int(), trainLoss: z.number(), heldoutLoss: z.number() })),
+      /** lm_head: tuned along with the sign vectors and norms; untied when the source tied it to the
+       * embeddings (the folder then carries its own lm_head.weight and tie_word_embeddings false).
+       * Absent in records written before lm_head was tuned (it stayed frozen then). */
+      lmHead: z.object({ tuned: z.boolean(), untied: z.boolean() }).optional(),
     })
     .nullable(),
   seconds: z.number(),

@@ -6,8 +6,11 @@
 //                      each), RVQ adds <name>.codes_residual (RVQ4 U16, RVQ3 U8 E8-shell indices),
 //                      <name>.su / <name>.sv (+-1 sign vectors, I8; F32 real numbers once
 //                      fine-tuning has folded the tuned norms into them); every other tensor (embeddings,
-//                      norms, lm_head) in 16 bits (F32 sources become F16). 2-byte tensors come before
-//                      1-byte ones so every code plane stays aligned in the memory map.
+//                      norms, lm_head) in 16 bits (F32 sources become F16), except the final norm
+//                      tuned end to end (F32). End-to-end fine-tuning of a source with tied embeddings
+//                      adds its own lm_head.weight (the embedding's dtype) and sets config.json's
+//                      tie_word_embeddings to false. 2-byte tensors come before 1-byte ones so every
+//                      code plane stays aligned in the memory map.
 //   tokenizer files    copied from the source
 //   run.json           the run record (settings, per-layer metrics, timings, perplexities)
 // A folder is a model only once config.json exists; the job writes config.json last (see job.ts).

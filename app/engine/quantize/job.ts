@@ -14,7 +14,7 @@ import path from 'node:path';
 import { UserError } from '../../util/errors.js';
 import { projectRoot } from '../../util/paths.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic-file.js';
-import { QuantizeFinetune } from '../finetune/job-hook.js';
+import { QuantizeFinetune, type EndToEndOutput } from '../finetune/job-hook.js';
 import { F16_MAX, f32ArrayToF16 } from '../model/half.js';
 import { loadModel, type LoadedModel } from '../model/index.js';
 import { bytesOf, writeSafetensors, type TensorToWrite } from '../model/safetensors-writer.js';
@@ -288,7 +288,7 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
           const W = ft ? ft.weight(k.kind) : source;
           const r = await nativeCall(
             quantizeLinear(W, H, {
-              m, n, codebook: s.codebook, incoherence: s.incoherence, ldlq: s.ldlq, sigma: s.sigma, rho: s.rho, tuneIters: s.tuneIters, seed: layerSeed(s.seed, name),
+              m, n, codebook: s.codebook, incoherence: s.incoherence, rowScale: s.rowScale, ldlq: s.ldlq, sigma: s.sigma, rho: s.rho, tuneIters: s.tuneIters, seed: layerSeed(s.seed, name),
             }, { cancel }),
           );
           const lt = layerFromResult(b, k.kind, r);
@@ -326,10 +326,9 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
       }
     }
 
-    if (ft) {
-      await nativeCall(ft.endToEnd(specs, (b) => path.join(partial, blockFileName(b)), path.join(partial, UNQUANTIZED_FILE)));
-      t.lap('finetune');
-    }
+    // End to end (block+e2e): its tensors go into the assembled folder; the pieces stay as checkpointed.
+    const e2e = ft ? await nativeCall(ft.endToEnd(specs, path.join(partial, UNQUANTIZED_FILE))) : null;
+    if (ft) t.lap('finetune');
 
     // ---- save ---------------------------------------------------------------------------------
     check();
@@ -350,7 +349,7 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
       hessian: 'damped-normalised',
       layers: cp.layers,
     };
-    const bytesOnDisk = await assembleFolder(model, partial, arch.numLayers, qconfig);
+    const bytesOnDisk = await assembleFolder(model, partial, arch.numLayers, qconfig, e2e);
     t.lap('save');
 
     // ---- evaluate -----------------------------------------------------------------------------
@@ -361,7 +360,7 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
       const unquantized = new Map<string, { dtype: 'F32' | 'F16' | 'BF16'; shape: number[]; offset: number; bytes: number }>();
       for (const e of header.tensors) if (e.dtype === 'F32' || e.dtype === 'F16' || e.dtype === 'BF16') unquantized.set(e.name, { dtype: e.dtype, shape: e.shape, offset: e.offset, bytes: e.bytes });
       // In memory: codes as quantizeLinear returned them; unquantized tensors as saved.
-      qmodel = createQuantizedEngine(arch, { unquantized, layers: specs, file: mapped });
+      qmodel = createQuantizedEngine(e2e?.untied ? { ...arch, tiedEmbeddings: false } : arch, { unquantized, layers: specs, file: mapped });
       if (evalWindows && opts.evaluation) {
         emit({ type: 'phase', phase: 'evaluate', message: `perplexity on ${evalWindows.length} windows of ${opts.evaluation.ctx} tokens from ${opts.evaluation.textFile}` });
         const ectx = evalWindows[0].length;
@@ -422,17 +421,25 @@ function dtypeOrder(d: string): number {
   return d === 'U8' || d === 'I8' ? 1 : 0;
 }
 
-/** model.safetensors from the pieces (2-byte tensors first, so code planes stay aligned), tokenizer
- * files, config.pending.json. Returns the folder's size in bytes (run.json not counted). */
-async function assembleFolder(model: LoadedModel, partial: string, blocks: number, qconfig: QuantizationConfig): Promise<number> {
+/** model.safetensors from the pieces (2-byte tensors first, so code planes stay aligned) with
+ * end-to-end fine-tuning's tensors in place of theirs (new ones, an untied lm_head.weight, after the
+ * unquantized tensors), tokenizer files, config.pending.json (tie_word_embeddings false once
+ * untied). Returns the folder's size in bytes (run.json not counted). */
+async function assembleFolder(model: LoadedModel, partial: string, blocks: number, qconfig: QuantizationConfig, e2e: EndToEndOutput | null): Promise<number> {
   const pieces = [UNQUANTIZED_FILE, ...Array.from({ length: blocks }, (_, b) => blockFileName(b))];
+  const tuned = new Map((e2e?.tensors ?? []).map((t) => [t.name, t]));
   const wide: TensorToWrite[] = [], narrow: TensorToWrite[] = [];
+  let unquantizedEnd = 0;
   for (const p of pieces) {
     const file = path.join(partial, p);
     for (const e of readSafetensorsHeader(file, true).tensors) {
-      (dtypeOrder(e.dtype) ? narrow : wide).push({ name: e.name, dtype: e.dtype, shape: e.shape, source: { file, offset: e.offset, length: e.bytes } });
+      const t = tuned.get(e.name) ?? { name: e.name, dtype: e.dtype, shape: e.shape, source: { file, offset: e.offset, length: e.bytes } };
+      tuned.delete(e.name);
+      (dtypeOrder(t.dtype) ? narrow : wide).push(t);
     }
+    if (p === UNQUANTIZED_FILE) unquantizedEnd = wide.length;
   }
+  wide.splice(unquantizedEnd, 0, ...tuned.values());
   let bytes = await writeSafetensors(path.join(partial, MODEL_FILE), [...wide, ...narrow], { format: 'pt', quant_method: QUANT_METHOD });
   for (const f of COPIED_FILES) {
     const src = path.join(model.dir, f);
@@ -441,7 +448,7 @@ async function assembleFolder(model: LoadedModel, partial: string, blocks: numbe
     await writeFileAtomic(path.join(partial, f), data);
     bytes += data.length;
   }
-  const config = { ...model.config, quantization_config: qconfig };
+  const config = { ...model.config, ...(e2e?.untied ? { tie_word_embeddings: false } : {}), quantization_config: qconfig };
   const text = JSON.stringify(config, null, 2) + '\n';
   await writeFileAtomic(path.join(partial, PENDING_CONFIG), Buffer.from(text));
   return bytes + Buffer.byteLength(text);

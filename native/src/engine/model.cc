@@ -161,6 +161,13 @@ void Model::set_final_norm(std::vector<float> w) {
   final_norm_ = std::move(w);
 }
 
+void Model::set_lm_head(std::unique_ptr<Linear> layer) {
+  require(layer && layer->out_features() == cfg_.vocab && layer->in_features() == cfg_.hidden,
+          "replacement lm_head must be vocab " + std::to_string(cfg_.vocab) + " x hidden " + std::to_string(cfg_.hidden));
+  lm_head_ = std::move(layer);
+  cfg_.tied_embeddings = false;
+}
+
 void Model::set_linear(int b, LinearKind kind, std::unique_ptr<Linear> layer) {
   Block& blk = blocks_.at(b);
   const Linear& old = blk.linear(kind);

@@ -90,11 +90,15 @@ class Model {
   const Block& block(int b) const { return blocks_.at(b); }
   // Replaces one linear layer (e.g. by its quantized version); shapes must match.
   void set_linear(int block, LinearKind kind, std::unique_ptr<Linear> layer);
-  // The final RMSNorm weights (hidden values); end-to-end fine-tuning replaces them. lm_head has no
-  // setter: it stays as loaded (the tied embedding or the folder's lm_head.weight).
+  // The final RMSNorm weights (hidden values); end-to-end fine-tuning replaces them.
   const std::vector<float>& final_norm() const { return final_norm_; }
   // Throws std::invalid_argument unless w holds hidden values.
   void set_final_norm(std::vector<float> w);
+  // lm_head (vocab x hidden): the tied embedding or lm_head.weight as loaded, or what set_lm_head put
+  // there. End-to-end fine-tuning tunes it; a tied model becomes untied (the embedding stays as it is).
+  const Linear& lm_head() const { return *lm_head_; }
+  // Throws std::invalid_argument unless layer is vocab x hidden.
+  void set_lm_head(std::unique_ptr<Linear> layer);
 
   // x[t * hidden + :] = embedding of ids[t].
   void embed(const int32_t* ids, int tokens, float* x) const;

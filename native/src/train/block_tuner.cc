@@ -131,7 +131,7 @@ double BlockTuner::heldout_error(const BlockTrainSettings& s) const {
 }
 
 BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const engine::Model> teacher,
-                                 const std::vector<int32_t>& ids, int sequences, int seq_len, std::vector<float> lm_head,
+                                 const std::vector<int32_t>& ids, int sequences, int seq_len, bool tune_lm_head,
                                  const BlockTrainSettings& s, const JobHooks& hooks,
                                  const std::function<void(const EpochStats&)>& on_epoch) {
   const engine::ModelConfig& c = student.config();
@@ -142,10 +142,10 @@ BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const e
   TrainModel m;
   for (int b = 0; b < c.layers; ++b) m.blocks.push_back(train_block_from_model(student, b));
   m.final_norm = student.final_norm();
-  m.lm_head = TrainLinear::dense(c.vocab, c.hidden, std::move(lm_head));
-  // lm_head stays frozen: tuning it would untie tied embeddings and change the saved folder's format.
+  // A tied student's lm_head is its embedding table: the copy tuned here unties them.
+  m.lm_head = TrainLinear::dense(c.vocab, c.hidden, dense_weight(student.lm_head()));
   m.tune_final_norm = true;
-  m.tune_lm_head = false;
+  m.tune_lm_head = tune_lm_head;
   const size_t per = static_cast<size_t>(seq_len) * c.hidden;
   std::vector<float> emb(per * sequences);
   for (int q = 0; q < sequences; ++q) student.embed(ids.data() + static_cast<size_t>(q) * seq_len, seq_len, emb.data() + q * per);
@@ -158,6 +158,7 @@ BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const e
   BlockTrainResult r = train_model_distill(m, emb.data(), sequences, seq_len, teacher_logits, s, hooks, on_epoch);
   for (int b = 0; b < c.layers; ++b) write_block_to_model(student, b, m.blocks[b]);
   student.set_final_norm(std::move(m.final_norm));
+  if (tune_lm_head) student.set_lm_head(std::make_unique<OwnedDenseLinear>(c.vocab, c.hidden, std::move(m.lm_head.w)));
   return r;
 }
 

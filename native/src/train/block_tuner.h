@@ -41,11 +41,12 @@ TrainBlock train_block_from_model(const engine::Model& model, int b);
 void write_block_to_model(engine::Model& model, int b, const TrainBlock& t);
 
 // End-to-end fine-tuning of a quantized engine model against the original one (distillation on the
-// calibration ids, sequences x seq_len): every block's SU/SV and RMSNorms and the final norm are
-// tuned and written back. lm_head (vocab x hidden: the model's own, or the embedding when tied) stays
-// frozen, so a tuned model saves in the same folder format (no untying of tied embeddings).
+// calibration ids, sequences x seq_len): every block's SU/SV and RMSNorms, the final norm and, with
+// tune_lm_head, lm_head are tuned and written back. lm_head starts as the student's own (the
+// embedding when tied); tuning it unties a tied student (set_lm_head: a float32 copy the model owns),
+// the embedding stays as it is.
 BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const engine::Model> teacher,
-                                 const std::vector<int32_t>& ids, int sequences, int seq_len, std::vector<float> lm_head,
+                                 const std::vector<int32_t>& ids, int sequences, int seq_len, bool tune_lm_head,
                                  const BlockTrainSettings& s, const JobHooks& hooks,
                                  const std::function<void(const EpochStats&)>& on_epoch);
 

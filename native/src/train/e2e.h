@@ -1,8 +1,8 @@
 // End-to-end fine-tuning (spec section 6): after every block is quantized, tune all sign vectors,
-// all RMSNorms, the final norm and (when it is not tied to the embeddings) lm_head so that the
-// quantized model's next-token distribution matches the original model's: the loss is the
-// cross-entropy against the teacher's softmax (distillation; KL up to the teacher's entropy).
-// Embeddings stay frozen, so a sequence enters as its embedded hidden states.
+// all RMSNorms, the final norm and lm_head so that the quantized model's next-token distribution
+// matches the original model's: the loss is the cross-entropy against the teacher's softmax
+// (distillation; KL up to the teacher's entropy). Embeddings stay frozen, so a sequence enters as its
+// embedded hidden states; a tied lm_head is tuned as a copy of the embedding table (untied).
 #pragma once
 #include <functional>
 #include <vector>
@@ -16,7 +16,7 @@ struct TrainModel {
   std::vector<float> final_norm;
   TrainLinear lm_head;        // dense, vocab x hidden
   bool tune_final_norm = true;
-  bool tune_lm_head = true;   // false for tied embeddings (the embedding table stays frozen)
+  bool tune_lm_head = true;   // false keeps lm_head frozen
   // Throws std::invalid_argument naming the inconsistent part.
   void validate() const;
 };
