@@ -107,6 +107,30 @@ TEST(linear_backward_matches_finite_differences) {
   CHECK(e < 1e-4);
 }
 
+TEST(linear_backward_of_a_vocabulary_sized_layer_accumulates_dy_t_x) {
+  // lm_head-like: more output rows than one band of the weight gradient (2500 > 1024), dW already
+  // holding an earlier sequence's gradient; against the float64 sum dW[o][i] += sum_t dy[t][o] x[t][i].
+  const int T = 3, n = 6, m = 2500;
+  std::vector<float> x = randn(T * n, 7), W = randn(m * n, 8), dy = randn(T * m, 9), dx(T * n), dW = randn(m * n, 10);
+  const std::vector<float> dW0 = dW;
+  linear_backward(x.data(), W.data(), dy.data(), T, n, m, dx.data(), dW.data());
+  double e = 0, ex = 0;
+  for (int o = 0; o < m; ++o)
+    for (int i = 0; i < n; ++i) {
+      double want = dW0[o * n + i];
+      for (int t = 0; t < T; ++t) want += static_cast<double>(dy[t * m + o]) * x[t * n + i];
+      e = std::max(e, std::fabs(dW[o * n + i] - want));
+    }
+  for (int t = 0; t < T; ++t)
+    for (int i = 0; i < n; ++i) {
+      double want = 0;
+      for (int o = 0; o < m; ++o) want += static_cast<double>(dy[t * m + o]) * W[o * n + i];
+      ex = std::max(ex, std::fabs(dx[t * n + i] - want) / (1 + std::fabs(want)));
+    }
+  CHECK(e < 1e-5);
+  CHECK(ex < 1e-4);
+}
+
 TEST(quantized_linear_backward_matches_finite_differences) {
   // Output side with an order-12 Hadamard factor (24 = 12 * 2), input side pure Sylvester (16), and
   // the reverse, so both kinds of transform are differentiated.

@@ -1,5 +1,6 @@
 #include "train/ops.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -56,10 +57,21 @@ void linear_backward(const float* x, const float* W, const float* dy, int T, int
     matmul_wt(dy, T, f32_view(wt.data(), n, m), dx);
   }
   if (dW) {
-    const std::vector<float> dyt = transposed(dy, T, m), xt = transposed(x, T, n);
-    std::vector<float> g(static_cast<size_t>(m) * n);
-    matmul_wt(dyt.data(), m, f32_view(xt.data(), n, T), g.data());  // g = dy^T x
-    for (size_t i = 0; i < g.size(); ++i) dW[i] += g[i];
+    // dW += dy^T x, a band of output rows at a time, so the temporaries stay small when m is a
+    // vocabulary (lm_head: a full m x n product and T x m transpose would be hundreds of MB).
+    constexpr int kBand = 1024;
+    const std::vector<float> xt = transposed(x, T, n);
+    std::vector<float> dyt, g;
+    for (int r0 = 0; r0 < m; r0 += kBand) {
+      const int rows = std::min(kBand, m - r0);
+      dyt.resize(static_cast<size_t>(rows) * T);
+      for (int t = 0; t < T; ++t)
+        for (int r = 0; r < rows; ++r) dyt[static_cast<size_t>(r) * T + t] = dy[static_cast<size_t>(t) * m + r0 + r];
+      g.resize(static_cast<size_t>(rows) * n);
+      matmul_wt(dyt.data(), rows, f32_view(xt.data(), n, T), g.data());  // g = dy[:, band]^T x
+      float* d = dW + static_cast<size_t>(r0) * n;
+      for (size_t i = 0; i < g.size(); ++i) d[i] += g[i];
+    }
   }
 }
 
