@@ -3,12 +3,14 @@
 // closing line "N passed, N failed, N skipped" over all of them.
 //   0. the TypeScript type check of the whole project (app, renderer, e2e)
 //   1. native test programs (build/native/test_*), each against slow float64/brute-force references
+//   1b. the same programs cross-built for arm64 and run under QEMU, so the NEON kernels are tested
+//      (scripts/native-arm64.mjs; skipped without aarch64-linux-gnu-g++ and qemu-aarch64)
 //   2. vitest: unit and integration tests of app/ and renderer/
 //   3. Playwright: the browser face end to end in Debian Chromium (and the Electron face when an
 //      Electron binary is installed)
-// Options: --no-build, --only types|native|unit|e2e
+// Options: --no-build, --only types|native|arm64|unit|e2e
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,6 +56,17 @@ if (!only || only === 'native') {
     if (r.status !== 0 && (!m || Number(m[2]) === 0)) crashed = true;
   }
   record('native', passed, failed, 0, crashed);
+}
+
+if (!only || only === 'arm64') {
+  console.log('\n== native arm64 (qemu)');
+  const out = path.join(root, 'test-results/native-arm64.json');
+  rmSync(out, { force: true });
+  const r = run(process.execPath, ['scripts/native-arm64.mjs', '--summary', out, ...(args.includes('--no-build') ? ['--no-build'] : [])]);
+  if (existsSync(out)) {
+    const s = JSON.parse(readFileSync(out, 'utf8'));
+    record('native arm64', s.passed, s.failed, s.skipped, s.crashed || (r.status !== 0 && s.failed === 0));
+  } else record('native arm64', 0, 0, 0, true);
 }
 
 if (!only || only === 'unit') {

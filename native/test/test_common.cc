@@ -1,14 +1,38 @@
-// Thread pool and memory map: behaviour against plain sequential code.
+// Thread pool and memory map: behaviour against plain sequential code; the CPU features say which
+// SIMD path this build takes.
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <numeric>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
+#include "common/cpu.h"
 #include "common/mapped_file.h"
 #include "common/thread_pool.h"
 #include "harness.h"
+
+// arm64 builds always take the NEON paths (Advanced SIMD is baseline there), x86-64 builds never;
+// QUIP_FORCE_SCALAR=1 turns every fast path off.
+TEST(cpu_features_name_the_simd_path_of_this_build) {
+  const quip::CpuFeatures& f = quip::cpu_features();
+  const char* force = std::getenv("QUIP_FORCE_SCALAR");
+  const bool forced = force && force[0] != '\0' && std::strcmp(force, "0") != 0;
+  std::printf("     (%s; SIMD path: %s)\n", quip::cpu_summary().c_str(), f.simd());
+#if defined(__aarch64__)
+  CHECK(f.neon == !forced);
+  CHECK(!f.avx2 && !f.avx512);
+  CHECK(quip::cpu_summary() == (forced ? "arm64 scalar" : "arm64 neon"));
+  CHECK(std::string(f.simd()) == (forced ? "scalar" : "neon"));
+#else
+  CHECK(!f.neon);
+  CHECK(std::string(f.simd()) == (f.avx2 ? "avx2" : "scalar"));
+#endif
+  if (forced) CHECK(!f.avx2 && !f.avx512 && !f.neon);
+}
 
 TEST(parallel_for_covers_every_index_once) {
   for (int threads : {1, 2, 4}) {

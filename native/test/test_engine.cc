@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -217,6 +218,7 @@ TEST(gemm_matches_float64_brute_force_all_dtypes_and_kernels) {
       for (auto& v : x) v = nd(r);
       std::vector<GemmImpl> impls = {GemmImpl::Scalar};
       if (cpu_features().avx2) impls.push_back(GemmImpl::Avx2);
+      if (cpu_features().neon) impls.push_back(GemmImpl::Neon);
       for (GemmImpl impl : impls) {
         std::vector<float> y(static_cast<size_t>(T) * M);
         matmul_wt(x.data(), T, WeightView{data, dt, M, K}, y.data(), impl);
@@ -233,25 +235,50 @@ TEST(gemm_matches_float64_brute_force_all_dtypes_and_kernels) {
   }
 }
 
+// Auto picks this build's SIMD kernels: AVX2 on x86-64 CPUs that have it, NEON on every arm64 build.
+TEST(auto_gemm_dispatch_picks_the_simd_kernels_of_this_build) {
+  const CpuFeatures& cpu = cpu_features();
+  const GemmKernels* simd = cpu.avx2 ? &gemm_kernels(GemmImpl::Avx2)
+                            : cpu.neon ? &gemm_kernels(GemmImpl::Neon)
+                                       : &gemm_kernels_scalar();
+  CHECK(&gemm_kernels() == simd);
+  CHECK(&gemm_kernels(GemmImpl::Scalar) == &gemm_kernels_scalar());
+  if (cpu.avx2 || cpu.neon) CHECK(simd != &gemm_kernels_scalar());
+#if defined(__aarch64__)
+  if (cpu.neon) CHECK(&gemm_kernels() == &gemm_kernels_neon());
+#endif
+  bool threw = false;
+  try {
+    gemm_kernels(cpu.neon ? GemmImpl::Avx2 : GemmImpl::Neon);  // the other ISA's kernels
+  } catch (const std::runtime_error&) {
+    threw = true;
+  }
+  CHECK(threw);
+}
+
 TEST(vector_helpers_match_scalar) {
-  if (!cpu_features().avx2) return;
+  const CpuFeatures& cpu = cpu_features();
+  if (!cpu.avx2 && !cpu.neon) return;
+  const GemmKernels& simd = gemm_kernels();
   std::vector<float> a(77), b(77), y1(77, 1.0f), y2(77, 1.0f);
   for (int i = 0; i < 77; ++i) a[i] = std::sin(i * 0.3f), b[i] = std::cos(i * 0.7f);
-  CHECK_NEAR(gemm_kernels_avx2().dot(a.data(), b.data(), 77), gemm_kernels_scalar().dot(a.data(), b.data(), 77), 1e-5);
-  gemm_kernels_avx2().axpy(0.5f, a.data(), y1.data(), 77);
+  CHECK_NEAR(simd.dot(a.data(), b.data(), 77), gemm_kernels_scalar().dot(a.data(), b.data(), 77), 1e-5);
+  simd.axpy(0.5f, a.data(), y1.data(), 77);
   gemm_kernels_scalar().axpy(0.5f, a.data(), y2.data(), 77);
   for (int i = 0; i < 77; ++i) CHECK_NEAR(y1[i], y2[i], 1e-6);
-  std::vector<float> c1(77), c2(77);
-  Store s(DType::BF16);
-  s.add("w", {77}, 1.0f);
-  gemm_kernels_avx2().convert(s.bytes["w"].data(), DType::BF16, 0, 77, c1.data());
-  gemm_kernels_scalar().convert(s.bytes["w"].data(), DType::BF16, 0, 77, c2.data());
-  for (int i = 0; i < 77; ++i) CHECK(c1[i] == c2[i]);
+  for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+    std::vector<float> c1(77), c2(77);
+    Store s(dt);
+    s.add("w", {77}, 1.0f);
+    simd.convert(s.bytes["w"].data(), dt, 0, 77, c1.data());
+    gemm_kernels_scalar().convert(s.bytes["w"].data(), dt, 0, 77, c2.data());
+    for (int i = 0; i < 77; ++i) CHECK(c1[i] == c2[i]);
+  }
 }
 
 TEST(attention_kernel_matches_float64_softmax) {
   std::vector<const GemmKernels*> impls = {&gemm_kernels_scalar()};
-  if (cpu_features().avx2) impls.push_back(&gemm_kernels_avx2());
+  if (cpu_features().avx2 || cpu_features().neon) impls.push_back(&gemm_kernels());
   std::mt19937 r(17);
   std::normal_distribution<float> nd;
   for (int d : {8, 10, 64, 128}) {
@@ -306,8 +333,8 @@ TEST(simd_forward_matches_float64_reference) {
   }
 }
 
-TEST(scalar_gemm_forward_equals_avx2_forward) {
-  if (!cpu_features().avx2) return;
+TEST(scalar_gemm_forward_equals_simd_forward) {
+  if (!cpu_features().avx2 && !cpu_features().neon) return;
   set_threads(2);
   ModelConfig c = small_config(true);
   Store s(DType::BF16);

@@ -3,7 +3,8 @@
 //     values those parameters define, computed in double;
 //  2. random blocks must decode like a per-value float64 decoder that reads each value's bits by
 //     index (a different formulation from the library's loops);
-//  3. the AVX2 float16 conversion must match the scalar one bit for bit.
+//  3. the SIMD float16 conversion of this build (AVX2/F16C on x86-64, NEON on arm64) must match the
+//     scalar one bit for bit.
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -349,11 +350,13 @@ TEST(float16_overflow_is_counted) {
   CHECK(h[0] == 0x7c00);
 }
 
-TEST(avx2_float16_conversion_matches_scalar) {
-  if (!quip::cpu_features().avx2) {
-    std::printf("     (no AVX2 on this CPU: fast path not exercised)\n");
+TEST(simd_float16_conversion_matches_scalar) {
+  const quip::CpuFeatures& cpu = quip::cpu_features();
+  if (!cpu.avx2 && !cpu.neon) {
+    std::printf("     (no SIMD path on this build/CPU: fast path not exercised)\n");
     return;
   }
+  std::printf("     (%s fast path)\n", cpu.simd());
   std::mt19937 rng(5);
   std::vector<float> x;
   for (int i = 0; i < 200000; ++i) {
@@ -368,10 +371,18 @@ TEST(avx2_float16_conversion_matches_scalar) {
   for (float v : {65504.f, 65519.99f, 65520.f, -65520.f, 5.9604645e-8f, 2.9802322e-8f, 2.9802326e-8f, 0.f, -0.f, INFINITY}) x.push_back(v);
   std::vector<uint16_t> a(x.size()), b(x.size());
   quip::gguf::f32_to_f16_run_scalar(x.data(), x.size(), a.data());
+  // The kernel itself, then the dispatching entry point (which must have picked it).
+#ifdef QUIP_X86
   quip::gguf::f32_to_f16_run_avx2(x.data(), x.size(), b.data());
+#else
+  quip::gguf::f32_to_f16_run_neon(x.data(), x.size(), b.data());
+#endif
   size_t diff = 0;
   for (size_t i = 0; i < x.size(); ++i) diff += a[i] != b[i];
   CHECK(diff == 0);
+  std::vector<uint16_t> c(x.size());
+  quip::gguf::f32_to_f16_run(x.data(), x.size(), c.data());
+  CHECK(c == b);
 }
 
 TEST(threads_do_not_change_results) {

@@ -1,7 +1,8 @@
-// Quantized inference tests: the decode-matvec kernels (scalar reference and AVX2) against a float64
-// dense matvec over the matrix decoded by the numeric core's own codebook_decode, the batched
-// (prefill) path against the one-token path, and the whole quantized linear (RHT, padding, scale,
-// sign vectors) against W^ x with W^ rebuilt densely in float64 from the quantizer's own output.
+// Quantized inference tests: the decode-matvec kernels (scalar reference and this build's SIMD one:
+// AVX2 or NEON) against a float64 dense matvec over the matrix decoded by the numeric core's own
+// codebook_decode, the batched (prefill) path against the one-token path, and the whole quantized
+// linear (RHT, padding, scale, sign vectors) against W^ x with W^ rebuilt densely in float64 from
+// the quantizer's own output.
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -100,6 +101,7 @@ std::vector<float> gaussian(size_t n, std::mt19937& rng, float sd = 1.0f) {
 std::vector<const DecodeKernels*> impls() {
   std::vector<const DecodeKernels*> k{&decode_kernels_scalar()};
   if (cpu_features().avx2) k.push_back(&decode_kernels(KernelImpl::Avx2));
+  if (cpu_features().neon) k.push_back(&decode_kernels(KernelImpl::Neon));
   return k;
 }
 
@@ -161,15 +163,35 @@ TEST(matvec_equals_dense_float64_for_every_codebook) {
   }
 }
 
-TEST(avx2_and_scalar_kernels_agree) {
-  if (!cpu_features().avx2) return;
+// Auto picks this build's SIMD kernels: AVX2 on x86-64 CPUs that have it, NEON on every arm64 build.
+TEST(auto_decode_dispatch_picks_the_simd_kernels_of_this_build) {
+  const CpuFeatures& cpu = cpu_features();
+  const DecodeKernels* simd = cpu.avx2 ? &decode_kernels(KernelImpl::Avx2)
+                              : cpu.neon ? &decode_kernels(KernelImpl::Neon)
+                                         : &decode_kernels_scalar();
+  CHECK(&decode_kernels() == simd);
+  if (cpu.avx2 || cpu.neon) CHECK(simd != &decode_kernels_scalar());
+#if defined(__aarch64__)
+  if (cpu.neon) CHECK(&decode_kernels() == &decode_kernels_neon());
+#endif
+  bool threw = false;
+  try {
+    decode_kernels(cpu.neon ? KernelImpl::Avx2 : KernelImpl::Neon);  // the other ISA's kernels
+  } catch (const std::runtime_error&) {
+    threw = true;
+  }
+  CHECK(threw);
+}
+
+TEST(simd_and_scalar_kernels_agree) {
+  if (!cpu_features().avx2 && !cpu_features().neon) return;
   std::mt19937 rng(11);
   for (auto cb : kAll) {
     Planes p(cb, 64, 72, rng);
     std::vector<float> x = gaussian(72 * 8, rng);
     std::vector<float> a(64), b(64);
     decode_kernels_scalar().matvec(p.codes(), x.data(), 0, 64, a.data());
-    decode_kernels(KernelImpl::Avx2).matvec(p.codes(), x.data(), 0, 64, b.data());
+    decode_kernels().matvec(p.codes(), x.data(), 0, 64, b.data());
     for (int r = 0; r < 64; ++r) CHECK_NEAR(a[r], b[r], 1e-4 * (1 + std::fabs(a[r])));
   }
 }
@@ -265,6 +287,7 @@ TEST(quantized_linear_equals_dense_reconstruction) {
   const Shape shapes[] = {{64, 172}, {172, 64}, {32, 64}, {36, 24}, {48, 36}};
   std::vector<KernelImpl> ks{KernelImpl::Scalar};
   if (cpu_features().avx2) ks.push_back(KernelImpl::Avx2);
+  if (cpu_features().neon) ks.push_back(KernelImpl::Neon);
   for (auto cb : kAll)
     for (const Shape& s : shapes)
       for (bool inc : {true, false})

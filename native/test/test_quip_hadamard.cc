@@ -82,10 +82,11 @@ TEST(random_orthogonal_fallback_is_orthogonal_and_reproducible) {
   }
 }
 
-TEST(fwht_avx2_matches_scalar) {
+// fwht takes this build's SIMD path (AVX2 from length 8, NEON from length 4) unless forced scalar.
+TEST(fwht_simd_matches_scalar) {
   std::mt19937 rng(1);
   std::normal_distribution<float> g;
-  for (int64_t len : {8, 16, 64, 1024, 4096}) {
+  for (int64_t len : {4, 8, 16, 64, 1024, 4096}) {
     std::vector<float> a(len), b;
     for (auto& v : a) v = g(rng);
     b = a;

@@ -1,5 +1,7 @@
 // Run-time CPU feature detection. Shipped builds target the baseline ISA; fast paths compiled with
-// wider instruction sets (files *_avx2.cc) are called only when these report support.
+// wider instruction sets (files *_avx2.cc) are called only when these report support. On arm64 the
+// *_neon.cc fast paths need nothing beyond the baseline (Advanced SIMD is part of ARMv8-A), so `neon`
+// is true on every arm64 build unless forced off.
 #pragma once
 #include <string>
 
@@ -9,6 +11,9 @@ struct CpuFeatures {
   bool avx2 = false;    // AVX2 + FMA + F16C together (what *_avx2.cc files are compiled for)
   bool avx512 = false;  // AVX-512 F/BW/VL
   bool neon = false;    // Advanced SIMD on arm64 (always present there)
+
+  // The SIMD fast path this build dispatches to on this CPU: "avx2", "neon" or "scalar".
+  const char* simd() const { return avx2 ? "avx2" : neon ? "neon" : "scalar"; }
 };
 
 // Detected once. QUIP_FORCE_SCALAR=1 in the environment disables every fast path (for tests and

@@ -72,14 +72,23 @@ const GemmKernels& gemm_kernels_scalar() {
 #ifndef QUIP_X86
 const GemmKernels& gemm_kernels_avx2() { return gemm_kernels_scalar(); }
 #endif
+#ifndef QUIP_ARM64
+const GemmKernels& gemm_kernels_neon() { return gemm_kernels_scalar(); }
+#endif
 
 const GemmKernels& gemm_kernels(GemmImpl impl) {
-  if (impl == GemmImpl::Scalar) return gemm_kernels_scalar();
-  if (impl == GemmImpl::Avx2) {
-    if (!cpu_features().avx2) throw std::runtime_error("the AVX2 GEMM was requested on a CPU without AVX2/FMA/F16C");
-    return gemm_kernels_avx2();
+  const CpuFeatures& cpu = cpu_features();
+  switch (impl) {
+    case GemmImpl::Scalar: return gemm_kernels_scalar();
+    case GemmImpl::Avx2:
+      if (!cpu.avx2) throw std::runtime_error("the AVX2 GEMM was requested on a CPU without AVX2/FMA/F16C");
+      return gemm_kernels_avx2();
+    case GemmImpl::Neon:
+      if (!cpu.neon) throw std::runtime_error("the NEON GEMM was requested on a build or CPU without NEON (arm64 only)");
+      return gemm_kernels_neon();
+    case GemmImpl::Auto: break;
   }
-  return cpu_features().avx2 ? gemm_kernels_avx2() : gemm_kernels_scalar();
+  return cpu.avx2 ? gemm_kernels_avx2() : cpu.neon ? gemm_kernels_neon() : gemm_kernels_scalar();
 }
 
 float dot_f32(const float* a, const float* b, int n) { return gemm_kernels().dot(a, b, n); }

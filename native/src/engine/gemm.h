@@ -25,17 +25,17 @@ struct WeightView {
   int cols = 0;
 };
 
-enum class GemmImpl { Auto, Scalar, Avx2 };
+enum class GemmImpl { Auto, Scalar, Avx2, Neon };
 
 // y[t * w.rows + m] = sum_k x[t * w.cols + k] * W[m, k]  for t < tokens. Multithreaded (thread pool).
-// Avx2 requires cpu_features().avx2; Auto picks it when available.
+// Avx2 requires cpu_features().avx2, Neon cpu_features().neon; Auto picks the one available.
 void matmul_wt(const float* x, int tokens, const WeightView& w, float* y, GemmImpl impl = GemmImpl::Auto);
 
 // Vector helpers of the attention loop, dispatched the same way.
 float dot_f32(const float* a, const float* b, int n);
 void axpy_f32(float a, const float* x, float* y, int n);  // y += a x
 
-// Kernel table: one row per implementation (scalar reference beside the AVX2 one).
+// Kernel table: one row per implementation (scalar reference beside the AVX2 and NEON ones).
 struct GemmKernels {
   // Converts `count` weights starting at element `offset` of a row to float32.
   void (*convert)(const void* src, DType dtype, size_t offset, int count, float* dst);
@@ -54,6 +54,7 @@ struct GemmKernels {
 };
 const GemmKernels& gemm_kernels_scalar();
 const GemmKernels& gemm_kernels_avx2();  // only call when cpu_features().avx2
+const GemmKernels& gemm_kernels_neon();  // only call when cpu_features().neon
 const GemmKernels& gemm_kernels(GemmImpl impl = GemmImpl::Auto);
 
 }  // namespace quip::engine

@@ -259,13 +259,11 @@ size_t dequantize_to_f32(const BlockFormat& f, const uint8_t* data, size_t numel
 
 size_t dequantize_to_f16(const BlockFormat& f, const uint8_t* data, size_t numel, uint16_t* out, const JobHooks& hooks) {
   tensor_bytes(f, numel);
-  const bool fast = cpu_features().avx2;
-  return decode_chunks(f, data, numel, hooks, [out, fast](const float* x, size_t at, size_t n) {
+  return decode_chunks(f, data, numel, hooks, [out](const float* x, size_t at, size_t n) {
     // 65520 is where float16 rounding reaches infinity.
     size_t bad = 0;
     for (size_t i = 0; i < n; ++i) bad += !(std::fabs(x[i]) < 65520.0f);
-    if (fast) f32_to_f16_run_avx2(x, n, out + at);
-    else f32_to_f16_run_scalar(x, n, out + at);
+    f32_to_f16_run(x, n, out + at);
     return bad;
   });
 }
@@ -274,8 +272,14 @@ void f32_to_f16_run_scalar(const float* x, size_t n, uint16_t* out) {
   for (size_t i = 0; i < n; ++i) out[i] = f32_to_f16(x[i]);
 }
 
-#if !defined(QUIP_X86)
-void f32_to_f16_run_avx2(const float* x, size_t n, uint16_t* out) { f32_to_f16_run_scalar(x, n, out); }
+void f32_to_f16_run(const float* x, size_t n, uint16_t* out) {
+#ifdef QUIP_X86
+  if (cpu_features().avx2) return f32_to_f16_run_avx2(x, n, out);
 #endif
+#ifdef QUIP_ARM64
+  if (cpu_features().neon) return f32_to_f16_run_neon(x, n, out);
+#endif
+  f32_to_f16_run_scalar(x, n, out);
+}
 
 }  // namespace quip::gguf

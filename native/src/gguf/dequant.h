@@ -56,9 +56,16 @@ size_t dequantize_to_f32(const BlockFormat& f, const uint8_t* data, size_t numel
 size_t dequantize_to_f16(const BlockFormat& f, const uint8_t* data, size_t numel, uint16_t* out,
                          const JobHooks& hooks = {});
 
-// Scalar reference of the float32 -> float16 conversion of a run, and its AVX2/F16C fast path
-// (same bits for every non-NaN input; used when cpu_features().avx2).
+// The float32 -> float16 conversion of a run: f32_to_f16_run picks the fast path of this build and
+// CPU (AVX2/F16C when cpu_features().avx2, NEON when cpu_features().neon), else the scalar reference.
+// All give the same bits for every non-NaN input.
+void f32_to_f16_run(const float* x, size_t n, uint16_t* out);
 void f32_to_f16_run_scalar(const float* x, size_t n, uint16_t* out);
+#ifdef QUIP_X86
 void f32_to_f16_run_avx2(const float* x, size_t n, uint16_t* out);
+#endif
+#ifdef QUIP_ARM64
+void f32_to_f16_run_neon(const float* x, size_t n, uint16_t* out);
+#endif
 
 }  // namespace quip::gguf

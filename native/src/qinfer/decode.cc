@@ -167,13 +167,22 @@ const DecodeKernels& decode_kernels_scalar() {
 }
 
 const DecodeKernels& decode_kernels(KernelImpl impl) {
+  const CpuFeatures& cpu = cpu_features();
 #ifdef QUIP_X86
-  if (impl == KernelImpl::Avx2 || (impl == KernelImpl::Auto && cpu_features().avx2)) {
-    if (!cpu_features().avx2) throw std::runtime_error("the AVX2 decode kernels need a CPU with AVX2, FMA and F16C");
+  if (impl == KernelImpl::Avx2 || (impl == KernelImpl::Auto && cpu.avx2)) {
+    if (!cpu.avx2) throw std::runtime_error("the AVX2 decode kernels need a CPU with AVX2, FMA and F16C");
     return decode_kernels_avx2();
   }
 #else
   if (impl == KernelImpl::Avx2) throw std::runtime_error("the AVX2 decode kernels exist only on x86-64");
+#endif
+#ifdef QUIP_ARM64
+  if (impl == KernelImpl::Neon || (impl == KernelImpl::Auto && cpu.neon)) {
+    if (!cpu.neon) throw std::runtime_error("the NEON decode kernels are switched off (QUIP_FORCE_SCALAR)");
+    return decode_kernels_neon();
+  }
+#else
+  if (impl == KernelImpl::Neon) throw std::runtime_error("the NEON decode kernels exist only on arm64");
 #endif
   return decode_kernels_scalar();
 }

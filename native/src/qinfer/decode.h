@@ -9,7 +9,8 @@
 // The E8P decode keeps a 256 x 8 magnitude table (8 KiB) and a 256-entry sign/shift table hot in L1:
 //   w = (S'[idx] XOR signmask[code >> 8]) + shift[code >> 15]
 // where S' is S with coordinate 7 pre-negated for odd-parity patterns, so the parity rule becomes a
-// pure function of the high byte. One scalar reference and one AVX2 kernel sit side by side.
+// pure function of the high byte. One scalar reference, an AVX2 kernel (x86-64) and a NEON kernel
+// (arm64) sit side by side.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -29,7 +30,7 @@ struct QCodes {
   const uint8_t* packed = nullptr;     // Scalar: [rows][groups * scalar_bits]
 };
 
-enum class KernelImpl { Auto, Scalar, Avx2 };
+enum class KernelImpl { Auto, Scalar, Avx2, Neon };
 
 struct DecodeKernels {
   // y[r - r0] = dot(row r of Q, x) for r in [r0, r1); x holds groups * 8 floats.
@@ -42,6 +43,7 @@ struct DecodeKernels {
 };
 const DecodeKernels& decode_kernels_scalar();
 const DecodeKernels& decode_kernels_avx2();  // only when cpu_features().avx2
+const DecodeKernels& decode_kernels_neon();  // only when cpu_features().neon
 const DecodeKernels& decode_kernels(KernelImpl impl = KernelImpl::Auto);
 
 // The tables the kernels share (built once from quip::e8p_tables()).

@@ -19,6 +19,9 @@ namespace quip {
 #ifdef QUIP_X86
 double fma_peak_flops_avx2(long iters);  // gemm_avx2.cc: flops done
 #endif
+#ifdef QUIP_ARM64
+double fma_peak_flops_neon(long iters);  // gemm_neon.cc: flops done
+#endif
 
 namespace {
 
@@ -78,6 +81,14 @@ double fma_peak_gflops_this_thread(double seconds) {
     return flops / (now() - t0) * 1e-9;
   }
 #endif
+#ifdef QUIP_ARM64
+  if (cpu_features().neon) {
+    long iters = 1 << 20;
+    double t0 = now(), flops = 0;
+    while (now() - t0 < seconds) flops += fma_peak_flops_neon(iters);
+    return flops / (now() - t0) * 1e-9;
+  }
+#endif
   // Scalar: 8 independent multiply-add chains.
   volatile float sink;
   float a[8] = {1, 1, 1, 1, 1, 1, 1, 1};
@@ -95,7 +106,7 @@ double fma_peak_gflops_this_thread(double seconds) {
 
 std::vector<BenchFigure> bench_kernels(int threads, bool quick, const JobHooks& hooks) {
   std::vector<BenchFigure> out;
-  const std::string simd = cpu_features().avx2 ? "avx2" : "scalar";
+  const std::string simd = cpu_features().simd();
   const int saved = num_threads();
   auto on = [&](int t) { set_threads(t); return std::to_string(t) + (t == 1 ? " thread" : " threads"); };
   auto emit = [&](const BenchFigure& f) {

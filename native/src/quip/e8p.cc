@@ -16,6 +16,13 @@ void e8p_quantize_batch_avx2(const E8PTables& T, const float* x, size_t stride, 
 uint8_t e8_shell_nearest_avx2(const float (&table)[256][8], const float x[8]);
 float brute_force_min_score_avx2(const float* points_t, const float* norms2, size_t count, const float x[8]);
 #endif
+#ifdef QUIP_ARM64
+uint16_t e8p_nearest_neon(const E8PTables& T, const float x[8]);  // e8p_neon.cc
+void e8p_quantize_batch_neon(const E8PTables& T, const float* x, size_t stride, size_t count, float* out,
+                             uint32_t* codes);
+uint8_t e8_shell_nearest_neon(const float (&table)[256][8], const float x[8]);
+float brute_force_min_score_neon(const float* points_t, const float* norms2, size_t count, const float x[8]);
+#endif
 
 namespace {
 
@@ -165,6 +172,9 @@ uint16_t e8p_nearest(const float x[8]) {
 #ifdef QUIP_X86
   if (cpu_features().avx2) return e8p_nearest_avx2(e8p_tables(), x);
 #endif
+#ifdef QUIP_ARM64
+  if (cpu_features().neon) return e8p_nearest_neon(e8p_tables(), x);
+#endif
   return e8p_nearest_scalar(x);
 }
 
@@ -187,12 +197,18 @@ uint8_t e8_shell_nearest(const float x[8]) {
 #ifdef QUIP_X86
   if (cpu_features().avx2) return e8_shell_nearest_avx2(e8_shell_table(), x);
 #endif
+#ifdef QUIP_ARM64
+  if (cpu_features().neon) return e8_shell_nearest_neon(e8_shell_table(), x);
+#endif
   return e8_shell_nearest_scalar(x);
 }
 
 float brute_force_min_score(const float* points_t, const float* norms2, size_t count, const float x[8]) {
 #ifdef QUIP_X86
   if (cpu_features().avx2) return brute_force_min_score_avx2(points_t, norms2, count, x);
+#endif
+#ifdef QUIP_ARM64
+  if (cpu_features().neon) return brute_force_min_score_neon(points_t, norms2, count, x);
 #endif
   float best = INFINITY;
   for (size_t c = 0; c < count; ++c) {
@@ -244,6 +260,10 @@ void codebook_quantize(Codebook cb, double s2, const float* x, size_t stride, si
 #ifdef QUIP_X86
   if (cb == Codebook::E8P && use_simd && cpu_features().avx2)
     return e8p_quantize_batch_avx2(e8p_tables(), x, stride, count, out, codes);
+#endif
+#ifdef QUIP_ARM64
+  if (cb == Codebook::E8P && use_simd && cpu_features().neon)
+    return e8p_quantize_batch_neon(e8p_tables(), x, stride, count, out, codes);
 #endif
   for (size_t g = 0; g < count; ++g) {
     const float* xg = x + g * stride;

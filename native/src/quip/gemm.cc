@@ -8,11 +8,28 @@
 
 namespace quip {
 
+// C[rows x N] += alpha * A * Bp over one packed K-block (Bp: panels of 16 columns).
+using SgemmBlock = void (*)(int64_t rows, int64_t N, int64_t kc, float alpha, const float* A, int64_t lda,
+                            const float* Bp, float* C, int64_t ldc);
 #ifdef QUIP_X86
-// gemm_avx2.cc: C[rows x N] += alpha * A * Bp over one packed K-block (Bp: panels of 16 columns).
 void sgemm_block_avx2(int64_t rows, int64_t N, int64_t kc, float alpha, const float* A, int64_t lda,
-                      const float* Bp, float* C, int64_t ldc);
+                      const float* Bp, float* C, int64_t ldc);  // gemm_avx2.cc
 #endif
+#ifdef QUIP_ARM64
+void sgemm_block_neon(int64_t rows, int64_t N, int64_t kc, float alpha, const float* A, int64_t lda,
+                      const float* Bp, float* C, int64_t ldc);  // gemm_neon.cc
+#endif
+
+// The packed micro-kernel of this CPU, or nullptr for the scalar reference.
+static SgemmBlock sgemm_block_kernel() {
+#ifdef QUIP_X86
+  if (cpu_features().avx2) return sgemm_block_avx2;
+#endif
+#ifdef QUIP_ARM64
+  if (cpu_features().neon) return sgemm_block_neon;
+#endif
+  return nullptr;
+}
 
 void sgemm_scalar(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float* C, int64_t ldc) {
@@ -30,8 +47,7 @@ void sgemm_scalar(int64_t M, int64_t N, int64_t K, float alpha, const float* A, 
 void sgemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
            int64_t ldb, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0 || K <= 0) return;
-#ifdef QUIP_X86
-  if (cpu_features().avx2) {
+  if (SgemmBlock block = sgemm_block_kernel()) {
     const int64_t KC = 256, NP = (N + 15) / 16;
     std::vector<float> Bp(KC * NP * 16);
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
@@ -53,13 +69,12 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t
       parallel_for((M + MB - 1) / MB, 1, [&](size_t b, size_t e) {
         for (size_t t = b; t < e; ++t) {
           const int64_t r0 = t * MB, rows = std::min(MB, M - r0);
-          sgemm_block_avx2(rows, N, kc, alpha, A + r0 * lda + k0, lda, Bp.data(), C + r0 * ldc, ldc);
+          block(rows, N, kc, alpha, A + r0 * lda + k0, lda, Bp.data(), C + r0 * ldc, ldc);
         }
       });
     }
     return;
   }
-#endif
   sgemm_scalar(M, N, K, alpha, A, lda, B, ldb, C, ldc);
 }
 

@@ -18,6 +18,9 @@ namespace quip {
 #ifdef QUIP_X86
 void fwht_avx2(float* x, int64_t len);  // hadamard_avx2.cc
 #endif
+#ifdef QUIP_ARM64
+void fwht_neon(float* x, int64_t len);  // hadamard_neon.cc
+#endif
 
 const char* hadamard_method_name(HadamardMethod m) {
   switch (m) {
@@ -329,6 +332,9 @@ void fwht_scalar(float* x, int64_t len) { fwht_generic(x, len); }
 void fwht(float* x, int64_t len) {
 #ifdef QUIP_X86
   if (cpu_features().avx2 && len >= 8) return fwht_avx2(x, len);
+#endif
+#ifdef QUIP_ARM64
+  if (cpu_features().neon && len >= 4) return fwht_neon(x, len);
 #endif
   fwht_scalar(x, len);
 }
