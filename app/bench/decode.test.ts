@@ -1,6 +1,10 @@
 // `quip bench decode` end to end on a tiny synth model (figures are not asserted: speed belongs to
 // the benchmark run, not to tests): every row, the per-token profile of the quantized models, the
 // goals read from the rows, and the llama.cpp columns reported as skipped when switched off.
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 
 import { decodeGoals, formatDecodeBench, runDecodeBench } from './decode.js';
@@ -35,6 +39,20 @@ describe('quip bench decode', () => {
     expect(r.smollm2).toBeNull();
     expect(r.goals.map((g) => g.met)).toEqual([r.synth.rows[1].speedupVsF16 >= 2, null, null]);
     expect(formatDecodeBench(r)).toMatch(/llama\.cpp columns skipped/);
+  }, 120_000);
+
+  it('keeps the synth model in --work and reuses it in the next run', async () => {
+    const work = mkdtempSync(path.join(os.tmpdir(), 'quip-decode-work-'));
+    try {
+      const o = { threads: 1, shape: { hidden: 64, intermediate: 128, layers: 1, heads: 2, kvHeads: 2, vocab: 600 }, prompt: 4, gen: 2, peer: false, smollm2: false, work };
+      await runDecodeBench(o);
+      const config = path.join(work, 'synth-64-128-1-2-2-600', 'hf', 'config.json');
+      const written = statSync(config).mtimeMs;
+      await runDecodeBench(o);
+      expect(statSync(config).mtimeMs).toBe(written);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   }, 120_000);
 
   it('reads the goals against llama.cpp from the peer rows', () => {

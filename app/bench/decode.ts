@@ -11,7 +11,7 @@
 // Speed does not depend on the code values (every code costs the same table lookups), so the
 // quantized layers here carry seeded random codes and sign vectors instead of a multi-minute
 // quantization of random weights; quality is measured by `quip bench quality` and the tests.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -232,6 +232,8 @@ export interface DecodeBenchOptions {
   llamaCpp?: string;
   /** false: skip the SmolLM2 section. */
   smollm2?: boolean;
+  /** Keep the models here and reuse them in later runs (default: a temporary folder, deleted). */
+  work?: string;
   onStatus?: (s: string) => void;
 }
 
@@ -247,34 +249,45 @@ export async function runDecodeBench(o: DecodeBenchOptions = {}): Promise<Decode
   const calibText = path.join(data, 'wikitext-2-raw', 'wiki.valid.raw');
   o.onStatus?.('measuring read bandwidth');
   const { readGBs } = await native().engineRoofline({ bandwidthBytes: 512 << 20, repeats: 5, gemmTokens: 8, gemmM: 48, gemmK: 64 });
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'quip-bench-decode-'));
+  // Without --work everything goes to a temporary folder deleted at the end. With it, the synth
+  // model, its GGUF, llama.cpp's quantizations and the SmolLM2 import stay there and a later run
+  // with the same shapes reuses them (the synth weights are seeded, so they are the same weights).
+  const root = o.work ? path.resolve(o.work) : mkdtempSync(path.join(os.tmpdir(), 'quip-bench-decode-'));
   try {
     const { hidden, intermediate, layers, heads, kvHeads, vocab } = shape;
     const label = `synth ${hidden}/${intermediate}, ${layers} blocks`;
-    o.onStatus?.(`writing the synthetic model (hidden ${hidden}, MLP ${intermediate}, ${heads}/${kvHeads} heads, ${layers} blocks, vocab ${vocab}, float16)`);
-    const synth = await synthModel({ hidden, intermediate, layers, heads, kvHeads, vocab, dtype: 'f16', seed: 1, out: path.join(tmp, 'synth') });
-    const base = await openModel(synth.dir);
+    const work = path.join(root, `synth-${hidden}-${intermediate}-${layers}-${heads}-${kvHeads}-${vocab}`);
+    mkdirSync(work, { recursive: true });
+    const synthDir = path.join(work, 'hf');
+    const ggufFile = path.join(work, 'synth-f16.gguf');
+    const needSynth = !existsSync(path.join(synthDir, 'config.json'));
+    if (needSynth) {
+      o.onStatus?.(`writing the synthetic model (hidden ${hidden}, MLP ${intermediate}, ${heads}/${kvHeads} heads, ${layers} blocks, vocab ${vocab}, float16)`);
+      rmSync(synthDir, { recursive: true, force: true });
+      await synthModel({ hidden, intermediate, layers, heads, kvHeads, vocab, dtype: 'f16', seed: 1, out: synthDir });
+    }
+    const base = await openModel(synthDir);
     let rows: DecodeBenchRow[];
     try {
       rows = await oursOn(base, layers, vocab, { prompt, gen, readGBs, label, onStatus: o.onStatus });
     } finally {
       base.close();
     }
-    let gguf = '';
-    if (bin) {
+    if (bin && !existsSync(ggufFile)) {
       o.onStatus?.('writing the same weights as an F16 GGUF for llama.cpp');
-      gguf = (await exportGguf(synth.dir, path.join(tmp, 'synth-f16.gguf'), { name: 'synth' })).file;
+      await exportGguf(synthDir, ggufFile, { name: 'synth' });
     }
-    rmSync(synth.dir, { recursive: true, force: true }); // llama.cpp reads the GGUF; free the disk
-    const peer = await peerOn(bin, peerSkip, gguf, PEER_TYPES, { threads, prompt, gen, work: path.join(tmp, 'peer'), calibText, onStatus: o.onStatus });
-    rmSync(path.join(tmp, 'peer'), { recursive: true, force: true });
+    if (!o.work) rmSync(synthDir, { recursive: true, force: true }); // llama.cpp reads the GGUF; free the disk
+    const peer = await peerOn(bin, peerSkip, ggufFile, PEER_TYPES, { threads, prompt, gen, work: path.join(work, 'peer'), calibText, onStatus: o.onStatus });
 
     let smollm2: DecodeSection | null = null;
     const smolGguf = path.join(data, 'models', 'smollm2-135m-instruct-q4_1', 'SmolLM2-135M-Instruct.Q4_1.gguf');
     if (o.smollm2 !== false && existsSync(smolGguf)) {
-      o.onStatus?.('SmolLM2: importing the Q4_1 GGUF (dequantized to 16-bit)');
-      const dir = path.join(tmp, 'smollm2');
-      await importGguf(smolGguf, dir);
+      const dir = path.join(root, 'smollm2');
+      if (!existsSync(path.join(dir, 'config.json'))) {
+        o.onStatus?.('SmolLM2: importing the Q4_1 GGUF (dequantized to 16-bit)');
+        await importGguf(smolGguf, dir, { force: true });
+      }
       const m = await openModel(dir);
       let srows: DecodeBenchRow[];
       try {
@@ -282,14 +295,14 @@ export async function runDecodeBench(o: DecodeBenchOptions = {}): Promise<Decode
       } finally {
         m.close();
       }
-      const speer = await peerOn(bin, peerSkip, smolGguf, ['F16'], { threads, prompt, gen: Math.max(gen, 64), work: path.join(tmp, 'smollm2-peer'), calibText, onStatus: o.onStatus });
+      const speer = await peerOn(bin, peerSkip, smolGguf, ['F16'], { threads, prompt, gen: Math.max(gen, 64), work: path.join(root, 'smollm2-peer'), calibText, onStatus: o.onStatus });
       smollm2 = { label: 'SmolLM2-135M-Instruct (ours: its Q4_1 GGUF imported to 16-bit; llama.cpp: the original Q4_1 file)', rows: srows, peer: speer };
     }
 
     const synthSection: DecodeSection = { label, rows, peer };
     return { cpu: native().cpuInfo().summary, threads, loadAverage, shape, prompt, gen, readGBs, synth: synthSection, smollm2, goals: decodeGoals(synthSection) };
   } finally {
-    rmSync(tmp, { recursive: true, force: true });
+    if (!o.work) rmSync(root, { recursive: true, force: true });
   }
 }
 
@@ -371,6 +384,7 @@ export function registerDecodeBench(bench: Command): void {
     .option('--no-peer', 'skip the llama.cpp columns')
     .option('--no-smollm2', 'skip the SmolLM2 section')
     .option('--llama-cpp <dir>', "llama.cpp's bin folder or build root (default: ../shared/tools/build-llama-cpp.sh's)")
+    .option('--work <dir>', 'keep the synth model, its GGUF, the llama.cpp quantizations and the SmolLM2 import here and reuse them next time (default: a temporary folder, deleted)')
     .option('--json', 'print one JSON object')
     .option('--out <file>', 'also write the JSON here')
     .action(async (opts: Record<string, string | boolean | undefined>) => {
@@ -390,6 +404,7 @@ export function registerDecodeBench(bench: Command): void {
         peer: opts.peer !== false,
         smollm2: opts.smollm2 !== false,
         llamaCpp: s('llamaCpp'),
+        work: s('work'),
         onStatus: opts.json ? undefined : (m) => process.stderr.write(`  ... ${m}\n`),
       });
       if (opts.out) writeFileSync(s('out')!, `${JSON.stringify(r, null, 2)}\n`);
