@@ -139,6 +139,23 @@ Napi::Int8Array SignsToJs(Napi::Env env, const std::vector<int8_t>& s) {
   std::memcpy(a.Data(), s.data(), s.size());
   return a;
 }
+// sv of a row-scaled layer: SV (.) row_scale as one real vector (the saved form, like a fine-tuned SV).
+Napi::Float32Array ScaledSignsToJs(Napi::Env env, const std::vector<int8_t>& s, const std::vector<float>& scale) {
+  auto a = Napi::Float32Array::New(env, s.size());
+  for (size_t i = 0; i < s.size(); ++i) a[i] = s[i] * scale[i];
+  return a;
+}
+// The inverse: a Float32Array sv splits into signs and positive row scales.
+void ScaledSignsFromJs(Napi::Env env, Napi::Value v, size_t len, std::vector<int8_t>* signs, std::vector<float>* scale) {
+  auto a = v.As<Napi::Float32Array>();
+  if (a.ElementLength() != len) throw Napi::RangeError::New(env, "sv must have length " + std::to_string(len));
+  signs->resize(len), scale->resize(len);
+  for (size_t i = 0; i < len; ++i) {
+    if (!(std::isfinite(a[i]) && a[i] != 0)) throw Napi::RangeError::New(env, "sv entries must be finite and non-zero");
+    (*signs)[i] = a[i] < 0 ? -1 : 1;
+    (*scale)[i] = std::fabs(a[i]);
+  }
+}
 std::vector<int8_t> SignsFromJs(Napi::Env env, Napi::Value v, size_t len, const char* what) {
   auto a = TypedArg<Napi::Int8Array>(env, v, napi_int8_array, std::string(what) + " must be an Int8Array");
   if (a.ElementLength() != len)
@@ -172,6 +189,7 @@ Napi::Value QuantizeLinearJs(const Napi::CallbackInfo& info) {
   opts.rho = OptNumber(o, "rho", 0);
   opts.s2 = OptNumber(o, "s2", 0);
   opts.tune_iters = static_cast<int>(OptNumber(o, "tuneIters", 0));
+  opts.row_scale = OptBool(o, "rowScale", true);
   double seed = OptNumber(o, "seed", 0);
   if (opts.sigma < 0 || opts.rho < 0 || opts.tune_iters < 0 || opts.tune_iters > 100 || seed < 0 || seed != std::floor(seed))
     throw Napi::RangeError::New(env, "options: sigma, rho >= 0; tuneIters in 0..100; seed a non-negative integer");
@@ -196,7 +214,7 @@ Napi::Value QuantizeLinearJs(const Napi::CallbackInfo& info) {
       r.Set("incoherence", q->incoherence);
       r.Set("seed", static_cast<double>(q->seed));
       r.Set("su", SignsToJs(env, q->su));
-      r.Set("sv", SignsToJs(env, q->sv));
+      r.Set("sv", q->row_scale.empty() ? Napi::Value(SignsToJs(env, q->sv)) : Napi::Value(ScaledSignsToJs(env, q->sv, q->row_scale)));
       r.Set("hadamardIn", PlanToJs(env, q->plan_in));
       r.Set("hadamardOut", PlanToJs(env, q->plan_out));
       r.Set("codes", CodesToJs(env, q->codebook, q->codes));
@@ -227,7 +245,11 @@ quip::QuantizedLinear QuantizedFromJs(Napi::Env env, Napi::Value v) {
   q.plan_out = quip::hadamard_plan(q.m);
   if (q.incoherence) {
     q.su = SignsFromJs(env, o.Get("su"), q.n, "su");
-    q.sv = SignsFromJs(env, o.Get("sv"), q.m, "sv");
+    const Napi::Value sv = o.Get("sv");
+    if (sv.IsTypedArray() && sv.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array)
+      ScaledSignsFromJs(env, sv, q.m, &q.sv, &q.row_scale);
+    else
+      q.sv = SignsFromJs(env, sv, q.m, "sv");
   }
   q.codes = CodesFromJs(env, q.codebook, o.Get("codes"), static_cast<size_t>(q.m * (q.n_padded / 8)));
   return q;

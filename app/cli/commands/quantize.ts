@@ -1,4 +1,4 @@
-// `quip quantize <model> --out DIR [--bits 2|3|4] [--codebook e8p|rtn] [--no-incoherence] [--no-ldlq]
+// `quip quantize <model> --out DIR [--bits 2|3|4] [--codebook e8p|rtn] [--no-incoherence] [--no-row-scale] [--no-ldlq]
 //   [--calib-text F] [--calib-samples N] [--ctx L] [--sigma S] [--rho R] [--tune-iters K] [--seed S]
 //   [--threads T] [--force] [--eval-windows W | --no-eval] [--json]
 //   [--ft none|block|block+e2e] [--ft-epochs E] [--ft-lr X] [--ft-lr-sign X] [--ft-batch B] [--ft-holdout F] [--ft-patience P]`
@@ -22,6 +22,7 @@ interface QuantizeOpts {
   bits?: string;
   codebook?: string;
   incoherence: boolean;
+  rowScale: boolean;
   ldlq: boolean;
   calibText?: string;
   calibSamples?: string;
@@ -56,6 +57,7 @@ export function registerQuantize(program: Command): void {
     .option('--bits <b>', `2, 3 or 4 (default ${DEFAULTS.bits})`)
     .option('--codebook <c>', 'e8p (E8P lattice; residual E8P at 3/4 bits) or rtn (scalar rounding baseline); rvq names the 3/4-bit residual codebooks', DEFAULTS.codebook)
     .option('--no-incoherence', 'skip the randomized Hadamard transform')
+    .option('--no-row-scale', 'keep every row at the layer scale instead of folding its RMS into SV (the paper\'s plain QuIP#)')
     .option('--no-ldlq', 'round to nearest instead of BlockLDLQ feedback')
     .option('--calib-text <file>', 'calibration text (default: WikiText-2 validation where present, else sequences sampled from the model)')
     .option('--calib-samples <n>', `calibration sequences (default ${DEFAULTS.calibSamples})`)
@@ -86,6 +88,7 @@ export function registerQuantize(program: Command): void {
           bits: numberOption(o.bits, '--bits'),
           codebook: o.codebook,
           incoherence: o.incoherence,
+          rowScale: o.rowScale,
           ldlq: o.ldlq,
           sigma: numberOption(o.sigma, '--sigma'),
           rho: numberOption(o.rho, '--rho'),

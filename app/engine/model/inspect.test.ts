@@ -63,13 +63,14 @@ test('stories260k: architecture, parameters and 35 linear layers', async () => {
 test('stories260k: estimated sizes at 2, 3, 4 and 16 bits, worked out by hand', async () => {
   const r = await inspectModel(STORIES_DIR);
   // Per block, (m, n, padded n): q 64x64, k 32x64, v 32x64, o 64x64, gate/up 172x64, down 64x172 (176).
-  // Code weights per block = m * padded n; sign-vector entries per block = sum(m + n).
+  // Code weights per block = m * padded n; SU has n one-byte entries, SV m fp32 entries (row scales).
   const codeWeights = 5 * (64 * 64 * 2 + 32 * 64 * 2 + 172 * 64 * 2 + 64 * 176); // 229,120
-  const signEntries = 5 * (128 * 2 + 96 * 2 + 236 * 3); // 5,780
+  const suEntries = 5 * (64 * 6 + 172); // 2,780
+  const svEntries = 5 * (64 + 32 + 32 + 64 + 172 + 172 + 64); // 3,000
   const linearWeights = 226_560;
   const unquantizedBytes = 2 * (32_768 + 704);
   const expected = (bits: number, stages: number) => {
-    const linearBytes = (codeWeights * bits) / 8 + 2 * signEntries + 4 * stages * 35;
+    const linearBytes = (codeWeights * bits) / 8 + suEntries + 4 * svEntries + 4 * stages * 35;
     return { bits, bytes: linearBytes + unquantizedBytes, bitsPerLinearWeight: (8 * linearBytes) / linearWeights };
   };
   expect(r.sizes[0]).toEqual(expected(2, 1));
@@ -81,9 +82,9 @@ test('stories260k: estimated sizes at 2, 3, 4 and 16 bits, worked out by hand', 
 });
 
 test('sizes of a realistic layer: 2 bits plus small overheads per weight', () => {
-  // One 4096 x 4096 layer: codes 2 bits, SU/SV fp16 add 2*16*(8192)/(4096^2) = 0.0156 bits.
+  // One 4096 x 4096 layer: codes 2 bits; SU (8 bits) and SV (32 bits) per row add 40/4096 = 0.0098 bits.
   const s = estimateSize([{ outFeatures: 4096, inFeatures: 4096, paddedIn: 4096 }], 0, 2);
-  expect(s.bitsPerLinearWeight).toBeCloseTo(2 + (16 * 8192 + 32) / 4096 ** 2, 12);
+  expect(s.bitsPerLinearWeight).toBeCloseTo(2 + (8 * 4096 + 32 * 4096 + 32) / 4096 ** 2, 12);
 });
 
 test('sources: the sample, a Hugging Face cache snapshot, and remote code warnings', async () => {

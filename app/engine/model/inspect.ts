@@ -64,8 +64,8 @@ const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
  * Size on disk after quantizing every linear layer to `bits` (2: E8P; 3 and 4: E8P plus a residual
  * stage). Per linear layer of m x n:
  *   codes  bits/8 bytes per weight of the padded width: m * paddedIn * bits / 8
- *   SU, SV the input (n) and output (m) sign vectors as fp16: they start as +-1 but fine-tuning makes
- *          them real numbers, so they are stored as 2-byte floats, not packed bits
+ *   SU     the input-side signs (n), one byte each (+-1; fine-tuning makes them fp32)
+ *   SV     the output-side signs (m) with each row's RMS folded in (quip/ldlq.h row scales): fp32
  *   scales one fp32 per codebook stage (1 at 2 bits, 2 for the residual stage at 3 and 4 bits)
  * Every other tensor (embeddings, lm_head when untied, norms, biases) stays in 16 bits. `bits` = 16
  * is the plain 16-bit model. Headers and the tokenizer are not counted.
@@ -76,7 +76,7 @@ export function estimateSize(linears: ReadonlyArray<Pick<LinearLayer, 'outFeatur
   const stages = bits === 2 ? 1 : 2;
   let linearBytes = 0;
   for (const l of linears) {
-    linearBytes += (l.outFeatures * l.paddedIn * bits) / 8 + 2 * (l.inFeatures + l.outFeatures) + 4 * stages;
+    linearBytes += (l.outFeatures * l.paddedIn * bits) / 8 + l.inFeatures + 4 * l.outFeatures + 4 * stages;
   }
   linearBytes = Math.ceil(linearBytes);
   return { bits, bytes: linearBytes + 2 * unquantizedParams, bitsPerLinearWeight: linearParams ? (8 * linearBytes) / linearParams : 0 };

@@ -140,7 +140,9 @@ describe('saving and reloading', () => {
     const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'));
     expect(run.layers).toHaveLength(35);
     expect(run.sizes.bitsPerWeight).toBeGreaterThan(3);
-    expect(run.sizes.bitsPerWeight).toBeLessThan(3.4);
+    // Overhead on this narrow model: su (I8) per input column and sv with its row scales (F32) per
+    // output row, over rows of only 64 or 172 weights: about 0.55 bits per weight.
+    expect(run.sizes.bitsPerWeight).toBeLessThan(3.6);
     expect(existsSync(path.join(out, 'tokenizer.json'))).toBe(true);
   }, 120_000);
 });

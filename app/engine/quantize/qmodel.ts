@@ -82,7 +82,7 @@ export function layerFromResult(block: number, kind: EngineLinearKind, r: Quanti
   }
   if (r.incoherence) {
     tensors.push({ name: `${name}.su`, dtype: 'I8', shape: [r.n], source: { bytes: bytesOf(r.su) } });
-    tensors.push({ name: `${name}.sv`, dtype: 'I8', shape: [r.m], source: { bytes: bytesOf(r.sv) } });
+    tensors.push({ name: `${name}.sv`, dtype: r.sv instanceof Float32Array ? 'F32' : 'I8', shape: [r.m], source: { bytes: bytesOf(r.sv) } });
   }
   const hadamard = (h: QuantizeLinearResult['hadamardIn']) => ({ n: h.n, k: h.k, pow2: h.pow2, method: h.method, construction: h.construction });
   const record: QuantizedLayerRecord = {

@@ -33,6 +33,11 @@ export interface QuantizeLinearOptions {
   s2?: number;
   /** Block coordinate-descent refinement passes (default 0). */
   tuneIters?: number;
+  /**
+   * With incoherence: normalise each row of W to RMS 1 before the transform and fold the row RMS
+   * into sv (then a Float32Array), so every output channel gets the same relative error (default true).
+   */
+  rowScale?: boolean;
   /** Seed of the sign vectors SU (stream 0) and SV (stream 1), splitmix64 (default 0). */
   seed?: number;
 }
@@ -59,8 +64,8 @@ export interface QuantizedLinear {
   seed: number;
   /** +-1 input-side signs (length n); all +1 without incoherence. */
   su: Int8Array;
-  /** +-1 output-side signs (length m). */
-  sv: Int8Array;
+  /** +-1 output-side signs (length m), or with row scales the real vector SV (.) row RMS. */
+  sv: Int8Array | Float32Array;
   hadamardIn: HadamardFactor;
   hadamardOut: HadamardFactor;
   codes: QuipCodes;

@@ -262,6 +262,37 @@ double tune_blocks(Codebook cb, double s2, const float* W, int64_t m, int64_t n,
 }
 
 // ---- the per-layer entry points ------------------------------------------------------------------
+// tr((W^-W) H (W^-W)^T) and tr(W H W^T) with H damped and normalised as damp_hessian does (plus the
+// damping actually used), in the original basis: two float32 GEMMs against column panels of H, so
+// no second n x n copy of H is held.
+static void proxy_terms(const float* W, const float* What, int64_t m, int64_t n, const double* H0, double sigma,
+                        double* err, double* wHw, const JobHooks& hooks) {
+  double diag = 0;
+  for (int64_t i = 0; i < n; ++i) diag += H0[i * n + i];
+  const double inv_mean = double(n) / diag;
+  std::vector<float> E(m * n);
+  for (int64_t i = 0; i < m * n; ++i) E[i] = What[i] - W[i];
+  const int64_t panel = std::min<int64_t>(n, 256);
+  std::vector<float> Hp(n * panel), Y(m * panel);
+  double e = 0, w = 0;
+  for (int64_t j0 = 0; j0 < n; j0 += panel) {
+    hooks.check();
+    const int64_t pw = std::min(panel, n - j0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < pw; ++j)
+        Hp[i * pw + j] = static_cast<float>(H0[i * n + j0 + j] * inv_mean + (i == j0 + j ? sigma : 0.0));
+    for (const auto& [A, acc] : {std::pair<const float*, double*>{E.data(), &e}, {W, &w}}) {
+      std::fill(Y.begin(), Y.begin() + m * pw, 0.f);
+      sgemm(m, pw, n, 1.f, A, n, Hp.data(), pw, Y.data(), pw);
+      double s = 0;
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t j = 0; j < pw; ++j) s += double(Y[r * pw + j]) * A[r * n + j0 + j];
+      *acc += s;
+    }
+  }
+  *err = e, *wHw = w;
+}
+
 QuantizedLinear quantize_linear(const float* W0, int64_t m, int64_t n, const double* H0,
                                 const QuantizeOptions& opts, const JobHooks& hooks,
                                 std::vector<float>* dequantized, QuantizeReport* report) {
@@ -287,6 +318,16 @@ QuantizedLinear quantize_linear(const float* W0, int64_t m, int64_t n, const dou
   std::vector<double> H(H0, H0 + n * n);
   damp_hessian(H.data(), n, opts.sigma);
   std::vector<float> Wt(W0, W0 + m * n);
+  if (opts.incoherence && opts.row_scale) {
+    q.row_scale.resize(m);
+    for (int64_t r = 0; r < m; ++r) {
+      double ss = 0;
+      for (int64_t c = 0; c < n; ++c) ss += double(Wt[r * n + c]) * Wt[r * n + c];
+      const double rms = std::sqrt(ss / double(n));
+      q.row_scale[r] = rms > 0 ? static_cast<float>(rms) : 1.f;
+      for (int64_t c = 0; c < n; ++c) Wt[r * n + c] /= q.row_scale[r];
+    }
+  }
   if (opts.incoherence) {
     q.su = random_signs(opts.seed, 0, n);
     q.sv = random_signs(opts.seed, 1, m);
@@ -351,8 +392,13 @@ QuantizedLinear quantize_linear(const float* W0, int64_t m, int64_t n, const dou
   for (int64_t r = 0; r < m; ++r)
     for (int64_t c = n; c < np; ++c) err -= double(What[r * np + c]) * What[r * np + c];
 
+  L.clear(), L.shrink_to_fit();
+  What.clear(), What.shrink_to_fit();
   std::vector<float> out(m * n);
   dequantize_linear(q, out.data());
+  // With row scales the LDL-form loss weighs the normalised rows equally; the layer's own loss is
+  // measured in the original basis.
+  if (!q.row_scale.empty()) proxy_terms(W0, out.data(), m, n, H0, sigma_used, &err, &wHw, hooks);
   double fe = 0, fw = 0;
   for (int64_t i = 0; i < m * n; ++i) fe += double(out[i] - W0[i]) * (out[i] - W0[i]), fw += double(W0[i]) * W0[i];
   if (report) {
@@ -381,6 +427,12 @@ void dequantize_linear(const QuantizedLinear& q, float* out) {
       }
   });
   if (q.incoherence) rht_inverse_matrix(out, m, n, q.plan_out, q.plan_in, q.sv.data(), q.su.data());
+  if (!q.row_scale.empty()) {
+    if (static_cast<int64_t>(q.row_scale.size()) != m)
+      throw std::invalid_argument("dequantize_linear: expected " + std::to_string(m) + " row scales, got " + std::to_string(q.row_scale.size()));
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t c = 0; c < n; ++c) out[r * n + c] *= q.row_scale[r];
+  }
 }
 
 }  // namespace quip

@@ -47,6 +47,12 @@ struct QuantizeOptions {
   double s2 = 0;   // <= 0: the codebook's default residual scale
   int tune_iters = 0;
   uint64_t seed = 0;
+  // With incoherence: divide each row of W by its RMS before the transform and fold the factors
+  // into SV (which becomes real-valued, as fine-tuning makes it anyway). The RHT spreads the
+  // codebook's error evenly over the output rows; without this, rows far smaller than the layer's
+  // RMS (common in q/k projections) get a large relative error that the proxy loss, a sum over
+  // rows, does not see but attention does.
+  bool row_scale = true;
 };
 
 // Everything needed to rebuild W^ (and to run inference on it).
@@ -57,6 +63,7 @@ struct QuantizedLinear {
   bool incoherence = true;
   uint64_t seed = 0;
   std::vector<int8_t> su, sv;  // +-1, lengths n and m (all +1 without incoherence)
+  std::vector<float> row_scale;  // length m when rows were normalised (QuantizeOptions::row_scale), else empty
   HadamardPlan plan_in, plan_out;
   std::vector<uint32_t> codes;  // m x n_padded/8 code words (see codebook_quantize)
 };
@@ -75,7 +82,7 @@ QuantizedLinear quantize_linear(const float* W, int64_t m, int64_t n, const doub
                                 const QuantizeOptions& opts, const JobHooks& hooks,
                                 std::vector<float>* dequantized, QuantizeReport* report);
 
-// W^ (m x n, original basis) from codes, scale and sign vectors.
+// W^ (m x n, original basis) from codes, scale, sign vectors and row scales.
 void dequantize_linear(const QuantizedLinear& q, float* out);
 
 }  // namespace quip

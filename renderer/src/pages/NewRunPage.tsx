@@ -32,6 +32,7 @@ interface Form {
   bits: 2 | 3 | 4;
   codebook: 'e8p' | 'rvq' | 'rtn';
   incoherence: boolean;
+  rowScale: boolean;
   ldlq: boolean;
   sigma: string;
   /** Empty: the codebook's default. */
@@ -57,6 +58,7 @@ const initialForm: Form = {
   bits: 2,
   codebook: 'e8p',
   incoherence: true,
+  rowScale: DEFAULTS.rowScale,
   ldlq: true,
   sigma: String(DEFAULTS.sigma),
   rho: '',
@@ -88,6 +90,7 @@ function toSettings(f: Form): QuantizeSettingsInput {
     bits: f.bits,
     codebook: f.codebook,
     incoherence: f.incoherence,
+    rowScale: f.rowScale,
     ldlq: f.ldlq,
     sigma: num(f.sigma),
     rho: num(f.rho),
@@ -132,10 +135,10 @@ function NumberField(props: { id: string; label: string; value: string; onChange
   );
 }
 
-function Switch(props: { label: string; hint: string; checked: boolean; onChange: (v: boolean) => void }) {
+function Switch(props: { label: string; hint: string; checked: boolean; disabled?: boolean; onChange: (v: boolean) => void }) {
   return (
     <label className="switch-row">
-      <input type="checkbox" role="switch" checked={props.checked} onChange={(e) => props.onChange(e.target.checked)} />
+      <input type="checkbox" role="switch" checked={props.checked} disabled={props.disabled} onChange={(e) => props.onChange(e.target.checked)} />
       <span>
         <span className="switch-label">{props.label}</span>
         <span className="field-hint">{props.hint}</span>
@@ -246,6 +249,7 @@ export function NewRunPage() {
             </div>
             <div className="switches">
               <Switch label="Incoherence processing" hint="Random Hadamard transforms on both sides of every weight" checked={form.incoherence} onChange={(incoherence) => patch({ incoherence })} />
+              <Switch label="Row scales" hint="Fold each row's RMS into SV so every output channel gets the same relative error (with incoherence)" checked={form.rowScale && form.incoherence} disabled={!form.incoherence} onChange={(rowScale) => patch({ rowScale })} />
               <Switch label="LDLQ" hint="Adaptive rounding with Hessian feedback (off: nearest)" checked={form.ldlq} onChange={(ldlq) => patch({ ldlq })} />
             </div>
             <div className="form-grid">

@@ -101,7 +101,7 @@ export function RunView({ run }: { run: RunDetail }) {
         <ProgressBar fraction={active && fraction === 0 ? null : fraction} label="Run progress" tone={run.state === 'error' ? 'danger' : run.state === 'done' ? 'ok' : 'accent'} />
         {s && (
           <div className="run-settings muted">
-            {s.bits}-bit {s.codebook} · incoherence {s.incoherence ? 'on' : 'off'} · LDLQ {s.ldlq ? 'on' : 'off'} · σ {s.sigma} · ρ {s.rho} · {s.calibration.samples}×{s.calibration.ctx} tokens · seed {s.seed}
+            {s.bits}-bit {s.codebook} · incoherence {s.incoherence ? (s.rowScale ? 'on, row scales' : 'on') : 'off'} · LDLQ {s.ldlq ? 'on' : 'off'} · σ {s.sigma} · ρ {s.rho} · {s.calibration.samples}×{s.calibration.ctx} tokens · seed {s.seed}
             {s.finetune.mode !== 'none' && ` · fine-tuning ${s.finetune.mode}, ${s.finetune.epochs} epochs`}
           </div>
         )}
