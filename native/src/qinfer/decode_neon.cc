@@ -1,7 +1,9 @@
 // NEON decode-matvec (arm64). One E8P group of 8 weights is two 128-bit vectors:
 //   w = (S'[code & 0xFF] XOR signmask[code >> 8]) + shift[code >> 15]
 // the same table arithmetic as the AVX2 kernel (decode_avx2.cc) and the scalar reference
-// (decode.cc). Rows share each load of x; the +-1/4 shift is summed per row from group sums of x.
+// (decode.cc), and the same structure as the AVX2 matvec: 8 rows share each load of x, codes are
+// read 4 groups at a time, and the +-1/4 shift is summed per row from group sums of x (so a group
+// costs one magnitude and one sign load, a XOR and an FMA per half).
 // Scalar RTN levels are unpacked with per-lane shifts: (word >> (b*lane)) & mask - c.
 #include <arm_neon.h>
 
@@ -22,16 +24,18 @@ inline float32x4_t xor_f32(float32x4_t a, uint32x4_t m) {
   return vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(a), m));
 }
 
-// (S'[idx] XOR signmask): the E8P point without its +-1/4 shift.
-inline V8 e8p_signed(const DecodeTables& T, uint16_t c) {
-  const float* a = T.mag[c & 0xFF];
-  const uint32_t* s = T.signmask[c >> 8];
+// One group: S'[lo] XOR signmask[hi & 0x7F] of the 16-bit code in the low bits of `c` (the shift
+// bit ignored: shift_term adds it).
+inline V8 e8p_unshifted(const float* mag, const uint32_t* sgn, uint64_t c) {
+  const unsigned lo = static_cast<unsigned>(c) & 0xFFu, hi = static_cast<unsigned>(c >> 8) & 0x7Fu;
+  const float* a = mag + 8 * lo;
+  const uint32_t* s = sgn + 8 * hi;
   return {xor_f32(vld1q_f32(a), vld1q_u32(s)), xor_f32(vld1q_f32(a + 4), vld1q_u32(s + 4))};
 }
 
 // The E8P point with its shift.
 inline V8 e8p_vec(const DecodeTables& T, uint16_t c) {
-  const V8 v = e8p_signed(T, c);
+  const V8 v = e8p_unshifted(&T.mag[0][0], &T.signmask[0][0], c);
   const float* t = T.shift_hb[c >> 8];
   return {vaddq_f32(v.lo, vld1q_f32(t)), vaddq_f32(v.hi, vld1q_f32(t + 4))};
 }
@@ -78,37 +82,70 @@ inline float shift_term(const uint16_t* c, const float* gq, int groups) {
   return t;
 }
 
-// NR rows of E8P / RVQ codes against one x; gq as for shift_term.
+// acc += w . x_g for one group of codebook K: E8P and the RVQ3 first stage w = the E8P point, RVQ4
+// w = w1 + w2 / s2 (one FMA, so a row keeps one accumulator); RVQ3's shell stage goes into acc2.
+template <CodeKind K>
+inline void group_fma(float32x4_t& acc, float32x4_t& acc2, const DecodeTables& T, uint64_t c, uint64_t d,
+                      float32x4_t inv, const V8& x) {
+  const float* mag = &T.mag[0][0];
+  const uint32_t* sgn = &T.signmask[0][0];
+  V8 w = e8p_unshifted(mag, sgn, c);
+  if (K == CodeKind::RVQ4) {
+    const V8 w2 = e8p_unshifted(mag, sgn, d);
+    w = {vfmaq_f32(w.lo, w2.lo, inv), vfmaq_f32(w.hi, w2.hi, inv)};
+  }
+  acc = fma8(acc, w, x);
+  if (K == CodeKind::RVQ3) {
+    const float* sh = T.shell[d & 0xFF];
+    acc2 = fma8(acc2, V8{vld1q_f32(sh), vld1q_f32(sh + 4)}, x);
+  }
+}
+
+// NR rows of E8P / RVQ codes against one x; gq as for shift_term. Codes are read 4 groups (64 bits;
+// RVQ3 residuals 32 bits) per row at a time and split in registers, rows addressed from one base.
 template <int NR, CodeKind K>
 void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, float* y) {
   const DecodeTables& T = decode_tables();
-  const uint16_t* c1[NR];
-  const void* c2[NR];
+  const float32x4_t inv = vdupq_n_f32(q.residual_inv_scale);
+  const int G = q.groups;
+  const size_t base = static_cast<size_t>(r) * G;
+  const uint16_t* c1 = q.primary + base;
+  const uint16_t* r16 = K == CodeKind::RVQ4 ? static_cast<const uint16_t*>(q.residual) + base : nullptr;
+  const uint8_t* r8 = K == CodeKind::RVQ3 ? static_cast<const uint8_t*>(q.residual) + base : nullptr;
   float32x4_t acc[NR], acc2[NR];
-  for (int i = 0; i < NR; ++i) {
-    const size_t base = static_cast<size_t>(r + i) * q.groups;
-    c1[i] = q.primary + base;
-    c2[i] = nullptr;
-    if (K == CodeKind::RVQ4) c2[i] = static_cast<const uint16_t*>(q.residual) + base;
-    if (K == CodeKind::RVQ3) c2[i] = static_cast<const uint8_t*>(q.residual) + base;
-    acc[i] = acc2[i] = vdupq_n_f32(0.0f);
+  for (int i = 0; i < NR; ++i) acc[i] = acc2[i] = vdupq_n_f32(0.0f);
+  int g = 0;
+  for (; g + 4 <= G; g += 4) {
+    V8 xv[4];
+    for (int j = 0; j < 4; ++j) xv[j] = {vld1q_f32(x + 8 * (g + j)), vld1q_f32(x + 8 * (g + j) + 4)};
+    for (int i = 0; i < NR; ++i) {
+      const size_t off = static_cast<size_t>(i) * G + g;
+      uint64_t c, d = 0;
+      std::memcpy(&c, c1 + off, 8);
+      if (K == CodeKind::RVQ4) std::memcpy(&d, r16 + off, 8);
+      if (K == CodeKind::RVQ3) {
+        uint32_t d8;
+        std::memcpy(&d8, r8 + off, 4);
+        // Spread the four residual bytes to the code word's 16-bit slots.
+        d = (d8 & 0xFFull) | (static_cast<uint64_t>((d8 >> 8) & 0xFF) << 16) |
+            (static_cast<uint64_t>((d8 >> 16) & 0xFF) << 32) | (static_cast<uint64_t>(d8 >> 24) << 48);
+      }
+      for (int j = 0; j < 4; ++j) group_fma<K>(acc[i], acc2[i], T, c >> (16 * j), d >> (16 * j), inv, xv[j]);
+    }
   }
-  for (int g = 0; g < q.groups; ++g) {
+  for (; g < G; ++g) {
     const V8 xv{vld1q_f32(x + 8 * g), vld1q_f32(x + 8 * g + 4)};
     for (int i = 0; i < NR; ++i) {
-      acc[i] = fma8(acc[i], e8p_signed(T, c1[i][g]), xv);
-      if (K == CodeKind::RVQ4) {
-        acc2[i] = fma8(acc2[i], e8p_signed(T, static_cast<const uint16_t*>(c2[i])[g]), xv);
-      } else if (K == CodeKind::RVQ3) {
-        const float* s = T.shell[static_cast<const uint8_t*>(c2[i])[g]];
-        acc2[i] = fma8(acc2[i], V8{vld1q_f32(s), vld1q_f32(s + 4)}, xv);
-      }
+      const size_t off = static_cast<size_t>(i) * G + g;
+      const uint64_t d = K == CodeKind::RVQ4 ? r16[off] : K == CodeKind::RVQ3 ? r8[off] : 0;
+      group_fma<K>(acc[i], acc2[i], T, c1[off], d, inv, xv);
     }
   }
   for (int i = 0; i < NR; ++i) {
-    const float first = vaddvq_f32(acc[i]) + shift_term(c1[i], gq, q.groups);
+    const size_t off = static_cast<size_t>(i) * G;
+    const float first = vaddvq_f32(acc[i]) + shift_term(c1 + off, gq, G);
     if (K == CodeKind::E8P) y[i] = first;
-    else if (K == CodeKind::RVQ4) y[i] = first + (vaddvq_f32(acc2[i]) + shift_term(static_cast<const uint16_t*>(c2[i]), gq, q.groups)) * q.residual_inv_scale;
+    else if (K == CodeKind::RVQ4) y[i] = first + shift_term(r16 + off, gq, G) * q.residual_inv_scale;
     else y[i] = first + vaddvq_f32(acc2[i]) * q.residual_inv_scale;
   }
 }
