@@ -38,6 +38,8 @@ export interface SweepPoint {
   sigma: number;
   /** Residual scale of rvq3/rvq4 (0 = the core's default). */
   s2: number;
+  /** Seed of the sign vectors (every layer gets it; the job derives one per layer from its seed). */
+  seed: number;
   calibSamples: number;
   calibCtx: number;
 }
@@ -111,14 +113,14 @@ export async function runQualitySweep(o: {
       const metrics: Array<{ name: string; proxyLoss: number }> = [];
       const t0 = performance.now();
       for (let b = 0; b < blocks; b++) {
-        status(`${p.codebook} rho ${p.rho} sigma ${p.sigma} c${p.calibSamples}: block ${b}`);
+        status(`${p.codebook} rho ${p.rho} sigma ${p.sigma} seed ${p.seed} c${p.calibSamples}: block ${b}`);
         for (const { tap, shorts } of TAPS) {
           const H = readF64(path.join(hdir, `b${b}-${tap}.f64`));
           for (const k of LINEAR_KINDS.filter((x) => shorts.includes(x.short))) {
             const name = `model.layers.${b}.${k.module}.${k.kind}`;
             const W = model.tensor(`${name}.weight`);
             const [m, n] = W.shape;
-            const r = await quantizeLinear(W, H, { m, n, codebook: p.codebook, incoherence: true, ldlq: true, sigma: p.sigma, rho: p.rho, s2: p.s2, seed: 0 });
+            const r = await quantizeLinear(W, H, { m, n, codebook: p.codebook, incoherence: true, ldlq: true, sigma: p.sigma, rho: p.rho, s2: p.s2, seed: p.seed });
             metrics.push({ name, proxyLoss: r.proxyLoss });
             native().qinferSetLinear(engine, b, k.kind, layerFromResult(b, k.kind, r).spec);
           }
@@ -150,6 +152,7 @@ export function registerQualitySweep(bench: Command): void {
     .requiredOption('--sweep <spec>', 'codebooks and rho values, e.g. "e8p:0.8,0.9,1.03;rvq4:0.9,1.03"')
     .option('--sigma <list>', 'damping values, comma-separated', '0.01')
     .option('--s2 <list>', 'rvq residual scales, comma-separated (0 = default)', '0')
+    .option('--seeds <list>', 'sign-vector seeds, comma-separated (spread of the figures)', '0')
     .option('--calib-samples <list>', 'calibration sequences, comma-separated', '8')
     .option('--calib-ctx <n>', 'tokens per calibration sequence', '512')
     .option('--blocks <n>', 'quantize only the first n blocks (proxy loss only, no perplexity)')
@@ -170,15 +173,16 @@ export function registerQualitySweep(bench: Command): void {
       for (const samples of list(opts.calibSamples!))
         for (const sigma of list(opts.sigma!))
           for (const s2 of list(opts.s2!))
-            for (const { codebook, rho } of parseSweepSpec(opts.sweep!)) points.push({ codebook, rho, sigma, s2, calibSamples: samples, calibCtx: intOption(opts.calibCtx, '--calib-ctx', 8)! });
-      process.stdout.write('| codebook | rho | sigma | s2 | calib | blocks | proxy mean | proxy worst | ppl | quantize s | eval s |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n');
+            for (const seed of list(opts.seeds!))
+              for (const { codebook, rho } of parseSweepSpec(opts.sweep!)) points.push({ codebook, rho, sigma, s2, seed, calibSamples: samples, calibCtx: intOption(opts.calibCtx, '--calib-ctx', 8)! });
+      process.stdout.write('| codebook | rho | sigma | s2 | seed | calib | blocks | proxy mean | proxy worst | ppl | quantize s | eval s |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n');
       await runQualitySweep({
         modelDir, cacheDir: work, points,
         blocks: opts.blocks ? intOption(opts.blocks, '--blocks')! : null,
         windows: intOption(opts.windows, '--windows')!, ctx: intOption(opts.ctx, '--ctx', 4)!, threads: intOption(opts.threads, '--threads')!,
         onStatus: (s) => process.stderr.write(`  ${s}\n`),
         onRow: (r) => {
-          process.stdout.write(`| ${r.codebook} | ${r.rho} | ${r.sigma} | ${r.s2 || 'default'} | ${r.calibSamples} x ${r.calibCtx} | ${r.blocks} | ${r.meanProxyLoss.toFixed(5)} | ${r.worstProxyLoss.toFixed(5)} | ${r.ppl?.toFixed(3) ?? '-'} | ${r.quantizeSeconds.toFixed(0)} | ${r.evalSeconds.toFixed(0)} |\n`);
+          process.stdout.write(`| ${r.codebook} | ${r.rho} | ${r.sigma} | ${r.s2 || 'default'} | ${r.seed} | ${r.calibSamples} x ${r.calibCtx} | ${r.blocks} | ${r.meanProxyLoss.toFixed(5)} | ${r.worstProxyLoss.toFixed(5)} | ${r.ppl?.toFixed(3) ?? '-'} | ${r.quantizeSeconds.toFixed(0)} | ${r.evalSeconds.toFixed(0)} |\n`);
           if (opts.jsonl) writeFileSync(opts.jsonl, `${JSON.stringify({ ...r, at: new Date().toISOString() })}\n`, { flag: 'a' });
         },
       });

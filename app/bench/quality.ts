@@ -38,8 +38,8 @@ export interface QualityRow {
   /** ppl / ppl(16-bit) - 1. */
   gap: number | null;
   seconds: number;
-  /** QuIP# rows: calibration sequences of their Hessians (and fine-tuning). */
-  calibSamples?: number;
+  /** QuIP# rows: what sets them apart from the main rows (e.g. their calibration); '' for the main rows. */
+  variant?: string;
   note?: string;
 }
 
@@ -78,7 +78,7 @@ export interface QualityOptions {
   /** Fine-tuned rows: these modes (besides none) at these bit widths, with these fine-tuning settings,
    * on calibSamples sequences (fine-tuning costs time in proportion; when it differs from the main
    * calibration, a row without fine-tuning on the same sequences is added as their baseline). */
-  finetune?: { modes: Exclude<FinetuneMode, 'none'>[]; bits: Bits[]; settings: FinetuneSettingsInput; calibSamples?: number };
+  finetune?: { modes: Exclude<FinetuneMode, 'none'>[]; bits: Bits[]; settings: FinetuneSettingsInput; calibSamples?: number; rowScale?: boolean };
   onStatus?: (s: string) => void;
 }
 
@@ -156,20 +156,24 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
 
   // QuIP#: the quantization job's own pipeline, few calibration samples so it fits a CPU run. A folder
   // from an earlier run is reused only when it was made with exactly these settings.
-  const runs: Array<{ bits: Bits; ft: FinetuneMode; samples: number }> = [];
+  type Run = { bits: Bits; ft: FinetuneMode; samples: number; rowScale?: boolean; tag: string };
+  const runs: Run[] = [];
   const ftSamples = o.finetune?.calibSamples ?? o.calibSamples;
+  const ftRowScale = o.finetune?.rowScale;
+  // What sets the fine-tuned rows apart from the main ones, in their names and folder names.
+  const ftTag = [ftRowScale === false ? 'no row scales' : '', ftSamples !== o.calibSamples ? `calibration ${ftSamples} x ${o.calibCtx}` : ''].filter(Boolean).join(', ');
   for (const bits of o.bits) {
-    runs.push({ bits, ft: 'none', samples: o.calibSamples });
+    runs.push({ bits, ft: 'none', samples: o.calibSamples, tag: '' });
     if (!o.finetune?.bits.includes(bits) || !o.finetune.modes.length) continue;
-    if (ftSamples !== o.calibSamples) runs.push({ bits, ft: 'none', samples: ftSamples });
-    for (const ft of o.finetune.modes) runs.push({ bits, ft, samples: ftSamples });
+    if (ftTag) runs.push({ bits, ft: 'none', samples: ftSamples, rowScale: ftRowScale, tag: ftTag });
+    for (const ft of o.finetune.modes) runs.push({ bits, ft, samples: ftSamples, rowScale: ftRowScale, tag: ftTag });
   }
-  for (const { bits, ft, samples } of runs) {
+  for (const { bits, ft, samples, rowScale, tag } of runs) {
     const settings = resolveSettings({
-      bits, calibSamples: samples, calibCtx: o.calibCtx, threads, calibTextFile: calibText,
+      bits, calibSamples: samples, calibCtx: o.calibCtx, threads, calibTextFile: calibText, rowScale,
       ...(ft === 'none' ? {} : { finetune: { ...o.finetune!.settings, mode: ft } }),
     });
-    const out = path.join(o.work, `${o.model}-quip${bits}-c${samples}x${o.calibCtx}${ft === 'none' ? '' : `-ft-${ft.replace('+', '-')}`}`);
+    const out = path.join(o.work, `${o.model}-quip${bits}-c${samples}x${o.calibCtx}${settings.rowScale ? '-rs' : ''}${ft === 'none' ? '' : `-ft-${ft.replace('+', '-')}`}`);
     let record: RunRecord | null = null;
     const t0 = Date.now();
     if (existsSync(path.join(out, RUN_RECORD_FILE)) && existsSync(path.join(out, 'config.json'))) {
@@ -190,14 +194,14 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
     const f = record.finetune;
     const tuned = f ? `; fine-tuning ${f.seconds.toFixed(0)} s (${s.finetune.epochs} epochs, batch ${s.finetune.batch}, lr ${s.finetune.lr}, sign lr ${s.finetune.lrSign}, held-out ${s.finetune.holdout})` : '';
     rows.push({
-      name: quipRowName(bits, s.codebook, ft) + (samples === o.calibSamples ? '' : ` [calibration ${samples} x ${o.calibCtx}]`),
+      name: quipRowName(bits, s.codebook, ft) + (tag ? ` [${tag}]` : ''),
       by: 'ours',
       linearBitsPerWeight: record.sizes.bitsPerWeight,
       ppl: r.ppl,
       gap: gap(r.ppl),
       seconds: r.seconds,
-      calibSamples: samples,
-      note: `rho ${s.rho}, sigma ${s.sigma}; ${reused ? 'quantized earlier in' : 'quantized in'} ${quantSeconds.toFixed(0)} s${tuned}`,
+      variant: tag,
+      note: `rho ${s.rho}, sigma ${s.sigma}, row scales ${s.rowScale ? 'on' : 'off'}; ${reused ? 'quantized earlier in' : 'quantized in'} ${quantSeconds.toFixed(0)} s${tuned}`,
     });
   }
 
@@ -208,7 +212,8 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
       await llamaImatrix(bin, f16, calibText, imatrix, { ctx: o.calibCtx, chunks: o.calibSamples, threads });
     }
     for (const type of o.peerTypes) {
-      const file = path.join(o.work, `${o.model}-${type}.gguf`);
+      // Named by the imatrix calibration it was made with.
+      const file = path.join(o.work, `${o.model}-${type}-c${o.calibSamples}x${o.calibCtx}.gguf`);
       const t0 = Date.now();
       let note: string | undefined;
       try {
@@ -278,9 +283,9 @@ export function qualityGoals(rows: QualityRow[]): QualityGoal[] {
     detail: `QuIP# 4-bit ${fmt(q4)} vs Q4_K_M ${fmt(k4)}; 16-bit ${full?.toFixed(3) ?? '?'}`,
   });
   // Gap closed by fine-tuning: (ppl(no ft) - ppl(ft)) / (ppl(no ft) - ppl(16-bit)), best fine-tuned row.
-  // The baseline is the run without fine-tuning on the same calibration sequences as the tuned runs.
+  // The baseline is the run without fine-tuning with the tuned runs' calibration and settings.
   const tuned2 = rows.filter((r) => r.by === 'ours' && r.name.startsWith('QuIP# 2-bit') && r.name.includes('fine-tuned') && r.ppl !== null).sort((a, b) => a.ppl! - b.ppl!);
-  const none2 = rows.find((r) => r.by === 'ours' && r.name.startsWith('QuIP# 2-bit') && r.name.includes('no fine-tuning') && r.ppl !== null && r.calibSamples === tuned2[0]?.calibSamples);
+  const none2 = rows.find((r) => r.by === 'ours' && r.name.startsWith('QuIP# 2-bit') && r.name.includes('no fine-tuning') && r.ppl !== null && r.variant === tuned2[0]?.variant);
   const closed = (r: QualityRow) => (none2!.ppl! - r.ppl!) / (none2!.ppl! - full!);
   goals.push({
     goal: 'At 2 bits, fine-tuning closes at least half of the gap to 16-bit',
@@ -346,6 +351,7 @@ export function registerQualityBench(bench: Command): void {
     .option('--ft <modes>', "fine-tuned rows: block, block+e2e, comma-separated ('' for none)", 'block,block+e2e')
     .option('--ft-bits <list>', 'bit widths that get fine-tuned rows, comma-separated', '2')
     .option('--ft-calib-samples <n>', 'calibration sequences of the fine-tuned rows and their baseline (default: --calib-samples)')
+    .option('--ft-no-row-scale', 'fine-tuned rows and their baseline without row scales')
     .option('--ft-epochs <n>', 'fine-tuning epochs per step (in-block and end to end)')
     .option('--ft-batch <n>', 'calibration sequences per Adam step')
     .option('--ft-lr <x>', 'Adam learning rate of weights and norms')
@@ -381,6 +387,7 @@ export function registerQualityBench(bench: Command): void {
           modes,
           bits: bitList('--ft-bits', s('ftBits')!),
           calibSamples: intOption(s('ftCalibSamples'), '--ft-calib-samples'),
+          rowScale: opts.ftNoRowScale ? false : undefined,
           settings: { epochs: intOption(s('ftEpochs'), '--ft-epochs', 0), batch: intOption(s('ftBatch'), '--ft-batch'), lr: numberOption(s('ftLr'), '--ft-lr'), lrSign: numberOption(s('ftLrSign'), '--ft-lr-sign') },
         },
         peerTypes: s('peerTypes')!.split(',').map((t) => t.trim().toUpperCase()).filter(Boolean),
