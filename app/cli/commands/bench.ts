@@ -2,6 +2,7 @@
 // the same run, as a readable table or as JSON with --json. Subcommands register themselves here.
 import type { Command } from 'commander';
 
+import { registerAblationsBench } from '../../bench/ablations.js';
 import { registerDecodeBench } from '../../bench/decode.js';
 import { registerFinetuneBench } from '../../engine/finetune/bench.js';
 import { registerEngineBench } from '../../bench/engine.js';
@@ -12,7 +13,7 @@ import { registerQualitySweep } from '../../bench/quality-sweep.js';
 import { registerQuantizeBench } from '../../bench/quantize.js';
 import { registerHubBench } from '../../services/hub/bench.js';
 
-const benches: Array<(bench: Command) => void> = [registerEngineBench, registerDecodeBench, registerQuantizeBench, registerKernelsBench, registerHubBench, registerQualityBench, registerQualitySweep, registerDecodePeerBench, registerFinetuneBench];
+const benches: Array<(bench: Command) => void> = [registerEngineBench, registerDecodeBench, registerQuantizeBench, registerKernelsBench, registerHubBench, registerQualityBench, registerQualitySweep, registerDecodePeerBench, registerFinetuneBench, registerAblationsBench];
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('Benchmarks: each figure printed beside its comparison, measured in the same run');

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../model/index.js';
 import { cancelFlag } from '../native.js';
 import { createEngine } from '../runtime/engine.js';
-import { generate } from '../runtime/generation.js';
+import { sampleTexts } from '../runtime/generation.js';
 import { QuantizeEvent } from './events.js';
 import { terminalRenderer } from './render.js';
 import { compareRow, formatCompareTable } from './compare.js';
@@ -33,14 +33,7 @@ let evalText = '';
 async function sampledStories(seeds: number[], tokens: number): Promise<string> {
   const model = await loadModel(STORIES);
   try {
-    const engine = createEngine(model);
-    const parts: string[] = [];
-    for (const seed of seeds) {
-      const prompt = model.tokenizer.encode('Once upon a time');
-      const r = await generate(engine, model.tokenizer, prompt, model.architecture.contextLength, { maxTokens: tokens, seed, temperature: 1, topP: 1 });
-      parts.push(('Once upon a time' + r.text).replace(/\n/g, ' '));
-    }
-    return parts.join('\n');
+    return (await sampleTexts(createEngine(model), model.tokenizer, model.architecture.contextLength, 'Once upon a time', seeds, tokens)).join('\n');
   } finally {
     model.close();
   }

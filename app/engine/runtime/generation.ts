@@ -144,3 +144,24 @@ export async function generateOn(
     };
   }
 }
+
+/**
+ * Texts the model writes itself (temperature 1, no top-p cut), one per seed, each the prompt plus up
+ * to maxTokens sampled tokens on one line: in-domain text for a model whose training text is not at
+ * hand (stories260k's quality tests and table).
+ */
+export async function sampleTexts(
+  engine: EngineModel,
+  tokenizer: Pick<ModelTokenizer, 'encode' | 'decode' | 'eosIds'>,
+  contextLength: number,
+  prompt: string,
+  seeds: number[],
+  maxTokens: number,
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const seed of seeds) {
+    const r = await generate(engine, tokenizer, tokenizer.encode(prompt), contextLength, { maxTokens, seed, temperature: 1, topP: 1 });
+    out.push((prompt + r.text).replace(/\n/g, ' '));
+  }
+  return out;
+}
