@@ -61,7 +61,7 @@ describe('quip bench decode', () => {
       rooflineTokensPerSecond: 1, fractionOfRoofline: 1, speedupVsF16: decode / 10,
     });
     const peer = (type: string, decode: number) => ({
-      type, file: type, linearBitsPerWeight: 2, outputType: 'F16', embeddingType: 'F16', decodeTokensPerSecond: decode, prefillTokensPerSecond: 1,
+      type, file: type, linearBitsPerWeight: 2, bytesPerToken: 1, outputType: 'F16', embeddingType: 'F16', decodeTokensPerSecond: decode, prefillTokensPerSecond: 1,
     });
     const goals = decodeGoals({
       label: 't',

@@ -326,20 +326,21 @@ export function decodeGoals(s: DecodeSection): DecodeGoal[] {
 
 const num = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
-function formatSection(s: DecodeSection, f16Decode: number): string[] {
+function formatSection(s: DecodeSection, f16Decode: number, readGBs: number): string[] {
   const lines = [
-    `  ${'model'.padEnd(22)} ${'bits/w'.padStart(7)} ${'MB/token'.padStart(9)} ${'decode tok/s'.padStart(13)} ${'roofline'.padStart(9)} ${'of roof'.padStart(8)} ${'vs our f16'.padStart(10)} ${'prefill tok/s'.padStart(14)}`,
+    `  ${'model'.padEnd(28)} ${'bits/w'.padStart(7)} ${'MB/token'.padStart(9)} ${'decode tok/s'.padStart(13)} ${'roofline'.padStart(9)} ${'of roof'.padStart(8)} ${'vs our f16'.padStart(10)} ${'prefill tok/s'.padStart(14)}`,
   ];
   for (const x of s.rows) {
     lines.push(
-      `  ${x.model.padEnd(22)} ${x.bitsPerWeight.toFixed(2).padStart(7)} ${(x.bytesPerToken / 1e6).toFixed(1).padStart(9)} ${num(x.decodeTokensPerSecond).padStart(13)} ` +
+      `  ${x.model.padEnd(28)} ${x.bitsPerWeight.toFixed(2).padStart(7)} ${(x.bytesPerToken / 1e6).toFixed(1).padStart(9)} ${num(x.decodeTokensPerSecond).padStart(13)} ` +
         `${num(x.rooflineTokensPerSecond).padStart(9)} ${(100 * x.fractionOfRoofline).toFixed(0).padStart(7)}% ${(x.speedupVsF16.toFixed(2) + 'x').padStart(10)} ${num(x.prefillTokensPerSecond).padStart(14)}`,
     );
   }
   if (s.peer.skipped) lines.push(`  llama.cpp columns skipped (${s.peer.skipped})`);
   for (const p of s.peer.rows) {
     lines.push(
-      `  ${`llama.cpp ${p.type}`.padEnd(22)} ${p.linearBitsPerWeight.toFixed(2).padStart(7)} ${''.padStart(9)} ${num(p.decodeTokensPerSecond).padStart(13)} ${''.padStart(9)} ${''.padStart(8)} ` +
+      `  ${`llama.cpp ${p.type}`.padEnd(28)} ${p.linearBitsPerWeight.toFixed(2).padStart(7)} ${(p.bytesPerToken / 1e6).toFixed(1).padStart(9)} ${num(p.decodeTokensPerSecond).padStart(13)} ` +
+        `${num((readGBs * 1e9) / p.bytesPerToken).padStart(9)} ${((100 * p.decodeTokensPerSecond * p.bytesPerToken) / (readGBs * 1e9)).toFixed(0).padStart(7)}% ` +
         `${((p.decodeTokensPerSecond / f16Decode).toFixed(2) + 'x').padStart(10)} ${num(p.prefillTokensPerSecond).padStart(14)}   (lm_head ${p.outputType ?? '?'}, embeddings ${p.embeddingType ?? '?'})`,
     );
   }
@@ -352,18 +353,18 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
     `Decode benchmark (${r.cpu}, ${r.threads} threads, load average ${r.loadAverage.map((x) => x.toFixed(2)).join(' ')} at start)`,
     `  measured streaming read bandwidth ${r.readGBs.toFixed(1)} GB/s; prefill ${r.prompt} tokens, decode ${r.gen} tokens`,
     `  model: ${r.synth.label} (hidden ${sh.hidden}, MLP ${sh.intermediate}, ${sh.heads}/${sh.kvHeads} heads, vocab ${sh.vocab}, 16-bit embeddings and lm_head)`,
-    ...formatSection(r.synth, r.synth.rows[0].decodeTokensPerSecond),
+    ...formatSection(r.synth, r.synth.rows[0].decodeTokensPerSecond, r.readGBs),
     '  per decoded token, quantized models (ms): total = decode-matvec + transforms + rest (lm_head, attention, norms)',
   ];
   for (const x of r.synth.rows) {
     if (!x.profile) continue;
     const p = x.profile;
-    lines.push(`    ${x.model.padEnd(20)} total ${p.total.toFixed(1)}, matvec ${p.matvec.toFixed(1)}, transforms ${p.transforms.toFixed(2)}, rest ${p.rest.toFixed(1)} (lm_head at the roofline ${p.lmHeadAtRoofline.toFixed(1)})`);
+    lines.push(`    ${x.model.padEnd(26)} total ${p.total.toFixed(1)}, matvec ${p.matvec.toFixed(1)}, transforms ${p.transforms.toFixed(2)}, rest ${p.rest.toFixed(1)} (lm_head at the roofline ${p.lmHeadAtRoofline.toFixed(1)})`);
   }
   for (const g of r.goals) lines.push(`  goal: ${g.goal}: ${g.met === null ? 'not measured' : g.met ? 'met' : 'NOT met'} (${g.detail})`);
   if (r.smollm2) {
     lines.push(`  ${r.smollm2.label}`);
-    lines.push(...formatSection(r.smollm2, r.smollm2.rows[0].decodeTokensPerSecond));
+    lines.push(...formatSection(r.smollm2, r.smollm2.rows[0].decodeTokensPerSecond, r.readGBs));
   }
   return lines.join('\n');
 }

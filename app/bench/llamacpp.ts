@@ -120,10 +120,22 @@ export function ggufTensorType(file: string, name: string): string | null {
   }
 }
 
+/** Bytes a decoded token reads: every tensor but the token embeddings (one row of them), unless they double as lm_head. */
+export function ggufBytesPerToken(file: string): number {
+  const g = openGguf(file);
+  try {
+    const tied = !g.header.tensors.some((t) => t.name === 'output.weight');
+    return g.header.tensors.reduce((sum, t) => sum + (t.name === 'token_embd.weight' && !tied ? 0 : t.bytes), 0);
+  } finally {
+    g.file.close();
+  }
+}
+
 export interface DecodePeerRow extends LlamaBenchFigures {
   type: string;
   file: string;
   linearBitsPerWeight: number;
+  bytesPerToken: number;
   /** What llama-quantize made of lm_head (output.weight; token_embd.weight when tied) and the embeddings. */
   outputType: string | null;
   embeddingType: string | null;
@@ -169,7 +181,7 @@ export async function decodePeer(o: {
     // "F16" names the file as given; label it by what its linear layers hold (e.g. Q4_1 for a downloaded GGUF).
     const label = type === 'F16' ? Object.entries(bits.types).sort((a, b) => b[1] - a[1])[0][0] : type;
     const embeddingType = ggufTensorType(file, 'token_embd.weight');
-    rows.push({ type: label, file, linearBitsPerWeight: bits.bitsPerWeight, outputType: ggufTensorType(file, 'output.weight') ?? embeddingType, embeddingType, ...f });
+    rows.push({ type: label, file, linearBitsPerWeight: bits.bitsPerWeight, bytesPerToken: ggufBytesPerToken(file), outputType: ggufTensorType(file, 'output.weight') ?? embeddingType, embeddingType, ...f });
   }
   return rows;
 }
