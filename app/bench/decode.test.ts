@@ -18,6 +18,7 @@ describe('quip bench decode', () => {
       gen: 4,
       peer: false,
       smollm2: false,
+      bandwidthBytes: 8 << 20,
     });
     expect(r.synth.rows.map((x) => x.model)).toEqual(['ours 16-bit', 'ours 2-bit e8p', 'ours 3-bit rvq3', 'ours 4-bit rvq4']);
     for (const x of r.synth.rows) {
@@ -44,7 +45,7 @@ describe('quip bench decode', () => {
   it('keeps the synth model in --work and reuses it in the next run', async () => {
     const work = mkdtempSync(path.join(os.tmpdir(), 'quip-decode-work-'));
     try {
-      const o = { threads: 1, shape: { hidden: 64, intermediate: 128, layers: 1, heads: 2, kvHeads: 2, vocab: 600 }, prompt: 4, gen: 2, peer: false, smollm2: false, work };
+      const o = { threads: 1, shape: { hidden: 64, intermediate: 128, layers: 1, heads: 2, kvHeads: 2, vocab: 600 }, prompt: 4, gen: 2, peer: false, smollm2: false, work, bandwidthBytes: 8 << 20 };
       await runDecodeBench(o);
       const config = path.join(work, 'synth-64-128-1-2-2-600', 'hf', 'config.json');
       const written = statSync(config).mtimeMs;

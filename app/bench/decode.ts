@@ -234,6 +234,8 @@ export interface DecodeBenchOptions {
   smollm2?: boolean;
   /** Keep the models here and reuse them in later runs (default: a temporary folder, deleted). */
   work?: string;
+  /** Buffer of the read-bandwidth measurement (default 512 MiB, far beyond the caches). */
+  bandwidthBytes?: number;
   onStatus?: (s: string) => void;
 }
 
@@ -248,7 +250,7 @@ export async function runDecodeBench(o: DecodeBenchOptions = {}): Promise<Decode
   const data = path.join(projectRoot(), '..', 'shared', 'data');
   const calibText = path.join(data, 'wikitext-2-raw', 'wiki.valid.raw');
   o.onStatus?.('measuring read bandwidth');
-  const { readGBs } = await native().engineRoofline({ bandwidthBytes: 512 << 20, repeats: 5, gemmTokens: 8, gemmM: 48, gemmK: 64 });
+  const { readGBs } = await native().engineRoofline({ bandwidthBytes: o.bandwidthBytes ?? 512 << 20, repeats: 5, gemmTokens: 8, gemmM: 48, gemmK: 64 });
   // Without --work everything goes to a temporary folder deleted at the end. With it, the synth
   // model, its GGUF, llama.cpp's quantizations and the SmolLM2 import stay there and a later run
   // with the same shapes reuses them (the synth weights are seeded, so they are the same weights).
