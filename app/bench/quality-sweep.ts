@@ -38,6 +38,8 @@ export interface SweepPoint {
   sigma: number;
   /** Residual scale of rvq3/rvq4 (0 = the core's default). */
   s2: number;
+  /** Row scales (each row of W normalised before the transform). */
+  rowScale: boolean;
   /** Seed of the sign vectors (every layer gets it; the job derives one per layer from its seed). */
   seed: number;
   calibSamples: number;
@@ -120,7 +122,7 @@ export async function runQualitySweep(o: {
             const name = `model.layers.${b}.${k.module}.${k.kind}`;
             const W = model.tensor(`${name}.weight`);
             const [m, n] = W.shape;
-            const r = await quantizeLinear(W, H, { m, n, codebook: p.codebook, incoherence: true, ldlq: true, sigma: p.sigma, rho: p.rho, s2: p.s2, seed: p.seed });
+            const r = await quantizeLinear(W, H, { m, n, codebook: p.codebook, incoherence: true, ldlq: true, sigma: p.sigma, rho: p.rho, s2: p.s2, seed: p.seed, rowScale: p.rowScale });
             metrics.push({ name, proxyLoss: r.proxyLoss });
             native().qinferSetLinear(engine, b, k.kind, layerFromResult(b, k.kind, r).spec);
           }
@@ -152,6 +154,7 @@ export function registerQualitySweep(bench: Command): void {
     .requiredOption('--sweep <spec>', 'codebooks and rho values, e.g. "e8p:0.8,0.9,1.03;rvq4:0.9,1.03"')
     .option('--sigma <list>', 'damping values, comma-separated', '0.01')
     .option('--s2 <list>', 'rvq residual scales, comma-separated (0 = default)', '0')
+    .option('--no-row-scale', 'without row scales')
     .option('--seeds <list>', 'sign-vector seeds, comma-separated (spread of the figures)', '0')
     .option('--calib-samples <list>', 'calibration sequences, comma-separated', '8')
     .option('--calib-ctx <n>', 'tokens per calibration sequence', '512')
@@ -174,15 +177,15 @@ export function registerQualitySweep(bench: Command): void {
         for (const sigma of list(opts.sigma!))
           for (const s2 of list(opts.s2!))
             for (const seed of list(opts.seeds!))
-              for (const { codebook, rho } of parseSweepSpec(opts.sweep!)) points.push({ codebook, rho, sigma, s2, seed, calibSamples: samples, calibCtx: intOption(opts.calibCtx, '--calib-ctx', 8)! });
-      process.stdout.write('| codebook | rho | sigma | s2 | seed | calib | blocks | proxy mean | proxy worst | ppl | quantize s | eval s |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n');
+              for (const { codebook, rho } of parseSweepSpec(opts.sweep!)) points.push({ codebook, rho, sigma, s2, seed, rowScale: (opts.rowScale as unknown) !== false, calibSamples: samples, calibCtx: intOption(opts.calibCtx, '--calib-ctx', 8)! });
+      process.stdout.write('| codebook | rho | row scales | sigma | s2 | seed | calib | blocks | proxy mean | proxy worst | ppl | quantize s | eval s |\n|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n');
       await runQualitySweep({
         modelDir, cacheDir: work, points,
         blocks: opts.blocks ? intOption(opts.blocks, '--blocks')! : null,
         windows: intOption(opts.windows, '--windows')!, ctx: intOption(opts.ctx, '--ctx', 4)!, threads: intOption(opts.threads, '--threads')!,
         onStatus: (s) => process.stderr.write(`  ${s}\n`),
         onRow: (r) => {
-          process.stdout.write(`| ${r.codebook} | ${r.rho} | ${r.sigma} | ${r.s2 || 'default'} | ${r.seed} | ${r.calibSamples} x ${r.calibCtx} | ${r.blocks} | ${r.meanProxyLoss.toFixed(5)} | ${r.worstProxyLoss.toFixed(5)} | ${r.ppl?.toFixed(3) ?? '-'} | ${r.quantizeSeconds.toFixed(0)} | ${r.evalSeconds.toFixed(0)} |\n`);
+          process.stdout.write(`| ${r.codebook} | ${r.rho} | ${r.rowScale ? 'on' : 'off'} | ${r.sigma} | ${r.s2 || 'default'} | ${r.seed} | ${r.calibSamples} x ${r.calibCtx} | ${r.blocks} | ${r.meanProxyLoss.toFixed(5)} | ${r.worstProxyLoss.toFixed(5)} | ${r.ppl?.toFixed(3) ?? '-'} | ${r.quantizeSeconds.toFixed(0)} | ${r.evalSeconds.toFixed(0)} |\n`);
           if (opts.jsonl) writeFileSync(opts.jsonl, `${JSON.stringify({ ...r, at: new Date().toISOString() })}\n`, { flag: 'a' });
         },
       });

@@ -1,8 +1,12 @@
 // The quality table's goals follow from its rows: closer-to-16-bit, the 4.5-bit moonshot over every
 // llama.cpp type at or under 4.5 bits per weight, and rows left unmeasured.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 
-import { formatQualityMarkdown, qualityGoals, quipRowName, type QualityRow } from './quality.js';
+import { formatQualityMarkdown, KEPT_HEADING, keptSection, qualityGoals, quipRowName, type QualityRow } from './quality.js';
 
 const row = (name: string, by: QualityRow['by'], bpw: number, ppl: number | null, variant?: string): QualityRow => ({ name, by, linearBitsPerWeight: bpw, ppl, gap: null, seconds: 1, variant });
 
@@ -68,5 +72,19 @@ describe('bench quality goals', () => {
     expect(quipRowName(2, 'e8p', 'none')).toBe('QuIP# 2-bit (e8p, no fine-tuning)');
     expect(quipRowName(3, 'rvq3', 'block')).toBe('QuIP# 3-bit (rvq3, fine-tuned in-block)');
     expect(quipRowName(4, 'rvq4', 'block+e2e')).toBe('QuIP# 4-bit (rvq4, fine-tuned in-block + end-to-end)');
+  });
+
+  it('keeps the hand-written section below the table when the file is rewritten', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'quality-md-'));
+    try {
+      const file = path.join(dir, 'q.md');
+      expect(keptSection(file)).toBe('');
+      writeFileSync(file, `# old table\n\n| a |\n\n${KEPT_HEADING}\n\nrho sweep\n`);
+      expect(keptSection(file)).toBe(`\n${KEPT_HEADING}\n\nrho sweep\n`);
+      writeFileSync(file, '# a table only\n');
+      expect(keptSection(file)).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

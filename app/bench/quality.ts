@@ -337,6 +337,15 @@ export function formatQualityMarkdown(r: QualityResult, command: string): string
   return lines.join('\n');
 }
 
+/** The hand-written measurements below the table (from KEPT_HEADING on) survive a rewrite of the file. */
+export const KEPT_HEADING = '## How the defaults were chosen';
+export function keptSection(file: string): string {
+  if (!existsSync(file)) return '';
+  const text = readFileSync(file, 'utf8');
+  const at = text.indexOf(`\n${KEPT_HEADING}`);
+  return at < 0 ? '' : `\n${text.slice(at + 1)}`;
+}
+
 export function registerQualityBench(bench: Command): void {
   bench
     .command('quality')
@@ -395,7 +404,7 @@ export function registerQualityBench(bench: Command): void {
       });
       const command = `quip ${process.argv.slice(2).join(' ')}`;
       const md = formatQualityMarkdown(r, command);
-      if (s('out')) writeFileSync(s('out')!, md);
+      if (s('out')) writeFileSync(s('out')!, md + keptSection(s('out')!));
       process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : md);
     });
 }
