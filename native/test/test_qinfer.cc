@@ -196,24 +196,6 @@ TEST(simd_and_scalar_kernels_agree) {
   }
 }
 
-TEST(rows_dot_tokens_equals_float64_dots) {
-  std::mt19937 rng(5);
-  const int len = 40, tokens = 5;
-  for (int nr = 1; nr <= 4; ++nr) {
-    std::vector<float> w = gaussian(nr * len, rng), x = gaussian(tokens * (len + 3), rng);
-    for (auto* k : impls()) {
-      std::vector<float> y(tokens * 7, -1.0f);
-      k->rows_dot_tokens(w.data(), nr, len, x.data(), len + 3, tokens, y.data(), 7);
-      for (int t = 0; t < tokens; ++t)
-        for (int i = 0; i < nr; ++i) {
-          double ref = 0;
-          for (int c = 0; c < len; ++c) ref += static_cast<double>(w[i * len + c]) * x[t * (len + 3) + c];
-          CHECK_NEAR(y[t * 7 + i], ref, 1e-4);
-        }
-    }
-  }
-}
-
 namespace {
 
 // A real quantized layer: W~ = RHT(W) / scale quantized by the numeric core's codebook; returns the

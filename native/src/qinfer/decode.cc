@@ -149,20 +149,8 @@ static void matvec_scalar(const QCodes& q, const float* x, int r0, int r1, float
   }
 }
 
-static void rows_dot_tokens_scalar(const float* w, int nr, int len, const float* x, size_t ldx, int tokens, float* y,
-                                   size_t ldy) {
-  for (int t = 0; t < tokens; ++t)
-    for (int i = 0; i < nr; ++i) {
-      const float* wi = w + static_cast<size_t>(i) * len;
-      const float* xt = x + t * ldx;
-      float acc = 0.0f;
-      for (int k = 0; k < len; ++k) acc += wi[k] * xt[k];
-      y[t * ldy + i] = acc;
-    }
-}
-
 const DecodeKernels& decode_kernels_scalar() {
-  static const DecodeKernels k{matvec_scalar, decode_row_scalar, rows_dot_tokens_scalar};
+  static const DecodeKernels k{matvec_scalar, decode_row_scalar};
   return k;
 }
 

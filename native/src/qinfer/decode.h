@@ -35,11 +35,9 @@ enum class KernelImpl { Auto, Scalar, Avx2, Neon };
 struct DecodeKernels {
   // y[r - r0] = dot(row r of Q, x) for r in [r0, r1); x holds groups * 8 floats.
   void (*matvec)(const QCodes& q, const float* x, int r0, int r1, float* y);
-  // w[0 .. groups * 8) = row r of Q.
+  // w[0 .. groups * 8) = row r of Q. (Prefill decodes row slices with it and multiplies them with
+  // the engine GEMM's microkernel; see QuantizedLinear.)
   void (*decode_row)(const QCodes& q, int r, float* w);
-  // y[t * ldy + i] = dot(w + i * len, x + t * ldx) for i < nr (<= 4), t < tokens; len % 8 == 0.
-  void (*rows_dot_tokens)(const float* w, int nr, int len, const float* x, size_t ldx, int tokens, float* y,
-                          size_t ldy);
 };
 const DecodeKernels& decode_kernels_scalar();
 const DecodeKernels& decode_kernels_avx2();  // only when cpu_features().avx2

@@ -218,46 +218,8 @@ static void decode_row_avx2(const QCodes& q, int r, float* w) {
   }
 }
 
-// Decoded rows (up to 4) against several tokens: a 4 x 2 tile of dot products shares each load.
-static void rows_dot_tokens_avx2(const float* w, int nr, int len, const float* x, size_t ldx, int tokens, float* y,
-                                 size_t ldy) {
-  int t = 0;
-  for (; t + 2 <= tokens; t += 2) {
-    const float* x0 = x + t * ldx;
-    const float* x1 = x0 + ldx;
-    __m256 a0[4], a1[4];
-    for (int i = 0; i < 4; ++i) a0[i] = a1[i] = _mm256_setzero_ps();
-    for (int k = 0; k < len; k += 8) {
-      const __m256 v0 = _mm256_loadu_ps(x0 + k), v1 = _mm256_loadu_ps(x1 + k);
-      for (int i = 0; i < 4; ++i) {
-        if (i >= nr) break;
-        const __m256 wv = _mm256_loadu_ps(w + static_cast<size_t>(i) * len + k);
-        a0[i] = _mm256_fmadd_ps(wv, v0, a0[i]);
-        a1[i] = _mm256_fmadd_ps(wv, v1, a1[i]);
-      }
-    }
-    for (int i = 0; i < nr; ++i) {
-      y[t * ldy + i] = hsum(a0[i]);
-      y[(t + 1) * ldy + i] = hsum(a1[i]);
-    }
-  }
-  for (; t < tokens; ++t) {
-    const float* x0 = x + t * ldx;
-    __m256 a0[4];
-    for (int i = 0; i < 4; ++i) a0[i] = _mm256_setzero_ps();
-    for (int k = 0; k < len; k += 8) {
-      const __m256 v0 = _mm256_loadu_ps(x0 + k);
-      for (int i = 0; i < 4; ++i) {
-        if (i >= nr) break;
-        a0[i] = _mm256_fmadd_ps(_mm256_loadu_ps(w + static_cast<size_t>(i) * len + k), v0, a0[i]);
-      }
-    }
-    for (int i = 0; i < nr; ++i) y[t * ldy + i] = hsum(a0[i]);
-  }
-}
-
 const DecodeKernels& decode_kernels_avx2() {
-  static const DecodeKernels k{matvec_avx2, decode_row_avx2, rows_dot_tokens_avx2};
+  static const DecodeKernels k{matvec_avx2, decode_row_avx2};
   return k;
 }
 

@@ -221,48 +221,10 @@ void decode_row_neon(const QCodes& q, int r, float* w) {
   }
 }
 
-// Decoded rows (up to 4) against several tokens: a 4 x 2 tile of dot products shares each load.
-void rows_dot_tokens_neon(const float* w, int nr, int len, const float* x, size_t ldx, int tokens, float* y,
-                          size_t ldy) {
-  int t = 0;
-  for (; t + 2 <= tokens; t += 2) {
-    const float* x0 = x + t * ldx;
-    const float* x1 = x0 + ldx;
-    float32x4_t a0[4], a1[4];
-    for (int i = 0; i < 4; ++i) a0[i] = a1[i] = vdupq_n_f32(0.0f);
-    for (int k = 0; k < len; k += 4) {
-      const float32x4_t v0 = vld1q_f32(x0 + k), v1 = vld1q_f32(x1 + k);
-      for (int i = 0; i < 4; ++i) {
-        if (i >= nr) break;
-        const float32x4_t wv = vld1q_f32(w + static_cast<size_t>(i) * len + k);
-        a0[i] = vfmaq_f32(a0[i], wv, v0);
-        a1[i] = vfmaq_f32(a1[i], wv, v1);
-      }
-    }
-    for (int i = 0; i < nr; ++i) {
-      y[t * ldy + i] = vaddvq_f32(a0[i]);
-      y[(t + 1) * ldy + i] = vaddvq_f32(a1[i]);
-    }
-  }
-  for (; t < tokens; ++t) {
-    const float* x0 = x + t * ldx;
-    float32x4_t a0[4];
-    for (int i = 0; i < 4; ++i) a0[i] = vdupq_n_f32(0.0f);
-    for (int k = 0; k < len; k += 4) {
-      const float32x4_t v0 = vld1q_f32(x0 + k);
-      for (int i = 0; i < 4; ++i) {
-        if (i >= nr) break;
-        a0[i] = vfmaq_f32(a0[i], vld1q_f32(w + static_cast<size_t>(i) * len + k), v0);
-      }
-    }
-    for (int i = 0; i < nr; ++i) y[t * ldy + i] = vaddvq_f32(a0[i]);
-  }
-}
-
 }  // namespace
 
 const DecodeKernels& decode_kernels_neon() {
-  static const DecodeKernels k{matvec_neon, decode_row_neon, rows_dot_tokens_neon};
+  static const DecodeKernels k{matvec_neon, decode_row_neon};
   return k;
 }
 
