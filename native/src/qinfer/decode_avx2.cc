@@ -2,8 +2,9 @@
 // One E8P group of 8 weights is one 256-bit vector:
 //   w = (S'[code & 0xFF] XOR signmask[code >> 8]) + shift[code >> 15]
 // The matvec leaves the shift out of the per-group work (it adds +-1/4 sum(x_g) per row from group
-// sums), so a group costs two L1 table loads, a XOR and one FMA against x; 8 rows (4 for RVQ3) share
-// each load of x. About 1.4 cycles per group and core on Zen 4 (E8P), 2.3 (RVQ3), 2.9 (RVQ4): the
+// sums), so a group costs two L1 table loads, a XOR and one FMA against x; 8 rows share each load of
+// x (RVQ stages are summed per group into one accumulator per row). About 1.4 cycles per group and
+// core on Zen 4 (E8P), 2.1 (RVQ3), 2.9 (RVQ4): the
 // scalar work of splitting codes into table offsets is the bound, which is why codes are read 64
 // bits (4 groups) at a time. Tried and slower here: offsets precomputed with SIMD into a buffer,
 // index bytes loaded straight from memory, one 64K-entry int8 table (L2-resident).
@@ -76,6 +77,14 @@ static inline float shift_term(const uint16_t* c, const float* gq, int groups) {
     (acc) = _mm256_fmadd_ps(_mm256_fmadd_ps(w2_, inv, w1_), (xv), (acc));                                      \
   } while (0)
 
+// RVQ3: w = w1 + shell[e] / s2 likewise (the shell stage has no shift).
+#define QUIP_RVQ3_FMA(acc, c, e, sh, xv)                                                                          \
+  do {                                                                                                         \
+    const unsigned lo_ = static_cast<unsigned>((c) >> (sh)) & 0xFFu, hi_ = static_cast<unsigned>((c) >> ((sh) + 8)) & 0x7Fu; \
+    const __m256 w1_ = _mm256_xor_ps(_mm256_load_ps(mag + 8 * lo_), _mm256_load_ps(sgn + 8 * hi_));               \
+    (acc) = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_load_ps(shell + 8 * (e)), inv, w1_), (xv), (acc));          \
+  } while (0)
+
 // NR rows of E8P / RVQ codes against one x; gq as for shift_term. Codes are read 4 groups (64 bits)
 // per row at a time and split in registers, rows addressed from one base pointer (no pointer array
 // to spill), so a group costs one L1 load each for magnitude and sign, a XOR and an FMA.
@@ -91,8 +100,8 @@ static void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, fl
   const uint16_t* c1 = q.primary + base;
   const uint16_t* r16 = K == CodeKind::RVQ4 ? static_cast<const uint16_t*>(q.residual) + base : nullptr;
   const uint8_t* r8 = K == CodeKind::RVQ3 ? static_cast<const uint8_t*>(q.residual) + base : nullptr;
-  __m256 acc[NR], acc2[NR];
-  for (int i = 0; i < NR; ++i) acc[i] = acc2[i] = _mm256_setzero_ps();
+  __m256 acc[NR];
+  for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
   int g = 0;
   for (; g + 4 <= G; g += 4) {
     const __m256 x0 = _mm256_loadu_ps(x + 8 * g), x1 = _mm256_loadu_ps(x + 8 * g + 8);
@@ -107,19 +116,18 @@ static void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, fl
         QUIP_RVQ4_FMA(acc[i], c, d, 16, x1);
         QUIP_RVQ4_FMA(acc[i], c, d, 32, x2);
         QUIP_RVQ4_FMA(acc[i], c, d, 48, x3);
+      } else if (K == CodeKind::RVQ3) {
+        uint32_t d;
+        std::memcpy(&d, r8 + static_cast<size_t>(i) * G + g, 4);
+        QUIP_RVQ3_FMA(acc[i], c, d & 0xFF, 0, x0);
+        QUIP_RVQ3_FMA(acc[i], c, (d >> 8) & 0xFF, 16, x1);
+        QUIP_RVQ3_FMA(acc[i], c, (d >> 16) & 0xFF, 32, x2);
+        QUIP_RVQ3_FMA(acc[i], c, d >> 24, 48, x3);
       } else {
         QUIP_E8P_FMA(acc[i], c, 0, x0);
         QUIP_E8P_FMA(acc[i], c, 16, x1);
         QUIP_E8P_FMA(acc[i], c, 32, x2);
         QUIP_E8P_FMA(acc[i], c, 48, x3);
-      }
-      if (K == CodeKind::RVQ3) {
-        uint32_t d;
-        std::memcpy(&d, r8 + static_cast<size_t>(i) * G + g, 4);
-        acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(shell + 8 * (d & 0xFF)), x0, acc2[i]);
-        acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(shell + 8 * ((d >> 8) & 0xFF)), x1, acc2[i]);
-        acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(shell + 8 * ((d >> 16) & 0xFF)), x2, acc2[i]);
-        acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(shell + 8 * (d >> 24)), x3, acc2[i]);
       }
     }
   }
@@ -130,11 +138,10 @@ static void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, fl
       if (K == CodeKind::RVQ4) {
         const uint64_t d = r16[static_cast<size_t>(i) * G + g];
         QUIP_RVQ4_FMA(acc[i], c, d, 0, xv);
+      } else if (K == CodeKind::RVQ3) {
+        QUIP_RVQ3_FMA(acc[i], c, r8[static_cast<size_t>(i) * G + g], 0, xv);
       } else {
         QUIP_E8P_FMA(acc[i], c, 0, xv);
-      }
-      if (K == CodeKind::RVQ3) {
-        acc2[i] = _mm256_fmadd_ps(_mm256_load_ps(shell + 8 * r8[static_cast<size_t>(i) * G + g]), xv, acc2[i]);
       }
     }
   }
@@ -143,11 +150,12 @@ static void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, fl
     const float first = hsum(acc[i]) + shift_term(c1 + off, gq, G);
     if (K == CodeKind::E8P) y[i] = first;
     else if (K == CodeKind::RVQ4) y[i] = first + shift_term(r16 + off, gq, G) * q.residual_inv_scale;
-    else y[i] = first + hsum(acc2[i]) * q.residual_inv_scale;
+    else y[i] = first;
   }
 }
 #undef QUIP_E8P_FMA
 #undef QUIP_RVQ4_FMA
+#undef QUIP_RVQ3_FMA
 
 template <int NR>
 static void rows_scalar(const QCodes& q, const float* x, int r, float* y) {
@@ -187,9 +195,8 @@ static void matvec_avx2(const QCodes& q, const float* x, int r0, int r1, float* 
     gq[g] = 0.25f * (((xg[0] + xg[1]) + (xg[2] + xg[3])) + ((xg[4] + xg[5]) + (xg[6] + xg[7])));
   }
   int r = r0;
-  // 8 rows share each load of x; RVQ3 keeps two accumulators per row, so 4.
-  if (q.kind != CodeKind::RVQ3)
-    for (; r + 8 <= r1; r += 8) rows_any<8>(q, x, gq.data(), r, y + (r - r0));
+  // 8 rows share each load of x (one accumulator per row; RVQ stages are summed per group).
+  for (; r + 8 <= r1; r += 8) rows_any<8>(q, x, gq.data(), r, y + (r - r0));
   for (; r + 4 <= r1; r += 4) rows_any<4>(q, x, gq.data(), r, y + (r - r0));
   for (; r < r1; ++r) rows_any<1>(q, x, gq.data(), r, y + (r - r0));
 }
