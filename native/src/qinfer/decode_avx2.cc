@@ -5,8 +5,9 @@
 // sums), so a group costs two L1 table loads, a XOR and one FMA against x; 8 rows share each load of
 // x (RVQ stages are summed per group into one accumulator per row). About 1.4 cycles per group and
 // core on Zen 4 (E8P), 2.1 (RVQ3), 2.9 (RVQ4): the scalar work of splitting codes into table
-// offsets is the bound, which is why codes are read 64 bits (4 groups) at a time. Tried and slower here: offsets precomputed with SIMD into a buffer,
-// index bytes loaded straight from memory, one 64K-entry int8 table (L2-resident).
+// offsets is the bound, which is why codes are read 64 bits (4 groups) at a time. Tried and slower
+// here: offsets precomputed with SIMD into a buffer, index bytes loaded straight from memory, one
+// 64K-entry int8 table (L2-resident).
 // Scalar RTN levels are unpacked with variable shifts: (word >> (b*lane)) & mask - c.
 #include <immintrin.h>
 
