@@ -192,7 +192,7 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
     const r = await score(out);
     const s = record.settings;
     const f = record.finetune;
-    const tuned = f ? `; fine-tuning ${f.seconds.toFixed(0)} s (${s.finetune.epochs} epochs, batch ${s.finetune.batch}, lr ${s.finetune.lr}, sign lr ${s.finetune.lrSign}, held-out ${s.finetune.holdout})` : '';
+    const tuned = f ? `; fine-tuning ${f.seconds.toFixed(0)} s (${s.finetune.epochs} epoch${s.finetune.epochs === 1 ? '' : 's'}, batch ${s.finetune.batch}, lr ${s.finetune.lr}, sign lr ${s.finetune.lrSign}, held-out ${s.finetune.holdout})` : '';
     rows.push({
       name: quipRowName(bits, s.codebook, ft) + (tag ? ` [${tag}]` : ''),
       by: 'ours',
