@@ -28,7 +28,7 @@ test('quip inspect prints the architecture, parameters, layers and sizes as tabl
   expect(text).toMatch(/attention heads\s+8 \(key\/value heads 4, head_dim 8\)/);
   expect(text).toMatch(/total\s+260,032\s+100\.0%/);
   expect(text).toMatch(/model\.layers\.4\.mlp\.down_proj\s+down\s+64 x 172\s+F32\s+172 x 2\^0 \(\S+\)\s+1 x 2\^6 \(sylvester\)\s+176/);
-  expect(text).toMatch(/^\s+2\s+\d+ KB\s+2\.424\s+/m);
+  expect(text).toMatch(/^\s+2\s+\d+ KB\s+2\.538\s+/m);
   expect(text).toMatch(/^\s+16\s+520 KB\s+16\.000\s+100\.0%/m);
 });
 

@@ -105,7 +105,7 @@ export function formatInspection(r: ModelInspection): string {
       [true, true, true, true],
     ),
   );
-  out.push('  (codes at the padded width, sign vectors SU/SV as fp16, fp32 scales, every other tensor in 16 bits)');
+  out.push('  (codes at the padded width, SU as int8 signs, SV as fp32 with the row scales, fp32 scales, every other tensor in 16 bits)');
 
   if (r.tokenizer) {
     const t = r.tokenizer;
