@@ -6,6 +6,7 @@ import path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
+import { parseSweepSpec } from './quality-sweep.js';
 import { formatQualityMarkdown, KEPT_HEADING, keptSection, qualityGoals, quipRowName, type QualityRow } from './quality.js';
 
 const row = (name: string, by: QualityRow['by'], bpw: number, ppl: number | null, variant?: string): QualityRow => ({ name, by, linearBitsPerWeight: bpw, ppl, gap: null, seconds: 1, variant });
@@ -86,5 +87,16 @@ describe('bench quality goals', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('reads a sweep spec: each codebook its rho list, or its default; bad names and values refused', () => {
+    expect(parseSweepSpec('e8p:0.9,1.03; rvq4:0.8')).toEqual([
+      { codebook: 'e8p', rho: 0.9 },
+      { codebook: 'e8p', rho: 1.03 },
+      { codebook: 'rvq4', rho: 0.8 },
+    ]);
+    expect(parseSweepSpec('rvq3')).toEqual([{ codebook: 'rvq3', rho: 0.98 }]);
+    expect(() => parseSweepSpec('e9p:1')).toThrow(/unknown codebook "e9p"/);
+    expect(() => parseSweepSpec('e8p:0,1')).toThrow(/not a positive number/);
   });
 });
