@@ -48,9 +48,15 @@ export function parsePerplexity(out: string): { ppl: number; plusMinus: number |
   return { ppl: Number(m[1]), plusMinus: m[2] ? Number(m[2]) : null, chunks: c ? Number(c[1]) : null };
 }
 
+// This llama-perplexity build now and then exits with status 0 before its last chunk and the final
+// estimate (seen about 1 run in 3 on a loaded 2-core machine), so a run without the estimate is
+// repeated, up to 3 runs in all.
 export async function llamaPerplexity(bin: string, model: string, text: string, o: { ctx: number; windows: number; threads: number }) {
-  const out = await runTool(bin, 'llama-perplexity', ['-m', model, '-f', text, '-c', String(o.ctx), '--chunks', String(o.windows), '-t', String(o.threads), '-b', String(Math.max(o.ctx, 512))]);
-  return parsePerplexity(out);
+  const args = ['-m', model, '-f', text, '-c', String(o.ctx), '--chunks', String(o.windows), '-t', String(o.threads), '-b', String(Math.max(o.ctx, 512))];
+  for (let attempt = 1; ; attempt++) {
+    const out = await runTool(bin, 'llama-perplexity', args);
+    if (attempt === 3 || /Final estimate: PPL =/.test(out)) return parsePerplexity(out);
+  }
 }
 
 /** An importance matrix from `text` (chunks of ctx tokens), as llama-quantize wants for its low-bit types. */
