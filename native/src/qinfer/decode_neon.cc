@@ -82,23 +82,22 @@ inline float shift_term(const uint16_t* c, const float* gq, int groups) {
   return t;
 }
 
-// acc += w . x_g for one group of codebook K: E8P and the RVQ3 first stage w = the E8P point, RVQ4
-// w = w1 + w2 / s2 (one FMA, so a row keeps one accumulator); RVQ3's shell stage goes into acc2.
+// acc += w . x_g for one group of codebook K: E8P w = the E8P point (unshifted); RVQ4 w = w1 + w2 / s2
+// and RVQ3 w = w1 + shell[d] / s2 (one FMA each, so a row keeps one accumulator).
 template <CodeKind K>
-inline void group_fma(float32x4_t& acc, float32x4_t& acc2, const DecodeTables& T, uint64_t c, uint64_t d,
-                      float32x4_t inv, const V8& x) {
+inline void group_fma(float32x4_t& acc, const DecodeTables& T, uint64_t c, uint64_t d, float32x4_t inv,
+                      const V8& x) {
   const float* mag = &T.mag[0][0];
   const uint32_t* sgn = &T.signmask[0][0];
   V8 w = e8p_unshifted(mag, sgn, c);
   if (K == CodeKind::RVQ4) {
     const V8 w2 = e8p_unshifted(mag, sgn, d);
     w = {vfmaq_f32(w.lo, w2.lo, inv), vfmaq_f32(w.hi, w2.hi, inv)};
+  } else if (K == CodeKind::RVQ3) {
+    const float* sh = T.shell[d & 0xFF];
+    w = {vfmaq_f32(w.lo, vld1q_f32(sh), inv), vfmaq_f32(w.hi, vld1q_f32(sh + 4), inv)};
   }
   acc = fma8(acc, w, x);
-  if (K == CodeKind::RVQ3) {
-    const float* sh = T.shell[d & 0xFF];
-    acc2 = fma8(acc2, V8{vld1q_f32(sh), vld1q_f32(sh + 4)}, x);
-  }
 }
 
 // NR rows of E8P / RVQ codes against one x; gq as for shift_term. Codes are read 4 groups (64 bits;
@@ -112,8 +111,8 @@ void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, float* y)
   const uint16_t* c1 = q.primary + base;
   const uint16_t* r16 = K == CodeKind::RVQ4 ? static_cast<const uint16_t*>(q.residual) + base : nullptr;
   const uint8_t* r8 = K == CodeKind::RVQ3 ? static_cast<const uint8_t*>(q.residual) + base : nullptr;
-  float32x4_t acc[NR], acc2[NR];
-  for (int i = 0; i < NR; ++i) acc[i] = acc2[i] = vdupq_n_f32(0.0f);
+  float32x4_t acc[NR];
+  for (int i = 0; i < NR; ++i) acc[i] = vdupq_n_f32(0.0f);
   int g = 0;
   for (; g + 4 <= G; g += 4) {
     V8 xv[4];
@@ -130,7 +129,7 @@ void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, float* y)
         d = (d8 & 0xFFull) | (static_cast<uint64_t>((d8 >> 8) & 0xFF) << 16) |
             (static_cast<uint64_t>((d8 >> 16) & 0xFF) << 32) | (static_cast<uint64_t>(d8 >> 24) << 48);
       }
-      for (int j = 0; j < 4; ++j) group_fma<K>(acc[i], acc2[i], T, c >> (16 * j), d >> (16 * j), inv, xv[j]);
+      for (int j = 0; j < 4; ++j) group_fma<K>(acc[i], T, c >> (16 * j), d >> (16 * j), inv, xv[j]);
     }
   }
   for (; g < G; ++g) {
@@ -138,15 +137,14 @@ void rows_e8p(const QCodes& q, const float* x, const float* gq, int r, float* y)
     for (int i = 0; i < NR; ++i) {
       const size_t off = static_cast<size_t>(i) * G + g;
       const uint64_t d = K == CodeKind::RVQ4 ? r16[off] : K == CodeKind::RVQ3 ? r8[off] : 0;
-      group_fma<K>(acc[i], acc2[i], T, c1[off], d, inv, xv);
+      group_fma<K>(acc[i], T, c1[off], d, inv, xv);
     }
   }
   for (int i = 0; i < NR; ++i) {
     const size_t off = static_cast<size_t>(i) * G;
     const float first = vaddvq_f32(acc[i]) + shift_term(c1 + off, gq, G);
-    if (K == CodeKind::E8P) y[i] = first;
-    else if (K == CodeKind::RVQ4) y[i] = first + shift_term(r16 + off, gq, G) * q.residual_inv_scale;
-    else y[i] = first + vaddvq_f32(acc2[i]) * q.residual_inv_scale;
+    // The shell stage has no shift.
+    y[i] = K == CodeKind::RVQ4 ? first + shift_term(r16 + off, gq, G) * q.residual_inv_scale : first;
   }
 }
 
