@@ -21,7 +21,8 @@ export const AppInfo = z.object({
   face: Face,
   /** e.g. "AMD EPYC 7B13 (AVX2, FMA)". */
   cpu: z.string(),
-  avx2: z.boolean(),
+  /** The fast-path kernels the native core runs here (scalar: the portable references). */
+  simd: z.enum(['avx2', 'neon', 'scalar']),
   /** Hardware threads the engine will use by default. */
   threads: z.number().int().positive(),
   studioHome: z.string(),

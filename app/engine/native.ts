@@ -10,8 +10,12 @@ import type { QinferNative } from './quantize/native-types.js';
 import type { QuipNative } from './quip/types.js';
 import type { EngineNative } from './runtime/native-types.js';
 
+export type SimdPath = 'avx2' | 'neon' | 'scalar';
+
 export interface CpuInfo {
   summary: string;
+  /** The fast-path kernels this build runs on this CPU. */
+  simd: SimdPath;
   avx2: boolean;
   avx512: boolean;
   neon: boolean;

@@ -187,6 +187,7 @@ static Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   const quip::CpuFeatures& f = quip::cpu_features();
   Napi::Object o = Napi::Object::New(env);
   o.Set("summary", quip::cpu_summary());
+  o.Set("simd", f.simd());
   o.Set("avx2", f.avx2);
   o.Set("avx512", f.avx512);
   o.Set("neon", f.neon);

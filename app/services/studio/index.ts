@@ -72,11 +72,11 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
   const chat = new ChatService(home, jobs, emit, threadSetting);
 
   // The CPU as the native core sees it, asked once from a job process (main never loads the addon).
-  let cpu: Promise<{ summary: string; avx2: boolean; threads: number }> | null = null;
+  let cpu: Promise<{ summary: string; simd: 'avx2' | 'neon' | 'scalar'; threads: number }> | null = null;
   const cpuInfo = () =>
     (cpu ??= jobs
       .run('cpuInfo', {}, { label: 'Read CPU features' })
-      .result.catch(() => ({ summary: `${os.cpus()[0]?.model ?? 'unknown CPU'} (native core not loaded)`, avx2: false, threads: os.availableParallelism() })));
+      .result.catch(() => ({ summary: `${os.cpus()[0]?.model ?? 'unknown CPU'} (native core not loaded)`, simd: 'scalar' as const, threads: os.availableParallelism() })));
 
   /** A folder on disk, or a hub id resolved (downloaded if needed, with progress events) to its snapshot. */
   async function locate(source: string, revision: string | undefined) {
@@ -113,7 +113,7 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
         version: packageJson.version,
         face: opts.face,
         cpu: c.summary,
-        avx2: c.avx2,
+        simd: c.simd,
         threads: settings.threads ?? c.threads,
         studioHome: home,
         hubEndpoint: h.endpoint,

@@ -183,7 +183,7 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
       version: '0.1.0',
       face: opts.face ?? 'browser',
       cpu: 'Test CPU (AVX2, FMA)',
-      avx2: true,
+      simd: 'avx2',
       threads: 2,
       studioHome: '/tmp/quip-studio-test',
       hubEndpoint: 'http://127.0.0.1:9/hub',

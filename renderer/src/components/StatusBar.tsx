@@ -1,4 +1,11 @@
+import type { AppInfo } from '../../../app/contract/channels';
 import { useStudio } from '../state/context';
+
+const SIMD_LABEL: Record<AppInfo['simd'], string> = {
+  avx2: 'AVX2 fast paths',
+  neon: 'NEON fast paths',
+  scalar: 'portable kernels (no SIMD)',
+};
 
 /** One line along the bottom: the machine the engine runs on and what is happening. */
 export function StatusBar() {
@@ -18,7 +25,7 @@ export function StatusBar() {
           <span className="status-item" data-testid="status-threads">
             {info.value.threads} threads
           </span>
-          <span className="status-item">{info.value.avx2 ? 'AVX2 fast paths' : 'portable kernels (no AVX2)'}</span>
+          <span className="status-item">{SIMD_LABEL[info.value.simd]}</span>
           {active > 0 && <span className="status-item">{active === 1 ? '1 download' : `${active} downloads`}</span>}
           <span className="status-spacer" />
           <span className="status-item muted" title={`Studio home: ${info.value.studioHome}`}>
