@@ -125,6 +125,24 @@ void e8p_decode(uint16_t code, float out[8]) {
   out[7] = (neg7 ? -a[7] : a[7]) + shift;
 }
 
+uint16_t e8p_code_with_signs(const E8PTables& T, const float x[8], int idx, int shift) {
+  const float t = shift ? -0.25f : 0.25f;
+  const float* a = T.source[idx];
+  int neg[8], negs = 0, cheapest = 0;
+  float mn = INFINITY;
+  for (int i = 0; i < 8; ++i) {
+    float y = x[i] - t;
+    neg[i] = y < 0;
+    negs += neg[i];
+    float p = a[i] * std::fabs(y);
+    if (p < mn) mn = p, cheapest = i;
+  }
+  if ((negs ^ T.parity[idx]) & 1) neg[cheapest] ^= 1;
+  uint16_t code = static_cast<uint16_t>(idx | (shift << 15));
+  for (int i = 0; i < 7; ++i) code |= static_cast<uint16_t>(neg[i] << (8 + i));
+  return code;
+}
+
 uint16_t e8p_nearest_scalar(const float x[8]) {
   const E8PTables& T = e8p_tables();
   float best = INFINITY;
@@ -150,22 +168,7 @@ uint16_t e8p_nearest_scalar(const float x[8]) {
       if (err < best) best = err, best_idx = a, best_shift = sh;
     }
   }
-  // Rebuild the signs of the winner: copy those of y, flip the cheapest one when the parity is wrong.
-  const float t = best_shift ? -0.25f : 0.25f;
-  const float* a = T.source[best_idx];
-  int neg[8], negs = 0, cheapest = 0;
-  float mn = INFINITY;
-  for (int i = 0; i < 8; ++i) {
-    float y = x[i] - t;
-    neg[i] = y < 0;
-    negs += neg[i];
-    float p = a[i] * std::fabs(y);
-    if (p < mn) mn = p, cheapest = i;
-  }
-  if ((negs ^ T.parity[best_idx]) & 1) neg[cheapest] ^= 1;
-  uint16_t code = static_cast<uint16_t>(best_idx | (best_shift << 15));
-  for (int i = 0; i < 7; ++i) code |= static_cast<uint16_t>(neg[i] << (8 + i));
-  return code;
+  return e8p_code_with_signs(T, x, best_idx, best_shift);
 }
 
 uint16_t e8p_nearest(const float x[8]) {

@@ -27,6 +27,9 @@ void e8p_decode(uint16_t code, float out[8]);
 // Exact nearest E8P point to x (spec: 2 shifts x 256 patterns, sign copy + parity fix-up).
 uint16_t e8p_nearest(const float x[8]);         // AVX2 when available
 uint16_t e8p_nearest_scalar(const float x[8]);  // reference
+// The code of pattern idx with shift (0: +1/4, 1: -1/4) nearest to x: the signs of x - shift, with the
+// cheapest coordinate flipped when their parity is wrong. Every search ends here once it has its winner.
+uint16_t e8p_code_with_signs(const E8PTables& T, const float x[8], int idx, int shift);
 
 // ---- E8 shell codebook (3-bit residual stage) ------------------------------------------------------
 // 256 points of E8: index 0 the origin; 1-112 the roots +-e_i +- e_j (i < j; sign pairs ++, +-, -+,

@@ -72,21 +72,7 @@ uint16_t e8p_nearest_neon(const E8PTables& T, const float x[8]) {
   argmin_lanes(best0, idx0, &b0, &i0);
   argmin_lanes(best1, idx1, &b1, &i1);
   const int shift = b1 < b0 ? 1 : 0, idx = shift ? i1 : i0;
-  const float t = shift ? -0.25f : 0.25f;
-  const float* a = T.source[idx];
-  int neg[8], negs = 0, cheapest = 0;
-  float mn = INFINITY;
-  for (int i = 0; i < 8; ++i) {
-    float y = x[i] - t;
-    neg[i] = y < 0;
-    negs += neg[i];
-    float p = a[i] * std::fabs(y);
-    if (p < mn) mn = p, cheapest = i;
-  }
-  if ((negs ^ T.parity[idx]) & 1) neg[cheapest] ^= 1;
-  uint16_t code = static_cast<uint16_t>(idx | (shift << 15));
-  for (int i = 0; i < 7; ++i) code |= static_cast<uint16_t>(neg[i] << (8 + i));
-  return code;
+  return e8p_code_with_signs(T, x, idx, shift);
 }
 
 void e8p_quantize_batch_neon(const E8PTables& T, const float* x, size_t stride, size_t count, float* out,
@@ -94,17 +80,7 @@ void e8p_quantize_batch_neon(const E8PTables& T, const float* x, size_t stride, 
   for (size_t g = 0; g < count; ++g) {
     const uint16_t c = e8p_nearest_neon(T, x + g * stride);
     codes[g] = c;
-    // Decode (same as e8p_decode).
-    const float* a = T.source[c & 0xFF];
-    const float shift = (c >> 15) ? -0.25f : 0.25f;
-    int neg = 0;
-    float* o = out + g * stride;
-    for (int i = 0; i < 7; ++i) {
-      const int s = (c >> (8 + i)) & 1;
-      neg += s;
-      o[i] = (s ? -a[i] : a[i]) + shift;
-    }
-    o[7] = (((neg ^ T.parity[c & 0xFF]) & 1) ? -a[7] : a[7]) + shift;
+    e8p_decode(c, out + g * stride);
   }
 }
 
