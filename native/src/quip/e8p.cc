@@ -13,14 +13,14 @@ namespace quip {
 uint16_t e8p_nearest_avx2(const E8PTables& T, const float x[8]);  // e8p_avx2.cc
 void e8p_quantize_batch_avx2(const E8PTables& T, const float* x, size_t stride, size_t count, float* out,
                              uint32_t* codes);
-uint8_t e8_shell_nearest_avx2(const float (&table)[256][8], const float x[8]);
+uint8_t e8_shell_nearest_avx2(const E8ShellSearch& S, const float x[8]);
 float brute_force_min_score_avx2(const float* points_t, const float* norms2, size_t count, const float x[8]);
 #endif
 #ifdef QUIP_ARM64
 uint16_t e8p_nearest_neon(const E8PTables& T, const float x[8]);  // e8p_neon.cc
 void e8p_quantize_batch_neon(const E8PTables& T, const float* x, size_t stride, size_t count, float* out,
                              uint32_t* codes);
-uint8_t e8_shell_nearest_neon(const float (&table)[256][8], const float x[8]);
+uint8_t e8_shell_nearest_neon(const E8ShellSearch& S, const float x[8]);
 float brute_force_min_score_neon(const float* points_t, const float* norms2, size_t count, const float x[8]);
 #endif
 
@@ -181,6 +181,18 @@ uint16_t e8p_nearest(const float x[8]) {
   return e8p_nearest_scalar(x);
 }
 
+const E8ShellSearch& e8_shell_search() {
+  static const E8ShellSearch S = [] {
+    E8ShellSearch s{};
+    const auto& table = e8_shell_table();
+    for (int k = 0; k < 256; ++k) {
+      for (int i = 0; i < 8; ++i) s.t[i][k] = table[k][i], s.norm2[k] += table[k][i] * table[k][i];
+    }
+    return s;
+  }();
+  return S;
+}
+
 uint8_t e8_shell_nearest_scalar(const float x[8]) {
   const auto& tab = e8_shell_table();
   float best = INFINITY;
@@ -198,10 +210,10 @@ uint8_t e8_shell_nearest_scalar(const float x[8]) {
 
 uint8_t e8_shell_nearest(const float x[8]) {
 #ifdef QUIP_X86
-  if (cpu_features().avx2) return e8_shell_nearest_avx2(e8_shell_table(), x);
+  if (cpu_features().avx2) return e8_shell_nearest_avx2(e8_shell_search(), x);
 #endif
 #ifdef QUIP_ARM64
-  if (cpu_features().neon) return e8_shell_nearest_neon(e8_shell_table(), x);
+  if (cpu_features().neon) return e8_shell_nearest_neon(e8_shell_search(), x);
 #endif
   return e8_shell_nearest_scalar(x);
 }

@@ -37,6 +37,12 @@ uint16_t e8p_code_with_signs(const E8PTables& T, const float x[8], int idx, int 
 // byte in ascending order = coordinate i negative); 241-248 +2e_1..+2e_8; 249-255 -2e_1..-2e_7.
 const float (&e8_shell_table())[256][8];
 uint8_t e8_shell_nearest(const float x[8]);
+// The shell codebook laid out for the SIMD searches: coordinates transposed, squared norms.
+struct alignas(32) E8ShellSearch {
+  float t[8][256];
+  alignas(32) float norm2[256];
+};
+const E8ShellSearch& e8_shell_search();
 uint8_t e8_shell_nearest_scalar(const float x[8]);
 
 // Brute-force reference (tests): min over all `count` points of ||x - p||^2 - ||x||^2, i.e.

@@ -82,18 +82,9 @@ void e8p_quantize_batch_avx2(const E8PTables& T, const float* x, size_t stride, 
   }
 }
 
-uint8_t e8_shell_nearest_avx2(const float (&table)[256][8], const float x[8]) {
-  // Transposed copy of the table and squared norms, built once per thread.
-  alignas(32) static thread_local float tt[8][256], n2[256];
-  static thread_local bool init = false;
-  if (!init) {
-    for (int k = 0; k < 256; ++k) {
-      float s = 0;
-      for (int i = 0; i < 8; ++i) tt[i][k] = table[k][i], s += table[k][i] * table[k][i];
-      n2[k] = s;
-    }
-    init = true;
-  }
+uint8_t e8_shell_nearest_avx2(const E8ShellSearch& S, const float x[8]) {
+  const auto& tt = S.t;
+  const auto& n2 = S.norm2;
   __m256 xv[8];
   for (int i = 0; i < 8; ++i) xv[i] = _mm256_set1_ps(-2.f * x[i]);
   __m256 vbest = _mm256_set1_ps(INFINITY);
