@@ -132,8 +132,9 @@ KernelImpl ImplArg(Napi::Env env, Napi::Value v) {
   if (s == "auto") return KernelImpl::Auto;
   if (s == "scalar") return KernelImpl::Scalar;
   if (s == "avx2") return KernelImpl::Avx2;
+  if (s == "avx512") return KernelImpl::Avx512;
   if (s == "neon") return KernelImpl::Neon;
-  throw Napi::TypeError::New(env, "kernel must be 'auto', 'scalar', 'avx2' or 'neon'");
+  throw Napi::TypeError::New(env, "kernel must be 'auto', 'scalar', 'avx2', 'avx512' or 'neon'");
 }
 
 std::unique_ptr<QuantizedLinear> MakeLayer(Napi::Env env, Napi::Value spec, const std::string& what, KernelImpl impl = KernelImpl::Auto) {

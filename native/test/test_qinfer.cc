@@ -1,8 +1,9 @@
 // Quantized inference tests: the decode-matvec kernels (scalar reference and this build's SIMD one:
 // AVX2 or NEON) against a float64 dense matvec over the matrix decoded by the numeric core's own
-// codebook_decode, the batched (prefill) path against the one-token path, and the whole quantized
-// linear (RHT, padding, scale, sign vectors) against W^ x with W^ rebuilt densely in float64 from
-// the quantizer's own output.
+// codebook_decode, the int8-activation kernels (AVX-512) against their scalar reference and the
+// reference against the exact matvec within the rounding bound, the batched (prefill) path against
+// the one-token path, and the whole quantized linear (RHT, padding, scale, sign vectors) against
+// W^ x with W^ rebuilt densely in float64 from the quantizer's own output.
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -98,6 +99,20 @@ std::vector<float> gaussian(size_t n, std::mt19937& rng, float sd = 1.0f) {
   return v;
 }
 
+// The relative RMS difference of y from ref over all entries (the int8 kernels' criterion where a
+// per-entry bound is not at hand: their rounding adds ~0.5% noise; one wrong sign or level is >10%).
+double rel_rms(const std::vector<float>& y, const std::vector<double>& ref) {
+  double e = 0, n = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    e += (y[i] - ref[i]) * (y[i] - ref[i]);
+    n += ref[i] * ref[i];
+  }
+  return std::sqrt(e / n);
+}
+
+// Whether this CPU's automatic decode kernels round x to int8 (AVX-512).
+bool auto_kernels_use_int8() { return decode_kernels().matvec_prepared != nullptr; }
+
 std::vector<const DecodeKernels*> impls() {
   std::vector<const DecodeKernels*> k{&decode_kernels_scalar()};
   if (cpu_features().avx2) k.push_back(&decode_kernels(KernelImpl::Avx2));
@@ -163,14 +178,17 @@ TEST(matvec_equals_dense_float64_for_every_codebook) {
   }
 }
 
-// Auto picks this build's SIMD kernels: AVX2 on x86-64 CPUs that have it, NEON on every arm64 build.
+// Auto picks this build's SIMD kernels: AVX-512 (int8) or AVX2 on x86-64 CPUs that have them, NEON
+// on every arm64 build.
 TEST(auto_decode_dispatch_picks_the_simd_kernels_of_this_build) {
   const CpuFeatures& cpu = cpu_features();
-  const DecodeKernels* simd = cpu.avx2 ? &decode_kernels(KernelImpl::Avx2)
+  const DecodeKernels* simd = cpu.avx512 ? &decode_kernels(KernelImpl::Avx512)
+                              : cpu.avx2 ? &decode_kernels(KernelImpl::Avx2)
                               : cpu.neon ? &decode_kernels(KernelImpl::Neon)
                                          : &decode_kernels_scalar();
   CHECK(&decode_kernels() == simd);
   if (cpu.avx2 || cpu.neon) CHECK(simd != &decode_kernels_scalar());
+  CHECK((decode_kernels().matvec_prepared != nullptr) == cpu.avx512);
 #if defined(__aarch64__)
   if (cpu.neon) CHECK(&decode_kernels() == &decode_kernels_neon());
 #endif
@@ -191,8 +209,105 @@ TEST(simd_and_scalar_kernels_agree) {
     std::vector<float> x = gaussian(72 * 8, rng);
     std::vector<float> a(64), b(64);
     decode_kernels_scalar().matvec(p.codes(), x.data(), 0, 64, a.data());
-    decode_kernels().matvec(p.codes(), x.data(), 0, 64, b.data());
+    decode_kernels(cpu_features().avx2 ? KernelImpl::Avx2 : KernelImpl::Neon).matvec(p.codes(), x.data(), 0, 64, b.data());
     for (int r = 0; r < 64; ++r) CHECK_NEAR(a[r], b[r], 1e-4 * (1 + std::fabs(a[r])));
+  }
+}
+
+// ---- int8 activations ------------------------------------------------------------------------------
+
+TEST(prepare_x_rounds_each_block_of_32_values_to_int8_with_its_own_scale) {
+  std::mt19937 rng(5);
+  const int groups = 70;  // two chunks of 64 groups; the second holds 6 (blocks 16 and half of 17)
+  std::vector<float> x = gaussian(groups * 8, rng);
+  for (int i = 32; i < 64; ++i) x[i] = 0.0f;                   // block 1: all zero
+  for (int i = 64; i < 96; ++i) x[i] = 0.0f;                   // block 2: max 127, so d = 1 exactly
+  x[64] = 127.0f, x[65] = 2.5f, x[66] = 3.5f, x[67] = -2.5f;   // halves round to even
+  PreparedX px;
+  prepare_x(x.data(), groups, px);
+  CHECK(px.chunks == 2 && px.q.size() == 1024 && px.d.size() == 32);
+  auto q_at = [&](int g, int j) { return px.q[static_cast<size_t>(g / 64) * 512 + 64 * j + g % 64]; };
+  auto d_at = [&](int g) { return px.d[static_cast<size_t>(g / 64) * 16 + (g % 64) / 4]; };
+  CHECK(d_at(4) == 0.0f && d_at(8) == 1.0f);
+  CHECK(q_at(8, 0) == 127 && q_at(8, 1) == 2 && q_at(8, 2) == 4 && q_at(8, 3) == -2);
+  std::vector<int> block_max((groups + 3) / 4, 0);
+  for (int g = 0; g < groups; ++g) {
+    float sum = 0;
+    for (int j = 0; j < 8; ++j) {
+      const float v = x[8 * g + j], d = d_at(g);
+      CHECK(std::abs(q_at(g, j)) <= 127);
+      CHECK(std::fabs(q_at(g, j) * d - v) <= 0.5f * d * (1 + 1e-6f));
+      block_max[g / 4] = std::max(block_max[g / 4], std::abs(static_cast<int>(q_at(g, j))));
+      sum += v;
+    }
+    CHECK_NEAR(px.gq[g], sum / 4, 1e-6 * (1 + std::fabs(sum)));
+  }
+  for (size_t b = 0; b < block_max.size(); ++b) CHECK(block_max[b] == (b == 1 ? 0 : 127));  // max|x| -> 127
+  for (int g = groups; g < 128; ++g)
+    for (int j = 0; j < 8; ++j) CHECK(q_at(g, j) == 0);  // padding
+  for (int b = 0; b < 32; ++b) {
+    int sum = 0;
+    for (int gg = 0; gg < 4; ++gg)
+      for (int j = 0; j < 8; ++j) sum += px.q[static_cast<size_t>(b / 16) * 512 + 64 * j + 4 * (b % 16) + gg];
+    CHECK(px.bsum4[b] == 4 * sum);
+  }
+}
+
+TEST(int8_reference_stays_within_the_rounding_bound_of_the_exact_matvec) {
+  // |y - Q x| <= sum_e |Q_e| d_b(e) / 2 per row, with every E8P code among the rows.
+  std::mt19937 rng(17);
+  for (auto cb : {quip::Codebook::E8P, quip::Codebook::RVQ3, quip::Codebook::RVQ4}) {
+    const int m = 37, groups = 70;
+    Planes p(cb, m, groups, rng);
+    std::vector<double> Q = p.dense();
+    std::vector<float> x = gaussian(groups * 8, rng), y(m);
+    PreparedX px;
+    prepare_x(x.data(), groups, px);
+    matvec_prepared_reference(p.codes(), px, 0, m, y.data());
+    std::vector<double> exact(m);
+    for (int r = 0; r < m; ++r) {
+      double bound = 0, mag = 0;
+      for (int c = 0; c < groups * 8; ++c) {
+        const double w = Q[static_cast<size_t>(r) * groups * 8 + c];
+        exact[r] += w * x[c];
+        mag += std::fabs(w * x[c]);
+        bound += std::fabs(w) * 0.5 * px.d[static_cast<size_t>(c / 512) * 16 + (c % 512) / 32];
+      }
+      CHECK(std::fabs(y[r] - exact[r]) <= bound + 1e-6 * mag + 1e-6);
+    }
+    CHECK(rel_rms(y, exact) < 0.02);
+  }
+}
+
+TEST(avx512_kernels_equal_the_int8_reference) {
+  if (!cpu_features().avx512) return;  // needs AVX-512 VBMI/VNNI + GFNI
+  const DecodeKernels& k = decode_kernels(KernelImpl::Avx512);
+  std::mt19937 rng(23);
+  struct Case { quip::Codebook cb; int m, groups; };
+  // Whole chunks, ragged last chunks (masked code loads), one-group rows, and every E8P code.
+  const Case cases[] = {{quip::Codebook::E8P, 37, 22},   {quip::Codebook::E8P, 9, 64},    {quip::Codebook::E8P, 8, 8192},
+                        {quip::Codebook::RVQ3, 37, 130}, {quip::Codebook::RVQ3, 5, 1},    {quip::Codebook::RVQ4, 37, 72},
+                        {quip::Codebook::RVQ4, 11, 519}, {quip::Codebook::RTN3, 13, 40}};
+  for (const Case& cs : cases) {
+    Planes p(cs.cb, cs.m, cs.groups, rng);
+    if (cs.groups == 8192) {
+      for (uint32_t c = 0; c < 65536; ++c) p.words[c] = c;
+      p.split();
+    }
+    std::vector<double> Q = p.dense();
+    std::vector<float> x = gaussian(static_cast<size_t>(cs.groups) * 8, rng), ref(cs.m), y(cs.m), y2(cs.m - 1);
+    PreparedX px;
+    prepare_x(x.data(), cs.groups, px);
+    if (cs.cb == quip::Codebook::RTN3) decode_kernels(KernelImpl::Avx2).matvec(p.codes(), x.data(), 0, cs.m, ref.data());
+    else matvec_prepared_reference(p.codes(), px, 0, cs.m, ref.data());
+    k.matvec(p.codes(), x.data(), 0, cs.m, y.data());
+    k.matvec_prepared(p.codes(), px, 1, cs.m, y2.data());  // a row range not starting at 0
+    for (int r = 0; r < cs.m; ++r) {
+      double mag = 0;
+      for (int c = 0; c < cs.groups * 8; ++c) mag += std::fabs(Q[static_cast<size_t>(r) * cs.groups * 8 + c] * x[c]);
+      CHECK_NEAR(y[r], ref[r], 1e-5 * mag + 1e-6);
+      if (r >= 1) CHECK(y2[r - 1] == y[r]);
+    }
   }
 }
 
@@ -269,26 +384,32 @@ TEST(quantized_linear_equals_dense_reconstruction) {
   const Shape shapes[] = {{64, 172}, {172, 64}, {32, 64}, {36, 24}, {48, 36}};
   std::vector<KernelImpl> ks{KernelImpl::Scalar};
   if (cpu_features().avx2) ks.push_back(KernelImpl::Avx2);
+  if (cpu_features().avx512) ks.push_back(KernelImpl::Avx512);
   if (cpu_features().neon) ks.push_back(KernelImpl::Neon);
   for (auto cb : kAll)
     for (const Shape& s : shapes)
       for (bool inc : {true, false})
         for (KernelImpl impl : ks) {
           RealLayer L = make_layer(cb, s.m, s.n, inc, rng, impl);
+          const bool int8 = decode_kernels(impl).matvec_prepared && cb != quip::Codebook::RTN2 &&
+                            cb != quip::Codebook::RTN3 && cb != quip::Codebook::RTN4;
           const int tokens = 3;
           std::vector<float> x = gaussian(static_cast<size_t>(tokens) * s.n, rng), y(static_cast<size_t>(tokens) * s.m), y1(s.m);
           L.layer->forward(x.data(), tokens, y.data());
           for (int t = 0; t < tokens; ++t) {
             L.layer->forward(x.data() + t * s.n, 1, y1.data());  // decode path, token by token
+            std::vector<double> refs(s.m);
             for (int r = 0; r < s.m; ++r) {
               double ref = 0, mag = 0;
               for (int c = 0; c < s.n; ++c) {
                 ref += L.What[static_cast<size_t>(r) * s.n + c] * x[t * s.n + c];
                 mag += std::fabs(L.What[static_cast<size_t>(r) * s.n + c] * x[t * s.n + c]);
               }
-              CHECK_NEAR(y[t * s.m + r], ref, 2e-5 * mag + 1e-6);
-              CHECK_NEAR(y1[r], ref, 2e-5 * mag + 1e-6);
+              refs[r] = ref;
+              CHECK_NEAR(y[t * s.m + r], ref, 2e-5 * mag + 1e-6);  // prefill stays float
+              if (!int8) CHECK_NEAR(y1[r], ref, 2e-5 * mag + 1e-6);
             }
+            if (int8) CHECK(rel_rms(y1, refs) < 0.02);
           }
           // The layer's own float64 reconstruction matches too.
           std::vector<double> W = L.layer->dequantize();
@@ -310,17 +431,21 @@ TEST(prefill_panels_equal_the_one_token_path_across_panel_edges) {
     RealLayer L = make_layer(cb, m, n, true, rng, KernelImpl::Auto);
     std::vector<float> x = gaussian(static_cast<size_t>(tokens) * n, rng), y(static_cast<size_t>(tokens) * m), y1(m);
     L.layer->forward(x.data(), tokens, y.data());
+    const bool int8 = auto_kernels_use_int8() && cb != quip::Codebook::RTN3;
     for (int t = 0; t < tokens; t += 11) {
       L.layer->forward(x.data() + static_cast<size_t>(t) * n, 1, y1.data());
+      std::vector<double> refs(m);
       for (int r = 0; r < m; ++r) {
         double ref = 0, mag = 0;
         for (int c = 0; c < n; ++c) {
           ref += L.What[static_cast<size_t>(r) * n + c] * x[static_cast<size_t>(t) * n + c];
           mag += std::fabs(L.What[static_cast<size_t>(r) * n + c] * x[static_cast<size_t>(t) * n + c]);
         }
+        refs[r] = ref;
         CHECK_NEAR(y[static_cast<size_t>(t) * m + r], ref, 2e-5 * mag + 1e-6);
-        CHECK_NEAR(y1[r], ref, 2e-5 * mag + 1e-6);
+        if (!int8) CHECK_NEAR(y1[r], ref, 2e-5 * mag + 1e-6);
       }
+      if (int8) CHECK(rel_rms(y1, refs) < 0.02);
     }
   }
 }

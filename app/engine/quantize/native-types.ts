@@ -34,7 +34,7 @@ export interface QinferNative {
     layers: Array<{ block: number; kind: EngineLinearKind; spec: QuantizedLinearSpec }>,
   ): EngineModel;
   /** y = W^ x for tokens rows of x (tests, benchmarks); kernel picks the decode implementation. */
-  qinferForward(spec: QuantizedLinearSpec, x: Float32Array, tokens: number, kernel?: 'auto' | 'scalar' | 'avx2' | 'neon'): Float32Array;
+  qinferForward(spec: QuantizedLinearSpec, x: Float32Array, tokens: number, kernel?: 'auto' | 'scalar' | 'avx2' | 'avx512' | 'neon'): Float32Array;
   /** W^ (m x n) in float64 as the layer applies it. */
   qinferDequantize(spec: QuantizedLinearSpec): Float64Array;
   /** Seconds quantized layers spent in their Hadamard transforms and decode-matvecs since profiling was switched on; passing `on` then switches it and clears the counters. */

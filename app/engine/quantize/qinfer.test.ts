@@ -1,6 +1,8 @@
 // Quantized inference from JS: for every codebook, with and without incoherence, the layer qinfer
 // builds from quantizeLinear's output applies exactly the W^ the numeric core reports (its own
 // float32 dequantization in the original basis), through the decode (1 token) and prefill paths.
+// On CPUs with AVX-512 VBMI/VNNI + GFNI the decode path of the lattice codebooks rounds x to int8
+// (native/src/qinfer/decode_avx512.cc): there it is held to a relative RMS error, not to float rounding.
 import { describe, expect, it } from 'vitest';
 
 import { native } from '../native.js';
@@ -39,6 +41,8 @@ describe('qinfer layers equal the numeric core', () => {
         const x = gaussian(3 * n, 3);
         const y3 = native().qinferForward(spec, x, 3);
         const y1 = native().qinferForward(spec, x.subarray(0, n), 1);
+        const int8 = native().cpuInfo().avx512 && !codebook.startsWith('rtn');
+        let e2 = 0, r2 = 0;
         for (let t = 0; t < 3; t++) {
           for (let o = 0; o < m; o++) {
             let ref = 0, abs = 0;
@@ -47,9 +51,11 @@ describe('qinfer layers equal the numeric core', () => {
               abs += Math.abs(r.dequantized[o * n + i] * x[t * n + i]);
             }
             expect(Math.abs(y3[t * m + o] - ref)).toBeLessThanOrEqual(1e-5 * abs + 1e-6);
-            if (t === 0) expect(Math.abs(y1[o] - ref)).toBeLessThanOrEqual(1e-5 * abs + 1e-6);
+            if (t === 0 && !int8) expect(Math.abs(y1[o] - ref)).toBeLessThanOrEqual(1e-5 * abs + 1e-6);
+            if (t === 0) (e2 += (y1[o] - ref) ** 2), (r2 += ref ** 2);
           }
         }
+        expect(Math.sqrt(e2 / r2)).toBeLessThan(int8 ? 0.02 : 1e-5);
       });
     }
   }

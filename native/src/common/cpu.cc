@@ -12,8 +12,11 @@ static CpuFeatures detect() {
 #if defined(QUIP_X86) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
   f.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl");
+  const char* no512 = std::getenv("QUIP_NO_AVX512");
+  f.avx512 = f.avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi") &&
+             __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("gfni") &&
+             !(no512 && std::strcmp(no512, "0") != 0 && no512[0] != '\0');
 #elif defined(__aarch64__) || defined(_M_ARM64)
   f.neon = true;
 #endif

@@ -9,7 +9,7 @@ namespace quip {
 
 struct CpuFeatures {
   bool avx2 = false;    // AVX2 + FMA + F16C together (what *_avx2.cc files are compiled for)
-  bool avx512 = false;  // AVX-512 F/BW/VL
+  bool avx512 = false;  // AVX-512 F/BW/VL/VBMI/VNNI + GFNI + avx2 (what *_avx512.cc files are compiled for)
   bool neon = false;    // Advanced SIMD on arm64 (always present there)
 
   // The SIMD fast path this build dispatches to on this CPU: "avx2", "neon" or "scalar".
@@ -17,7 +17,7 @@ struct CpuFeatures {
 };
 
 // Detected once. QUIP_FORCE_SCALAR=1 in the environment disables every fast path (for tests and
-// for comparing against the scalar references).
+// for comparing against the scalar references); QUIP_NO_AVX512=1 only the AVX-512 ones.
 const CpuFeatures& cpu_features();
 
 // Human-readable summary, e.g. "x86-64 avx2" or "arm64 neon" or "x86-64 scalar (forced)".

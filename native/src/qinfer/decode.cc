@@ -1,5 +1,7 @@
 #include "qinfer/decode.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -149,6 +151,83 @@ static void matvec_scalar(const QCodes& q, const float* x, int r0, int r1, float
   }
 }
 
+// ---- int8 activations (the AVX-512 kernels' input) and their scalar reference ---------------------
+
+void prepare_x(const float* x, int groups, PreparedX& px) {
+  const int chunks = (groups + 63) / 64;
+  px.x = x;
+  px.groups = groups;
+  px.chunks = chunks;
+  px.q.assign(static_cast<size_t>(chunks) * 512, 0);
+  px.d.assign(static_cast<size_t>(chunks) * 16, 0.0f);
+  px.bsum4.assign(static_cast<size_t>(chunks) * 16, 0);
+  px.gq.resize(groups);
+  for (int g = 0; g < groups; ++g) {
+    const float* xg = x + 8 * g;
+    px.gq[g] = 0.25f * (((xg[0] + xg[1]) + (xg[2] + xg[3])) + ((xg[4] + xg[5]) + (xg[6] + xg[7])));
+  }
+  const int blocks = (groups + 3) / 4;
+  for (int b = 0; b < blocks; ++b) {
+    const int g0 = 4 * b, ng = std::min(4, groups - g0);
+    const float* xb = x + 8 * g0;
+    float amax = 0.0f;
+    for (int i = 0; i < 8 * ng; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    if (!(amax > 0.0f)) continue;  // an all-zero block stays zero (and NaN/inf are not quantized)
+    const float inv = 127.0f / amax;
+    const int c = b / 16, l = b % 16;
+    int8_t* qc = px.q.data() + static_cast<size_t>(c) * 512;
+    int sum = 0;
+    for (int gg = 0; gg < ng; ++gg) {
+      for (int j = 0; j < 8; ++j) {
+        // Round half to even through the 1.5 * 2^23 trick (vectorises on baseline x86-64 and equals
+        // the AVX-512 conversion under the default rounding mode); |x * inv| <= 127.
+        const float r = (xb[8 * gg + j] * inv + 12582912.0f) - 12582912.0f;
+        const int v = static_cast<int>(r);
+        qc[64 * j + 4 * l + gg] = static_cast<int8_t>(v);
+        sum += v;
+      }
+    }
+    px.d[static_cast<size_t>(c) * 16 + l] = amax / 127.0f;
+    px.bsum4[static_cast<size_t>(c) * 16 + l] = 4 * sum;
+  }
+}
+
+// Integer value of coordinate j of a group times 2: E8P 2 * (s .* |a|) (the shift is in gq), shell 2 * p.
+static int e8p_twice(const DecodeTables& T, uint16_t c, int j) {
+  return static_cast<int>(std::lround(2.0f * (T.mag[c & 0xFF][j] * ((T.signmask[c >> 8][j] ? -1.0f : 1.0f)))));
+}
+
+void matvec_prepared_reference(const QCodes& q, const PreparedX& px, int r0, int r1, float* y) {
+  const DecodeTables& T = decode_tables();
+  const int G = q.groups;
+  for (int r = r0; r < r1; ++r) {
+    const size_t base = static_cast<size_t>(r) * G;
+    double y1 = 0, y2 = 0, shift1 = 0, shift2 = 0;
+    for (int g0 = 0; g0 < G; g0 += 4) {
+      const int c = g0 / 64, l = (g0 % 64) / 4;
+      const int8_t* qc = px.q.data() + static_cast<size_t>(c) * 512;
+      long long a1 = 0, a2 = 0;
+      for (int g = g0; g < std::min(G, g0 + 4); ++g) {
+        const uint16_t c1 = q.primary[base + g];
+        for (int j = 0; j < 8; ++j) {
+          const int xq = qc[64 * j + g % 64];
+          a1 += static_cast<long long>(e8p_twice(T, c1, j)) * xq;
+          if (q.kind == CodeKind::RVQ4)
+            a2 += static_cast<long long>(e8p_twice(T, static_cast<const uint16_t*>(q.residual)[base + g], j)) * xq;
+          else if (q.kind == CodeKind::RVQ3)
+            a2 += static_cast<long long>(std::lround(2.0f * T.shell[static_cast<const uint8_t*>(q.residual)[base + g]][j])) * xq;
+        }
+        shift1 += (c1 >> 15) ? -px.gq[g] : px.gq[g];
+        if (q.kind == CodeKind::RVQ4) shift2 += (static_cast<const uint16_t*>(q.residual)[base + g] >> 15) ? -px.gq[g] : px.gq[g];
+      }
+      const double d = px.d[static_cast<size_t>(c) * 16 + l];
+      y1 += 0.5 * d * static_cast<double>(a1);
+      y2 += 0.5 * d * static_cast<double>(a2);
+    }
+    y[r - r0] = static_cast<float>(y1 + shift1 + (y2 + shift2) * q.residual_inv_scale);
+  }
+}
+
 const DecodeKernels& decode_kernels_scalar() {
   static const DecodeKernels k{matvec_scalar, decode_row_scalar};
   return k;
@@ -157,12 +236,17 @@ const DecodeKernels& decode_kernels_scalar() {
 const DecodeKernels& decode_kernels(KernelImpl impl) {
   const CpuFeatures& cpu = cpu_features();
 #ifdef QUIP_X86
+  if (impl == KernelImpl::Avx512 || (impl == KernelImpl::Auto && cpu.avx512)) {
+    if (!cpu.avx512) throw std::runtime_error("the AVX-512 decode kernels need a CPU with AVX-512 F/BW/VL/VBMI/VNNI and GFNI");
+    return decode_kernels_avx512();
+  }
   if (impl == KernelImpl::Avx2 || (impl == KernelImpl::Auto && cpu.avx2)) {
     if (!cpu.avx2) throw std::runtime_error("the AVX2 decode kernels need a CPU with AVX2, FMA and F16C");
     return decode_kernels_avx2();
   }
 #else
-  if (impl == KernelImpl::Avx2) throw std::runtime_error("the AVX2 decode kernels exist only on x86-64");
+  if (impl == KernelImpl::Avx2 || impl == KernelImpl::Avx512)
+    throw std::runtime_error("the AVX2 and AVX-512 decode kernels exist only on x86-64");
 #endif
 #ifdef QUIP_ARM64
   if (impl == KernelImpl::Neon || (impl == KernelImpl::Auto && cpu.neon)) {

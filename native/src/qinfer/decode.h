@@ -11,9 +11,15 @@
 // where S' is S with coordinate 7 pre-negated for odd-parity patterns, so the parity rule becomes a
 // pure function of the high byte. One scalar reference, an AVX2 kernel (x86-64) and a NEON kernel
 // (arm64) sit side by side.
+// On x86-64 CPUs with AVX-512 VBMI, VNNI and GFNI a fourth kernel set multiplies int8 codebook
+// values with an int8 copy of x (one scale per 32 values: x is Hadamard-transformed, so it has no
+// outliers and the rounding adds ~0.4% noise to a matvec whose weights carry 5-30%). Its table
+// lookups are byte permutes over 64 groups at a time instead of one scalar index per group; its
+// scalar reference is matvec_prepared_reference.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace quip::qinfer {
 
@@ -30,7 +36,20 @@ struct QCodes {
   const uint8_t* packed = nullptr;     // Scalar: [rows][groups * scalar_bits]
 };
 
-enum class KernelImpl { Auto, Scalar, Avx2, Neon };
+enum class KernelImpl { Auto, Scalar, Avx2, Avx512, Neon };
+
+// x as the int8 kernels read it, prepared once per matvec and shared by every row and thread.
+struct PreparedX {
+  const float* x = nullptr;     // the float activation (groups * 8 values)
+  int groups = 0;
+  int chunks = 0;               // chunks of 64 groups (512 values), the last one zero-padded
+  std::vector<int8_t> q;        // [chunk][coordinate j][64 groups]: x / d rounded, transposed per chunk
+  std::vector<float> d;         // [chunk][16]: scale of each block of 4 groups (32 values), max|x| / 127
+  std::vector<int32_t> bsum4;   // [chunk][16]: 4 x the sum of q over each block (RVQ3's offset)
+  std::vector<float> gq;        // [groups]: sum(x_g) / 4, the E8P shift terms (taken from the float x)
+};
+// Fills px from x (groups * 8 floats); the one quantizer every int8 kernel and its reference use.
+void prepare_x(const float* x, int groups, PreparedX& px);
 
 struct DecodeKernels {
   // y[r - r0] = dot(row r of Q, x) for r in [r0, r1); x holds groups * 8 floats.
@@ -38,10 +57,16 @@ struct DecodeKernels {
   // w[0 .. groups * 8) = row r of Q. (Prefill decodes row slices with it and multiplies them with
   // the engine GEMM's microkernel; see QuantizedLinear.)
   void (*decode_row)(const QCodes& q, int r, float* w);
+  // Set by kernels that read x prepared by prepare_x (then matvec prepares it per call itself):
+  // the caller prepares x once and splits the rows over threads.
+  void (*matvec_prepared)(const QCodes& q, const PreparedX& px, int r0, int r1, float* y) = nullptr;
 };
 const DecodeKernels& decode_kernels_scalar();
-const DecodeKernels& decode_kernels_avx2();  // only when cpu_features().avx2
-const DecodeKernels& decode_kernels_neon();  // only when cpu_features().neon
+const DecodeKernels& decode_kernels_avx2();    // only when cpu_features().avx2
+const DecodeKernels& decode_kernels_avx512();  // only when cpu_features().avx512_int8
+const DecodeKernels& decode_kernels_neon();    // only when cpu_features().neon
+// What the AVX-512 kernels compute, in plain C++: int8 sums per block of 32 values, scaled by d.
+void matvec_prepared_reference(const QCodes& q, const PreparedX& px, int r0, int r1, float* y);
 const DecodeKernels& decode_kernels(KernelImpl impl = KernelImpl::Auto);
 
 // The tables the kernels share (built once from quip::e8p_tables()).

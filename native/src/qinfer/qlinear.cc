@@ -189,7 +189,16 @@ void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
   if (tokens == 1) {
     // Decode: every row's codes read once, rows split over threads in chunks of 64 (a multiple of
     // the kernels' 8-row tiles) taken dynamically, so a busy core takes fewer.
-    parallel_for(m, 64, [&](size_t b, size_t e) { k_->matvec(p_.codes, xtp, static_cast<int>(b), static_cast<int>(e), y + b); });
+    if (k_->matvec_prepared && p_.codes.kind != CodeKind::Scalar) {
+      // x rounded to int8 once and read by every thread (through a reference: a thread_local named
+      // inside the lambda would be each worker's own, empty one).
+      thread_local PreparedX prepared;
+      const PreparedX& px = prepared;
+      prepare_x(xtp, p_.codes.groups, prepared);
+      parallel_for(m, 64, [&](size_t b, size_t e) { k_->matvec_prepared(p_.codes, px, static_cast<int>(b), static_cast<int>(e), y + b); });
+    } else {
+      parallel_for(m, 64, [&](size_t b, size_t e) { k_->matvec(p_.codes, xtp, static_cast<int>(b), static_cast<int>(e), y + b); });
+    }
   } else {
     prefill_matmul(xtp, tokens, y);
   }
