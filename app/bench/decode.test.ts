@@ -7,6 +7,7 @@ import path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
+import { native } from '../engine/native.js';
 import { decodeGoals, formatDecodeBench, runDecodeBench } from './decode.js';
 
 describe('quip bench decode', () => {
@@ -19,6 +20,7 @@ describe('quip bench decode', () => {
       peer: false,
       smollm2: false,
       bandwidthBytes: 8 << 20,
+      kernelReps: 1,
     });
     expect(r.synth.rows.map((x) => x.model)).toEqual(['ours 16-bit', 'ours 2-bit e8p', 'ours 3-bit rvq3', 'ours 4-bit rvq4']);
     for (const x of r.synth.rows) {
@@ -38,6 +40,12 @@ describe('quip bench decode', () => {
     expect(r.synth.rows[0].profile).toBeUndefined();
     expect(r.synth.peer).toEqual({ llamaCpp: null, skipped: expect.stringMatching(/--no-peer/), rows: [] });
     expect(r.smollm2).toBeNull();
+    // every codebook timed with the scalar reference and this CPU's SIMD kernels
+    const cpu = native().cpuInfo();
+    const kernels = ['scalar', ...(cpu.avx2 ? ['avx2'] : []), ...(cpu.avx512 ? ['avx512'] : []), ...(cpu.neon ? ['neon'] : [])];
+    expect(r.kernels.map((k) => `${k.codebook} ${k.kernel}`)).toEqual(['e8p', 'rvq3', 'rvq4'].flatMap((cb) => kernels.map((k) => `${cb} ${k}`)));
+    for (const k of r.kernels) expect(k.nsPerGroup).toBeGreaterThan(0);
+    expect(formatDecodeBench(r)).toContain('ns per group of 8 weights');
     expect(r.goals.map((g) => g.met)).toEqual([r.synth.rows[1].speedupVsF16 >= 2, null, null]);
     expect(formatDecodeBench(r)).toMatch(/llama\.cpp columns skipped/);
   }, 120_000);

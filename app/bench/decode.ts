@@ -89,6 +89,13 @@ export interface DecodeShape {
   vocab: number;
 }
 
+/** One decode-matvec kernel on one thread over a cached 1024 x 4096 matrix (qinferKernelTimes). */
+export interface DecodeKernelTime {
+  codebook: 'e8p' | 'rvq3' | 'rvq4';
+  kernel: 'scalar' | 'avx2' | 'avx512' | 'neon';
+  nsPerGroup: number;
+}
+
 export interface DecodeBenchResult {
   cpu: string;
   threads: number;
@@ -98,6 +105,7 @@ export interface DecodeBenchResult {
   prompt: number;
   gen: number;
   readGBs: number;
+  kernels: DecodeKernelTime[];
   synth: DecodeSection;
   smollm2: DecodeSection | null;
   goals: DecodeGoal[];
@@ -236,6 +244,8 @@ export interface DecodeBenchOptions {
   work?: string;
   /** Buffer of the read-bandwidth measurement (default 512 MiB, far beyond the caches). */
   bandwidthBytes?: number;
+  /** Repetitions of each kernel timing (best of; default 20). */
+  kernelReps?: number;
   onStatus?: (s: string) => void;
 }
 
@@ -251,6 +261,8 @@ export async function runDecodeBench(o: DecodeBenchOptions = {}): Promise<Decode
   const calibText = path.join(data, 'wikitext-2-raw', 'wiki.valid.raw');
   o.onStatus?.('measuring read bandwidth');
   const { readGBs } = await native().engineRoofline({ bandwidthBytes: o.bandwidthBytes ?? 512 << 20, repeats: 5, gemmTokens: 8, gemmM: 48, gemmK: 64 });
+  o.onStatus?.('timing the decode-matvec kernels');
+  const kernels = native().qinferKernelTimes({ m: 1024, n: 4096, reps: o.kernelReps ?? 20 });
   // Without --work everything goes to a temporary folder deleted at the end. With it, the synth
   // model, its GGUF, llama.cpp's quantizations and the SmolLM2 import stay there and a later run
   // with the same shapes reuses them (the synth weights are seeded, so they are the same weights).
@@ -302,7 +314,7 @@ export async function runDecodeBench(o: DecodeBenchOptions = {}): Promise<Decode
     }
 
     const synthSection: DecodeSection = { label, rows, peer };
-    return { cpu: native().cpuInfo().summary, threads, loadAverage, shape, prompt, gen, readGBs, synth: synthSection, smollm2, goals: decodeGoals(synthSection) };
+    return { cpu: native().cpuInfo().summary, threads, loadAverage, shape, prompt, gen, readGBs, kernels, synth: synthSection, smollm2, goals: decodeGoals(synthSection) };
   } finally {
     if (!o.work) rmSync(root, { recursive: true, force: true });
   }
@@ -349,6 +361,20 @@ function formatSection(s: DecodeSection, f16Decode: number, readGBs: number): st
   return lines;
 }
 
+// One line per codebook: ns per group of 8 weights for each kernel, and the fastest one's speedup
+// over the float SIMD kernel (avx2 / neon).
+function formatKernels(kernels: DecodeKernelTime[]): string[] {
+  const lines = ['  decode-matvec kernels, 1 thread, 1024 x 4096 codes in cache: ns per group of 8 weights'];
+  for (const cb of ['e8p', 'rvq3', 'rvq4'] as const) {
+    const ks = kernels.filter((k) => k.codebook === cb);
+    const simd = ks.find((k) => k.kernel === 'avx2' || k.kernel === 'neon');
+    const int8 = ks.find((k) => k.kernel === 'avx512');
+    const vs = simd && int8 ? ` (avx512 ${(simd.nsPerGroup / int8.nsPerGroup).toFixed(2)}x ${simd.kernel})` : '';
+    lines.push(`    ${cb.padEnd(5)} ${ks.map((k) => `${k.kernel} ${k.nsPerGroup.toFixed(3)}`).join(', ')}${vs}`);
+  }
+  return lines;
+}
+
 export function formatDecodeBench(r: DecodeBenchResult): string {
   const sh = r.shape;
   const lines = [
@@ -364,6 +390,7 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
     lines.push(`    ${x.model.padEnd(26)} total ${p.total.toFixed(1)}, matvec ${p.matvec.toFixed(1)}, transforms ${p.transforms.toFixed(2)}, rest ${p.rest.toFixed(1)} (lm_head at the roofline ${p.lmHeadAtRoofline.toFixed(1)})`);
   }
   for (const g of r.goals) lines.push(`  goal: ${g.goal}: ${g.met === null ? 'not measured' : g.met ? 'met' : 'NOT met'} (${g.detail})`);
+  lines.push(...formatKernels(r.kernels));
   if (r.smollm2) {
     lines.push(`  ${r.smollm2.label}`);
     lines.push(...formatSection(r.smollm2, r.smollm2.rows[0].decodeTokensPerSecond, r.readGBs));

@@ -8,14 +8,17 @@
 //     codes, residual: Uint16Array | Uint8Array | { file: MappedFile, offset, bytes } | null }
 // codes: E8P/RVQ the uint16 E8P plane (m x n_pad/8); RTN b bytes per group of 8 packed levels.
 // residual: RVQ4 uint16 E8P plane, RVQ3 uint8 E8-shell plane.
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "addon.h"
+#include "common/cpu.h"
 #include "engine/model.h"
 #include "qinfer/qlinear.h"
 
@@ -264,6 +267,66 @@ Napi::Value Profile(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// qinferKernelTimes({m, n, reps}) -> [{codebook, kernel, nsPerGroup}]: the decode-matvec kernels
+// this CPU can run (scalar, avx2 / neon, avx512) on one thread, best of reps, over an m x n matrix of
+// seeded random codes that stays in cache (every code costs the same lookups). Int8 kernels are timed
+// with their per-call prepare_x, as QuantizedLinear runs them.
+Napi::Value KernelTimes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
+  auto get = [&](const char* k, int d) { return o.Has(k) && !o.Get(k).IsUndefined() ? o.Get(k).ToNumber().Int32Value() : d; };
+  const int m = get("m", 1024), n = get("n", 4096), reps = get("reps", 20);
+  if (m < 1 || n < 8 || n % 8 != 0 || reps < 1) throw Napi::RangeError::New(env, "qinferKernelTimes: m >= 1, n a multiple of 8 and reps >= 1");
+  const int G = n / 8;
+  std::mt19937 rng(7);
+  std::vector<uint16_t> primary(static_cast<size_t>(m) * G), res16(primary.size());
+  std::vector<uint8_t> res8(primary.size());
+  for (size_t i = 0; i < primary.size(); ++i) {
+    primary[i] = static_cast<uint16_t>(rng());
+    res16[i] = static_cast<uint16_t>(rng());
+    res8[i] = static_cast<uint8_t>(rng());
+  }
+  std::vector<float> x(n), y(m);
+  std::normal_distribution<float> nd;
+  for (float& v : x) v = nd(rng);
+  const quip::CpuFeatures& cpu = quip::cpu_features();
+  std::vector<std::pair<const char*, KernelImpl>> kernels{{"scalar", KernelImpl::Scalar}};
+  if (cpu.avx2) kernels.push_back({"avx2", KernelImpl::Avx2});
+  if (cpu.avx512) kernels.push_back({"avx512", KernelImpl::Avx512});
+  if (cpu.neon) kernels.push_back({"neon", KernelImpl::Neon});
+  Napi::Array out = Napi::Array::New(env);
+  for (const char* cb : {"e8p", "rvq3", "rvq4"}) {
+    quip::qinfer::QCodes q;
+    q.kind = cb[0] == 'e' ? CodeKind::E8P : cb[3] == '3' ? CodeKind::RVQ3 : CodeKind::RVQ4;
+    q.rows = m;
+    q.groups = G;
+    q.primary = primary.data();
+    q.residual = q.kind == CodeKind::RVQ4 ? static_cast<const void*>(res16.data()) : static_cast<const void*>(res8.data());
+    q.residual_inv_scale = 0.25f;
+    for (const auto& [name, impl] : kernels) {
+      const quip::qinfer::DecodeKernels& k = quip::qinfer::decode_kernels(impl);
+      quip::qinfer::PreparedX px;
+      double best = 1e30;
+      for (int r = 0; r < reps; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (k.matvec_prepared) {
+          quip::qinfer::prepare_x(x.data(), G, px);
+          k.matvec_prepared(q, px, 0, m, y.data());
+        } else {
+          k.matvec(q, x.data(), 0, m, y.data());
+        }
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      Napi::Object e = Napi::Object::New(env);
+      e.Set("codebook", cb);
+      e.Set("kernel", name);
+      e.Set("nsPerGroup", best * 1e9 / (static_cast<double>(m) * G));
+      out.Set(out.Length(), e);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void RegisterQinfer(Napi::Env env, Napi::Object exports) {
@@ -272,6 +335,7 @@ void RegisterQinfer(Napi::Env env, Napi::Object exports) {
   exports.Set("qinferForward", Napi::Function::New(env, Forward));
   exports.Set("qinferDequantize", Napi::Function::New(env, Dequantize));
   exports.Set("qinferProfile", Napi::Function::New(env, Profile));
+  exports.Set("qinferKernelTimes", Napi::Function::New(env, KernelTimes));
 }
 
 }  // namespace quip_addon

@@ -39,4 +39,6 @@ export interface QinferNative {
   qinferDequantize(spec: QuantizedLinearSpec): Float64Array;
   /** Seconds quantized layers spent in their Hadamard transforms and decode-matvecs since profiling was switched on; passing `on` then switches it and clears the counters. */
   qinferProfile(on?: boolean): { transformS: number; matvecS: number; calls: number; tokens: number };
+  /** Decode-matvec kernels this CPU runs, timed on one thread over a cached m x n matrix of random codes. */
+  qinferKernelTimes(o?: { m?: number; n?: number; reps?: number }): { codebook: 'e8p' | 'rvq3' | 'rvq4'; kernel: 'scalar' | 'avx2' | 'avx512' | 'neon'; nsPerGroup: number }[];
 }
