@@ -1,4 +1,4 @@
-// `quip eval <model> --text FILE --ctx N [--max-windows K] [--threads T] [--convention ours|llama.cpp] [--json]`:
+// `quip eval <model> --text FILE --ctx N [--max-windows K] [--threads T] [--convention ours|llama.cpp] [--decode-path] [--json]`:
 // perplexity with our convention (rows joined by blank lines, non-overlapping windows of N tokens, BOS
 // where the tokenizer adds it) or llama.cpp's (runtime/perplexity-llamacpp.ts), printing ppl, tokens
 // scored and tokens/s. Ctrl-C cancels between blocks.
@@ -48,8 +48,9 @@ export function registerEval(program: Command): void {
     .option('--max-windows <k>', 'score only the first K windows')
     .option('--threads <t>', 'threads (default: all cores)')
     .option('--convention <c>', "ours, or llama.cpp (llama-perplexity's: whole text, second half of each window scored)", 'ours')
+    .option('--decode-path', 'score every token from a one-token forward, as chat decodes (slower; differs slightly where the decode kernels round x to int8)')
     .option('--json', 'print one JSON object')
-    .action(async (modelArg: string, opts: { text: string; ctx?: string; maxWindows?: string; threads?: string; convention: string; json?: boolean }) => {
+    .action(async (modelArg: string, opts: { text: string; ctx?: string; maxWindows?: string; threads?: string; convention: string; decodePath?: boolean; json?: boolean }) => {
       if (!(PERPLEXITY_CONVENTIONS as readonly string[]).includes(opts.convention)) {
         throw new UserError(`--convention must be ${PERPLEXITY_CONVENTIONS.join(' or ')}, got "${opts.convention}"`, 'BAD_SETTING');
       }
@@ -71,6 +72,7 @@ export function registerEval(program: Command): void {
         const settings = {
           ctx,
           cancel,
+          decodePath: opts.decodePath === true,
           onProgress: opts.json || !process.stderr.isTTY ? undefined : (p: { window: number; windows: number; ppl: number }) =>
             process.stderr.write(`\r  window ${p.window}/${p.windows}  ppl ${p.ppl.toFixed(4)}   `),
         };
@@ -78,13 +80,13 @@ export function registerEval(program: Command): void {
           ? await evaluatePerplexityLlamaCpp(engine, windows, model.architecture.vocabSize, settings)
           : await evaluatePerplexity(engine, windows, settings);
         if (!opts.json && process.stderr.isTTY) process.stderr.write('\n');
-        const out = { model: dir, text: opts.text, convention: opts.convention, ...r, threads };
+        const out = { model: dir, text: opts.text, convention: opts.convention, decodePath: opts.decodePath === true, ...r, threads };
         if (opts.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
         else {
           process.stdout.write(
             [
               `Perplexity     ${r.ppl.toFixed(4)}`,
-              `tokens scored  ${r.tokensScored.toLocaleString('en-US')} (${r.windows} windows of ${ctx} tokens${llamaCpp ? ', second halves, llama.cpp convention' : ''})`,
+              `tokens scored  ${r.tokensScored.toLocaleString('en-US')} (${r.windows} windows of ${ctx} tokens${llamaCpp ? ', second halves, llama.cpp convention' : ''}${opts.decodePath ? ', token by token through the decode path' : ''})`,
               `speed          ${r.tokensPerSecond.toFixed(1)} tokens/s (${r.seconds.toFixed(2)} s, ${threads} threads)`,
             ].join('\n') + '\n',
           );

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importGguf } from '../gguf/import.js';
 import { loadModel, type LoadedModel } from '../model/index.js';
 import { createEngine } from './engine.js';
+import { evaluatePerplexity, perplexityWindows } from './perplexity.js';
 import { evaluatePerplexityLlamaCpp, llamaCppWindows, readLlamaCppText } from './perplexity-llamacpp.js';
 
 const DATA = path.resolve('../shared/data');
@@ -107,5 +108,22 @@ describe('llama.cpp perplexity convention', () => {
     // Scoring the whole window instead would give a different figure: the convention matters.
     const whole = await engine.createSession(ctx).score(windows[0]);
     expect(whole.count).toBe(ctx - 1);
+  });
+
+  it('scores the same tokens token by token through the decode path (--decode-path), both conventions', async () => {
+    const text = readFileSync(path.join(DATA, 'wikitext-2-raw', 'wiki.test.raw'), 'utf8').slice(0, 4000);
+    const ctx = 16;
+    const engine = createEngine(model);
+    const windows = llamaCppWindows(model.tokenizer, text, ctx, 2);
+    const batched = await evaluatePerplexityLlamaCpp(engine, windows, model.architecture.vocabSize, { ctx });
+    const stepped = await evaluatePerplexityLlamaCpp(engine, windows, model.architecture.vocabSize, { ctx, decodePath: true });
+    expect(stepped.tokensScored).toBe(batched.tokensScored);
+    // A float model: the one-token matvec and the batched GEMM differ only in rounding.
+    expect(Math.abs(stepped.ppl / batched.ppl - 1)).toBeLessThan(1e-4);
+    const ours = perplexityWindows(model.tokenizer, text, ctx, 2);
+    const a = await evaluatePerplexity(engine, ours, { ctx });
+    const b = await evaluatePerplexity(engine, ours, { ctx, decodePath: true });
+    expect(b.tokensScored).toBe(a.tokensScored);
+    expect(Math.abs(b.ppl / a.ppl - 1)).toBeLessThan(1e-4);
   });
 });

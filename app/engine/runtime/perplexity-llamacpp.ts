@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { UserError } from '../../util/errors.js';
 import type { ModelTokenizer } from '../model/index.js';
 import type { EngineModel, EngineSession } from './native-types.js';
-import type { PerplexityOptions, PerplexityResult } from './perplexity.js';
+import { negLogSoftmax, scoreTokenByToken, type PerplexityOptions, type PerplexityResult } from './perplexity.js';
 
 export type PerplexityConvention = 'ours' | 'llama.cpp';
 export const PERPLEXITY_CONVENTIONS: readonly PerplexityConvention[] = ['ours', 'llama.cpp'];
@@ -77,15 +77,6 @@ export function llamaCppWindows(tokenizer: Pick<ModelTokenizer, 'encode' | 'addB
   return windows;
 }
 
-/** -log softmax(row)[target] in float64. */
-export function negLogSoftmax(row: Float32Array, target: number): number {
-  let max = -Infinity;
-  for (let j = 0; j < row.length; j++) if (row[j] > max) max = row[j];
-  let sum = 0;
-  for (let j = 0; j < row.length; j++) sum += Math.exp(row[j] - max);
-  return Math.log(sum) - (row[target] - max);
-}
-
 /** One window: the first half fills the cache, the second half's logits score their next tokens. */
 export async function scoreSecondHalf(session: EngineSession, window: Int32Array, vocab: number, cancel?: Int32Array): Promise<{ nll: number; count: number }> {
   const ctx = window.length;
@@ -113,7 +104,9 @@ export async function evaluatePerplexityLlamaCpp(engine: EngineModel, windows: I
   let nll = 0;
   let scored = 0;
   for (let i = 0; i < windows.length; i++) {
-    const r = await scoreSecondHalf(session, windows[i], vocab, o.cancel);
+    const r = o.decodePath
+      ? await scoreTokenByToken(session, windows[i], windows[i].length >> 1, o.cancel)
+      : await scoreSecondHalf(session, windows[i], vocab, o.cancel);
     nll += r.nll;
     scored += r.count;
     o.onProgress?.({ window: i + 1, windows: windows.length, tokensScored: scored, ppl: Math.exp(nll / scored) });

@@ -7,10 +7,16 @@ import { readFileSync } from 'node:fs';
 import { UserError } from '../../util/errors.js';
 import type { LoadedModel, ModelTokenizer } from '../model/index.js';
 import { createEngine } from './engine.js';
-import type { EngineModel } from './native-types.js';
+import type { EngineModel, EngineSession } from './native-types.js';
 
 export interface PerplexityOptions {
   ctx: number;
+  /**
+   * Score every token from a one-token forward, as generation decodes, instead of the batched
+   * (prefill) forward: on CPUs whose quantized decode kernels round x to int8 (AVX-512) the two
+   * differ slightly, and this measures what chat sees. Slower.
+   */
+  decodePath?: boolean;
   /** Score at most this many windows (from the start of the text). */
   maxWindows?: number;
   onProgress?: (p: { window: number; windows: number; tokensScored: number; ppl: number }) => void;
@@ -88,6 +94,31 @@ export function perplexityWindows(tokenizer: Pick<ModelTokenizer, 'encode' | 'ad
   return windows;
 }
 
+/** -log softmax(row)[target] in float64. */
+export function negLogSoftmax(row: Float32Array, target: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < row.length; j++) if (row[j] > max) max = row[j];
+  let sum = 0;
+  for (let j = 0; j < row.length; j++) sum += Math.exp(row[j] - max);
+  return Math.log(sum) - (row[target] - max);
+}
+
+/**
+ * One window through the decode path: window[0 .. first) is prefilled, then each position p in
+ * first .. ctx-2 runs as a one-token forward whose logits score window[p + 1].
+ */
+export async function scoreTokenByToken(session: EngineSession, window: Int32Array, first: number, cancel?: Int32Array): Promise<{ nll: number; count: number }> {
+  session.reset();
+  if (first > 0) await session.forward(window.subarray(0, first), false, undefined, cancel);
+  let nll = 0;
+  let count = 0;
+  for (let p = first; p < window.length - 1; p++) {
+    nll += negLogSoftmax(await session.forward(window.subarray(p, p + 1), false, undefined, cancel), window[p + 1]);
+    count++;
+  }
+  return { nll, count };
+}
+
 /** Scores the windows with one session (reset per window); off the JS thread, cancellable. */
 export async function evaluatePerplexity(engine: EngineModel, windows: Int32Array[], o: PerplexityOptions): Promise<PerplexityResult> {
   const session = engine.createSession(o.ctx);
@@ -95,7 +126,9 @@ export async function evaluatePerplexity(engine: EngineModel, windows: Int32Arra
   let nll = 0;
   let scored = 0;
   for (let i = 0; i < windows.length; i++) {
-    const r = await session.score(windows[i], undefined, o.cancel);
+    const r = o.decodePath
+      ? await scoreTokenByToken(session, windows[i], 0, o.cancel)
+      : await session.score(windows[i], undefined, o.cancel);
     nll += r.nll;
     scored += r.count;
     o.onProgress?.({ window: i + 1, windows: windows.length, tokensScored: scored, ppl: Math.exp(nll / scored) });
