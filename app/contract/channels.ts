@@ -22,7 +22,7 @@ export const AppInfo = z.object({
   /** e.g. "AMD EPYC 7B13 (AVX2, FMA)". */
   cpu: z.string(),
   /** The fast-path kernels the native core runs here (scalar: the portable references). */
-  simd: z.enum(['avx2', 'neon', 'scalar']),
+  simd: z.enum(['avx512', 'avx2', 'neon', 'scalar']),
   /** Hardware threads the engine will use by default. */
   threads: z.number().int().positive(),
   studioHome: z.string(),

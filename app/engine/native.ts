@@ -10,7 +10,7 @@ import type { QinferNative } from './quantize/native-types.js';
 import type { QuipNative } from './quip/types.js';
 import type { EngineNative } from './runtime/native-types.js';
 
-export type SimdPath = 'avx2' | 'neon' | 'scalar';
+export type SimdPath = 'avx512' | 'avx2' | 'neon' | 'scalar';
 
 export interface CpuInfo {
   summary: string;

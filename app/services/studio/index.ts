@@ -72,7 +72,7 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
   const chat = new ChatService(home, jobs, emit, threadSetting);
 
   // The CPU as the native core sees it, asked once from a job process (main never loads the addon).
-  let cpu: Promise<{ summary: string; simd: 'avx2' | 'neon' | 'scalar'; threads: number }> | null = null;
+  let cpu: Promise<{ summary: string; simd: 'avx512' | 'avx2' | 'neon' | 'scalar'; threads: number }> | null = null;
   const cpuInfo = () =>
     (cpu ??= jobs
       .run('cpuInfo', {}, { label: 'Read CPU features' })

@@ -12,8 +12,9 @@ struct CpuFeatures {
   bool avx512 = false;  // AVX-512 F/BW/VL/VBMI/VNNI + GFNI + avx2 (what *_avx512.cc files are compiled for)
   bool neon = false;    // Advanced SIMD on arm64 (always present there)
 
-  // The SIMD fast path this build dispatches to on this CPU: "avx2", "neon" or "scalar".
-  const char* simd() const { return avx2 ? "avx2" : neon ? "neon" : "scalar"; }
+  // The SIMD fast paths this build dispatches to on this CPU: "avx512" (the int8 decode kernels,
+  // AVX2 everywhere else), "avx2", "neon" or "scalar".
+  const char* simd() const { return avx512 ? "avx512" : avx2 ? "avx2" : neon ? "neon" : "scalar"; }
 };
 
 // Detected once. QUIP_FORCE_SCALAR=1 in the environment disables every fast path (for tests and

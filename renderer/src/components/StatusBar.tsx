@@ -2,6 +2,7 @@ import type { AppInfo } from '../../../app/contract/channels';
 import { useStudio } from '../state/context';
 
 const SIMD_LABEL: Record<AppInfo['simd'], string> = {
+  avx512: 'AVX-512 int8 decode, AVX2 fast paths',
   avx2: 'AVX2 fast paths',
   neon: 'NEON fast paths',
   scalar: 'portable kernels (no SIMD)',
