@@ -13,7 +13,7 @@
 // (arm64) sit side by side.
 // On x86-64 CPUs with AVX-512 VBMI, VNNI and GFNI a fourth kernel set multiplies int8 codebook
 // values with an int8 copy of x (one scale per 32 values: x is Hadamard-transformed, so it has no
-// outliers and the rounding adds ~0.4% noise to a matvec whose weights carry 5-30%). Its table
+// outliers and the rounding adds ~0.5% noise to a matvec whose weights carry 5-30%). Its table
 // lookups are byte permutes over 64 groups at a time instead of one scalar index per group; its
 // scalar reference is matvec_prepared_reference.
 #pragma once
@@ -63,7 +63,7 @@ struct DecodeKernels {
 };
 const DecodeKernels& decode_kernels_scalar();
 const DecodeKernels& decode_kernels_avx2();    // only when cpu_features().avx2
-const DecodeKernels& decode_kernels_avx512();  // only when cpu_features().avx512_int8
+const DecodeKernels& decode_kernels_avx512();  // only when cpu_features().avx512
 const DecodeKernels& decode_kernels_neon();    // only when cpu_features().neon
 // What the AVX-512 kernels compute, in plain C++: int8 sums per block of 32 values, scaled by d.
 void matvec_prepared_reference(const QCodes& q, const PreparedX& px, int r0, int r1, float* y);
