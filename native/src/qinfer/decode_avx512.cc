@@ -10,7 +10,8 @@
 //   - the signs go onto x (masked negate), and VNNI multiplies the unsigned values with the signed x,
 //     4 products per 32-bit lane: lane l ends up with the 32 values of block l, scaled by d[l].
 // The +-1/4 shift adds +-sum(x_g) / 4 per group from the float x (gq), picked by the codes' bit 15.
-// RVQ3's shell stage looks up 2 p + 4 (0..8, unsigned) per coordinate and takes 4 sum(q) back out.
+// RVQ3's shell stage looks up 2 p + 4 (0..8, unsigned; two coordinates per byte) and takes 4 sum(q)
+// back out.
 // Scalar RTN codes have no int8 path here; they go to the AVX2 kernels.
 #include <immintrin.h>
 
@@ -32,7 +33,8 @@ namespace {
 struct Tables512 {
   alignas(64) uint8_t mlo[256];        // levels of coordinates 0-3 (coordinate j at bits 2j, 2j + 1)
   alignas(64) uint8_t mhi[256];        // levels of coordinates 4-7
-  alignas(64) uint8_t shell[8][256];   // RVQ3 residual: 2 * shell[idx][j] + 4
+  alignas(64) uint8_t shell[4][256];   // RVQ3 residual: 2 * shell[idx][j] + 4 (0..8) for j = 2k (low
+                                       // nibble) and j = 2k + 1 (high nibble) in table k
 };
 
 Tables512 build_tables512() {
@@ -43,7 +45,7 @@ Tables512 build_tables512() {
       const int level = (static_cast<int>(std::lround(2.0f * std::fabs(T.mag[i][j]))) - 1) / 2;
       if (j < 4) t.mlo[i] = static_cast<uint8_t>(t.mlo[i] | level << (2 * j));
       else t.mhi[i] = static_cast<uint8_t>(t.mhi[i] | level << (2 * (j - 4)));
-      t.shell[j][i] = static_cast<uint8_t>(std::lround(2.0f * T.shell[i][j]) + 4);
+      t.shell[j / 2][i] = static_cast<uint8_t>(t.shell[j / 2][i] | (std::lround(2.0f * T.shell[i][j]) + 4) << (4 * (j % 2)));
     }
   }
   return t;
@@ -60,11 +62,12 @@ constexpr uint64_t level_matrix(int j) {  // bits 2j, 2j + 1 -> bits 1, 2 (with 
 }
 constexpr uint64_t kParity7F = 0x7F;  // bit 7 = parity of the 7 sign bits
 constexpr uint64_t kParity55 = 0x55;  // bit 7 = parity of the four levels' low bits
+constexpr uint64_t kHighNibble = 0x1020408000000000;  // bits 4-7 -> bits 0-3
 
 struct Consts {
   __m512i even, odd;   // byte selectors: low / high bytes of 64 uint16 codes
   __m512i level[4];
-  __m512i p7f, p55;
+  __m512i p7f, p55, high_nibble, low_nibble;
   __m512i bit[7];
 };
 
@@ -80,6 +83,8 @@ Consts make_consts() {
   for (int j = 0; j < 4; ++j) k.level[j] = _mm512_set1_epi64(static_cast<long long>(level_matrix(j)));
   k.p7f = _mm512_set1_epi64(static_cast<long long>(kParity7F));
   k.p55 = _mm512_set1_epi64(static_cast<long long>(kParity55));
+  k.high_nibble = _mm512_set1_epi64(static_cast<long long>(kHighNibble));
+  k.low_nibble = _mm512_set1_epi8(0x0F);
   for (int j = 0; j < 7; ++j) k.bit[j] = _mm512_set1_epi8(static_cast<char>(1 << j));
   return k;
 }
@@ -127,10 +132,14 @@ inline __m512i e8p_chunk(__m512i acc, __m512i lo, __m512i hi, const int8_t* xq, 
   return acc;
 }
 
-// acc += per block, sum of (2 p + 4) * q over one chunk of shell indices.
-inline __m512i shell_chunk(__m512i acc, __m512i idx, const int8_t* xq, const Tables512& T) {
+// acc += per block, sum of (2 p + 4) * q over one chunk of shell indices (two coordinates per lookup).
+inline __m512i shell_chunk(__m512i acc, __m512i idx, const int8_t* xq, const Tables512& T, const Consts& K) {
   const __mmask64 upper = _mm512_movepi8_mask(idx);
-  for (int j = 0; j < 8; ++j) acc = _mm512_dpbusd_epi32(acc, lut256(idx, upper, T.shell[j]), _mm512_loadu_si512(xq + 64 * j));
+  for (int k = 0; k < 4; ++k) {
+    const __m512i v = lut256(idx, upper, T.shell[k]);
+    acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, K.low_nibble), _mm512_loadu_si512(xq + 128 * k));
+    acc = _mm512_dpbusd_epi32(acc, _mm512_gf2p8affine_epi64_epi8(v, K.high_nibble, 0), _mm512_loadu_si512(xq + 128 * k + 64));
+  }
   return acc;
 }
 
@@ -185,7 +194,7 @@ void rows_q8(const QCodes& q, const PreparedX& px, int r0, int r1, float* y) {
         s2 = shift_chunk(s2, hi, px.gq.data() + g, n);
       } else if (Kind == CodeKind::RVQ3) {
         const __m512i idx = n == 64 ? _mm512_loadu_si512(r8 + g) : _mm512_maskz_loadu_epi8((uint64_t{1} << n) - 1, r8 + g);
-        const __m512i a2 = _mm512_sub_epi32(shell_chunk(zero, idx, xq, T), _mm512_loadu_si512(px.bsum4.data() + 16 * static_cast<size_t>(c)));
+        const __m512i a2 = _mm512_sub_epi32(shell_chunk(zero, idx, xq, T, K), _mm512_loadu_si512(px.bsum4.data() + 16 * static_cast<size_t>(c)));
         f2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), d, f2);
       }
     }
