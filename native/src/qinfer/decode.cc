@@ -162,9 +162,11 @@ void prepare_x(const float* x, int groups, PreparedX& px) {
   px.d.assign(static_cast<size_t>(chunks) * 16, 0.0f);
   px.bsum4.assign(static_cast<size_t>(chunks) * 16, 0);
   px.gq.resize(groups);
+  px.gq_sum = 0.0f;
   for (int g = 0; g < groups; ++g) {
     const float* xg = x + 8 * g;
     px.gq[g] = 0.25f * (((xg[0] + xg[1]) + (xg[2] + xg[3])) + ((xg[4] + xg[5]) + (xg[6] + xg[7])));
+    px.gq_sum += px.gq[g];
   }
   const int blocks = (groups + 3) / 4;
   for (int b = 0; b < blocks; ++b) {

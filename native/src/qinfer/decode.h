@@ -47,6 +47,7 @@ struct PreparedX {
   std::vector<float> d;         // [chunk][16]: scale of each block of 4 groups (32 values), max|x| / 127
   std::vector<int32_t> bsum4;   // [chunk][16]: 4 x the sum of q over each block (RVQ3's offset)
   std::vector<float> gq;        // [groups]: sum(x_g) / 4, the E8P shift terms (taken from the float x)
+  float gq_sum = 0.0f;          // sum of gq: a row's shift term is gq_sum - 2 * (gq where bit 15 is set)
 };
 // Fills px from x (groups * 8 floats); the one quantizer every int8 kernel and its reference use.
 void prepare_x(const float* x, int groups, PreparedX& px);

@@ -160,9 +160,6 @@ void rows_q8(const QCodes& q, const PreparedX& px, int r0, int r1, float* y) {
   const Tables512& T = tables512();
   static const Consts K = make_consts();
   const int G = q.groups;
-  // sum(gq): the shift term is gq_total - 2 * (sum of gq where bit 15 is set).
-  float gq_total = 0.0f;
-  for (int g = 0; g < G; ++g) gq_total += px.gq[g];
   const __m512i zero = _mm512_setzero_si512();
   for (int r = r0; r < r1; ++r) {
     const size_t base = static_cast<size_t>(r) * G;
@@ -198,8 +195,8 @@ void rows_q8(const QCodes& q, const PreparedX& px, int r0, int r1, float* y) {
         f2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), d, f2);
       }
     }
-    float v = 0.5f * _mm512_reduce_add_ps(f1) + (gq_total - 2.0f * _mm512_reduce_add_ps(s1));
-    if (Kind == CodeKind::RVQ4) v += (0.5f * _mm512_reduce_add_ps(f2) + (gq_total - 2.0f * _mm512_reduce_add_ps(s2))) * q.residual_inv_scale;
+    float v = 0.5f * _mm512_reduce_add_ps(f1) + (px.gq_sum - 2.0f * _mm512_reduce_add_ps(s1));
+    if (Kind == CodeKind::RVQ4) v += (0.5f * _mm512_reduce_add_ps(f2) + (px.gq_sum - 2.0f * _mm512_reduce_add_ps(s2))) * q.residual_inv_scale;
     if (Kind == CodeKind::RVQ3) v += 0.5f * _mm512_reduce_add_ps(f2) * q.residual_inv_scale;
     y[r - r0] = v;
   }
