@@ -82,11 +82,14 @@ export interface QualityOptions {
   onStatus?: (s: string) => void;
 }
 
-/** The settings that decide a quantized folder (threads never does). */
-function outputKey(s: QuantizeSettings): string {
+/**
+ * The settings that decide a quantized folder (threads never does). The calibration text counts by the
+ * file it resolved to, so a folder made with the default text (textFile null) matches one naming it.
+ */
+function outputKey(s: QuantizeSettings, calibrationSource?: string): string {
   const { threads: _threads, ...rest } = s;
   void _threads;
-  return JSON.stringify(rest);
+  return JSON.stringify({ ...rest, calibration: { ...rest.calibration, textFile: rest.calibration.textFile ?? calibrationSource ?? null } });
 }
 
 /** Row name of a QuIP# run: bits, codebook and the fine-tuning it had. */
@@ -179,7 +182,7 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
     if (existsSync(path.join(out, RUN_RECORD_FILE)) && existsSync(path.join(out, 'config.json'))) {
       const prior = JSON.parse(readFileSync(path.join(out, RUN_RECORD_FILE), 'utf8')) as RunRecord;
       const same = QuantizeSettings.safeParse(prior.settings);
-      if (same.success && outputKey(same.data) === outputKey(settings)) record = prior;
+      if (same.success && outputKey(same.data, prior.calibrationSource) === outputKey(settings)) record = prior;
     }
     const reused = record !== null;
     if (record) status(`QuIP# ${bits}-bit --ft ${ft}: reusing ${out}`);

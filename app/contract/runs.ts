@@ -85,7 +85,7 @@ export const RunEstimate = z.object({
   settings: QuantizeSettings,
   threads: z.number().int(),
   tokens: z.number().int(),
-  seconds: z.object({ calibration: z.number(), hessians: z.number(), quantization: z.number(), evaluation: z.number(), total: z.number() }),
+  seconds: z.object({ calibration: z.number(), hessians: z.number(), quantization: z.number(), finetune: z.number(), evaluation: z.number(), total: z.number() }),
   peakBytes: z.number(),
   /** Expected size of the output folder's tensors. */
   outputBytes: z.number(),

@@ -16,6 +16,7 @@ import { loadModel } from '../model/index.js';
 import { readSafetensorsFile } from '../model/safetensors.js';
 import { runQuantizeJob } from '../quantize/job.js';
 import type { QuantizeEvent } from '../quantize/events.js';
+import { terminalRenderer } from '../quantize/render.js';
 import { resolveSettings } from '../quantize/settings.js';
 import { createEngine } from '../runtime/engine.js';
 import { native } from '../native.js';
@@ -101,6 +102,27 @@ describe('quantization job with fine-tuning (stories260k, 2 bits)', () => {
     expect(e2e.bestHeldoutLoss).toBeLessThan(e2e.initialHeldoutLoss);
     expect(e2e.lmHead).toEqual({ tuned: true, untied: true });
     expect(events.filter((e) => e.type === 'ft-e2e-epoch').length).toBe(e2e.epochs.length);
+    // The estimate counts fine-tuning; the ETA keeps end to end in view until it has run: while the last
+    // layers finish it is still ahead, the 'finetune' phase announces it, and each epoch re-estimates.
+    const estimate = events.find((e) => e.type === 'estimate');
+    expect(estimate?.type === 'estimate' && estimate.seconds.finetune).toBeGreaterThan(0);
+    const phases = events.filter((e) => e.type === 'phase').map((e) => (e.type === 'phase' ? e.phase : ''));
+    expect(phases.indexOf('finetune')).toBeGreaterThan(phases.indexOf('quantize'));
+    expect(phases.indexOf('finetune')).toBeLessThan(phases.indexOf('save'));
+    const etas = events.flatMap((e) => (e.type === 'eta' ? [e] : []));
+    const lastLayer = etas.find((e) => e.layersDone === e.layersTotal)!;
+    expect(lastLayer.etaSeconds).toBeGreaterThan(0);
+    const afterEpochs = events.slice(events.findIndex((e) => e.type === 'ft-e2e-epoch')).filter((e) => e.type === 'eta');
+    expect(afterEpochs.length).toBe(e2e.epochs.length);
+    expect(afterEpochs.at(-1)).toMatchObject({ etaSeconds: 0 });
+    // The terminal shows all of it.
+    let printed = '';
+    const render = terminalRenderer({ write: (t) => (printed += t), isTTY: false });
+    for (const e of events) render(e);
+    expect(printed).toMatch(/Estimate on \d+ thread\(s\): .*fine-tuning [\d.]+ (s|min)/);
+    expect(printed).toMatch(/fine-tuned block 0: held-out error \d\.\d+e[-+]\d+ \(after q\/k\/v .* -> .*, o .*, gate\/up .*\)/);
+    expect(printed).toContain('== finetune: end to end: 3 epochs of distillation');
+    expect(printed).toMatch(/end to end, epoch 1: train loss \d+\.\d{4}, held-out \d+\.\d{4}/);
     expect(r.record.perplexity!.quantized).toBeLessThan(tunedPpl);
     // The folder is untied: lm_head.weight of the embedding's shape and dtype but tuned away from it;
     // the embedding is the one a run without end-to-end saves.

@@ -8,7 +8,8 @@ import { FINETUNE_EVENTS } from '../finetune/events.js';
 import { LayerMetrics } from './record.js';
 import { QuantizeSettings } from './settings.js';
 
-export const PHASES = ['load', 'calibrate', 'quantize', 'save', 'evaluate', 'done'] as const;
+/** 'finetune': end-to-end fine-tuning after the last block (in-block tuning is part of 'quantize'). */
+export const PHASES = ['load', 'calibrate', 'quantize', 'finetune', 'save', 'evaluate', 'done'] as const;
 export const Phase = z.enum(PHASES);
 export type Phase = z.infer<typeof Phase>;
 
@@ -17,7 +18,7 @@ export const EstimateEvent = z.object({
   settings: QuantizeSettings,
   threads: z.number().int(),
   tokens: z.number().int(),
-  seconds: z.object({ calibration: z.number(), hessians: z.number(), quantization: z.number(), evaluation: z.number(), total: z.number() }),
+  seconds: z.object({ calibration: z.number(), hessians: z.number(), quantization: z.number(), finetune: z.number(), evaluation: z.number(), total: z.number() }),
   peakBytes: z.number(),
   /** The calibration text's path, or "model-sampled, seed S" (no text given and none at hand). */
   calibrationSource: z.string().optional(),

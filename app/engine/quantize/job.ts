@@ -34,7 +34,7 @@ import {
 import { createQuantizedEngine, isLinearWeight, layerFromResult, LINEAR_KINDS, specFromRecord, type LayerTensors } from './qmodel.js';
 import type { QuantizedLinearSpec } from './native-types.js';
 import { RUN_RECORD_FILE, RUN_RECORD_VERSION, proxyLossSummary, type LayerMetrics, type RunRecord } from './record.js';
-import { estimateRun, type QuantizeSettings } from './settings.js';
+import { estimateRun, formatSeconds, type QuantizeSettings } from './settings.js';
 
 export interface EvaluationOptions {
   /** Text to score (default: WikiText-2 test next to the project). */
@@ -249,7 +249,22 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
     }
     const cal = engine.createCalibration(ids, s.calibration.samples, ctx);
     // Fine-tuning hook (--ft block | block+e2e; app/engine/finetune/job-hook.ts); null when off.
-    const ft = QuantizeFinetune.start({ model, engine, ids, sequences: s.calibration.samples, seqLen: ctx, settings: s.finetune, seed: s.seed, onEvent: emit, cancel });
+    // ETA: the observed time per layer for the layers left, plus end-to-end fine-tuning (block+e2e) at
+    // its estimate scaled by how the observed per-layer time compares with the estimated one.
+    const totalWork = arch.numLayers * GROUPS.reduce((a, g) => a + g.kinds.length, 0);
+    const estPerLayer = (est.seconds.calibration + est.seconds.hessians + est.seconds.quantization + est.finetuneSeconds.block) / totalWork;
+    let speed = 1; // observed / estimated seconds per layer
+    let e2eEpochsLeft = s.finetune.mode === 'block+e2e' ? s.finetune.epochs : 0;
+    const e2eLeft = () => (e2eEpochsLeft / Math.max(1, s.finetune.epochs)) * est.finetuneSeconds.endToEnd * speed;
+    const onFinetuneEvent = (e: QuantizeEvent) => {
+      emit(e);
+      if (e.type !== 'ft-e2e-epoch') return;
+      // Each epoch measured replaces the estimate for the epochs left.
+      e2eEpochsLeft = Math.max(0, e2eEpochsLeft - 1);
+      const elapsed = (performance.now() - quantStart) / 1000;
+      emit({ type: 'eta', layersDone: totalWork, layersTotal: totalWork, elapsedSeconds: elapsed, etaSeconds: e2eEpochsLeft * e.seconds });
+    };
+    const ft = QuantizeFinetune.start({ model, engine, ids, sequences: s.calibration.samples, seqLen: ctx, settings: s.finetune, seed: s.seed, onEvent: onFinetuneEvent, cancel });
     const specs: Array<{ block: number; kind: (typeof LINEAR_KINDS)[number]['kind']; spec: QuantizedLinearSpec }> = [];
     for (let b = 0; b < cp.blocksDone; b++) {
       check();
@@ -263,7 +278,6 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
 
     // ---- quantize block by block --------------------------------------------------------------
     emit({ type: 'phase', phase: 'quantize', message: `${arch.numLayers} blocks x 7 linear layers, ${s.bits}-bit ${s.codebook}` });
-    const totalWork = arch.numLayers * GROUPS.reduce((a, g) => a + g.kinds.length, 0);
     let done = cp.blocksDone * 7;
     const quantStart = performance.now();
     const doneAtStart = done;
@@ -278,8 +292,9 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
       for (const group of GROUPS) {
         const h: HessianSum = hs[group.tap];
         if (h.count === 0) throw new Error(`block ${b}: the ${group.tap} Hessian has no tokens`);
-        const H = new Float64Array(h.sum.length);
-        for (let i = 0; i < H.length; i++) H[i] = h.sum[i] / h.count;
+        // Normalised in place: a copy would hold a second n x n float64 matrix per group.
+        const H = h.sum;
+        for (let i = 0; i < H.length; i++) H[i] /= h.count;
         for (const k of group.kinds) {
           check();
           const name = `model.layers.${b}.${k.module}.${k.kind}`;
@@ -300,7 +315,9 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
           emit({ type: 'layer', ...metric });
           done++;
           const elapsed = (performance.now() - quantStart) / 1000;
-          emit({ type: 'eta', layersDone: done, layersTotal: totalWork, elapsedSeconds: elapsed, etaSeconds: done > doneAtStart ? (elapsed / (done - doneAtStart)) * (totalWork - done) : null });
+          const perLayer = elapsed / (done - doneAtStart);
+          speed = perLayer / estPerLayer;
+          emit({ type: 'eta', layersDone: done, layersTotal: totalWork, elapsedSeconds: elapsed, etaSeconds: perLayer * (totalWork - done) + e2eLeft() });
         }
         if (ft) await nativeCall(ft.afterGroup(b, group.tap, layers.slice(-group.kinds.length)));
       }
@@ -327,6 +344,11 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
     }
 
     // End to end (block+e2e): its tensors go into the assembled folder; the pieces stay as checkpointed.
+    if (s.finetune.mode === 'block+e2e') {
+      const f = s.finetune;
+      emit({ type: 'phase', phase: 'finetune', message: `end to end: ${f.epochs} epoch${f.epochs === 1 ? '' : 's'} of distillation towards the source model on ${s.calibration.samples} x ${ctx} calibration tokens (~${formatSeconds(e2eLeft())})` });
+      emit({ type: 'eta', layersDone: totalWork, layersTotal: totalWork, elapsedSeconds: (performance.now() - quantStart) / 1000, etaSeconds: e2eLeft() });
+    }
     const e2e = ft ? await nativeCall(ft.endToEnd(specs, path.join(partial, UNQUANTIZED_FILE))) : null;
     if (ft) t.lap('finetune');
 

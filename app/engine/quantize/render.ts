@@ -1,5 +1,6 @@
 // Human-readable rendering of the job's events for a terminal: the settings with their estimates, a
-// progress line, one table row per finished layer, warnings and the closing summary.
+// progress line, one table row per finished layer, a line per fine-tuned block and end-to-end epoch,
+// warnings and the closing summary.
 import type { QuantizeEvent } from './events.js';
 import { formatBytes, formatSeconds } from './settings.js';
 
@@ -21,10 +22,14 @@ function bar(frac: number, width = 24): string {
   return '[' + '#'.repeat(full) + '.'.repeat(width - full) + ']';
 }
 
+const GROUP_LABEL = { qkv: 'q/k/v', o: 'o', gateUp: 'gate/up' } as const;
+
 /** Returns an event sink that prints to `term`. */
 export function terminalRenderer(term: Terminal): (e: QuantizeEvent) => void {
   let progressShown = false;
   let headerShown = false;
+  // The current block's tuned groups: their held-out loss before and after, printed with the block.
+  let tuned: string[] = [];
   const clearProgress = () => {
     if (progressShown && term.isTTY) term.write('\r\x1b[2K');
     progressShown = false;
@@ -39,7 +44,8 @@ export function terminalRenderer(term: Terminal): (e: QuantizeEvent) => void {
             `Calibration: ${s.calibration.samples} sequences x ${s.calibration.ctx} tokens from ${e.calibrationSource ?? s.calibration.textFile ?? 'WikiText-2 validation'} = ${e.tokens} tokens\n` +
             `Estimate on ${e.threads} thread(s): ~${formatSeconds(e.seconds.total)} ` +
             `(calibration ${formatSeconds(e.seconds.calibration)}, Hessians ${formatSeconds(e.seconds.hessians)}, ` +
-            `quantization ${formatSeconds(e.seconds.quantization)}, evaluation ${formatSeconds(e.seconds.evaluation)}), peak memory ~${formatBytes(e.peakBytes)}\n`,
+            `quantization ${formatSeconds(e.seconds.quantization)}, ${e.seconds.finetune > 0 ? `fine-tuning ${formatSeconds(e.seconds.finetune)}, ` : ''}` +
+            `evaluation ${formatSeconds(e.seconds.evaluation)}), peak memory ~${formatBytes(e.peakBytes)}\n`,
         );
         break;
       }
@@ -78,6 +84,18 @@ export function terminalRenderer(term: Terminal): (e: QuantizeEvent) => void {
         }
         break;
       case 'block':
+        break;
+      case 'ft-group':
+        tuned.push(`${GROUP_LABEL[e.group]} ${e.initialHeldoutLoss.toExponential(2)} -> ${e.bestHeldoutLoss.toExponential(2)}`);
+        break;
+      case 'ft-block':
+        clearProgress();
+        term.write(`      fine-tuned block ${e.block}: held-out error ${e.heldoutError.toExponential(3)}${tuned.length ? ` (after ${tuned.join(', ')})` : ''}\n`);
+        tuned = [];
+        break;
+      case 'ft-e2e-epoch':
+        clearProgress();
+        term.write(`end to end, epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}, held-out ${e.heldoutLoss.toFixed(4)}, ${formatSeconds(e.seconds)}\n`);
         break;
       case 'warning':
         clearProgress();

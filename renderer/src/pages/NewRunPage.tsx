@@ -320,7 +320,7 @@ export function NewRunPage() {
                   </span>
                 </div>
                 <dl className="stat-grid stat-grid-2">
-                  <Stat label="Time" value={<span data-testid="estimate-time">~{formatDuration(estimate.value.seconds.total)}</span>} hint={`${estimate.value.threads} threads`} />
+                  <Stat label="Time" value={<span data-testid="estimate-time">~{formatDuration(estimate.value.seconds.total)}</span>} hint={`${estimate.value.threads} threads${estimate.value.seconds.finetune > 0 ? `, ~${formatDuration(estimate.value.seconds.finetune)} of it fine-tuning` : ''}`} />
                   <Stat label="Peak memory" value={<span data-testid="estimate-memory">{formatBytes(estimate.value.peakBytes)}</span>} />
                   <Stat label="Output size" value={<span data-testid="estimate-size">{formatBytes(estimate.value.outputBytes)}</span>} />
                   <Stat label="Layers" value={estimate.value.layers} hint={`${estimate.value.tokens.toLocaleString()} calibration tokens`} />

@@ -14,6 +14,7 @@ const PHASE_LABEL: Record<string, string> = {
   load: 'Loading the model',
   calibrate: 'Calibrating',
   quantize: 'Quantizing layers',
+  finetune: 'Fine-tuning end to end',
   save: 'Saving',
   evaluate: 'Measuring perplexity',
   done: 'Done',
