@@ -41,6 +41,8 @@ export interface FinetuneLayer {
 export interface QuantizeFinetuneOptions extends Omit<InBlockFinetuneOptions, 'onEvent'> {
   model: Pick<LoadedModel, 'architecture' | 'tensor' | 'tensorNames'>;
   onEvent?: (e: QuantizeFinetuneEvent) => void;
+  /** A resumed job: what the checkpoint kept of the saved blocks' tuning (progress()). */
+  resume?: Pick<FinetuneRecord, 'blocks' | 'seconds'>;
 }
 
 /** What end-to-end fine-tuning changes in the saved folder. */
@@ -91,6 +93,15 @@ export class QuantizeFinetune {
   private constructor(private readonly o: QuantizeFinetuneOptions) {
     this.inBlock = new InBlockFinetune({ ...o, onEvent: o.onEvent });
     this.source = createEngine(o.model);
+    if (o.resume) {
+      this.blocks.push(...o.resume.blocks);
+      this.seconds = o.resume.seconds;
+    }
+  }
+
+  /** What a checkpoint keeps: the finished blocks' tuning and the seconds spent so far. */
+  progress(): Pick<FinetuneRecord, 'blocks' | 'seconds'> {
+    return { blocks: [...this.blocks], seconds: this.seconds };
   }
 
   async beginBlock(b: number): Promise<void> {

@@ -89,6 +89,11 @@ describe('quantization job with fine-tuning (stories260k, 2 bits)', () => {
     await expect(run('resumed', { mode: 'block', ...TUNE }, events, cancel)).rejects.toMatchObject({ code: 'CANCELLED' });
     const r = await run('resumed', { mode: 'block', ...TUNE });
     expect(r.record.resumedFromBlock).toBe(2);
+    // The record still holds the blocks tuned before the cancel, as the uninterrupted run's.
+    const whole = JSON.parse(readFileSync(path.join(root, 'tuned', 'run.json'), 'utf8')) as typeof r.record;
+    expect(r.record.finetune!.blocks.map((b) => b.block)).toEqual([0, 1, 2, 3, 4]);
+    expect(r.record.finetune!.blocks.map((b) => b.heldoutError)).toEqual(whole.finetune!.blocks.map((b) => b.heldoutError));
+    expect(r.record.finetune!.blocks[0].groups.length).toBe(3);
     expect(r.record.perplexity!.quantized).toBeCloseTo(tunedPpl, 9);
     expect(readFileSync(path.join(root, 'resumed', 'model.safetensors')).equals(readFileSync(path.join(root, 'tuned', 'model.safetensors')))).toBe(true);
   }, 600_000);

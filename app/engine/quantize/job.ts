@@ -264,7 +264,7 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
       const elapsed = (performance.now() - quantStart) / 1000;
       emit({ type: 'eta', layersDone: totalWork, layersTotal: totalWork, elapsedSeconds: elapsed, etaSeconds: e2eEpochsLeft * e.seconds });
     };
-    const ft = QuantizeFinetune.start({ model, engine, ids, sequences: s.calibration.samples, seqLen: ctx, settings: s.finetune, seed: s.seed, onEvent: onFinetuneEvent, cancel });
+    const ft = QuantizeFinetune.start({ model, engine, ids, sequences: s.calibration.samples, seqLen: ctx, settings: s.finetune, seed: s.seed, onEvent: onFinetuneEvent, cancel, resume: cp.finetune });
     const specs: Array<{ block: number; kind: (typeof LINEAR_KINDS)[number]['kind']; spec: QuantizedLinearSpec }> = [];
     for (let b = 0; b < cp.blocksDone; b++) {
       check();
@@ -334,6 +334,7 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
       cp.metrics.push(...metrics);
       cp.blocksDone = b + 1;
       cp.timings = { ...t.timings };
+      if (ft) cp.finetune = ft.progress();
       await writeCheckpoint(partial, cp);
       t.lap('save');
       emit({ type: 'block', block: b, blocks: arch.numLayers, seconds: (performance.now() - blockStart) / 1000, checkpointed: true });

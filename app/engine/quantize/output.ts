@@ -16,6 +16,7 @@ import path from 'node:path';
 
 import { describeWriteError, writeJsonAtomic } from '../../util/atomic-file.js';
 import { UserError } from '../../util/errors.js';
+import { FinetuneRecord } from '../finetune/record.js';
 import { QuantizedLayerRecord } from './format.js';
 import { LayerMetrics } from './record.js';
 import { z } from 'zod';
@@ -34,6 +35,9 @@ export const Checkpoint = z.object({
   metrics: z.array(LayerMetrics),
   /** Seconds spent per phase so far (a resumed run adds to them). */
   timings: z.record(z.string(), z.number()),
+  /** In-block fine-tuning of the saved blocks (their record and seconds), so a resumed run's record
+   * still holds every block. */
+  finetune: FinetuneRecord.pick({ blocks: true, seconds: true }).optional(),
 });
 export type Checkpoint = z.infer<typeof Checkpoint>;
 

@@ -222,8 +222,9 @@ const HESSIAN_FLOPS_PER_THREAD = 27e9;
 const QUANTIZE_FLOPS_PER_THREAD = 6e9;
 const TRAIN_FLOPS_PER_THREAD = 28e9;
 const E8P_CANDIDATE_OPS = 2 * 256 * 12; // 2 shifts x 256 magnitude patterns x ~12 operations per group
-/** Node, the addon, tokenizer and engine buffers around the job's own data (fitted: SmolLM2 and a
- * 1024 x 2816 synth model both peaked ~220 MB above the parts below, stories260k at ~110 MB). */
+/** Node, the addon and the tokenizer (stories260k peaks at ~110 MB in all), plus float32 copies of
+ * source weights the garbage collector frees late: SmolLM2 and a 1024 x 2816 synth model both peaked
+ * ~210 MB above the sum of the parts below and 110 MB. Small models are overestimated by that much. */
 const RUNTIME_BYTES = 320 * 2 ** 20;
 /** Bytes per source parameter: models arrive as 16-bit safetensors (imports and downloads alike). */
 const SOURCE_BYTES_PER_PARAM = 2;
