@@ -1,5 +1,5 @@
 // `quip bench quality-sweep`: how the quantization defaults (rho per codebook, damping sigma, the
-// calibration size) were chosen on the real model. The Hessians of every block are collected once per
+// calibration size) were chosen on the real model, and ablations (LDLQ off, layers left at 16 bits). The Hessians of every block are collected once per
 // calibration size with the 16-bit model's own hidden states (the "full-precision inputs" flow; the
 // job feeds each block the quantized model's states, so its figures differ slightly) and cached, so each
 // setting costs only its quantization and its perplexity: every linear layer is quantized with the
@@ -42,6 +42,11 @@ export interface SweepPoint {
   rowScale: boolean;
   /** Seed of the sign vectors (every layer gets it; the job derives one per layer from its seed). */
   seed: number;
+  /** BlockLDLQ feedback (off: each group rounded to its nearest codeword after the transform). */
+  ldlq: boolean;
+  /** Linear layers left at 16 bits, by short name (q, k, v, o, gate, up, down): which layers carry
+   * the loss. */
+  keep: string[];
   calibSamples: number;
   calibCtx: number;
 }
@@ -67,6 +72,17 @@ export function parseSweepSpec(spec: string): Array<{ codebook: Codebook; rho: n
     for (const rho of rhos.length ? rhos : [DEFAULT_RHO[cb as Codebook]]) out.push({ codebook: cb as Codebook, rho });
   }
   return out;
+}
+
+const SHORTS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+
+/** "q,k;v;" -> [['q','k'], ['v'], []]: each set of layers left at 16 bits is one sweep point. */
+export function parseKeepSpec(spec: string): string[][] {
+  return spec.split(';').map((set) => {
+    const kinds = set.split(',').map((k) => k.trim()).filter(Boolean);
+    for (const k of kinds) if (!SHORTS.includes(k)) throw new UserError(`--keep: unknown layer "${k}"; use ${SHORTS.join(', ')}`, 'BAD_SETTING');
+    return kinds;
+  });
 }
 
 /** Hessians (means) of every block under the 16-bit model, cached as float64 files per calibration size. */
@@ -118,11 +134,11 @@ export async function runQualitySweep(o: {
         status(`${p.codebook} rho ${p.rho} sigma ${p.sigma} seed ${p.seed} c${p.calibSamples}: block ${b}`);
         for (const { tap, shorts } of TAPS) {
           const H = readF64(path.join(hdir, `b${b}-${tap}.f64`));
-          for (const k of LINEAR_KINDS.filter((x) => shorts.includes(x.short))) {
+          for (const k of LINEAR_KINDS.filter((x) => shorts.includes(x.short) && !p.keep.includes(x.short))) {
             const name = `model.layers.${b}.${k.module}.${k.kind}`;
             const W = model.tensor(`${name}.weight`);
             const [m, n] = W.shape;
-            const r = await quantizeLinear(W, H, { m, n, codebook: p.codebook, incoherence: true, ldlq: true, sigma: p.sigma, rho: p.rho, s2: p.s2, seed: p.seed, rowScale: p.rowScale });
+            const r = await quantizeLinear(W, H, { m, n, codebook: p.codebook, incoherence: true, ldlq: p.ldlq, sigma: p.sigma, rho: p.rho, s2: p.s2, seed: p.seed, rowScale: p.rowScale });
             metrics.push({ name, proxyLoss: r.proxyLoss });
             native().qinferSetLinear(engine, b, k.kind, layerFromResult(b, k.kind, r).spec);
           }
@@ -155,6 +171,8 @@ export function registerQualitySweep(bench: Command): void {
     .option('--sigma <list>', 'damping values, comma-separated', '0.01')
     .option('--s2 <list>', 'rvq residual scales, comma-separated (0 = default)', '0')
     .option('--no-row-scale', 'without row scales')
+    .option('--no-ldlq', 'without BlockLDLQ (nearest codeword after the transform)')
+    .option('--keep <sets>', 'layers left at 16 bits, one sweep point per set: "k;q,k;down" (short names q k v o gate up down)', '')
     .option('--seeds <list>', 'sign-vector seeds, comma-separated (spread of the figures)', '0')
     .option('--calib-samples <list>', 'calibration sequences, comma-separated', '8')
     .option('--calib-ctx <n>', 'tokens per calibration sequence', '512')
@@ -177,15 +195,21 @@ export function registerQualitySweep(bench: Command): void {
         for (const sigma of list(opts.sigma!))
           for (const s2 of list(opts.s2!))
             for (const seed of list(opts.seeds!))
-              for (const { codebook, rho } of parseSweepSpec(opts.sweep!)) points.push({ codebook, rho, sigma, s2, seed, rowScale: (opts.rowScale as unknown) !== false, calibSamples: samples, calibCtx: intOption(opts.calibCtx, '--calib-ctx', 8)! });
-      process.stdout.write('| codebook | rho | row scales | sigma | s2 | seed | calib | blocks | proxy mean | proxy worst | ppl | quantize s | eval s |\n|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n');
+              for (const keep of parseKeepSpec(opts.keep!))
+                for (const { codebook, rho } of parseSweepSpec(opts.sweep!)) {
+                  points.push({
+                    codebook, rho, sigma, s2, seed, rowScale: (opts.rowScale as unknown) !== false, ldlq: (opts.ldlq as unknown) !== false, keep,
+                    calibSamples: samples, calibCtx: intOption(opts.calibCtx, '--calib-ctx', 8)!,
+                  });
+                }
+      process.stdout.write('| codebook | rho | row scales | LDLQ | 16-bit layers | sigma | s2 | seed | calib | blocks | proxy mean | proxy worst | ppl | quantize s | eval s |\n|---|---:|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n');
       await runQualitySweep({
         modelDir, cacheDir: work, points,
         blocks: opts.blocks ? intOption(opts.blocks, '--blocks')! : null,
         windows: intOption(opts.windows, '--windows')!, ctx: intOption(opts.ctx, '--ctx', 4)!, threads: intOption(opts.threads, '--threads')!,
         onStatus: (s) => process.stderr.write(`  ${s}\n`),
         onRow: (r) => {
-          process.stdout.write(`| ${r.codebook} | ${r.rho} | ${r.rowScale ? 'on' : 'off'} | ${r.sigma} | ${r.s2 || 'default'} | ${r.seed} | ${r.calibSamples} x ${r.calibCtx} | ${r.blocks} | ${r.meanProxyLoss.toFixed(5)} | ${r.worstProxyLoss.toFixed(5)} | ${r.ppl?.toFixed(3) ?? '-'} | ${r.quantizeSeconds.toFixed(0)} | ${r.evalSeconds.toFixed(0)} |\n`);
+          process.stdout.write(`| ${r.codebook} | ${r.rho} | ${r.rowScale ? 'on' : 'off'} | ${r.ldlq ? 'on' : 'off'} | ${r.keep.join(', ') || 'none'} | ${r.sigma} | ${r.s2 || 'default'} | ${r.seed} | ${r.calibSamples} x ${r.calibCtx} | ${r.blocks} | ${r.meanProxyLoss.toFixed(5)} | ${r.worstProxyLoss.toFixed(5)} | ${r.ppl?.toFixed(3) ?? '-'} | ${r.quantizeSeconds.toFixed(0)} | ${r.evalSeconds.toFixed(0)} |\n`);
           if (opts.jsonl) writeFileSync(opts.jsonl, `${JSON.stringify({ ...r, at: new Date().toISOString() })}\n`, { flag: 'a' });
         },
       });

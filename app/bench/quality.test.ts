@@ -6,7 +6,7 @@ import path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { parseSweepSpec } from './quality-sweep.js';
+import { parseKeepSpec, parseSweepSpec } from './quality-sweep.js';
 import { formatQualityMarkdown, KEPT_HEADING, keptSection, qualityGoals, quipRowName, type QualityRow } from './quality.js';
 
 const row = (name: string, by: QualityRow['by'], bpw: number, ppl: number | null, variant?: string): QualityRow => ({ name, by, linearBitsPerWeight: bpw, ppl, gap: null, seconds: 1, variant });
@@ -98,5 +98,8 @@ describe('bench quality goals', () => {
     expect(parseSweepSpec('rvq3')).toEqual([{ codebook: 'rvq3', rho: 0.98 }]);
     expect(() => parseSweepSpec('e9p:1')).toThrow(/unknown codebook "e9p"/);
     expect(() => parseSweepSpec('e8p:0,1')).toThrow(/not a positive number/);
+    expect(parseKeepSpec('')).toEqual([[]]);
+    expect(parseKeepSpec('k; q,k;down')).toEqual([['k'], ['q', 'k'], ['down']]);
+    expect(() => parseKeepSpec('kv')).toThrow(/unknown layer "kv"/);
   });
 });
