@@ -264,8 +264,8 @@ export function estimateRun(shape: ModelShape, settings: QuantizeSettings, threa
   const blockFwd = 2 * blockParams + 4 * ctx * q;
   // (calibration never runs the lm_head: only block inputs are needed)
   const fwd = shape.numLayers * tokens * blockFwd;
-  // Every block runs forward twice: once with the Hessian taps, once to advance the states.
   const sampling = sampled ? (shape.numLayers * tokens * blockFwd + tokens * 2 * V * h) : 0;
+  // Every block runs forward twice: once with the Hessian taps, once to advance the states.
   const calibration = (2 * fwd + sampling) / (FORWARD_FLOPS_PER_THREAD * t);
   // Hessians: n^2 per token for each of the 4 distinct inputs (symmetric: half of it).
   const hessians = (shape.numLayers * tokens * (h * h * 2 + q * q + f * f)) / (HESSIAN_FLOPS_PER_THREAD * t);
