@@ -25,7 +25,9 @@ describe('bench quality goals', () => {
     ];
     const g = qualityGoals(rows);
     expect(g.map((x) => x.met)).toEqual([false, null, false, false]);
-    // IQ4_XS (4.4 bits) counts against the 3-bit moonshot, Q4_K_M (5.5 bits) does not.
+    // IQ4_XS (4.4 bits) counts against the 3-bit moonshot, Q4_K_M (5.5 bits) does not; it is the
+    // 4-bit goal's comparison at comparable size.
+    expect(g[0].detail).toBe('QuIP# 4-bit 10.300 at 4.02 bits/w (+3.00%) vs Q4_K_M 10.200 at 5.50 bits/w (+2.00%); 16-bit 10.000. The closest llama.cpp file of at most 4.5 bits/w: IQ4_XS 10.900 at 4.40 bits/w (+9.00%)');
     expect(g[2].detail).toMatch(/IQ4_XS/);
     expect(g[2].detail).not.toMatch(/Q4_K_M/);
     rows[5].ppl = 11.5;

@@ -280,10 +280,15 @@ export function qualityGoals(rows: QualityRow[]): QualityGoal[] {
   };
   const goals: QualityGoal[] = [];
   const q4 = ours(4), k4 = peer('Q4_K_M');
+  // Beside it, at comparable size: the llama.cpp file closest to 16-bit among those of at most 4.5 bits
+  // per weight (Q4_K_M is about 5.5 on a model whose rows are not multiples of 256).
+  const gapOf = (r: QualityRow) => `${r.ppl! >= full! ? '+' : ''}${(100 * (r.ppl! / full! - 1)).toFixed(2)}%`;
+  const small = full === null ? undefined : rows.filter((r) => r.by === 'llama.cpp' && r.ppl !== null && r.linearBitsPerWeight <= 4.5).sort((a, b) => a.ppl! - b.ppl!)[0];
   goals.push({
     goal: "QuIP# 4-bit closer to 16-bit than llama.cpp's Q4_K_M",
     met: q4 && k4 && full !== null ? Math.abs(q4.ppl! - full) < Math.abs(k4.ppl! - full) : null,
-    detail: `QuIP# 4-bit ${fmt(q4)} vs Q4_K_M ${fmt(k4)}; 16-bit ${full?.toFixed(3) ?? '?'}`,
+    detail: `QuIP# 4-bit ${fmt(q4)}${q4 && full !== null ? ` (${gapOf(q4)})` : ''} vs Q4_K_M ${fmt(k4)}${k4 && full !== null ? ` (${gapOf(k4)})` : ''}; 16-bit ${full?.toFixed(3) ?? '?'}` +
+      (small ? `. The closest llama.cpp file of at most 4.5 bits/w: ${small.name} ${fmt(small)} (${gapOf(small)})` : ''),
   });
   // Gap closed by fine-tuning: (ppl(no ft) - ppl(ft)) / (ppl(no ft) - ppl(16-bit)), best fine-tuned row.
   // The baseline is the run without fine-tuning with the tuned runs' calibration and settings.
