@@ -125,7 +125,7 @@ describe('quantization job with fine-tuning (stories260k, 2 bits)', () => {
     const render = terminalRenderer({ write: (t) => (printed += t), isTTY: false });
     for (const e of events) render(e);
     expect(printed).toMatch(/Estimate on \d+ thread\(s\): .*fine-tuning [\d.]+ (s|min)/);
-    expect(printed).toMatch(/fine-tuned block 0: held-out error \d\.\d+e[-+]\d+ \(after q\/k\/v .* -> .*, o .*, gate\/up .*\)/);
+    expect(printed).toMatch(/fine-tuned block 0: held-out error \d\.\d+e[-+]\d+ \(held-out loss of each tuning step, after q\/k\/v: \S+ -> \S+, o: \S+ -> \S+, gate\/up: \S+ -> \S+\)/);
     expect(printed).toContain('== finetune: end to end: 3 epochs of distillation');
     expect(printed).toMatch(/end to end, epoch 1: train loss \d+\.\d{4}, held-out \d+\.\d{4}/);
     expect(r.record.perplexity!.quantized).toBeLessThan(tunedPpl);

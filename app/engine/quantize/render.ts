@@ -86,11 +86,11 @@ export function terminalRenderer(term: Terminal): (e: QuantizeEvent) => void {
       case 'block':
         break;
       case 'ft-group':
-        tuned.push(`${GROUP_LABEL[e.group]} ${e.initialHeldoutLoss.toExponential(2)} -> ${e.bestHeldoutLoss.toExponential(2)}`);
+        tuned.push(`${GROUP_LABEL[e.group]}: ${e.initialHeldoutLoss.toExponential(2)} -> ${e.bestHeldoutLoss.toExponential(2)}`);
         break;
       case 'ft-block':
         clearProgress();
-        term.write(`      fine-tuned block ${e.block}: held-out error ${e.heldoutError.toExponential(3)}${tuned.length ? ` (after ${tuned.join(', ')})` : ''}\n`);
+        term.write(`      fine-tuned block ${e.block}: held-out error ${e.heldoutError.toExponential(3)}${tuned.length ? ` (held-out loss of each tuning step, after ${tuned.join(', ')})` : ''}\n`);
         tuned = [];
         break;
       case 'ft-e2e-epoch':

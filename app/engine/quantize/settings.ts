@@ -301,8 +301,8 @@ export function estimateRun(shape: ModelShape, settings: QuantizeSettings, threa
   const model = SOURCE_BYTES_PER_PARAM * (shape.numLayers * (blockParams + 2 * h) + V * h * (shape.tiedEmbeddings ? 1 : 2) + h);
   const activations = tokens * h * 4; // the calibration states (hidden, float32)
   const workspace = ctx * Math.max(f, q + 2 * kv) * 4 * 4; // one sequence's intermediates
-  // The block's 4 Hessians in float64, twice: as accumulated and as handed to the job.
-  const hessians64 = (2 * h * h + q * q + f * f) * 8 * 2;
+  // The block's 4 Hessians in float64, and the widest once more while it is handed to the job.
+  const hessians64 = (2 * h * h + q * q + f * f + Math.max(h, q, f) ** 2) * 8;
   // quantize_linear's buffers for the widest layer: H in float64 and three n x n float32 (damped H,
   // its factor, L), and about ten m x n float32 (transformed, padded, feedback, result).
   const quantBytes = Math.max(...lin.map((l) => 20 * pad(l.n) ** 2 + 40 * l.m * pad(l.n)));
