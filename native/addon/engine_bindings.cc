@@ -192,12 +192,14 @@ class CalibrationWrap : public Napi::ObjectWrap<CalibrationWrap> {
         o.Set("block", block);
         const char* names[4] = {"qkv", "o", "gateUp", "down"};
         for (int t = 0; t < 4; ++t) {
-          const auto& h = hs->tap[t];
+          auto& h = hs->tap[t];
           Napi::Object e = Napi::Object::New(env);
           e.Set("n", h.n);
           e.Set("count", static_cast<double>(h.count));
           Napi::Float64Array a = Napi::Float64Array::New(env, h.sum.size());
           std::memcpy(a.Data(), h.sum.data(), h.sum.size() * sizeof(double));
+          // Freed as soon as it is copied: at most one tap exists twice (a 7B block's four are 1.4 GB).
+          std::vector<double>().swap(hs->tap[t].sum);
           e.Set("sum", a);
           o.Set(names[t], e);
         }
