@@ -74,7 +74,7 @@ export function parseSweepSpec(spec: string): Array<{ codebook: Codebook; rho: n
   return out;
 }
 
-const SHORTS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+const SHORTS: string[] = LINEAR_KINDS.map((k) => k.short);
 
 /** "q,k;v;" -> [['q','k'], ['v'], []]: each set of layers left at 16 bits is one sweep point. */
 export function parseKeepSpec(spec: string): string[][] {

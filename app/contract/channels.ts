@@ -16,13 +16,17 @@ const Ok = z.object({ ok: z.literal(true) });
 export const Face = z.enum(['electron', 'browser']);
 export type Face = z.infer<typeof Face>;
 
+/** The fast-path kernels the native core runs on a CPU (native cpu_features().simd()); scalar: the
+ * portable references. */
+export const SimdPath = z.enum(['avx512', 'avx2', 'neon', 'scalar']);
+export type SimdPath = z.infer<typeof SimdPath>;
+
 export const AppInfo = z.object({
   version: z.string(),
   face: Face,
   /** e.g. "AMD EPYC 7B13 (AVX2, FMA)". */
   cpu: z.string(),
-  /** The fast-path kernels the native core runs here (scalar: the portable references). */
-  simd: z.enum(['avx512', 'avx2', 'neon', 'scalar']),
+  simd: SimdPath,
   /** Hardware threads the engine will use by default. */
   threads: z.number().int().positive(),
   studioHome: z.string(),

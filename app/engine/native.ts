@@ -4,13 +4,13 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import type { SimdPath } from '../contract/channels.js';
 import type { TrainNative } from './finetune/native-types.js';
 import type { GgufNative } from './gguf/native-types.js';
 import type { QinferNative } from './quantize/native-types.js';
 import type { QuipNative } from './quip/types.js';
 import type { EngineNative } from './runtime/native-types.js';
-
-export type SimdPath = 'avx512' | 'avx2' | 'neon' | 'scalar';
 
 export interface CpuInfo {
   summary: string;

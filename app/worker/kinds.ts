@@ -3,13 +3,14 @@
 // and gets typed params and result from this table (app/services/jobs/client.ts).
 import { z } from 'zod';
 
+import { SimdPath } from '../contract/channels.js';
 import { ModelInspection } from '../contract/model.js';
 import { inspectModel } from '../engine/model/inspect.js';
 import { native } from '../engine/native.js';
 import { defineJobKind } from './runtime.js';
 import { chatKind, importGgufKind, quantizeKind } from './studio-jobs.js';
 
-const CpuInfo = z.object({ summary: z.string(), simd: z.enum(['avx512', 'avx2', 'neon', 'scalar']), avx2: z.boolean(), avx512: z.boolean(), neon: z.boolean(), threads: z.number().int() });
+const CpuInfo = z.object({ summary: z.string(), simd: SimdPath, avx2: z.boolean(), avx512: z.boolean(), neon: z.boolean(), threads: z.number().int() });
 
 export const jobKinds = {
   /** Architecture, parameters, linear layers with Hadamard factors and sizes of a local model folder. */

@@ -5,7 +5,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import type { AppInfo, EventName, Face } from '../../contract/channels.js';
+import type { AppInfo, EventName, Face, SimdPath } from '../../contract/channels.js';
 import { IMPORT_RECORD_FILE } from '../../engine/gguf/import.js';
 import { UserError } from '../../util/errors.js';
 import { sampleModelDir, studioHome } from '../../util/paths.js';
@@ -72,7 +72,7 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
   const chat = new ChatService(home, jobs, emit, threadSetting);
 
   // The CPU as the native core sees it, asked once from a job process (main never loads the addon).
-  let cpu: Promise<{ summary: string; simd: 'avx512' | 'avx2' | 'neon' | 'scalar'; threads: number }> | null = null;
+  let cpu: Promise<{ summary: string; simd: SimdPath; threads: number }> | null = null;
   const cpuInfo = () =>
     (cpu ??= jobs
       .run('cpuInfo', {}, { label: 'Read CPU features' })
