@@ -66,9 +66,10 @@ export async function llamaImatrix(bin: string, model: string, text: string, out
   return out;
 }
 
-export async function llamaQuantize(bin: string, input: string, output: string, type: string, o: { threads: number; imatrix?: string; f16Head?: boolean }): Promise<string> {
+/** llama-quantize; `requantize` lets it read a quantized input (to F16, that is llama.cpp's own dequantization). */
+export async function llamaQuantize(bin: string, input: string, output: string, type: string, o: { threads: number; imatrix?: string; f16Head?: boolean; requantize?: boolean }): Promise<string> {
   const head = o.f16Head ? ['--output-tensor-type', 'f16', '--token-embedding-type', 'f16'] : [];
-  const args = [...(o.imatrix ? ['--imatrix', o.imatrix] : []), ...head, input, output, type, String(o.threads)];
+  const args = [...(o.requantize ? ['--allow-requantize'] : []), ...(o.imatrix ? ['--imatrix', o.imatrix] : []), ...head, input, output, type, String(o.threads)];
   return runTool(bin, 'llama-quantize', args);
 }
 

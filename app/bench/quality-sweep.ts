@@ -25,7 +25,7 @@ import { evaluatePerplexityLlamaCpp, llamaCppWindows, readLlamaCppText } from '.
 import { UserError } from '../util/errors.js';
 import { projectRoot } from '../util/paths.js';
 
-const TAPS: Array<{ tap: keyof Omit<BlockHessians, 'block'>; shorts: string[] }> = [
+export const SWEEP_TAPS: Array<{ tap: keyof Omit<BlockHessians, 'block'>; shorts: string[] }> = [
   { tap: 'qkv', shorts: ['q', 'k', 'v'] },
   { tap: 'o', shorts: ['o'] },
   { tap: 'gateUp', shorts: ['gate', 'up'] },
@@ -86,7 +86,7 @@ export function parseKeepSpec(spec: string): string[][] {
 }
 
 /** Hessians (means) of every block under the 16-bit model, cached as float64 files per calibration size. */
-async function blockHessians(modelDir: string, cacheDir: string, samples: number, ctx: number, status: (s: string) => void): Promise<string> {
+export async function blockHessians(modelDir: string, cacheDir: string, samples: number, ctx: number, status: (s: string) => void): Promise<string> {
   const dir = path.join(cacheDir, `hessians-c${samples}x${ctx}`);
   const model = await loadModel(modelDir);
   try {
@@ -98,7 +98,7 @@ async function blockHessians(modelDir: string, cacheDir: string, samples: number
     for (let b = 0; b < layers; b++) {
       status(`Hessians ${samples} x ${ctx}: block ${b}`);
       const hs = await cal.hessians();
-      for (const { tap } of TAPS) writeFileSync(path.join(dir, `b${b}-${tap}.f64`), hessianMean(hs[tap]));
+      for (const { tap } of SWEEP_TAPS) writeFileSync(path.join(dir, `b${b}-${tap}.f64`), hessianMean(hs[tap]));
       if (b + 1 < layers) await cal.advance();
     }
     return dir;
@@ -107,9 +107,19 @@ async function blockHessians(modelDir: string, cacheDir: string, samples: number
   }
 }
 
-function readF64(file: string): Float64Array {
+export function readF64(file: string): Float64Array {
   const b = readFileSync(file);
   return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+/** SmolLM2's 16-bit folder in the work folder (imported from the shared GGUF the first time). */
+export async function ensureSweepModel(work: string): Promise<string> {
+  const modelDir = path.join(work, 'smollm2');
+  if (!existsSync(path.join(modelDir, 'config.json'))) {
+    const gguf = path.join(projectRoot(), '..', 'shared', 'data', 'models', 'smollm2-135m-instruct-q4_1', 'SmolLM2-135M-Instruct.Q4_1.gguf');
+    await importGguf(gguf, modelDir, { force: true });
+  }
+  return modelDir;
 }
 
 export async function runQualitySweep(o: {
@@ -132,7 +142,7 @@ export async function runQualitySweep(o: {
       const t0 = performance.now();
       for (let b = 0; b < blocks; b++) {
         status(`${p.codebook} rho ${p.rho} sigma ${p.sigma} seed ${p.seed} c${p.calibSamples}: block ${b}`);
-        for (const { tap, shorts } of TAPS) {
+        for (const { tap, shorts } of SWEEP_TAPS) {
           const H = readF64(path.join(hdir, `b${b}-${tap}.f64`));
           for (const k of LINEAR_KINDS.filter((x) => shorts.includes(x.short) && !p.keep.includes(x.short))) {
             const name = `model.layers.${b}.${k.module}.${k.kind}`;
@@ -184,11 +194,7 @@ export function registerQualitySweep(bench: Command): void {
     .option('--jsonl <file>', 'append each row as a JSON line')
     .action(async (opts: Record<string, string | undefined>) => {
       const work = path.resolve(opts.work!);
-      const modelDir = path.join(work, 'smollm2');
-      if (!existsSync(path.join(modelDir, 'config.json'))) {
-        const gguf = path.join(projectRoot(), '..', 'shared', 'data', 'models', 'smollm2-135m-instruct-q4_1', 'SmolLM2-135M-Instruct.Q4_1.gguf');
-        await importGguf(gguf, modelDir, { force: true });
-      }
+      const modelDir = await ensureSweepModel(work);
       const list = (s: string) => s.split(',').map((x) => Number(x.trim())).filter((x) => Number.isFinite(x));
       const points: SweepPoint[] = [];
       for (const samples of list(opts.calibSamples!))
@@ -206,7 +212,7 @@ export function registerQualitySweep(bench: Command): void {
       await runQualitySweep({
         modelDir, cacheDir: work, points,
         blocks: opts.blocks ? intOption(opts.blocks, '--blocks')! : null,
-        windows: intOption(opts.windows, '--windows')!, ctx: intOption(opts.ctx, '--ctx', 4)!, threads: intOption(opts.threads, '--threads')!,
+        windows: intOption(opts.windows, '--windows', 0)!, ctx: intOption(opts.ctx, '--ctx', 4)!, threads: intOption(opts.threads, '--threads')!,
         onStatus: (s) => process.stderr.write(`  ${s}\n`),
         onRow: (r) => {
           process.stdout.write(`| ${r.codebook} | ${r.rho} | ${r.rowScale ? 'on' : 'off'} | ${r.ldlq ? 'on' : 'off'} | ${r.keep.join(', ') || 'none'} | ${r.sigma} | ${r.s2 || 'default'} | ${r.seed} | ${r.calibSamples} x ${r.calibCtx} | ${r.blocks} | ${r.meanProxyLoss.toFixed(5)} | ${r.worstProxyLoss.toFixed(5)} | ${r.ppl?.toFixed(3) ?? '-'} | ${r.quantizeSeconds.toFixed(0)} | ${r.evalSeconds.toFixed(0)} |\n`);

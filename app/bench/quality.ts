@@ -97,6 +97,11 @@ export function quipRowName(bits: number, codebook: string, ft: FinetuneMode): s
   return `QuIP# ${bits}-bit (${codebook}, ${ft === 'none' ? 'no fine-tuning' : ft === 'block' ? 'fine-tuned in-block' : 'fine-tuned in-block + end-to-end'})`;
 }
 
+/** llama.cpp's `type` quantization of the model, named by the imatrix calibration it was made with. */
+export function peerGgufPath(work: string, model: string, type: string, calibSamples: number, calibCtx: number): string {
+  return path.join(work, `${model}-${type}-c${calibSamples}x${calibCtx}.gguf`);
+}
+
 export async function runQualityBench(o: QualityOptions): Promise<QualityResult> {
   const spec = MODELS[o.model];
   if (!spec) throw new UserError(`--model ${o.model} is not a benchmark model; use one of: ${Object.keys(MODELS).join(', ')}`, 'BAD_SETTING');
@@ -215,8 +220,7 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
       await llamaImatrix(bin, f16, calibText, imatrix, { ctx: o.calibCtx, chunks: o.calibSamples, threads });
     }
     for (const type of o.peerTypes) {
-      // Named by the imatrix calibration it was made with.
-      const file = path.join(o.work, `${o.model}-${type}-c${o.calibSamples}x${o.calibCtx}.gguf`);
+      const file = peerGgufPath(o.work, o.model, type, o.calibSamples, o.calibCtx);
       const t0 = Date.now();
       let note: string | undefined;
       try {

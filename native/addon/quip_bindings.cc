@@ -1,5 +1,7 @@
 // Bindings of the QuIP# numeric core (native/src/quip): Hadamard plans, the randomized Hadamard
-// transform on activations, the E8P table, and per-layer quantization / dequantization jobs.
+// transform on activations, the E8P table, per-layer quantization / dequantization jobs, and the
+// measures of a layer's error (the proxy loss of any W^, the layer as a Gaussian source).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -12,6 +14,7 @@
 #include "quip/e8p.h"
 #include "quip/hadamard.h"
 #include "quip/ldlq.h"
+#include "quip/rate_distortion.h"
 
 namespace quip_addon {
 
@@ -166,6 +169,14 @@ std::vector<int8_t> SignsFromJs(Napi::Env env, Napi::Value v, size_t len, const 
   return s;
 }
 
+// Checks H (n x n, Float64Array) and returns it.
+Napi::Float64Array HessianArg(Napi::Env env, Napi::Value v, int64_t n) {
+  auto h = TypedArg<Napi::Float64Array>(env, v, napi_float64_array, "H must be a Float64Array (n x n)");
+  if (h.ElementLength() != static_cast<size_t>(n * n))
+    throw Napi::RangeError::New(env, "H has " + std::to_string(h.ElementLength()) + " elements, expected n * n = " + std::to_string(n * n));
+  return h;
+}
+
 // quantizeLinear(W, H, options, onProgress?, cancel?) -> Promise<QuantizedLinearResult>
 Napi::Value QuantizeLinearJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -178,9 +189,7 @@ Napi::Value QuantizeLinearJs(const Napi::CallbackInfo& info) {
                                          "], expected [m, n] = [" + std::to_string(m) + ", " + std::to_string(n) + "]");
   if (w.numel() != static_cast<size_t>(m * n))
     throw Napi::RangeError::New(env, "W has " + std::to_string(w.numel()) + " elements, expected m * n = " + std::to_string(m * n));
-  auto h = TypedArg<Napi::Float64Array>(env, info[1], napi_float64_array, "H must be a Float64Array (n x n)");
-  if (h.ElementLength() != static_cast<size_t>(n * n))
-    throw Napi::RangeError::New(env, "H has " + std::to_string(h.ElementLength()) + " elements, expected n * n = " + std::to_string(n * n));
+  auto h = HessianArg(env, info[1], n);
   quip::QuantizeOptions opts;
   opts.codebook = CodebookArg(env, o.Get("codebook"));
   opts.incoherence = OptBool(o, "incoherence", true);
@@ -226,6 +235,63 @@ Napi::Value QuantizeLinearJs(const Napi::CallbackInfo& info) {
       r.Set("sigmaUsed", rep->sigma_used);
       r.Set("choleskyFallback", rep->cholesky_fallback.empty() ? env.Null() : Napi::String::New(env, rep->cholesky_fallback));
       r.Set("seconds", rep->seconds);
+      return r;
+    };
+  });
+}
+
+// proxyLoss(W, What, H, {m, n, sigma}) -> Promise<number>: quantizeLinear's proxy loss for any W^.
+Napi::Value ProxyLossJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[3].IsObject()) throw Napi::TypeError::New(env, "proxyLoss(W, What, H, options): options missing");
+  Napi::Object o = info[3].As<Napi::Object>();
+  const int64_t m = DimArg(o, "m"), n = DimArg(o, "n");
+  const double sigma = OptNumber(o, "sigma", 0.01);
+  if (!(sigma >= 0)) throw Napi::RangeError::New(env, "options: sigma must be >= 0");
+  TensorArg w = ReadTensorArg(env, info[0], "W");
+  TensorArg wh = ReadTensorArg(env, info[1], "What");
+  for (const auto* t : {&w, &wh})
+    if (t->numel() != static_cast<size_t>(m * n))
+      throw Napi::RangeError::New(env, std::string(t == &w ? "W" : "What") + " has " + std::to_string(t->numel()) +
+                                           " elements, expected m * n = " + std::to_string(m * n));
+  auto h = HessianArg(env, info[2], n);
+  std::vector<float> W(m * n), What(m * n);
+  for (size_t i = 0; i < W.size(); ++i) W[i] = w.at(i), What[i] = wh.at(i);
+  std::vector<double> H(h.Data(), h.Data() + n * n);
+  return RunJob(env, env.Undefined(), env.Undefined(), [W = std::move(W), What = std::move(What), H = std::move(H), m, n, sigma](const quip::JobHooks& hooks) -> ResultBuilder {
+    const double loss = quip::relative_proxy_loss(W.data(), What.data(), m, n, H.data(), sigma, hooks);
+    return [loss](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, loss); };
+  });
+}
+
+// gaussianSource(W, H, {m, n, sigma}) -> Promise<{rowVariances, eigenvalues, signal}> (see
+// quip::gaussian_source).
+Napi::Value GaussianSourceJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[2].IsObject()) throw Napi::TypeError::New(env, "gaussianSource(W, H, options): options missing");
+  Napi::Object o = info[2].As<Napi::Object>();
+  const int64_t m = DimArg(o, "m"), n = DimArg(o, "n");
+  const double sigma = OptNumber(o, "sigma", 0.01);
+  if (!(sigma >= 0)) throw Napi::RangeError::New(env, "options: sigma must be >= 0");
+  TensorArg w = ReadTensorArg(env, info[0], "W");
+  if (w.numel() != static_cast<size_t>(m * n))
+    throw Napi::RangeError::New(env, "W has " + std::to_string(w.numel()) + " elements, expected m * n = " + std::to_string(m * n));
+  auto h = HessianArg(env, info[1], n);
+  std::vector<float> W(m * n);
+  for (size_t i = 0; i < W.size(); ++i) W[i] = w.at(i);
+  std::vector<double> H(h.Data(), h.Data() + n * n);
+  return RunJob(env, env.Undefined(), env.Undefined(), [W = std::move(W), H = std::move(H), m, n, sigma](const quip::JobHooks& hooks) -> ResultBuilder {
+    auto g = std::make_shared<quip::GaussianSource>(quip::gaussian_source(W.data(), m, n, H.data(), sigma, hooks));
+    return [g](Napi::Env env) -> Napi::Value {
+      auto f64 = [&](const std::vector<double>& v) {
+        auto a = Napi::Float64Array::New(env, v.size());
+        std::copy(v.begin(), v.end(), a.Data());
+        return a;
+      };
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("rowVariances", f64(g->row_variances));
+      r.Set("eigenvalues", f64(g->eigenvalues));
+      r.Set("signal", g->signal);
       return r;
     };
   });
@@ -332,6 +398,8 @@ void RegisterQuip(Napi::Env env, Napi::Object exports) {
   exports.Set("hadamardPlan", Napi::Function::New(env, HadamardPlanJs));
   exports.Set("quantizeLinear", Napi::Function::New(env, QuantizeLinearJs));
   exports.Set("dequantizeLinear", Napi::Function::New(env, DequantizeLinearJs));
+  exports.Set("proxyLoss", Napi::Function::New(env, ProxyLossJs));
+  exports.Set("gaussianSource", Napi::Function::New(env, GaussianSourceJs));
   exports.Set("rhtInput", Napi::Function::New(env, RhtInputJs));
   exports.Set("rhtOutput", Napi::Function::New(env, RhtOutputJs));
   exports.Set("e8pSourceTable", Napi::Function::New(env, E8pSourceTableJs));

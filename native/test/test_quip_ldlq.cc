@@ -1,4 +1,4 @@
-// GEMM, Cholesky, block LDL, BlockLDLQ and quantize_linear against float64 references.
+// GEMM, Cholesky, block LDL, BlockLDLQ, quantize_linear and the eigenvalues of H against float64 references.
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "quip/gemm.h"
 #include "quip/ldlq.h"
+#include "quip/rate_distortion.h"
 
 using namespace quip;
 
@@ -271,3 +272,27 @@ TEST(row_scale_evens_relative_error_across_rows) {
 }
 
 QUIP_TEST_MAIN()
+
+// Eigenvalues of a realistic H: their sum, sum of squares and log-sum match tr H, ||H||_F^2 and
+// log det H (from a Cholesky factor), and a diagonal matrix gives its own entries back, ascending.
+TEST(symmetric_eigenvalues_match_trace_frobenius_and_log_det) {
+  const int64_t n = 97;
+  auto H = correlated_hessian(n, 5);
+  auto eig = symmetric_eigenvalues(H, n, JobHooks{});
+  CHECK(std::is_sorted(eig.begin(), eig.end()));
+  double tr = 0, fro = 0, sum = 0, sq = 0, logsum = 0;
+  for (int64_t i = 0; i < n; ++i) tr += H[i * n + i];
+  for (double x : H) fro += x * x;
+  for (double x : eig) sum += x, sq += x * x, logsum += std::log(x);
+  auto C = H;
+  CHECK(cholesky_lower(C.data(), n));
+  double logdet = 0;
+  for (int64_t i = 0; i < n; ++i) logdet += 2 * std::log(C[i * n + i]);
+  CHECK(std::fabs(sum - tr) < 1e-9 * tr);
+  CHECK(std::fabs(sq - fro) < 1e-9 * fro);
+  CHECK(std::fabs(logsum - logdet) < 1e-8 * std::fabs(logdet) + 1e-8);
+  std::vector<double> D(16 * 16, 0.0);
+  for (int i = 0; i < 16; ++i) D[i * 16 + i] = (i * 7) % 16 - 3.5;
+  auto d = symmetric_eigenvalues(D, 16, JobHooks{});
+  for (int i = 0; i < 16; ++i) CHECK(std::fabs(d[i] - (i - 3.5)) < 1e-12);
+}

@@ -3,6 +3,7 @@ import { UserError } from '../../util/errors.js';
 import { native, type ProgressFn, type TensorRef } from '../native.js';
 import { CODEBOOKS, type CodebookName, type QuantizeLinearOptions, type QuantizeLinearResult, type QuantizedLinear } from './types.js';
 
+export * from './rate-distortion.js';
 export * from './types.js';
 
 export function isCodebook(name: string): name is CodebookName {

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { native } from '../native.js';
-import { dequantizeLinear, quantizeLinear, type QuantizeLinearResult } from './index.js';
+import { dequantizeLinear, quantizeLinear, WaterFilling, type QuantizeLinearResult } from './index.js';
 
 const MODEL = path.join(__dirname, '../../../../shared/data/models/stories260k/model.safetensors');
 
@@ -44,6 +44,12 @@ function matmulT(X: Float32Array, rows: number, k: number, W: Float32Array, m: n
       out[r * m + j] = s;
     }
   return out;
+}
+
+function popcount(x: number): number {
+  let c = 0;
+  for (; x; x &= x - 1) c++;
+  return c;
 }
 
 function secondMoment(X: Float32Array, rows: number, n: number): Float64Array {
@@ -129,6 +135,66 @@ describe('QuIP# core on stories260k', () => {
     }
     expect(results[2].proxyLoss).toBeLessThan(results[1].proxyLoss);
     expect(results[1].proxyLoss).toBeLessThan(results[0].proxyLoss);
+  });
+
+  it("measures any W^ with quantizeLinear's proxy loss and bounds every codebook by the Gaussian rate-distortion floor", async () => {
+    // proxyLoss on a quantizer's own W^ agrees with the loss it reported (without row scales that
+    // one comes from the LDL form, an independent computation).
+    const r = await quantizeLinear(q.data, hAttn, { m: 64, n: 64, codebook: 'rvq3', seed: 5, rowScale: false });
+    expect(await native().proxyLoss(q.data, r.dequantized, hAttn, { m: 64, n: 64 })).toBeCloseTo(r.proxyLoss, 6);
+    expect(await native().proxyLoss(q.data, q.data, hAttn, { m: 64, n: 64 })).toBe(0);
+
+    // A layer as a Gaussian source, on a dense H with known eigenvalues: H = Q diag(lambda) Q^T with
+    // Q the orthonormal Sylvester-Hadamard matrix of 64.
+    const n = 64, m = 32, sigma = 0.05;
+    let seed = 11;
+    const uniform = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) + 0.5) / 2 ** 31;
+    const gauss = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+    const lambda = Array.from({ length: n }, (_, i) => Math.exp(-i / 10));
+    const Q = (i: number, j: number) => ((-1) ** popcount(i & j)) / 8;
+    const H = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) H[i * n + j] += Q(i, k) * lambda[k] * Q(j, k);
+    const W = new Float32Array(m * n).map((_, i) => gauss() * (1 + Math.floor(i / n) / 8));
+    const mean = lambda.reduce((a, x) => a + x, 0) / n;
+    const damped = lambda.map((x) => x / mean + sigma);
+    const rowVar = Array.from({ length: m }, (_, r) => W.subarray(r * n, r * n + n).reduce((a, x) => a + x * x, 0) / n);
+    let signal = 0; // tr(W H W^T) with the damped H, in H's eigenbasis
+    for (let r = 0; r < m; r++)
+      for (let k = 0; k < n; k++) {
+        let proj = 0;
+        for (let i = 0; i < n; i++) proj += W[r * n + i] * Q(i, k);
+        signal += damped[k] * proj * proj;
+      }
+    const src = await native().gaussianSource(W, H, { m, n, sigma });
+    const sorted = [...damped].sort((a, b) => a - b);
+    src.eigenvalues.forEach((e, i) => expect(e / sorted[i]).toBeCloseTo(1, 9));
+    src.rowVariances.forEach((v, r) => expect(v / rowVar[r]).toBeCloseTo(1, 6));
+    expect(src.signal / signal).toBeCloseTo(1, 5);
+
+    // Reverse water-filling: at 3 bits every component is coded, so the floor is the closed form
+    // m n 2^-2b GM(row variances) GM(eigenvalues) / signal; at 0.25 bits the weakest components are
+    // left uncoded and the floor rises above that (relaxed) form. Ideal bits invert the floor.
+    const gm = (xs: number[]) => 2 ** (xs.reduce((a, x) => a + Math.log2(x), 0) / xs.length);
+    const closed = (bits: number) => (m * n * 2 ** (-2 * bits) * gm(rowVar) * gm(damped)) / signal;
+    const rd = new WaterFilling(src);
+    expect(rd.floor(3) / closed(3)).toBeCloseTo(1, 6);
+    expect(rd.floor(0.25) / closed(0.25)).toBeGreaterThan(1.2);
+    for (const bits of [0.25, 1, 3, 5]) expect(rd.idealBits(rd.floor(bits))).toBeCloseTo(bits, 6);
+    expect(rd.idealBits(10)).toBe(0);
+
+    // Every codebook on an iid Gaussian source (H = I) stays above the floor at its rate, and within
+    // the margin the E8P codes have: E8P 2-bit 0.27 bits, RVQ 3-bit 0.45, RVQ 4-bit 0.64 measured.
+    const g = new Float32Array(128 * 128).map(gauss);
+    const I = new Float64Array(128 * 128).map((_, i) => (i % 129 === 0 ? 1 : 0));
+    const gaussianRd = new WaterFilling(await native().gaussianSource(g, I, { m: 128, n: 128, sigma: 0 }));
+    for (const [codebook, bits, margin] of [['e8p', 2, 0.32], ['rvq3', 3, 0.5], ['rvq4', 4, 0.7]] as const) {
+      const c = await quantizeLinear(g, I, { m: 128, n: 128, codebook, sigma: 0, rowScale: false });
+      const excessBits = bits - gaussianRd.idealBits(c.proxyLoss);
+      expect(excessBits, codebook).toBeGreaterThan(0);
+      expect(excessBits, codebook).toBeLessThan(margin);
+    }
+    expect(() => native().gaussianSource(q.data, I, { m: 128, n: 128 })).toThrow(/W has 4096 elements/);
+    expect(() => native().proxyLoss(g, q.data, I, { m: 128, n: 128 })).toThrow(/What has 4096 elements/);
   });
 
   it('rejects bad input with a clear message and can be cancelled', async () => {

@@ -1,6 +1,7 @@
 // Types of the QuIP# numeric core exported by the native addon (native/addon/quip_bindings.cc).
 import type { HadamardFactor } from '../../contract/model.js';
 import type { ProgressFn, TensorRef } from '../native.js';
+import type { GaussianSource } from './rate-distortion.js';
 
 export const CODEBOOKS = ['e8p', 'rvq3', 'rvq4', 'rtn2', 'rtn3', 'rtn4'] as const;
 export type CodebookName = (typeof CODEBOOKS)[number];
@@ -106,6 +107,11 @@ export interface QuipNative {
   ): Promise<QuantizeLinearResult>;
   /** W^ (m x n, original basis) from a stored layer. */
   dequantizeLinear(layer: Pick<QuantizedLinear, 'm' | 'n' | 'codebook' | 'scale' | 's2' | 'incoherence' | 'su' | 'sv' | 'codes'>): Float32Array;
+  /** quantizeLinear's proxy loss for any W^ of W (another quantizer's, say), H damped and normalised with sigma. */
+  proxyLoss(W: TensorRef | Float32Array, What: TensorRef | Float32Array, H: Float64Array, options: { m: number; n: number; sigma?: number }): Promise<number>;
+  /** A layer as a Gaussian source for rate-distortion bounds (see rate-distortion.ts); H's eigenvalues
+   * by Householder tridiagonalisation and bisection. */
+  gaussianSource(W: TensorRef | Float32Array, H: Float64Array, options: { m: number; n: number; sigma?: number }): Promise<GaussianSource>;
   /** In place: x <- H_n^T (su .* x) (the input side of a quantized layer). Returns x. */
   rhtInput(x: Float32Array, su: Int8Array): Float32Array;
   /** In place: y <- sv .* (H_m y) (the output side). Returns y. */

@@ -264,24 +264,26 @@ double tune_blocks(Codebook cb, double s2, const float* W, int64_t m, int64_t n,
 // ---- the per-layer entry points ------------------------------------------------------------------
 // tr((W^-W) H (W^-W)^T) and tr(W H W^T) with H damped and normalised as damp_hessian does (plus the
 // damping actually used), in the original basis: two float32 GEMMs against column panels of H, so
-// no second n x n copy of H is held.
+// no second n x n copy of H is held. Without What (nullptr) only tr(W H W^T), one GEMM.
 static void proxy_terms(const float* W, const float* What, int64_t m, int64_t n, const double* H0, double sigma,
                         double* err, double* wHw, const JobHooks& hooks) {
   double diag = 0;
   for (int64_t i = 0; i < n; ++i) diag += H0[i * n + i];
   const double inv_mean = double(n) / diag;
-  std::vector<float> E(m * n);
-  for (int64_t i = 0; i < m * n; ++i) E[i] = What[i] - W[i];
+  std::vector<float> E(What ? m * n : 0);
+  for (size_t i = 0; i < E.size(); ++i) E[i] = What[i] - W[i];
   const int64_t panel = std::min<int64_t>(n, 256);
   std::vector<float> Hp(n * panel), Y(m * panel);
   double e = 0, w = 0;
+  std::vector<std::pair<const float*, double*>> terms{{W, &w}};
+  if (What) terms.push_back({E.data(), &e});
   for (int64_t j0 = 0; j0 < n; j0 += panel) {
     hooks.check();
     const int64_t pw = std::min(panel, n - j0);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t j = 0; j < pw; ++j)
         Hp[i * pw + j] = static_cast<float>(H0[i * n + j0 + j] * inv_mean + (i == j0 + j ? sigma : 0.0));
-    for (const auto& [A, acc] : {std::pair<const float*, double*>{E.data(), &e}, {W, &w}}) {
+    for (const auto& [A, acc] : terms) {
       std::fill(Y.begin(), Y.begin() + m * pw, 0.f);
       sgemm(m, pw, n, 1.f, A, n, Hp.data(), pw, Y.data(), pw);
       double s = 0;
@@ -290,7 +292,21 @@ static void proxy_terms(const float* W, const float* What, int64_t m, int64_t n,
       *acc += s;
     }
   }
-  *err = e, *wHw = w;
+  if (err) *err = e;
+  *wHw = w;
+}
+
+double relative_proxy_loss(const float* W, const float* What, int64_t m, int64_t n, const double* H, double sigma,
+                           const JobHooks& hooks) {
+  double err = 0, wHw = 0;
+  proxy_terms(W, What, m, n, H, sigma, &err, &wHw, hooks);
+  return wHw > 0 ? err / wHw : 0;
+}
+
+double weighted_energy(const float* W, int64_t m, int64_t n, const double* H, double sigma, const JobHooks& hooks) {
+  double wHw = 0;
+  proxy_terms(W, nullptr, m, n, H, sigma, nullptr, &wHw, hooks);
+  return wHw;
 }
 
 QuantizedLinear quantize_linear(const float* W0, int64_t m, int64_t n, const double* H0,

@@ -82,6 +82,14 @@ QuantizedLinear quantize_linear(const float* W, int64_t m, int64_t n, const doub
                                 const QuantizeOptions& opts, const JobHooks& hooks,
                                 std::vector<float>* dequantized, QuantizeReport* report);
 
+// tr((W^-W) H (W^-W)^T) / tr(W H W^T) of any W^ (another quantizer's, say), with H damped and
+// normalised as quantize_linear does: the same proxy loss its report gives.
+double relative_proxy_loss(const float* W, const float* What, int64_t m, int64_t n, const double* H, double sigma,
+                           const JobHooks& hooks);
+
+// tr(W H W^T) with H damped and normalised the same way: the proxy loss's denominator.
+double weighted_energy(const float* W, int64_t m, int64_t n, const double* H, double sigma, const JobHooks& hooks);
+
 // W^ (m x n, original basis) from codes, scale, sign vectors and row scales.
 void dequantize_linear(const QuantizedLinear& q, float* out);
 
