@@ -240,23 +240,38 @@ Napi::Value QuantizeLinearJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// {m, n, sigma} of a layer measure (proxyLoss, gaussianSource): options at info[index].
+struct MeasureOptions {
+  int64_t m, n;
+  double sigma;
+};
+MeasureOptions MeasureOptionsArg(const Napi::CallbackInfo& info, size_t index, const char* usage) {
+  Napi::Env env = info.Env();
+  if (info.Length() <= index || !info[index].IsObject()) throw Napi::TypeError::New(env, std::string(usage) + ": options missing");
+  Napi::Object o = info[index].As<Napi::Object>();
+  MeasureOptions r{DimArg(o, "m"), DimArg(o, "n"), OptNumber(o, "sigma", 0.01)};
+  if (!(r.sigma >= 0)) throw Napi::RangeError::New(env, "options: sigma must be >= 0");
+  return r;
+}
+
+// An m x n weight argument (TensorRef or Float32Array), copied to float32 on the JS thread.
+std::vector<float> WeightCopyArg(Napi::Env env, Napi::Value v, const char* what, int64_t m, int64_t n) {
+  TensorArg t = ReadTensorArg(env, v, what);
+  if (t.numel() != static_cast<size_t>(m * n))
+    throw Napi::RangeError::New(env, std::string(what) + " has " + std::to_string(t.numel()) + " elements, expected m * n = " + std::to_string(m * n));
+  std::vector<float> out(m * n);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = t.at(i);
+  return out;
+}
+
 // proxyLoss(W, What, H, {m, n, sigma}) -> Promise<number>: quantizeLinear's proxy loss for any W^.
 Napi::Value ProxyLossJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[3].IsObject()) throw Napi::TypeError::New(env, "proxyLoss(W, What, H, options): options missing");
-  Napi::Object o = info[3].As<Napi::Object>();
-  const int64_t m = DimArg(o, "m"), n = DimArg(o, "n");
-  const double sigma = OptNumber(o, "sigma", 0.01);
-  if (!(sigma >= 0)) throw Napi::RangeError::New(env, "options: sigma must be >= 0");
-  TensorArg w = ReadTensorArg(env, info[0], "W");
-  TensorArg wh = ReadTensorArg(env, info[1], "What");
-  for (const auto* t : {&w, &wh})
-    if (t->numel() != static_cast<size_t>(m * n))
-      throw Napi::RangeError::New(env, std::string(t == &w ? "W" : "What") + " has " + std::to_string(t->numel()) +
-                                           " elements, expected m * n = " + std::to_string(m * n));
+  const MeasureOptions opt = MeasureOptionsArg(info, 3, "proxyLoss(W, What, H, options)");
+  const int64_t m = opt.m, n = opt.n;
+  const double sigma = opt.sigma;
+  std::vector<float> W = WeightCopyArg(env, info[0], "W", m, n), What = WeightCopyArg(env, info[1], "What", m, n);
   auto h = HessianArg(env, info[2], n);
-  std::vector<float> W(m * n), What(m * n);
-  for (size_t i = 0; i < W.size(); ++i) W[i] = w.at(i), What[i] = wh.at(i);
   std::vector<double> H(h.Data(), h.Data() + n * n);
   return RunJob(env, env.Undefined(), env.Undefined(), [W = std::move(W), What = std::move(What), H = std::move(H), m, n, sigma](const quip::JobHooks& hooks) -> ResultBuilder {
     const double loss = quip::relative_proxy_loss(W.data(), What.data(), m, n, H.data(), sigma, hooks);
@@ -268,17 +283,11 @@ Napi::Value ProxyLossJs(const Napi::CallbackInfo& info) {
 // quip::gaussian_source).
 Napi::Value GaussianSourceJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[2].IsObject()) throw Napi::TypeError::New(env, "gaussianSource(W, H, options): options missing");
-  Napi::Object o = info[2].As<Napi::Object>();
-  const int64_t m = DimArg(o, "m"), n = DimArg(o, "n");
-  const double sigma = OptNumber(o, "sigma", 0.01);
-  if (!(sigma >= 0)) throw Napi::RangeError::New(env, "options: sigma must be >= 0");
-  TensorArg w = ReadTensorArg(env, info[0], "W");
-  if (w.numel() != static_cast<size_t>(m * n))
-    throw Napi::RangeError::New(env, "W has " + std::to_string(w.numel()) + " elements, expected m * n = " + std::to_string(m * n));
+  const MeasureOptions opt = MeasureOptionsArg(info, 2, "gaussianSource(W, H, options)");
+  const int64_t m = opt.m, n = opt.n;
+  const double sigma = opt.sigma;
+  std::vector<float> W = WeightCopyArg(env, info[0], "W", m, n);
   auto h = HessianArg(env, info[1], n);
-  std::vector<float> W(m * n);
-  for (size_t i = 0; i < W.size(); ++i) W[i] = w.at(i);
   std::vector<double> H(h.Data(), h.Data() + n * n);
   return RunJob(env, env.Undefined(), env.Undefined(), [W = std::move(W), H = std::move(H), m, n, sigma](const quip::JobHooks& hooks) -> ResultBuilder {
     auto g = std::make_shared<quip::GaussianSource>(quip::gaussian_source(W.data(), m, n, H.data(), sigma, hooks));
