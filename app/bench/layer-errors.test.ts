@@ -6,7 +6,7 @@ import path from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { renderLayerErrors, runLayerErrors, summarize } from './layer-errors.js';
+import { renderLayerErrors, runLayerErrors, storedTypes, summarize, type LayerError } from './layer-errors.js';
 
 const STORIES = path.join(__dirname, '../../../shared/data/models/stories260k');
 
@@ -41,6 +41,30 @@ describe('bench layer-errors', () => {
     const md = renderLayerErrors(layers, ['e8p', 'rvq4'], { calib: '2 x 64', sigma: 0.01 });
     expect(md).toMatch(/^\| rvq4 \| 4\.\d\d \| \d\.\d{3}% \| \d\.\d\d \| \d\.\d\d \| 0 of 7 \|$/m);
     expect(md).toMatch(/^\| down \| \d\.\d{3}% \| \d\.\d{3}% \| \d\.\d{3}% \|$/m);
+  });
+
+  it("groups a llama.cpp file's layers by stored type and flags losses below the floor of their own rate", () => {
+    const layer = (kind: string, weights: number, type: string, bits: number, idealBits: number, proxyLoss: number): LayerError => ({
+      layer: `model.layers.0.${kind}`, kind, weights, floor: 0.001,
+      by: { rvq4: { bits: 4.06, proxyLoss: 0.003, idealBits: 3.2 }, Q4_K_M: { bits, proxyLoss, idealBits, type } },
+    });
+    const layers = [
+      layer('v', 100, 'Q8_0', 8.5, 6.0, 0.0001),
+      layer('down', 300, 'Q4_K', 4.5, 5.5, 0.0002), // below the floor of its own 4.5 bits
+      layer('gate', 100, 'Q5_0', 5.5, 4.1, 0.001),
+      layer('down', 100, 'Q4_K', 4.5, 3.5, 0.0004),
+    ];
+    const t = storedTypes(layers, ['rvq4', 'Q4_K_M']);
+    expect(t.map((x) => x.type)).toEqual(['Q8_0', 'Q4_K', 'Q5_0']); // our codebooks have no stored type
+    const q4k = t[1];
+    expect(q4k).toMatchObject({ name: 'Q4_K_M', layers: 2, kinds: ['down'], bitsPerWeight: 4.5, belowOwnFloor: 1 });
+    expect(q4k.idealBits).toBeCloseTo((300 * 5.5 + 100 * 3.5) / 400, 12); // weighted by each layer's weights
+    expect(q4k.meanProxyLoss).toBeCloseTo(0.0003, 12);
+    const md = renderLayerErrors(layers, ['rvq4', 'Q4_K_M'], { calib: '2 x 64', sigma: 0.01 });
+    expect(md).toContain('| Q4_K_M | Q4_K | 2 | down | 4.50 | 0.030% | 5.00 | -0.50 | 1 of 2 |');
+    expect(md).toContain('| Q4_K_M | Q5_0 | 1 | gate | 5.50 | 0.100% | 4.10 | 1.40 | 0 of 1 |');
+    // Without llama.cpp's files the table is left out.
+    expect(renderLayerErrors(layers.map((l) => ({ ...l, by: { rvq4: l.by.rvq4 } })), ['rvq4'], { calib: '2 x 64', sigma: 0.01 })).not.toContain('stored in');
   });
 
   it("says llama.cpp is needed to read a peer's file before any work", async () => {

@@ -38,8 +38,11 @@ export interface LayerError {
   weights: number;
   /** The Gaussian floor at REFERENCE_BITS bits per weight. */
   floor: number;
-  /** Per quantizer: bits per weight as stored, the proxy loss, and the bits an ideal code needs for it. */
-  by: Record<string, { bits: number; proxyLoss: number; idealBits: number }>;
+  /**
+   * Per quantizer: bits per weight as stored, the proxy loss, the bits an ideal code needs for it, and
+   * for llama.cpp's files the ggml type the layer is stored in.
+   */
+  by: Record<string, { bits: number; proxyLoss: number; idealBits: number; type?: string }>;
 }
 
 export interface QuantizerSummary {
@@ -69,7 +72,7 @@ export function summarize(layers: LayerError[], names: string[]): QuantizerSumma
  * (it reads every type it writes; our importer reads only those people download), then imported, which
  * puts q/k rows back in our order. Bits per weight of each tensor come from the quantized file.
  */
-async function openPeer(bin: string, gguf: string, work: string, threads: number): Promise<{ model: LoadedModel; bits: (tensor: string) => number }> {
+async function openPeer(bin: string, gguf: string, work: string, threads: number): Promise<{ model: LoadedModel; stored: (tensor: string) => { bits: number; type: string } }> {
   const dir = path.join(work, `${path.basename(gguf, '.gguf')}-dequantized`);
   if (!existsSync(path.join(dir, IMPORT_RECORD_FILE))) {
     const f16 = `${dir}.gguf`;
@@ -81,16 +84,16 @@ async function openPeer(bin: string, gguf: string, work: string, threads: number
     }
   }
   const g = openGguf(gguf);
-  const stored = new Map(g.header.tensors.map((t) => [t.name, (8 * t.bytes) / t.numel]));
+  const byName = new Map(g.header.tensors.map((t) => [t.name, { bits: (8 * t.bytes) / t.numel, type: t.type.name }]));
   g.file.close();
   const record = JSON.parse(readFileSync(path.join(dir, IMPORT_RECORD_FILE), 'utf8')) as { tensors: Array<{ name: string; gguf: string }> };
   const ggufName = new Map(record.tensors.map((t) => [t.name, t.gguf]));
-  const bits = (tensor: string): number => {
-    const b = stored.get(ggufName.get(tensor) ?? '');
-    if (b === undefined) throw new UserError(`${gguf} has no tensor for ${tensor}; is it a quantization of this model?`, 'BAD_GGUF');
-    return b;
+  const stored = (tensor: string): { bits: number; type: string } => {
+    const t = byName.get(ggufName.get(tensor) ?? '');
+    if (t === undefined) throw new UserError(`${gguf} has no tensor for ${tensor}; is it a quantization of this model?`, 'BAD_GGUF');
+    return t;
   };
-  return { model: await loadModel(dir), bits };
+  return { model: await loadModel(dir), stored };
 }
 
 export async function runLayerErrors(o: {
@@ -104,7 +107,7 @@ export async function runLayerErrors(o: {
   setEngineThreads(o.threads);
   const hdir = await blockHessians(o.modelDir, o.work, o.calibSamples, o.calibCtx, status);
   const model = await loadModel(o.modelDir);
-  const peers: Array<{ name: string; model: LoadedModel; bits: (tensor: string) => number }> = [];
+  const peers: Array<{ name: string; model: LoadedModel; stored: (tensor: string) => { bits: number; type: string } }> = [];
   try {
     for (const p of o.peers) {
       status(`dequantizing ${p.gguf}`);
@@ -122,14 +125,17 @@ export async function runLayerErrors(o: {
           const [m, n] = W.shape;
           const rd = new WaterFilling(await native().gaussianSource(W, H, { m, n, sigma: o.sigma }));
           const by: LayerError['by'] = {};
-          const record = (name: string, bits: number, proxyLoss: number) => (by[name] = { bits, proxyLoss, idealBits: rd.idealBits(proxyLoss) });
+          const record = (name: string, bits: number, proxyLoss: number, type?: string) => (by[name] = { bits, proxyLoss, idealBits: rd.idealBits(proxyLoss), type });
           for (const codebook of o.codebooks) {
             const r = await quantizeLinear(W, H, { m, n, codebook, rho: DEFAULT_RHO[codebook], sigma: o.sigma });
             const saved = layerFromResult(b, k.kind, r);
             const dtypes = new Map<string, SafetensorsDType>(saved.tensors.map((t) => [t.name, t.dtype]));
             record(codebook, layerBits(saved.record, codebook, (t) => dtypes.get(t)!) / (m * n), r.proxyLoss);
           }
-          for (const p of peers) record(p.name, p.bits(name), await native().proxyLoss(W, p.model.tensor(name), H, { m, n, sigma: o.sigma }));
+          for (const p of peers) {
+            const { bits, type } = p.stored(name);
+            record(p.name, bits, await native().proxyLoss(W, p.model.tensor(name), H, { m, n, sigma: o.sigma }), type);
+          }
           const floor = rd.floor(REFERENCE_BITS);
           out.push({ layer: name.replace(/\.weight$/, ''), kind: k.short, weights: m * n, floor, by });
         }
@@ -165,7 +171,54 @@ export function renderLayerErrors(layers: LayerError[], names: string[], o: { ca
     const mean = (f: (l: LayerError) => number) => pct(ls.reduce((a, l) => a + f(l), 0) / ls.length);
     lines.push(`| ${short} | ${names.map((n) => mean((l) => l.by[n].proxyLoss)).join(' | ')} | ${mean((l) => l.floor)} |`);
   }
+  const byType = storedTypes(layers, names);
+  if (byType.length) {
+    // A negative "bits over ideal" means a loss below the Gaussian floor of the layer's own rate: the
+    // type exploits structure of these weights that no Gaussian model has (e.g. a grid of the baseline).
+    lines.push('');
+    lines.push("llama.cpp's files by the type each layer is stored in:");
+    lines.push('');
+    lines.push('| file | type | layers | kinds | bits/w | mean proxy loss | ideal bits for the same loss | bits over ideal | layers below the floor of their own rate |');
+    lines.push('|---|---|---:|---|---:|---:|---:|---:|---:|');
+    for (const t of byType)
+      lines.push(`| ${t.name} | ${t.type} | ${t.layers} | ${t.kinds.join(', ')} | ${t.bitsPerWeight.toFixed(2)} | ${pct(t.meanProxyLoss)} | ${t.idealBits.toFixed(2)} | ${(t.bitsPerWeight - t.idealBits).toFixed(2)} | ${t.belowOwnFloor} of ${t.layers} |`);
+  }
   return lines.join('\n') + '\n';
+}
+
+export interface StoredTypeSummary {
+  name: string;
+  type: string;
+  layers: number;
+  kinds: string[];
+  bitsPerWeight: number;
+  meanProxyLoss: number;
+  idealBits: number;
+  /** Layers whose ideal bits exceed the bits they are stored in. */
+  belowOwnFloor: number;
+}
+
+/** Each llama.cpp file's layers grouped by their stored ggml type, in the order the types first appear. */
+export function storedTypes(layers: LayerError[], names: string[]): StoredTypeSummary[] {
+  const out: StoredTypeSummary[] = [];
+  for (const name of names) {
+    const groups = new Map<string, LayerError[]>();
+    for (const l of layers) {
+      const type = l.by[name].type;
+      if (type !== undefined) groups.set(type, [...(groups.get(type) ?? []), l]);
+    }
+    for (const [type, ls] of groups) {
+      let w = 0, bits = 0, ideal = 0, loss = 0, below = 0;
+      for (const l of ls) {
+        const q = l.by[name];
+        w += l.weights, bits += q.bits * l.weights, ideal += q.idealBits * l.weights, loss += q.proxyLoss;
+        if (q.idealBits > q.bits) below++;
+      }
+      const kinds = LINEAR_KINDS.map((k) => k.short).filter((k) => ls.some((l) => l.kind === k));
+      out.push({ name, type, layers: ls.length, kinds, bitsPerWeight: bits / w, meanProxyLoss: loss / ls.length, idealBits: ideal / w, belowOwnFloor: below });
+    }
+  }
+  return out;
 }
 
 export function registerLayerErrors(bench: Command): void {
