@@ -56,16 +56,29 @@ export interface QuantizerSummary {
   belowFloor: number;
 }
 
+/** One quantizer's figures over some layers: bits and ideal bits weighted by each layer's weights. */
+function aggregate(layers: LayerError[], name: string): { bitsPerWeight: number; meanProxyLoss: number; idealBits: number } {
+  let w = 0, bits = 0, ideal = 0, loss = 0;
+  for (const l of layers) {
+    const q = l.by[name];
+    w += l.weights, bits += q.bits * l.weights, ideal += q.idealBits * l.weights, loss += q.proxyLoss;
+  }
+  return { bitsPerWeight: bits / w, meanProxyLoss: loss / layers.length, idealBits: ideal / w };
+}
+
 export function summarize(layers: LayerError[], names: string[]): QuantizerSummary[] {
-  return names.map((name) => {
-    let w = 0, bits = 0, ideal = 0, loss = 0, below = 0;
-    for (const l of layers) {
-      const q = l.by[name];
-      w += l.weights, bits += q.bits * l.weights, ideal += q.idealBits * l.weights, loss += q.proxyLoss;
-      if (q.proxyLoss < l.floor) below++;
-    }
-    return { name, bitsPerWeight: bits / w, meanProxyLoss: loss / layers.length, idealBits: ideal / w, belowFloor: below };
-  });
+  return names.map((name) => ({ name, ...aggregate(layers, name), belowFloor: layers.filter((l) => l.by[name].proxyLoss < l.floor).length }));
+}
+
+/** How a llama.cpp file stores one tensor: bits per weight and ggml type name. */
+interface StoredTensor {
+  bits: number;
+  type: string;
+}
+
+interface Peer {
+  model: LoadedModel;
+  stored: (tensor: string) => StoredTensor;
 }
 
 /**
@@ -73,7 +86,7 @@ export function summarize(layers: LayerError[], names: string[]): QuantizerSumma
  * (it reads every type it writes; our importer reads only those people download), then imported, which
  * puts q/k rows back in our order. Bits per weight of each tensor come from the quantized file.
  */
-async function openPeer(bin: string, gguf: string, work: string, threads: number): Promise<{ model: LoadedModel; stored: (tensor: string) => { bits: number; type: string } }> {
+async function openPeer(bin: string, gguf: string, work: string, threads: number): Promise<Peer> {
   const dir = path.join(work, `${path.basename(gguf, '.gguf')}-dequantized`);
   if (!existsSync(path.join(dir, IMPORT_RECORD_FILE))) {
     const f16 = `${dir}.gguf`;
@@ -89,7 +102,7 @@ async function openPeer(bin: string, gguf: string, work: string, threads: number
   g.file.close();
   const record = JSON.parse(readFileSync(path.join(dir, IMPORT_RECORD_FILE), 'utf8')) as { tensors: Array<{ name: string; gguf: string }> };
   const ggufName = new Map(record.tensors.map((t) => [t.name, t.gguf]));
-  const stored = (tensor: string): { bits: number; type: string } => {
+  const stored = (tensor: string): StoredTensor => {
     const t = byName.get(ggufName.get(tensor) ?? '');
     if (t === undefined) throw new UserError(`${gguf} has no tensor for ${tensor}; is it a quantization of this model?`, 'BAD_GGUF');
     return t;
@@ -108,7 +121,7 @@ export async function runLayerErrors(o: {
   setEngineThreads(o.threads);
   const hdir = await blockHessians(o.modelDir, o.work, o.calibSamples, o.calibCtx, status);
   const model = await loadModel(o.modelDir);
-  const peers: Array<{ name: string; model: LoadedModel; stored: (tensor: string) => { bits: number; type: string } }> = [];
+  const peers: Array<Peer & { name: string }> = [];
   try {
     for (const p of o.peers) {
       status(`dequantizing ${p.gguf}`);
@@ -174,8 +187,7 @@ export function renderLayerErrors(layers: LayerError[], names: string[], o: { ca
   }
   const byType = storedTypes(layers, names);
   if (byType.length) {
-    // A negative "bits over ideal" means a loss below the Gaussian floor of the layer's own rate: the
-    // type exploits structure of these weights that no Gaussian model has (e.g. a grid of the baseline).
+    // A negative "bits over ideal" is a loss below the floor of the layer's own rate (see the header).
     lines.push('');
     lines.push("llama.cpp's files by the type each layer is stored in:");
     lines.push('');
@@ -209,14 +221,9 @@ export function storedTypes(layers: LayerError[], names: string[]): StoredTypeSu
       if (type !== undefined) groups.set(type, [...(groups.get(type) ?? []), l]);
     }
     for (const [type, ls] of groups) {
-      let w = 0, bits = 0, ideal = 0, loss = 0, below = 0;
-      for (const l of ls) {
-        const q = l.by[name];
-        w += l.weights, bits += q.bits * l.weights, ideal += q.idealBits * l.weights, loss += q.proxyLoss;
-        if (q.idealBits > q.bits) below++;
-      }
       const kinds = LINEAR_KINDS.map((k) => k.short).filter((k) => ls.some((l) => l.kind === k));
-      out.push({ name, type, layers: ls.length, kinds, bitsPerWeight: bits / w, meanProxyLoss: loss / ls.length, idealBits: ideal / w, belowOwnFloor: below });
+      const belowOwnFloor = ls.filter((l) => l.by[name].idealBits > l.by[name].bits).length;
+      out.push({ name, type, layers: ls.length, kinds, ...aggregate(ls, name), belowOwnFloor });
     }
   }
   return out;
