@@ -3,6 +3,7 @@
 // (?token=...) and as a same-site cookie, and we pass it on in the socket URL.
 import { createStudioApi, StudioError, type Reply, type StudioApi, type StudioTransport } from './api.js';
 import type { EventName, RequestName } from './channels.js';
+import { MAX_MESSAGE_BYTES } from './limits.js';
 
 /** Messages on the socket. */
 export type ClientMessage = { type: 'request'; id: number; channel: RequestName; input: unknown };
@@ -32,6 +33,23 @@ export interface ConnectOptions {
 }
 
 const OPEN = 1;
+/** The close code a WebSocket peer sends for a message over its limit ("Message Too Big"). */
+const MESSAGE_TOO_BIG = 1009;
+const MiB = 1024 * 1024;
+
+function tooLarge(bytes: number | null): string {
+  return (
+    `This request is too large to send to the studio server${bytes === null ? '' : ` (${(bytes / MiB).toFixed(1)} MiB)`}: ` +
+    `the limit is ${MAX_MESSAGE_BYTES / MiB} MiB. Shorten the text and try again.`
+  );
+}
+
+/** UTF-8 bytes of a text, counted only when it could be over the limit (a UTF-16 unit is at most 3 bytes). */
+function overLimit(text: string): number | null {
+  if (text.length * 3 <= MAX_MESSAGE_BYTES) return null;
+  const bytes = new TextEncoder().encode(text).length;
+  return bytes > MAX_MESSAGE_BYTES ? bytes : null;
+}
 
 function defaultUrl(): string {
   const loc = (globalThis as { location?: Location }).location;
@@ -57,8 +75,8 @@ export function createWebSocketTransport(opts: ConnectOptions = {}): StudioTrans
   let nextId = 1;
   let closedByUs = false;
 
-  function failAll(message: string) {
-    for (const settle of pending.values()) settle({ ok: false, error: { message, code: 'DISCONNECTED' } });
+  function failAll(message: string, code = 'DISCONNECTED') {
+    for (const settle of pending.values()) settle({ ok: false, error: { message, code } });
     pending.clear();
   }
 
@@ -83,13 +101,15 @@ export function createWebSocketTransport(opts: ConnectOptions = {}): StudioTrans
         }
       };
       s.onerror = () => {}; // onclose follows with the outcome
-      s.onclose = () => {
+      s.onclose = (ev) => {
         opened = null;
         socket = null;
         if (!isOpen) {
           reject(new StudioError('Could not connect to the studio server (is it running, and is the token in the page URL right?).', 'DISCONNECTED'));
         }
-        failAll('The connection to the studio server was lost. Reload the page to reconnect.');
+        // The server closes a socket that sent a message over its limit with 1009.
+        if ((ev as { code?: number } | null)?.code === MESSAGE_TOO_BIG) failAll(tooLarge(null), 'TOO_LARGE');
+        else failAll('The connection to the studio server was lost. Reload the page to reconnect.');
         // Keep events flowing after a server hiccup; a page that closed us stays closed.
         if (isOpen && !closedByUs) setTimeout(() => void connect().catch(() => {}), 1000);
       };
@@ -101,10 +121,14 @@ export function createWebSocketTransport(opts: ConnectOptions = {}): StudioTrans
     async invoke(channel, input) {
       const s = await connect();
       const id = nextId++;
+      const text = JSON.stringify({ type: 'request', id, channel, input } satisfies ClientMessage);
+      // Refused here rather than sent: the server would close the socket (1009), failing every
+      // request in flight with it.
+      const bytes = overLimit(text);
+      if (bytes !== null) return { ok: false, error: { message: tooLarge(bytes), code: 'TOO_LARGE' } };
       return new Promise<Reply>((resolve) => {
         pending.set(id, resolve);
-        const msg: ClientMessage = { type: 'request', id, channel, input };
-        if (s.readyState === OPEN) s.send(JSON.stringify(msg));
+        if (s.readyState === OPEN) s.send(text);
         else {
           pending.delete(id);
           resolve({ ok: false, error: { message: 'The connection to the studio server is closed.', code: 'DISCONNECTED' } });

@@ -4,6 +4,7 @@
 // Adding a channel: add a row here, then a handler in app/services/studio.ts (the compiler asks for it).
 import { z } from 'zod';
 
+import { MAX_PATH_CHARS, MAX_SHORT_CHARS, SafeName } from './limits.js';
 import { ModelInspection } from './model.js';
 import {
   ChatId, ChatRecord, ChatSendInput, ChatToken, EstimateInput, RevealResult, RunDetail, RunEstimate, RunEvent, RunId, RunSummary, StartRunInput, StreamId,
@@ -47,14 +48,14 @@ export type PickFolderResult = z.infer<typeof PickFolderResult>;
 
 export const InspectInput = z.object({
   /** A local model folder, or a Hugging Face repo id ("owner/name") already downloaded or to resolve. */
-  source: z.string().trim().min(1, 'Give a model folder or a Hugging Face repo id.'),
-  revision: z.string().min(1).optional(),
+  source: z.string().trim().min(1, 'Give a model folder or a Hugging Face repo id.').max(MAX_PATH_CHARS),
+  revision: z.string().min(1).max(MAX_SHORT_CHARS).optional(),
 });
 export type InspectInput = z.infer<typeof InspectInput>;
 
 export const ImportGgufInput = z.object({
   /** A .gguf file on the studio's machine. */
-  file: z.string().trim().min(1, 'Give the path of a .gguf file.'),
+  file: z.string().trim().min(1, 'Give the path of a .gguf file.').max(MAX_PATH_CHARS),
 });
 export type ImportGgufInput = z.infer<typeof ImportGgufInput>;
 
@@ -101,13 +102,19 @@ export const HubSearchInput = z.object({
   limit: z.number().int().min(1).max(100).default(20),
 });
 
+// The hub's own rule (huggingface_hub validate_repo_id): each part starts and ends with a letter,
+// digit or "_", at most 96 characters, no "--" or ".." inside; so neither part can be "." or "..".
 const RepoId = z
   .string()
   .trim()
-  .regex(/^[\w.-]+\/[\w.-]+$/, 'A Hugging Face repo id looks like "owner/name".');
+  .regex(/^[\w.-]+\/[\w.-]+$/, 'A Hugging Face repo id looks like "owner/name".')
+  .refine(
+    (id) => id.split('/').every((part) => /^\w(?:[\w.-]{0,94}\w)?$/.test(part) && !part.includes('--') && !part.includes('..')),
+    'A Hugging Face repo id looks like "owner/name": each part starts and ends with a letter or digit, has no "--" or "..", and is at most 96 characters.',
+  );
 
-export const HubDownloadInput = z.object({ repoId: RepoId, revision: z.string().min(1).optional() });
-export const DownloadId = z.object({ downloadId: z.string().min(1) });
+export const HubDownloadInput = z.object({ repoId: RepoId, revision: z.string().min(1).max(MAX_SHORT_CHARS).optional() });
+export const DownloadId = z.object({ downloadId: SafeName('download id') });
 
 /** Kept in settings.json in the studio home. */
 const Threads = z.number().int().min(1).max(1024).nullable();
@@ -119,7 +126,8 @@ export type Settings = z.infer<typeof Settings>;
 /** A change to some settings; absent fields stay as they are. */
 export const SettingsPatch = z.object({ threads: Threads.optional() }).strict();
 
-export const JobState = z.enum(['running', 'done', 'error', 'cancelled']);
+/** queued: waiting for a free job process (at most one per core run at once). */
+export const JobState = z.enum(['queued', 'running', 'done', 'error', 'cancelled']);
 export type JobState = z.infer<typeof JobState>;
 
 export const JobInfo = z.object({
@@ -134,7 +142,7 @@ export const JobInfo = z.object({
 });
 export type JobInfo = z.infer<typeof JobInfo>;
 
-export const JobId = z.object({ jobId: z.string().min(1) });
+export const JobId = z.object({ jobId: z.string().min(1).max(MAX_SHORT_CHARS) });
 
 // ---- events -------------------------------------------------------------------------------------
 
@@ -157,7 +165,8 @@ export const DownloadProgress = z.object({
 });
 export type DownloadProgress = z.infer<typeof DownloadProgress>;
 
-export const JobEventType = z.enum(['started', 'progress', 'log', 'done', 'error', 'cancelled']);
+/** queued comes first when the job waits for a free job process; started when its process runs it. */
+export const JobEventType = z.enum(['queued', 'started', 'progress', 'log', 'done', 'error', 'cancelled']);
 
 /** Generic job events; kinds put their own structured payload (e.g. a layer's proxy loss) in data. */
 export const JobEvent = z.object({
@@ -194,14 +203,14 @@ export const requests = {
   'models.inspect': request(InspectInput, ModelInspection, 'Inspect a local folder or a hub id, in the job process; adds it to recent models.'),
   'models.importGguf': request(ImportGgufInput, ImportGgufResult, 'Import a GGUF file into <studio home>/models in the job process (progress as job.event of kind importGguf); adds it to recent models.'),
   'models.recent': request(NoInput, z.array(RecentModel), 'Recently opened models, newest first.'),
-  'models.forget': request(z.object({ path: z.string().min(1) }), Ok, 'Remove a model from the recent list (files stay).'),
+  'models.forget': request(z.object({ path: z.string().min(1).max(MAX_PATH_CHARS) }), Ok, 'Remove a model from the recent list (files stay).'),
   'hub.search': request(HubSearchInput, z.array(HubModel), 'Search text-generation models on the Hugging Face Hub.'),
   'hub.download': request(HubDownloadInput, DownloadId, 'Start (or resume) downloading a repo into the HF cache; progress comes as download.progress.'),
   'hub.cancelDownload': request(DownloadId, Ok, 'Stop a download; what was fetched stays for resuming.'),
   'settings.get': request(NoInput, Settings, 'The studio settings.'),
   'settings.update': request(SettingsPatch, Settings, 'Change some settings; returns all of them.'),
   'jobs.list': request(NoInput, z.array(JobInfo), 'Jobs of this session, newest first.'),
-  'jobs.cancel': request(JobId, z.object({ cancelled: z.boolean() }), 'Cancel a running job (cooperative, then forced).'),
+  'jobs.cancel': request(JobId, z.object({ cancelled: z.boolean() }), 'Cancel a queued or running job (a queued one never starts; a running one: cooperative, then forced).'),
   'runs.estimate': request(EstimateInput, RunEstimate, 'Resolved settings with the time, memory and output size a run will take.'),
   'runs.start': request(StartRunInput, RunSummary, 'Queue a quantization run (one runs at a time); events come as run.event.'),
   'runs.list': request(NoInput, z.array(RunSummary), 'Runs in the studio home (studio and CLI), newest first.'),

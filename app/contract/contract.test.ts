@@ -13,8 +13,11 @@ import { allowedEvents, allowedRequests, createIpcTransport } from '../preload/b
 import { createStudioServices } from '../services/studio/index.js';
 import { nodeJobProcesses } from '../services/jobs/node-process.js';
 import { createStudioApi, StudioError, type Reply } from './api.js';
-import { eventNames, events, requestNames, requests } from './channels.js';
+import { connectStudio } from './browser-client.js';
+import { DownloadId, eventNames, events, requestNames, requests } from './channels.js';
 import { ipcEventChannel, ipcRequestChannel } from './ipc.js';
+import { MAX_CONVERSATION_CHARS, MAX_MESSAGE_BYTES, nameProblem } from './limits.js';
+import { ChatId, ChatSendInput, RunId, StartRunInput } from './runs.js';
 
 const home = mkdtempSync(path.join(os.tmpdir(), 'quip-contract-'));
 const services = createStudioServices({ face: 'browser', home, spawnJob: nodeJobProcesses(), send: () => {} });
@@ -138,5 +141,78 @@ describe('the request gate', () => {
 
   it('keeps the window isolated and sandboxed without Node', () => {
     expect(studioWebPreferences('/app/dist')).toMatchObject({ contextIsolation: true, nodeIntegration: false, sandbox: true, webviewTag: false, preload: path.join('/app/dist', 'preload', 'preload.cjs') });
+  });
+});
+
+describe('names and ids that become paths', () => {
+  const first = (r: { success: boolean; error?: { issues: Array<{ message: string }> } }) => (r.success ? null : r.error!.issues[0]!.message);
+  const runName = (name: string) => first(StartRunInput.safeParse({ modelDir: '/m', settings: {}, name }));
+
+  it('refuses a run name that is not one safe folder name, saying what to use', () => {
+    expect(runName('..')).toBe('A run name can\'t be ".."; use letters, digits, "-", "_" and ".".');
+    expect(runName('.')).toBe('A run name can\'t be "."; use letters, digits, "-", "_" and ".".');
+    expect(runName('a/b')).toMatch(/can't contain "\/" or "\\"/);
+    expect(runName('..\\x')).toMatch(/can't contain "\/" or "\\"/);
+    expect(runName('.studio')).toMatch(/can't start or end with a space or a dot/);
+    expect(runName('x..')).toMatch(/can't start or end with a space or a dot/);
+    for (const reserved of ['CON', 'nul', 'Com1', 'LPT9', 'aux.tar']) expect(runName(reserved), reserved).toMatch(/device name on Windows/);
+    expect(runName('a\u0000b')).toMatch(/control characters/);
+    expect(runName('a\tb')).toMatch(/control characters/);
+    expect(runName('a:b')).toMatch(/Windows forbids/);
+    expect(runName('héllo')).toMatch(/can't contain "é"/);
+    expect(runName('run.partial-0a1b')).toMatch(/partial/);
+    expect(runName('x'.repeat(121))).toMatch(/at most 120 characters/);
+    // Good names, and surrounding spaces (trimmed) are fine.
+    for (const ok of ['stories-2bit', 'v1.2_final', ' padded ', 'a..b', 'CONSOLE', 'x'.repeat(120)]) expect(runName(ok), ok).toBeNull();
+  });
+
+  it('refuses run, chat and download ids that are paths or unsafe names', () => {
+    for (const id of ['', '.', '..', '../x', '../../elsewhere', 'a/b', 'a\\b', '/abs', 'x\u0000', ' x', 'x.', 'CON', 'é'.repeat(101)]) {
+      expect(RunId.safeParse({ runId: id }).success, JSON.stringify(id)).toBe(false);
+      expect(ChatId.safeParse({ chatId: id }).success, JSON.stringify(id)).toBe(false);
+      expect(DownloadId.safeParse({ downloadId: id }).success, JSON.stringify(id)).toBe(false);
+    }
+    // A CLI run's folder may hold spaces or other letters; its id still works.
+    for (const id of ['stories-2bit', 'My run (2)', 'modèle', 'é'.repeat(100)]) expect(RunId.safeParse({ runId: id }).success, id).toBe(true);
+    expect(DownloadId.safeParse({ downloadId: '0b6f1a2e-6f0e-4b8e-9c1c-1f2d3e4f5a6b' }).success).toBe(true);
+    expect(nameProblem('é'.repeat(101), 'name')).toMatch(/at most 200 bytes/);
+  });
+
+  it('bounds chat text by a long context, not by the socket: 4 Mi characters go, more is refused clearly', () => {
+    const chat = (content: string, n = 1) => ChatSendInput.safeParse({ modelDir: '/m', messages: Array.from({ length: n }, () => ({ role: 'user', content })) });
+    expect(chat('x'.repeat(MAX_CONVERSATION_CHARS)).success).toBe(true);
+    expect(first(chat('x'.repeat(MAX_CONVERSATION_CHARS / 2 + 1), 2))).toMatch(/more than the 4,194,304 \(about a 1M-token context\)/);
+    expect(chat('x'.repeat(MAX_CONVERSATION_CHARS + 1)).success).toBe(false);
+    // The worst case the schema lets through fits one WebSocket message: a two-pane chat, every
+    // character a control character (6 bytes in JSON), plus the messages' structure.
+    expect(2 * (6 * MAX_CONVERSATION_CHARS + 20_000 * 250)).toBeLessThan(MAX_MESSAGE_BYTES);
+  });
+
+  it('the browser client reports a socket closed for a too-large message (1009) as TOO_LARGE, not a silent disconnect', async () => {
+    class FakeSocket {
+      static last: FakeSocket;
+      readyState = 0;
+      onopen: ((ev: unknown) => void) | null = null;
+      onclose: ((ev: unknown) => void) | null = null;
+      onerror: ((ev: unknown) => void) | null = null;
+      onmessage: ((ev: { data: unknown }) => void) | null = null;
+      constructor() {
+        FakeSocket.last = this;
+        setTimeout(() => ((this.readyState = 1), this.onopen?.({})), 0);
+      }
+      send() {
+        // The server's answer to a message over its limit.
+        setTimeout(() => ((this.readyState = 3), this.onclose?.({ code: 1009, reason: '' })), 0);
+      }
+      close() {}
+    }
+    const studio = connectStudio({ url: 'ws://127.0.0.1:1', token: 't', WebSocket: FakeSocket as never });
+    const err = await studio.app.info().then(
+      () => null,
+      (e: unknown) => e as StudioError,
+    );
+    expect(err).toBeInstanceOf(StudioError);
+    expect(err).toMatchObject({ code: 'TOO_LARGE', message: expect.stringMatching(/too large to send to the studio server: the limit is 64 MiB\. Shorten the text/) });
+    studio.close();
   });
 });

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { PHASES } from '../engine/quantize/events.js';
 import { LayerMetrics } from '../engine/quantize/record.js';
 import { QuantizeSettings, QuantizeSettingsInput } from '../engine/quantize/settings.js';
+import { conversationProblem, MAX_MESSAGES, MAX_PATH_CHARS, MAX_SHORT_CHARS, MAX_CONVERSATION_CHARS, RUN_NAME_HINT, SafeName } from './limits.js';
 
 export { QuantizeSettings, QuantizeSettingsInput, LayerMetrics };
 
@@ -74,10 +75,11 @@ export const RunDetail = RunSummary.extend({
 });
 export type RunDetail = z.infer<typeof RunDetail>;
 
-export const RunId = z.object({ runId: z.string().min(1) });
+/** A run's id is its folder name in runs/: one safe name, never a path (see limits.ts). */
+export const RunId = z.object({ runId: SafeName('run id') });
 
 export const EstimateInput = z.object({
-  modelDir: z.string().trim().min(1, 'Choose a model first.'),
+  modelDir: z.string().trim().min(1, 'Choose a model first.').max(MAX_PATH_CHARS),
   settings: QuantizeSettingsInput,
 });
 
@@ -94,14 +96,25 @@ export const RunEstimate = z.object({
 });
 export type RunEstimate = z.infer<typeof RunEstimate>;
 
+/**
+ * A new run's name: one safe folder name (not ".", "..", a path, a hidden or a Windows-reserved
+ * name) of letters, digits, "-", "_" and "."; not ending like an unfinished run's folder.
+ */
+export const RunName = SafeName('run name', {
+  hint: RUN_NAME_HINT,
+  extra: (name) =>
+    /[^\w.-]/.test(name)
+      ? `A run name can't contain "${/[^\w.-]/.exec(name)![0]}"; ${RUN_NAME_HINT}.`
+      : /\.partial-[0-9a-f]+$/.test(name)
+        ? `A run name can't end in ".partial-<hex>" (the studio names unfinished runs so).`
+        : name.length > 120
+          ? 'A run name can be at most 120 characters long.'
+          : null,
+});
+
 export const StartRunInput = EstimateInput.extend({
   /** Output folder name in runs/; default "<model>-<bits>bit-<codebook>-<time>". */
-  name: z
-    .string()
-    .trim()
-    .regex(/^[\w.-]+$/, 'A run name may use letters, digits, ".", "_" and "-".')
-    .max(120)
-    .optional(),
+  name: z.string().trim().pipe(RunName).optional(),
 });
 
 export const RevealResult = z.object({
@@ -126,7 +139,12 @@ export type RunEvent = z.infer<typeof RunEvent>;
 // ---- chat ---------------------------------------------------------------------------------------
 
 export const ChatRole = z.enum(['system', 'user', 'assistant']);
-export const ChatMessage = z.object({ role: ChatRole, content: z.string() });
+/** A conversation's messages together fit one conversation (limits.ts: a 1M-token context's text). */
+function conversationFits(messages: ReadonlyArray<{ content: string }>, ctx: z.RefinementCtx) {
+  const problem = conversationProblem(messages);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+}
+export const ChatMessage = z.object({ role: ChatRole, content: z.string().max(MAX_CONVERSATION_CHARS) });
 export type ChatMessage = z.infer<typeof ChatMessage>;
 
 export const Sampling = z.object({
@@ -138,11 +156,13 @@ export const Sampling = z.object({
 export type Sampling = z.infer<typeof Sampling>;
 
 export const ChatSendInput = z.object({
-  modelDir: z.string().trim().min(1, 'Choose a model to chat with.'),
-  messages: z.array(ChatMessage).min(1, 'Write a message first.'),
+  modelDir: z.string().trim().min(1, 'Choose a model to chat with.').max(MAX_PATH_CHARS),
+  messages: z.array(ChatMessage).min(1, 'Write a message first.').max(MAX_MESSAGES).superRefine(conversationFits),
   sampling: Sampling.default(Sampling.parse({})),
   /** Apply the model's chat template; false continues the last message as plain text. */
   template: z.boolean().default(true),
+  /** The conversation whose KV cache the loaded model keeps (e.g. "<chatId>:<pane>"); absent: the pooled session sharing the longest prefix. */
+  conversationId: z.string().regex(/^[\w:.-]+$/).max(200).optional(),
 });
 
 export const ChatStats = z.object({
@@ -150,9 +170,16 @@ export const ChatStats = z.object({
   promptTokens: z.number().int(),
   tokensPerSecond: z.number(),
   prefillTokensPerSecond: z.number(),
-  stopReason: z.enum(['eos', 'max-tokens', 'context-full', 'cancelled']),
+  /** 'stop': a stop string ended the reply (the text ends before it). */
+  stopReason: z.enum(['eos', 'stop', 'max-tokens', 'context-full', 'cancelled']),
   /** Whether the model's chat template was applied (false for models without one). */
   templated: z.boolean(),
+  /** Prompt tokens whose keys/values the loaded model's cache already held (0 when none or unknown). */
+  reusedTokens: z.number().int().optional(),
+  /** From the request reaching the loaded model to the first token (prefill included); null when none. */
+  timeToFirstTokenMs: z.number().nullable().optional(),
+  /** The model's context in tokens (for a context meter: promptTokens + tokens of contextLength). */
+  contextLength: z.number().int().nullable().optional(),
 });
 export type ChatStats = z.infer<typeof ChatStats>;
 
@@ -163,16 +190,25 @@ export const ChatToken = z.discriminatedUnion('type', [
 ]);
 export type ChatToken = z.infer<typeof ChatToken>;
 
-export const StreamId = z.object({ streamId: z.string().min(1) });
+export const StreamId = z.object({ streamId: z.string().min(1).max(MAX_SHORT_CHARS) });
 
 export const SavedMessage = ChatMessage.extend({ stats: ChatStats.nullable().optional() });
-export const ChatPane = z.object({ modelDir: z.string(), modelName: z.string(), messages: z.array(SavedMessage) });
+export const ChatPane = z.object({
+  modelDir: z.string().max(MAX_PATH_CHARS),
+  modelName: z.string().max(MAX_SHORT_CHARS),
+  messages: z.array(SavedMessage).max(MAX_MESSAGES).superRefine(conversationFits),
+});
+/** A saved chat's id is its file name in chats/ (<id>.json). */
+const ChatIdString = SafeName('chat id', {
+  hint: 'use letters, digits, "-" and "_"',
+  extra: (id) => (/^[\w-]+$/.test(id) ? null : `A chat id can only use letters, digits, "-" and "_".`),
+});
 export const ChatRecord = z.object({
-  chatId: z.string().regex(/^[\w-]+$/),
-  title: z.string(),
+  chatId: ChatIdString,
+  title: z.string().max(MAX_SHORT_CHARS),
   panes: z.array(ChatPane).min(1).max(2),
   sampling: Sampling,
-  updatedAt: z.string(),
+  updatedAt: z.string().max(MAX_SHORT_CHARS),
 });
 export type ChatRecord = z.infer<typeof ChatRecord>;
-export const ChatId = z.object({ chatId: z.string().regex(/^[\w-]+$/) });
+export const ChatId = z.object({ chatId: ChatIdString });

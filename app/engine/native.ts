@@ -63,8 +63,21 @@ export type NativeAddon = CommonNative & QuipNative & GgufNative & EngineNative 
 
 const ADDON_RELATIVE = path.join('build', 'native', 'Release', 'quip_native.node');
 
+/**
+ * QUIP_NATIVE_PATH, where it may be honoured: a checkout (tests, a second native build beside the
+ * first, the CLI and the browser face run from source or dist/) — never a packaged desktop app, whose
+ * code is read from its app.asar (the build's onlyLoadAppFromAsar fuse). There the asar's integrity is
+ * checked and the addon shipped beside it is the one that was built and signed with it; a variable
+ * that any program starting the app can set must not load other native code into it.
+ */
+export function nativePathOverride(env: NodeJS.ProcessEnv = process.env, moduleFile: string = fileURLToPath(import.meta.url)): string | null {
+  const override = env.QUIP_NATIVE_PATH;
+  if (!override) return null;
+  return /[\\/]app\.asar[\\/]/.test(moduleFile) ? null : override;
+}
+
 function findAddon(): string {
-  const override = process.env.QUIP_NATIVE_PATH;
+  const override = nativePathOverride();
   if (override) return override;
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {

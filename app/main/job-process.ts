@@ -7,6 +7,14 @@ import type { FromWorker } from '../worker/protocol.js';
 
 const STDERR_TAIL = 8192;
 
+/** The job process's environment: a packaged app drops QUIP_NATIVE_PATH, so its jobs load only the
+ * addon shipped with it (app/engine/native.ts refuses the variable there too). */
+function jobEnv(): NodeJS.ProcessEnv {
+  if (!app.isPackaged) return process.env;
+  const { QUIP_NATIVE_PATH: _dropped, ...env } = process.env;
+  return env;
+}
+
 export function electronJobProcesses(workerPath: string): JobProcessFactory {
   const gone = new Map<string, Details>();
   app.on('child-process-gone', (_e, details) => {
@@ -15,7 +23,7 @@ export function electronJobProcesses(workerPath: string): JobProcessFactory {
 
   return ({ jobId, kind }) => {
     const serviceName = `QuIP# Studio job ${kind} ${jobId.slice(0, 8)}`;
-    const child = utilityProcess.fork(workerPath, [], { serviceName, stdio: 'pipe', env: process.env });
+    const child = utilityProcess.fork(workerPath, [], { serviceName, stdio: 'pipe', env: jobEnv() });
     let stderrTail = '';
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => {

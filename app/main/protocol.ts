@@ -5,6 +5,7 @@ import path from 'node:path';
 import { protocol } from 'electron';
 
 import { RENDERER_SCHEME, type MainContext } from './context.js';
+import { rendererTarget } from './renderer-files.js';
 
 export const RENDERER_CSP = [
   "default-src 'self'",
@@ -40,17 +41,23 @@ export function setupRendererScheme(): void {
 export function setupRendererProtocol(ctx: MainContext): void {
   const root = path.join(ctx.distDir, 'renderer');
   protocol.handle(RENDERER_SCHEME, async (request) => {
-    const url = new URL(request.url);
-    const file = path.resolve(root, '.' + decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname));
-    if (url.host !== 'app' || !file.startsWith(root + path.sep)) return new Response('Not found', { status: 404 });
+    // Everything that can throw (URL parsing, percent-decoding, the read) is inside: a bad request
+    // gets an answer, never an exception out of the handler.
     try {
-      const body = await fs.readFile(file);
-      return new Response(body, {
-        headers: { 'Content-Type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream', 'Content-Security-Policy': RENDERER_CSP, 'X-Content-Type-Options': 'nosniff' },
-      });
-    } catch {
-      const hint = file.endsWith('index.html') ? ` The studio UI is not built: run \`npm run build\`.` : '';
-      return new Response(`Not found: ${url.pathname}.${hint}`, { status: 404 });
+      const target = rendererTarget(root, request.url);
+      if (!('file' in target)) return new Response(target.message, { status: target.status });
+      const { file, pathname } = target;
+      try {
+        const body = await fs.readFile(file);
+        return new Response(body, {
+          headers: { 'Content-Type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream', 'Content-Security-Policy': RENDERER_CSP, 'X-Content-Type-Options': 'nosniff' },
+        });
+      } catch {
+        const hint = file.endsWith('index.html') ? ` The studio UI is not built: run \`npm run build\`.` : '';
+        return new Response(`Not found: ${pathname}.${hint}`, { status: 404 });
+      }
+    } catch (err) {
+      return new Response(`The studio could not serve this file: ${err instanceof Error ? err.message : String(err)}`, { status: 500 });
     }
   });
 }

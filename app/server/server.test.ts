@@ -3,6 +3,7 @@
 // input through zod, and inspects the stories260k model end to end over the WebSocket contract.
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import WebSocket from 'ws';
 import { connectStudio } from '../contract/browser-client.js';
 import type { JobEvent } from '../contract/channels.js';
 import { StudioError } from '../contract/api.js';
+import { MAX_MESSAGE_BYTES } from '../contract/limits.js';
 import { projectRoot } from '../util/paths.js';
 import { bundleForTest } from '../worker/testing/bundle.js';
 import { startServer, type StudioServer } from './server.js';
@@ -57,6 +59,23 @@ async function rejection(p: Promise<unknown>): Promise<StudioError> {
   );
   expect(err).toBeInstanceOf(StudioError);
   return err as StudioError;
+}
+
+/** Exceptions nothing caught while `fn` ran: in the real server each one would end the process. */
+async function uncaughtDuring(fn: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const record = (err: unknown) => void seen.push(err);
+  process.on('uncaughtException', record);
+  try {
+    await fn();
+  } finally {
+    process.off('uncaughtException', record);
+  }
+  return seen;
+}
+
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  return Promise.race([p, new Promise<T>((_r, reject) => setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms))]);
 }
 
 /** The HTTP status a WebSocket upgrade gets (101 when it opens). */
@@ -173,6 +192,99 @@ describe('studio server', () => {
       const err = await rejection(studio.models.inspect({ source: '/no/such/folder' }));
       expect(err.code).toBe('NOT_FOUND');
       expect(err.message).toMatch(/There is no folder at \/no\/such\/folder/);
+    } finally {
+      studio.close();
+    }
+  });
+
+  it('takes a pasted text the size of a long context (over the old 4 MiB frame limit) and saves it', async () => {
+    const studio = connectStudio({ url: server.origin, token: server.token, WebSocket: WebSocket as never });
+    try {
+      const long = 'word '.repeat(800_000); // 4 MB of text, about a 1M-token context's worth
+      const pane = { modelDir: '/m', modelName: 'm', messages: [{ role: 'user' as const, content: long }, { role: 'assistant' as const, content: 'ok', stats: null }] };
+      const chat = { chatId: 'long', title: 'Long paste', panes: [pane, pane], sampling: { temperature: 0.7, topP: 0.95, maxTokens: 8, seed: 0 }, updatedAt: '2026-01-01T00:00:00.000Z' };
+      expect((await studio.chats.save(chat)).chatId).toBe('long');
+      const listed = await studio.chats.list();
+      expect(listed.find((c) => c.chatId === 'long')?.panes[1]?.messages[0]?.content.length).toBe(long.length);
+      expect((await studio.chats.delete({ chatId: 'long' })).ok).toBe(true);
+    } finally {
+      studio.close();
+    }
+  });
+
+  it('answers a request over the message limit with a clear "too large" error, and the connection stays usable', async () => {
+    const studio = connectStudio({ url: server.origin, token: server.token, WebSocket: WebSocket as never });
+    try {
+      const huge = '\u0001'.repeat(MAX_MESSAGE_BYTES / 6 + 1024); // 6 bytes each once escaped in JSON
+      const err = await rejection(studio.chat.send({ modelDir: '/m', messages: [{ role: 'user', content: huge }] }));
+      expect(err.code).toBe('TOO_LARGE');
+      expect(err.message).toMatch(/too large to send to the studio server \(64\.0 MiB\): the limit is 64 MiB\. Shorten the text/);
+      expect((await studio.app.info()).face).toBe('browser');
+    } finally {
+      studio.close();
+    }
+  });
+
+  it('closes only the socket that sends a message over the limit (1009); the server keeps serving others', async () => {
+    const uncaught = await uncaughtDuring(async () => {
+      const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api?token=${server.token}`, { maxPayload: 0 });
+      await new Promise((resolve, reject) => ws.on('open', resolve).on('error', reject));
+      const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+      ws.on('error', () => {});
+      ws.send(Buffer.alloc(MAX_MESSAGE_BYTES + 1, 0x20), { binary: false });
+      expect(await within(10_000, 'the close', closed)).toBe(1009);
+    });
+    expect(uncaught).toEqual([]);
+    const studio = connectStudio({ url: server.origin, token: server.token, WebSocket: WebSocket as never });
+    try {
+      expect((await studio.app.info()).face).toBe('browser');
+    } finally {
+      studio.close();
+    }
+  });
+
+  it('survives malformed frames and a reset on a raw socket after the upgrade, and a URL that does not parse', async () => {
+    const upgraded = (): Promise<net.Socket> =>
+      new Promise((resolve, reject) => {
+        const sock = net.connect(server.port, '127.0.0.1');
+        sock.on('error', reject);
+        sock.write(
+          `GET /api?token=${server.token} HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+            'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+        );
+        sock.once('data', (d) => (String(d).startsWith('HTTP/1.1 101') ? resolve(sock) : reject(new Error(String(d)))));
+      });
+    /** The close code the server sends back (its close frame: 0x88, length, code). */
+    const closeCode = (sock: net.Socket) =>
+      within(
+        10_000,
+        'the server closing the socket',
+        new Promise<number>((resolve) => {
+          sock.on('data', (d) => d[0] === 0x88 && resolve(d.readUInt16BE(2)));
+          sock.on('error', () => {});
+        }),
+      );
+    const uncaught = await uncaughtDuring(async () => {
+      // An unmasked frame (clients must mask), then reserved bits and an invalid opcode.
+      for (const garbage of [Buffer.from([0x81, 0x05, 0x68, 0x65, 0x6c, 0x6c, 0x6f]), Buffer.from([0xff, 0xff, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x01])]) {
+        const sock = await upgraded();
+        const closed = closeCode(sock);
+        sock.write(garbage);
+        expect(await closed).toBe(1002); // protocol error, for this socket only
+        sock.destroy();
+      }
+      // A peer that vanishes mid-frame.
+      const reset = await upgraded();
+      reset.write(Buffer.from([0x81, 0xfe, 0xff]));
+      reset.resetAndDestroy();
+      await new Promise((r) => setTimeout(r, 100));
+    });
+    expect(uncaught).toEqual([]);
+    // "//" is not a URL the server can parse: 400, not a crash.
+    expect((await get('//')).status).toBe(400);
+    const studio = connectStudio({ url: server.origin, token: server.token, WebSocket: WebSocket as never });
+    try {
+      expect((await studio.app.info()).face).toBe('browser');
     } finally {
       studio.close();
     }

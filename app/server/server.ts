@@ -11,6 +11,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 
 import { SOCKET_PATH, type ClientMessage, type ServerMessage } from '../contract/browser-client.js';
 import type { EventName } from '../contract/channels.js';
+import { MAX_MESSAGE_BYTES } from '../contract/limits.js';
 import { nodeJobProcesses } from '../services/jobs/node-process.js';
 import type { JobProcessFactory } from '../services/jobs/client.js';
 import type { HubSettings } from '../services/hub/index.js';
@@ -156,8 +157,21 @@ export async function startServer(opts: ServerOptions = {}): Promise<StudioServe
     else createReadStream(file).pipe(res);
   }
 
+  /** The request's URL, or null for one that does not parse (e.g. "//"). */
+  const requestUrl = (req: http.IncomingMessage): URL | null => {
+    try {
+      return new URL(req.url ?? '/', 'http://127.0.0.1');
+    } catch {
+      return null;
+    }
+  };
+
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const url = requestUrl(req);
+    if (!url) {
+      res.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Bad request URL.');
+      return;
+    }
     const why = refuse(req, url);
     if (why) {
       res.writeHead(why[0], { 'Content-Type': 'text/plain; charset=utf-8' }).end(why[1]);
@@ -169,11 +183,15 @@ export async function startServer(opts: ServerOptions = {}): Promise<StudioServe
     });
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
+  // A message over MAX_MESSAGE_BYTES (limits.ts: the largest legitimate request, a two-pane chat of
+  // two full contexts) closes its socket with 1009, which the client reports as "too large".
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   let nextClient = 1;
   server.on('upgrade', (req, socket, head) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const why = url.pathname === SOCKET_PATH ? refuse(req, url) : ([404, 'Not found.'] as [number, string]);
+    // A peer that resets or sends garbage hurts its own connection only, never the server.
+    socket.on('error', () => socket.destroy());
+    const url = requestUrl(req);
+    const why = !url ? ([400, 'Bad request URL.'] as [number, string]) : url.pathname === SOCKET_PATH ? refuse(req, url) : ([404, 'Not found.'] as [number, string]);
     if (why) {
       socket.end(`HTTP/1.1 ${why[0]} ${http.STATUS_CODES[why[0]]}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${why[1]}`);
       return;
@@ -182,6 +200,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<StudioServe
       sockets.add(ws);
       const client = `socket-${nextClient++}`;
       ws.on('close', () => sockets.delete(ws));
+      // A message over the limit (1009), a malformed or unmasked frame (1002), invalid UTF-8 (1007):
+      // ws has already sent this socket's close with that code (and ends it if the peer does not
+      // answer). Without a listener the error would be thrown and end the whole server.
+      ws.on('error', () => {});
       ws.on('message', (data) => {
         let msg: ClientMessage;
         try {
@@ -190,9 +212,12 @@ export async function startServer(opts: ServerOptions = {}): Promise<StudioServe
           return; // not ours; nothing to answer
         }
         if (msg?.type !== 'request' || typeof msg.id !== 'number') return;
-        void services.dispatch(String(msg.channel), msg.input, { client }).then((reply) => {
-          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'reply', id: msg.id, reply } satisfies ServerMessage));
-        });
+        void services
+          .dispatch(String(msg.channel), msg.input, { client })
+          .then((reply) => {
+            if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'reply', id: msg.id, reply } satisfies ServerMessage));
+          })
+          .catch((err: unknown) => console.error(`studio server: a reply could not be sent: ${String(err)}`));
       });
     });
   });

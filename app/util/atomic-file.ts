@@ -7,6 +7,42 @@ function tempName(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${Date.now()}.tmp`);
 }
 
+/** `.<name>.<pid>[.<ms>].tmp`: the temporary sibling of an atomic write (here, or the safetensors
+ * writer's), which a kill in the middle of the write leaves behind. */
+const TEMP_NAME = /^\..+?\.(\d+)(\.\d+)?\.tmp$/;
+
+export function isAtomicTempName(name: string): boolean {
+  return TEMP_NAME.test(name);
+}
+
+/** True when no process has this id (its temporary files are stale). */
+export function processIsGone(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0 || pid > 0x7fffffff) return true; // no process has such an id
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * Removes the temporary files of atomic writes in `dir` (not below it). `onlyStale`: only those whose
+ * writing process is gone, so a write in flight in another process is left alone. Returns the names
+ * removed.
+ */
+export async function removeTempFiles(dir: string, opts: { onlyStale: boolean }): Promise<string[]> {
+  const removed: string[] = [];
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const m = TEMP_NAME.exec(entry.name);
+    if (!m || entry.isDirectory()) continue;
+    if (opts.onlyStale && !processIsGone(Number(m[1]))) continue;
+    await fs.rm(path.join(dir, entry.name), { force: true });
+    removed.push(entry.name);
+  }
+  return removed;
+}
+
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
   await fs.mkdir(path.dirname(target), { recursive: true });
   const tmp = tempName(target);

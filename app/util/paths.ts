@@ -4,6 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { nameProblem } from '../contract/limits.js';
+import { UserError } from './errors.js';
+
 export const APP_NAME = 'QuIP# Studio';
 
 export function studioHome(): string {
@@ -34,4 +37,22 @@ export function projectRoot(): string {
 /** The studio's built-in sample model (stories260k, shipped in assets/). */
 export function sampleModelDir(): string {
   return path.join(projectRoot(), 'assets', 'models', 'stories260k');
+}
+
+/**
+ * parent/segment, for a name or id that came from outside (a run, a chat, an imported model). The
+ * contract checks such names already; this is the check where the path is made, so no caller can
+ * build a path outside `parent` from one: `segment` must be one safe name (limits.ts nameProblem,
+ * e.g. not "..", no "/"), and the result must lie directly inside `parent`. `what` names it in the
+ * error, e.g. "run id". Throws a UserError (code BAD_NAME) otherwise.
+ */
+export function childPath(parent: string, segment: string, what = 'name'): string {
+  const problem = nameProblem(segment, what);
+  if (problem) throw new UserError(problem, 'BAD_NAME');
+  const base = path.resolve(parent);
+  const child = path.resolve(base, segment);
+  if (path.dirname(child) !== base || path.basename(child) !== segment) {
+    throw new UserError(`"${segment}" is not a ${what} inside ${base}.`, 'BAD_NAME');
+  }
+  return child;
 }

@@ -3,18 +3,20 @@
 import type { Command } from 'commander';
 
 import { registerAblationsBench } from '../../bench/ablations.js';
+import { registerChatBench } from '../../bench/chat.js';
 import { registerDecodeBench } from '../../bench/decode.js';
 import { registerFinetuneBench } from '../../engine/finetune/bench.js';
 import { registerEngineBench } from '../../bench/engine.js';
 import { registerKernelsBench } from '../../bench/kernels.js';
 import { registerDecodePeerBench } from '../../bench/llamacpp.js';
 import { registerQualityBench } from '../../bench/quality.js';
+import { registerFuzzBench } from '../../bench/fuzz.js';
 import { registerLayerErrors } from '../../bench/layer-errors.js';
 import { registerQualitySweep } from '../../bench/quality-sweep.js';
 import { registerQuantizeBench } from '../../bench/quantize.js';
 import { registerHubBench } from '../../services/hub/bench.js';
 
-const benches: Array<(bench: Command) => void> = [registerEngineBench, registerDecodeBench, registerQuantizeBench, registerKernelsBench, registerHubBench, registerQualityBench, registerQualitySweep, registerLayerErrors, registerDecodePeerBench, registerFinetuneBench, registerAblationsBench];
+const benches: Array<(bench: Command) => void> = [registerEngineBench, registerDecodeBench, registerQuantizeBench, registerKernelsBench, registerHubBench, registerQualityBench, registerQualitySweep, registerLayerErrors, registerDecodePeerBench, registerFinetuneBench, registerAblationsBench, registerChatBench, registerFuzzBench];
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('Benchmarks: each figure printed beside its comparison, measured in the same run');

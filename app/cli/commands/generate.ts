@@ -1,6 +1,7 @@
 // `quip generate <model> --prompt TEXT [--chat] [--max-tokens N] [--temperature T] [--top-p P]
 // [--seed S] [--threads T] [--json]`: streams the continuation to stdout (statistics to stderr), with
-// the model's chat template applied under --chat; stops at end-of-sequence.
+// the model's chat template applied under --chat; stops at end-of-sequence. Ctrl-C stops it while the
+// template renders, during prefill and between decoded tokens.
 import type { Command } from 'commander';
 
 import { loadModel } from '../../engine/model/index.js';
@@ -33,7 +34,16 @@ export function registerGenerate(program: Command): void {
         let promptIds: number[];
         if (opts.chat) {
           if (!model.chatTemplate) throw new UserError(`${dir} has no chat template; leave out --chat to continue the prompt as plain text.`, 'NO_CHAT_TEMPLATE');
-          const rendered = model.chatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true });
+          // Bounded in time and size; Ctrl-C interrupts it (a UserError CANCELLED).
+          let rendered: string;
+          try {
+            rendered = model.chatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true });
+          } catch (err) {
+            if ((err as UserError).code !== 'CANCELLED') throw err;
+            process.stderr.write(`\nquip: stopped (Ctrl-C) while rendering the chat template.\n`);
+            process.exitCode = 130;
+            return;
+          }
           // A template that writes the BOS token itself must not get a second one.
           const writesBos = model.tokenizer.bosToken !== null && rendered.startsWith(model.tokenizer.bosToken);
           promptIds = model.tokenizer.encode(rendered, { addBos: writesBos ? false : undefined });

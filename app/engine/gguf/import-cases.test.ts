@@ -1,6 +1,7 @@
 // Importing hand-made GGUF files: tiny llama and qwen2 models whose Hugging Face weights are known
 // (so the RoPE row order and biases are checked value by value), and every kind of bad input, each
 // refused with a message naming the file and the problem, leaving nothing in the output location.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { importGguf } from './import.js';
 import { rotateHalfRowSources } from './rope.js';
-import { f16BitsToNumber, f32, f32ToF16Bits, llamaCppPermuteRows, readSafetensors, str, tinyModelGguf, type TinyModel } from './testing.js';
+import { f16BitsToNumber, f32, f32ToF16Bits, llamaCppPermuteRows, readSafetensors, str, tinyModelGguf, u32, type TinyModel } from './testing.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'quip-gguf-cases-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -160,7 +161,7 @@ describe('bad input is refused with a clear message and nothing written', () => 
   it('wrong magic', async () => {
     const b = good();
     b.write('GGUX', 0, 'latin1');
-    await expectRefused(b, /not a GGUF file: it starts with bytes 47 47 55 58/);
+    await expectRefused(b, /not a GGUF file: a GGUF model starts with the 4 bytes "GGUF"/);
     await expectRefused(Buffer.from('PK\x03\x04 a zip file', 'latin1'), /not a GGUF file/);
   });
 
@@ -231,6 +232,54 @@ describe('bad input is refused with a clear message and nothing written', () => 
     await expectRefused(tinyModelGguf({ metadata: { 'tokenizer.ggml.tokens': undefined } }).gguf.bytes, /has no tokenizer \(tokenizer\.ggml\.tokens is missing\)/);
     await expectRefused(tinyModelGguf({ metadata: { 'tokenizer.ggml.model': undefined } }).gguf.bytes, /has no tokenizer \(tokenizer\.ggml\.model is missing\)/);
     await expectRefused(tinyModelGguf({ metadata: { 'tokenizer.ggml.pre': str('tekken-9') } }).gguf.bytes, /pre-tokenizer "tekken-9", which the importer does not convert/);
+  });
+
+  // Files whose import used to succeed but whose folder then could not be opened.
+  it('NaN metadata (JSON would store it as null), by the field and the metadata behind it', async () => {
+    await expectRefused(tinyModelGguf({ metadata: { 'llama.rope.freq_base': f32(NaN) } }).gguf.bytes, /config\.json\.rope_theta would be NaN \(from the file's metadata llama\.rope\.freq_base\), which is not a usable number/);
+    await expectRefused(tinyModelGguf({ metadata: { 'llama.attention.layer_norm_rms_epsilon': f32(Infinity) } }).gguf.bytes, /config\.json\.rms_norm_eps would be Infinity/);
+  });
+
+  it('a context length of 0', async () => {
+    await expectRefused(
+      tinyModelGguf({ metadata: { 'llama.context_length': u32(0) } }).gguf.bytes,
+      /the imported model would not open, so nothing was written: config\.json: max_position_embeddings must be a positive integer \(found 0\)\. \(config\.json max_position_embeddings comes from the file's metadata llama\.context_length\)/,
+    );
+  });
+
+  it('a fractional block count', async () => {
+    await expectRefused(tinyModelGguf({ metadata: { 'llama.block_count': f32(1.5) } }).gguf.bytes, /num_hidden_layers must be a positive integer \(found 1\.5\).*llama\.block_count/);
+  });
+
+  it('a RoPE scaling type the studio does not run', async () => {
+    await expectRefused(
+      tinyModelGguf({ metadata: { 'llama.rope.scaling.type': str('yarn'), 'llama.rope.scaling.factor': f32(4), 'llama.rope.scaling.original_context_length': u32(64) } }).gguf.bytes,
+      /would not open.*rope_scaling type "yarn" is not supported; the studio supports linear, llama3, dynamic/,
+    );
+  });
+
+  it('a chat template that does not parse, or that cannot finish', async () => {
+    await expectRefused(tinyModelGguf({ metadata: { 'tokenizer.chat_template': str('{% for m in messages %}{{ m }') } }).gguf.bytes, /would not open.*The chat template of .*out \(tokenizer_config\.json\) cannot be parsed/);
+    await expectRefused(tinyModelGguf({ metadata: { 'tokenizer.chat_template': str('{% for i in range(1000000000) %}x{% endfor %}') } }).gguf.bytes, /would not open.*asked for range\(\) of 1,000,000,000 numbers/);
+  });
+
+  it('a chat template that raises on a plain conversation is imported with a warning', async () => {
+    const { gguf } = tinyModelGguf({ metadata: { 'tokenizer.chat_template': str("{{ raise_exception('a system message is required') }}") } });
+    const { file, out } = setup(gguf.bytes);
+    const r = await importGguf(file, out);
+    expect(r.warnings.join('\n')).toMatch(/The chat template fails on a one-message conversation \(.*a system message is required.*\); chats with this model may fail/);
+  });
+
+  it('temporary files and imports killed half-way are never published and are cleaned up', async () => {
+    const { file, out, parent } = setup(good());
+    // What a killed import of the same output leaves beside it (its process is gone).
+    const gone = spawnSync(process.execPath, ['-e', '']).pid!;
+    const leftover = path.join(parent, `.out.importing-${gone}-${Date.now()}`);
+    mkdirSync(leftover);
+    writeFileSync(path.join(leftover, `.model.safetensors.${gone}.tmp`), Buffer.alloc(80_000));
+    await importGguf(file, out);
+    expect(readdirSync(parent).sort()).toEqual(['model.gguf', 'out']);
+    expect(readdirSync(out).filter((f) => f.startsWith('.') || f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('an output folder that holds something else', async () => {

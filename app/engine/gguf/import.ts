@@ -1,14 +1,17 @@
 // GGUF -> Hugging Face folder: float16 model.safetensors, config.json, generation_config.json,
 // tokenizer.json, tokenizer_config.json and gguf-import.json (where it came from). Tensors are
 // dequantized one at a time from the memory map (peak memory stays near the largest tensor). The
-// folder is built as a temporary sibling and renamed into place at the end, so a failure or a cancel
-// leaves nothing at the output path.
+// folder is built as a temporary sibling, opened with the model loader itself (config, tokenizer, chat
+// template, tensor shapes against the config) and only then renamed into place, so an import either
+// yields a folder that opens or leaves nothing at the output path (a failure, a cancel, a kill).
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 
-import { writeJsonAtomic } from '../../util/atomic-file.js';
+import { processIsGone, removeTempFiles, writeJsonAtomic } from '../../util/atomic-file.js';
 import { UserError } from '../../util/errors.js';
+import { parseArchitecture } from '../model/config.js';
+import { loadModel } from '../model/loader.js';
 import { SafetensorsWriter } from '../model/safetensors-writer.js';
 import { cancelFlag, isCancelled, native } from '../native.js';
 import { planModel, type Architecture } from './architecture.js';
@@ -80,6 +83,83 @@ async function outputState(outDir: string): Promise<'absent' | 'empty' | 'model'
   return entries.some((e) => MODEL_FILES.includes(e) || e.endsWith('.safetensors')) ? 'model' : 'other';
 }
 
+/** The GGUF metadata each config.json field comes from, to name it in an error. */
+function configSources(arch: string): Record<string, string> {
+  return {
+    num_hidden_layers: `${arch}.block_count`,
+    max_position_embeddings: `${arch}.context_length`,
+    hidden_size: `${arch}.embedding_length`,
+    intermediate_size: `${arch}.feed_forward_length`,
+    num_attention_heads: `${arch}.attention.head_count`,
+    num_key_value_heads: `${arch}.attention.head_count_kv`,
+    head_dim: `${arch}.attention.key_length`,
+    rms_norm_eps: `${arch}.attention.layer_norm_rms_epsilon`,
+    rope_theta: `${arch}.rope.freq_base`,
+    rope_scaling: `${arch}.rope.scaling.type / ${arch}.rope.scaling.factor`,
+    sliding_window: `${arch}.context_length`,
+    max_window_layers: `${arch}.block_count`,
+  };
+}
+
+/** The first number in a JSON-bound value that JSON cannot hold (NaN, infinity: JSON.stringify writes null). */
+function nonFinite(value: unknown, at: string): { at: string; value: number } | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? null : { at, value };
+  if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      const found = nonFinite(v, Array.isArray(value) ? `${at}[${k}]` : `${at}.${k}`);
+      if (found) return found;
+    }
+  }
+  return null;
+}
+
+/** Imports of this output that a killed process left behind (their process is gone): removed. */
+async function removeStaleImports(target: string): Promise<void> {
+  const prefix = `.${path.basename(target)}.importing-`;
+  const parent = path.dirname(target);
+  const names = await fs.readdir(parent).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /^(\d+)-\d+(\.replaced)?$/.exec(name.slice(prefix.length)) : null;
+    if (m && Number(m[1]) !== process.pid && processIsGone(Number(m[1]))) await fs.rm(path.join(parent, name), { recursive: true, force: true });
+  }
+}
+
+/** The loader refused what the import would write: say so, naming the GGUF metadata behind the field. */
+function wouldNotOpen(source: string, arch: string, message: string): never {
+  const field = Object.entries(configSources(arch)).find(([k]) => new RegExp(`\\b${k}\\b`).test(message));
+  if (field) message += ` (config.json ${field[0]} comes from the file's metadata ${field[1]})`;
+  throw new GgufError(source, `the imported model would not open, so nothing was written: ${message.replace(/\.?$/, '.')} The file's metadata is damaged or describes a model the studio does not run.`);
+}
+
+/**
+ * Opens the finished temporary folder as the studio will open the output: config.json, tokenizer,
+ * chat template (parsed, and rendered once within its limits), tensor shapes against the config.
+ * Throws a GgufError naming the GGUF metadata behind a field the loader refuses.
+ */
+async function checkOpens(source: string, temp: string, target: string, arch: string, warnings: string[]): Promise<void> {
+  const refuse = (err: unknown): never => wouldNotOpen(source, arch, (err as Error).message.split(temp).join(target));
+  let model;
+  try {
+    model = await loadModel(temp);
+  } catch (err) {
+    return refuse(err);
+  }
+  try {
+    if (model.chatTemplate) {
+      try {
+        model.chatTemplate([{ role: 'user', content: 'Hello' }], { addGenerationPrompt: true });
+      } catch (err) {
+        const code = (err as UserError).code;
+        if (code === 'TEMPLATE_LIMIT') refuse(err);
+        if (code === 'CANCELLED') throw new UserError('The import was cancelled.', 'CANCELLED');
+        warnings.push(`The chat template fails on a one-message conversation (${(err as Error).message.split(temp).join(target)}); chats with this model may fail.`);
+      }
+    }
+  } finally {
+    model.close();
+  }
+}
+
 export async function importGguf(file: string, outDir: string, options: ImportOptions = {}): Promise<ImportResult> {
   const started = performance.now();
   const { onProgress, signal } = options;
@@ -93,6 +173,7 @@ export async function importGguf(file: string, outDir: string, options: ImportOp
   if (state === 'other')
     throw new UserError(`${target} exists and is not an empty folder or a model folder. Choose a new or empty folder.`, 'OUTPUT_EXISTS');
 
+  await removeStaleImports(target);
   const { header, file: mapped } = openGguf(source);
   const temp = path.join(path.dirname(target), `.${path.basename(target)}.importing-${process.pid}-${Date.now()}`);
   const cancel = cancelFlag();
@@ -108,6 +189,19 @@ export async function importGguf(file: string, outDir: string, options: ImportOp
     const freqs = header.tensors.find((t) => t.name === 'rope_freqs.weight' && t.type.name === 'F32');
     const ropeFactors = freqs ? new Float32Array(Uint8Array.from(mapped.read(freqs.offset, freqs.bytes)).buffer) : undefined;
     const plan = planModel(header, tok, ropeFactors);
+    // JSON has no NaN or infinity (JSON.stringify writes null): refuse instead of writing a config
+    // that no longer says what the file said; then the config as the loader will read it.
+    const bad = nonFinite(plan.config, 'config.json') ?? nonFinite(plan.generationConfig, 'generation_config.json') ?? nonFinite(tok.tokenizerConfig, 'tokenizer_config.json');
+    if (bad) {
+      const key = bad.at.replace(/^config\.json\./, '').split(/[.[]/)[0];
+      const from = bad.at.startsWith('config.json.') ? configSources(arch!)[key] : undefined;
+      throw new GgufError(source, `${bad.at} would be ${bad.value}${from ? ` (from the file's metadata ${from})` : ''}, which is not a usable number; the file's metadata is damaged.`);
+    }
+    try {
+      parseArchitecture(plan.config);
+    } catch (err) {
+      wouldNotOpen(source, arch!, (err as Error).message);
+    }
     const supported = native().ggufSupportedTypes();
     for (const t of plan.tensors)
       if (!supported.includes(t.gguf.type.name))
@@ -158,6 +252,8 @@ export async function importGguf(file: string, outDir: string, options: ImportOp
     await writeJsonAtomic(path.join(temp, 'generation_config.json'), plan.generationConfig);
     await writeJsonAtomic(path.join(temp, 'tokenizer.json'), tok.tokenizerJson);
     await writeJsonAtomic(path.join(temp, 'tokenizer_config.json'), tok.tokenizerConfig);
+    // The folder must open as the studio opens it, or nothing is published.
+    await checkOpens(source, temp, target, arch!, warnings);
     const { size } = await fs.stat(source);
     await writeJsonAtomic(path.join(temp, IMPORT_RECORD_FILE), {
       format: 'quip-studio gguf import 1',
@@ -172,6 +268,9 @@ export async function importGguf(file: string, outDir: string, options: ImportOp
         name: t.hfName, gguf: t.gguf.name, type: t.gguf.type.name, shape: t.shape, ...(t.ropeHeads ? { rowOrder: 'interleaved RoPE -> rotate-half' } : {}),
       })),
     });
+
+    // No temporary file of an atomic write is published.
+    await removeTempFiles(temp, { onlyStale: false });
 
     // Into place: an empty folder is replaced; an existing model only with force (kept aside until
     // the new one is in place).

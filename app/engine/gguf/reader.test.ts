@@ -34,7 +34,6 @@ describe('GGUF reader', () => {
       const file = path.join(dir, `values-v${version}.gguf`);
       writeFileSync(file, built.bytes);
       const { header, file: mapped } = openGguf(file);
-      mapped.close();
       const m = header.metadata;
       expect(header.version).toBe(version);
       expect([m.number('t.u8'), m.number('t.i8'), m.number('t.u16'), m.number('t.i16'), m.number('t.u32'), m.number('t.i32')]).toEqual([255, -128, 65535, -32768, 4294967295, -2147483648]);
@@ -47,13 +46,15 @@ describe('GGUF reader', () => {
       expect(m.entries.get('t.u64big')!.value).toBe(2n ** 63n + 5n);
       expect(m.integer('t.i64')).toBe(-5);
       expect(m.entries.get('t.i64big')!.value).toBe(-(2n ** 60n));
-      expect(m.numberArray('t.arr_u8')).toEqual([1, 2, 3]);
-      expect(m.numberArray('t.arr_f64')).toEqual([0.25, -1e300]);
+      expect(Array.from(m.numberArray('t.arr_u8')!)).toEqual([1, 2, 3]);
+      expect(Array.from(m.numberArray('t.arr_f64')!)).toEqual([0.25, -1e300]);
       expect(m.stringArray('t.arr_str')).toEqual(['a', 'b c', '']);
-      expect(m.numberArray('t.arr_empty')).toEqual([]);
-      expect(m.entries.get('t.nested')).toEqual({ type: 'array', itemType: 'array', value: [['x', 'y'], [], ['z']] });
-      expect(m.entries.get('t.arr_bool')!.value).toEqual([true, false]);
+      expect(Array.from(m.numberArray('t.arr_empty')!)).toEqual([]);
+      expect(m.entries.get('t.nested')).toMatchObject({ type: 'array', itemType: 'array' });
+      expect(m.array('t.nested')!.toJSON()).toEqual([['x', 'y'], [], ['z']]);
+      expect(m.array('t.arr_bool')!.toJSON()).toEqual([true, false]);
       expect(() => m.string('t.u8')).toThrow(/values-v\d\.gguf: metadata t\.u8 is a uint8, expected a string/);
+      mapped.close();
     });
   }
 
@@ -108,4 +109,102 @@ describe('float32 metadata', () => {
     expect(shortestFloat32(Math.fround(1e-5))).toBe(1e-5);
     expect(shortestFloat32(Math.fround(0.1))).toBe(0.1);
   });
+});
+
+// Issue #16 item 3: arrays stay in the file until read (a 67 MB uint8 array used to take 1.15 GB),
+// nesting is capped (10,000 levels overflowed the stack) and counts the file cannot hold are refused.
+describe('metadata arrays are lazy views over the file', () => {
+  /** "GGUF" v3, no tensors, one metadata entry `key` whose value bytes are `value` (type id first). */
+  function oneEntry(key: string, value: Buffer): Buffer {
+    const head = Buffer.alloc(4 + 4 + 8 + 8 + 8);
+    head.write('GGUF', 0, 'latin1');
+    head.writeUInt32LE(3, 4);
+    head.writeBigUInt64LE(0n, 8);
+    head.writeBigUInt64LE(1n, 16);
+    head.writeBigUInt64LE(BigInt(key.length), 24);
+    return Buffer.concat([head, Buffer.from(key, 'latin1'), value]);
+  }
+  const arrayHeader = (itemType: number, count: bigint) => {
+    const b = Buffer.alloc(4 + 4 + 8);
+    b.writeUInt32LE(9, 0); // value type: array
+    b.writeUInt32LE(itemType, 4);
+    b.writeBigUInt64LE(count, 8);
+    return b;
+  };
+
+  it('reads a 64 MB uint8 array without copying it, and reads it only when asked', () => {
+    const n = 64 << 20;
+    const bytes = oneEntry('big.u8', Buffer.concat([arrayHeader(0, BigInt(n)), Buffer.alloc(n, 7)]));
+    let copied = 0;
+    const src: ByteSource = { size: bytes.length, read: (o, len) => ((copied += len), bytes.subarray(o, o + len)) };
+    const h = readGgufHeader(src, 'big.gguf');
+    expect(copied).toBeLessThan(2 << 20);
+    const a = h.metadata.array('big.u8')!;
+    expect([a.itemType, a.length]).toEqual(['uint8', n]);
+    const values = h.metadata.numberArray('big.u8')!;
+    expect(values).toBeInstanceOf(Uint8Array);
+    expect([values.length, values[0], values[n - 1]]).toEqual([n, 7, 7]);
+  });
+
+  it('decodes strings lazily, one at a time or all at once', () => {
+    const built = buildGguf({ metadata: [['s', arr('string', ['a', 'héllo', '', '🙂'])]], tensors: [] });
+    const h = readGgufHeader(bufferSource(built.bytes), 's.gguf');
+    const a = h.metadata.array('s')!;
+    expect([a.string(1), a.string(3), a.item(2)]).toEqual(['héllo', '🙂', '']);
+    expect(h.metadata.stringArray('s')).toEqual(['a', 'héllo', '', '🙂']);
+  });
+
+  it('refuses arrays nested 10,000 deep with a clear error, not a stack overflow', () => {
+    const depth = 10_000;
+    const parts: Buffer[] = [];
+    for (let i = 0; i < depth; i++) {
+      const b = Buffer.alloc(i === 0 ? 4 + 8 : 4 + 8);
+      b.writeUInt32LE(i === depth - 1 ? 0 : 9, 0);
+      b.writeBigUInt64LE(i === depth - 1 ? 0n : 1n, 4);
+      parts.push(b);
+    }
+    const value = Buffer.concat([Buffer.from([9, 0, 0, 0]), ...parts]);
+    const bytes = oneEntry('deep', value);
+    expect(() => readGgufHeader(bufferSource(bytes), 'deep.gguf')).toThrow(/deep\.gguf: .* nests arrays more than 8 deep; no model stores such metadata/);
+  });
+
+  it('refuses a count the rest of the file cannot hold before allocating anything', () => {
+    for (const [type, count] of [[0, 1n << 40n], [8, 1n << 40n], [9, 1n << 40n], [12, (1n << 64n) - 1n]] as const) {
+      const bytes = oneEntry('huge', Buffer.concat([arrayHeader(type, count), Buffer.alloc(64)]));
+      expect(() => readGgufHeader(bufferSource(bytes), 'huge.gguf')).toThrow(/huge\.gguf: the value of metadata huge at byte \d+ claims an array of \d+ \w+ items|more than 2\^53/);
+    }
+    const head = Buffer.alloc(24 + 64);
+    head.write('GGUF', 0, 'latin1');
+    head.writeUInt32LE(3, 4);
+    head.writeBigUInt64LE(1n << 40n, 8);
+    expect(() => readGgufHeader(bufferSource(head), 'counts.gguf')).toThrow(/counts\.gguf: the header claims 1099511627776 tensors and 0 metadata entries, more than the file's 88 bytes can hold/);
+  });
+
+  it('a bool array holding 2 is refused', () => {
+    const bytes = oneEntry('b', Buffer.concat([arrayHeader(7, 3n), Buffer.from([1, 0, 2])]));
+    expect(() => readGgufHeader(bufferSource(bytes), 'b.gguf')).toThrow(/item 2 of the value of metadata b at byte \d+ is a bool stored as 2/);
+  });
+});
+
+// Issue #16 item 12b: a file that is not a GGUF is named as such without echoing its bytes.
+it('a file that is not GGUF is refused without echoing its first bytes', () => {
+  const bytes = Buffer.from('root:x:0:0:root:/root:/bin/bash\n');
+  let message = '';
+  try {
+    readGgufHeader(bufferSource(bytes), 'passwd');
+  } catch (err) {
+    message = (err as Error).message;
+  }
+  expect(message).toMatch(/^passwd: this is not a GGUF file: a GGUF model starts with the 4 bytes "GGUF" \(47 47 55 46\)/);
+  expect(message).not.toMatch(/72 6f 6f 74|root/);
+});
+
+// Found while making arrays lazy: the 1 MiB read window was refetched after `this.buf.readX` had
+// already been evaluated, so a u8/u16/u32/f32 field crossing the window's end read the old window.
+it('reads fields that straddle the end of the read window', () => {
+  for (let k = 0; k <= 20; k++) {
+    const built = buildGguf({ metadata: [['pad', str('x'.repeat((1 << 20) - k))], ['v', u32(0xdeadbeef)], ['w', u16(4242)], ['f', f32(1.5)]], tensors: [] });
+    const m = readGgufHeader(bufferSource(built.bytes), 'window.gguf').metadata;
+    expect([m.number('v'), m.number('w'), m.number('f')]).toEqual([0xdeadbeef, 4242, 1.5]);
+  }
 });

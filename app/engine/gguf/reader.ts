@@ -24,7 +24,10 @@ const FIXED_BYTES: Partial<Record<GgufValueType, number>> = {
 
 /** 64-bit integers are numbers when exactly representable, bigints otherwise. */
 export type GgufScalar = number | bigint | boolean | string;
-export type GgufValue = GgufScalar | GgufValue[];
+/** Arrays are lazy views over the file (GgufArray); hand-made metadata in tests may hold plain arrays. */
+export type GgufValue = GgufScalar | GgufArray | GgufValue[];
+/** The typed array numberArray gives for each item type (64-bit integers as float64 numbers). */
+export type GgufNumbers = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array;
 
 export interface GgufEntry {
   type: GgufValueType;
@@ -63,6 +66,12 @@ export interface ByteSource {
 
 export const GGUF_DEFAULT_ALIGNMENT = 32;
 const MAX_DIMS = 4;
+/** Arrays of arrays deeper than this are refused (llama.cpp reads no nested arrays at all). */
+export const GGUF_MAX_ARRAY_DEPTH = 8;
+/** Smallest encoding of one metadata entry (8-byte key length, value type, 1-byte value) and of one
+ * tensor info (name length, dim count, one dim, type, offset): counts the file cannot hold are refused. */
+const MIN_KV_BYTES = 8 + 4 + 1;
+const MIN_TENSOR_INFO_BYTES = 8 + 4 + 8 + 4 + 8;
 // Header bytes are fetched in windows of this size (metadata of large vocabularies is megabytes).
 const WINDOW = 1 << 20;
 
@@ -106,22 +115,137 @@ export class GgufMetadata {
   bool(key: string): boolean | undefined {
     return this.typed(key, 'a bool', (e) => e.type === 'bool')?.value as boolean | undefined;
   }
-  stringArray(key: string): string[] | undefined {
-    return this.typed(key, 'an array of strings', (e) => e.type === 'array' && (e.itemType === 'string' || (e.value as unknown[]).length === 0))
-      ?.value as string[] | undefined;
+  /** An array entry (any item type), as a lazy view; plain arrays (hand-made metadata) are wrapped. */
+  array(key: string): GgufArray | undefined {
+    const e = this.typed(key, 'an array', (e) => e.type === 'array');
+    return e === undefined ? undefined : asArray(e);
   }
-  numberArray(key: string): number[] | undefined {
+  /** The strings of an array of strings, decoded now (an empty array of any type is an empty list). */
+  stringArray(key: string): string[] | undefined {
+    const e = this.typed(key, 'an array of strings', (e) => e.type === 'array' && (e.itemType === 'string' || arrayLength(e.value) === 0));
+    return e === undefined ? undefined : asArray(e).strings();
+  }
+  /** The numbers of an array of integers or floats, as a typed array of the item type. */
+  numberArray(key: string): GgufNumbers | undefined {
     const e = this.typed(key, 'an array of numbers', (e) => e.type === 'array' && e.itemType !== 'string' && e.itemType !== 'array' && e.itemType !== 'bool');
-    return e === undefined ? undefined : (e.value as Array<number | bigint>).map(Number);
+    return e === undefined ? undefined : asArray(e).numbers();
+  }
+}
+
+function arrayLength(v: GgufValue): number {
+  return v instanceof GgufArray ? v.length : (v as unknown[]).length;
+}
+
+function asArray(e: GgufEntry): GgufArray {
+  return e.value instanceof GgufArray ? e.value : GgufArray.of(e.itemType ?? 'uint8', e.value as GgufValue[]);
+}
+
+const TYPED: Partial<Record<GgufValueType, { new (n: number): GgufNumbers }>> = {
+  uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array, uint32: Uint32Array, int32: Int32Array, float32: Float32Array,
+  float64: Float64Array, uint64: Float64Array, int64: Float64Array, bool: Uint8Array,
+};
+
+/**
+ * A metadata array as a view over the file: nothing but its place is kept until it is read, so a
+ * file of large arrays costs no memory for the arrays nobody asks for. Fixed-size items are read as
+ * one typed array; strings and nested arrays are located through an offset table built while the
+ * header was checked (8 bytes per item, never more than the file holds) and decoded on demand.
+ * Reading needs the ByteSource (the memory map) to be open.
+ */
+export class GgufArray {
+  private constructor(
+    readonly itemType: GgufValueType,
+    readonly length: number,
+    private readonly src: ByteSource | null,
+    private readonly file: string,
+    /** Offset of the first item (fixed-size items) or of each item (strings and arrays). */
+    private readonly start: number,
+    private readonly offsets: Float64Array | null,
+    /** Bytes from the first item to the end of the last. */
+    readonly byteLength: number,
+    private readonly plain: GgufValue[] | null,
+  ) {}
+
+  /** A view over items the reader has located and checked. */
+  static view(src: ByteSource, file: string, itemType: GgufValueType, length: number, start: number, offsets: Float64Array | null, byteLength: number): GgufArray {
+    return new GgufArray(itemType, length, src, file, start, offsets, byteLength, null);
+  }
+  /** An array of plain values (hand-made metadata). */
+  static of(itemType: GgufValueType, items: GgufValue[]): GgufArray {
+    return new GgufArray(itemType, items.length, null, '', 0, null, 0, items);
+  }
+
+  /** Numbers of a numeric (or bool) array as a typed array of its item type. */
+  numbers(): GgufNumbers {
+    const Typed = TYPED[this.itemType];
+    if (!Typed) throw new GgufError(this.file, `an array of ${this.itemType} was read as numbers.`);
+    const out = new Typed(this.length);
+    if (this.plain) {
+      for (let i = 0; i < this.length; i++) out[i] = Number(this.plain[i]);
+      return out;
+    }
+    if (this.length === 0) return out;
+    const bytes = this.src!.read(this.start, this.byteLength);
+    if (this.itemType === 'uint64' || this.itemType === 'int64') {
+      for (let i = 0; i < this.length; i++) out[i] = Number(this.itemType === 'uint64' ? bytes.readBigUInt64LE(8 * i) : bytes.readBigInt64LE(8 * i));
+    } else {
+      // Copy into the typed array's own (aligned) memory; GGUF is little-endian like every host we run on.
+      new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
+    }
+    return out;
+  }
+
+  /** String i of an array of strings. */
+  string(i: number): string {
+    if (this.plain) return this.plain[i] as string;
+    const at = this.offsets![i];
+    const len = Number(this.src!.read(at, 8).readBigUInt64LE(0));
+    return this.src!.read(at + 8, len).toString('utf8');
+  }
+
+  /** Every string of an array of strings (one read of the array's bytes). */
+  strings(): string[] {
+    if (this.plain) return this.plain.map(String);
+    if (this.length === 0) return [];
+    if (this.itemType !== 'string') throw new GgufError(this.file, `an array of ${this.itemType} was read as strings.`);
+    const bytes = this.src!.read(this.start, this.byteLength);
+    const out = new Array<string>(this.length);
+    for (let i = 0; i < this.length; i++) {
+      const at = this.offsets![i] - this.start;
+      const len = Number(bytes.readBigUInt64LE(at));
+      out[i] = bytes.toString('utf8', at + 8, at + 8 + len);
+    }
+    return out;
+  }
+
+  /** Item i as a plain value (nested arrays as GgufArray views). */
+  item(i: number): GgufValue {
+    if (i < 0 || i >= this.length) throw new RangeError(`index ${i} outside an array of ${this.length}`);
+    if (this.plain) return this.plain[i];
+    if (this.itemType === 'string') return this.string(i);
+    if (this.itemType === 'array') {
+      const c = new Cursor(this.src!, this.file);
+      c.pos = this.offsets![i];
+      return walkArray(c, this.file, 'a nested array', 1);
+    }
+    const v = this.numbers()[i];
+    return this.itemType === 'bool' ? v === 1 : v;
+  }
+
+  /** Plain nested values (for tests and small arrays). */
+  toJSON(): unknown[] {
+    if (this.itemType === 'string') return this.strings();
+    if (this.itemType === 'bool') return Array.from(this.numbers(), (v) => v === 1);
+    if (this.itemType !== 'array') return Array.from(this.numbers());
+    return Array.from({ length: this.length }, (_, i) => {
+      const v = this.item(i);
+      return v instanceof GgufArray ? v.toJSON() : v;
+    });
   }
 }
 
 function describeType(e: GgufEntry): string {
   return e.type === 'array' ? `array of ${e.itemType}` : e.type;
-}
-
-function hex(bytes: Buffer): string {
-  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(' ');
 }
 
 /** Reads little-endian fields from a ByteSource through a window, naming what it reads in errors. */
@@ -131,7 +255,7 @@ class Cursor {
   private bufStart = 0;
 
   constructor(
-    private readonly src: ByteSource,
+    readonly src: ByteSource,
     private readonly file: string,
   ) {}
 
@@ -151,33 +275,47 @@ class Cursor {
     this.pos += n;
     return i;
   }
+  /** Moves past n bytes without reading them. */
+  skip(n: number, what: string): void {
+    if (!(this.pos + n <= this.src.size))
+      throw new GgufError(this.file, `the file ends at byte ${this.src.size} while reading ${what} at byte ${this.pos} (it needs ${n} bytes); the file is truncated or damaged. Download it again.`);
+    this.pos += n;
+  }
   bytes(n: number, what: string): Buffer {
     const i = this.at(n, what);
     return this.buf.subarray(i, i + n);
   }
   u8(what: string): number {
-    return this.buf[this.at(1, what)];
+    const i = this.at(1, what);
+    return this.buf[i];
   }
   i8(what: string): number {
-    return this.buf.readInt8(this.at(1, what));
+    const i = this.at(1, what); // fetch the window first: this.buf may change
+    return this.buf.readInt8(i);
   }
   u16(what: string): number {
-    return this.buf.readUInt16LE(this.at(2, what));
+    const i = this.at(2, what); // fetch the window first: this.buf may change
+    return this.buf.readUInt16LE(i);
   }
   i16(what: string): number {
-    return this.buf.readInt16LE(this.at(2, what));
+    const i = this.at(2, what); // fetch the window first: this.buf may change
+    return this.buf.readInt16LE(i);
   }
   u32(what: string): number {
-    return this.buf.readUInt32LE(this.at(4, what));
+    const i = this.at(4, what); // fetch the window first: this.buf may change
+    return this.buf.readUInt32LE(i);
   }
   i32(what: string): number {
-    return this.buf.readInt32LE(this.at(4, what));
+    const i = this.at(4, what); // fetch the window first: this.buf may change
+    return this.buf.readInt32LE(i);
   }
   f32(what: string): number {
-    return this.buf.readFloatLE(this.at(4, what));
+    const i = this.at(4, what); // fetch the window first: this.buf may change
+    return this.buf.readFloatLE(i);
   }
   f64(what: string): number {
-    return this.buf.readDoubleLE(this.at(8, what));
+    const i = this.at(8, what); // fetch the window first: this.buf may change
+    return this.buf.readDoubleLE(i);
   }
   /** A uint64 as a number; values past 2^53 come back as Infinity (they exceed any file anyway). */
   u64(what: string): number {
@@ -186,11 +324,13 @@ class Cursor {
     return hi >= 1 << 21 ? Infinity : hi * 2 ** 32 + lo;
   }
   u64Value(what: string): number | bigint {
-    const v = this.buf.readBigUInt64LE(this.at(8, what));
+    const i = this.at(8, what);
+    const v = this.buf.readBigUInt64LE(i);
     return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   }
   i64Value(what: string): number | bigint {
-    const v = this.buf.readBigInt64LE(this.at(8, what));
+    const i = this.at(8, what);
+    const v = this.buf.readBigInt64LE(i);
     return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
   }
   string(what: string): string {
@@ -220,20 +360,50 @@ function readValue(c: Cursor, file: string, type: GgufValueType, what: string): 
       return b === 1;
     }
     case 'string': return c.string(what);
-    case 'array': {
-      const itemType = readValueType(c, file, `the item type of ${what}`);
-      const start = c.pos;
-      const count = c.u64(`the length of ${what}`);
-      // Every item takes at least this many bytes, so a count the file cannot hold is caught before
-      // allocating anything (a string or array item has at least its 8-byte length).
-      const minItem = FIXED_BYTES[itemType] ?? (itemType === 'string' ? 8 : 12);
-      if (c.pos + count * minItem > c.size)
-        throw new GgufError(file, `${what} at byte ${start} claims an array of ${count === Infinity ? 'more than 2^53' : count} ${itemType} items, past the end of the file (${c.size} bytes); the file is damaged or truncated.`);
-      const items: GgufValue[] = new Array(count);
-      for (let i = 0; i < count; i++) items[i] = readValue(c, file, itemType, `item ${i} of ${what}`);
-      return items;
-    }
+    case 'array': return walkArray(c, file, what, 0);
   }
+}
+
+/**
+ * Checks an array (item type, count, every item's place) and returns a view of it; only string
+ * lengths, nested array headers and bool bytes are read. A count the rest of the file cannot hold is
+ * refused before anything is allocated, as is nesting deeper than GGUF_MAX_ARRAY_DEPTH.
+ */
+function walkArray(c: Cursor, file: string, what: string, depth: number): GgufArray {
+  const itemType = readValueType(c, file, `the item type of ${what}`);
+  if (itemType === 'array' && depth + 1 >= GGUF_MAX_ARRAY_DEPTH)
+    throw new GgufError(file, `${what} at byte ${c.pos} nests arrays more than ${GGUF_MAX_ARRAY_DEPTH} deep; no model stores such metadata (llama.cpp reads no nested arrays). The file is damaged or hostile.`);
+  const at = c.pos;
+  const count = c.u64(`the length of ${what}`);
+  // Every item takes at least this many bytes (a string its 8-byte length, an array its type and count).
+  const fixed = FIXED_BYTES[itemType];
+  const minItem = fixed ?? (itemType === 'string' ? 8 : 12);
+  if (!(count * minItem <= c.size - c.pos))
+    throw new GgufError(file, `${what} at byte ${at} claims an array of ${count === Infinity ? 'more than 2^53' : count} ${itemType} items, past the end of the file (${c.size} bytes); the file is damaged or truncated.`);
+  const start = c.pos;
+  if (fixed !== undefined) {
+    if (itemType === 'bool') {
+      for (let done = 0; done < count; ) {
+        const n = Math.min(count - done, WINDOW);
+        const bytes = c.bytes(n, what);
+        const bad = bytes.findIndex((b) => b > 1);
+        if (bad >= 0) throw new GgufError(file, `item ${done + bad} of ${what} at byte ${start + done + bad} is a bool stored as ${bytes[bad]} (only 0 and 1 are valid); the file is damaged.`);
+        done += n;
+      }
+    } else c.skip(count * fixed, what);
+    return GgufArray.view(c.src, file, itemType, count, start, null, count * fixed);
+  }
+  const offsets = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
+    offsets[i] = c.pos;
+    if (itemType === 'string') {
+      const len = c.u64(`the length of item ${i} of ${what}`);
+      if (!(len <= c.size - c.pos))
+        throw new GgufError(file, `item ${i} of ${what} at byte ${offsets[i]} claims a string of ${len === Infinity ? 'more than 2^53' : len} bytes, past the end of the file (${c.size} bytes); the file is damaged or truncated.`);
+      c.skip(len, `item ${i} of ${what}`);
+    } else walkArray(c, file, `item ${i} of ${what}`, depth + 1);
+  }
+  return GgufArray.view(c.src, file, itemType, count, start, offsets, c.pos - start);
 }
 
 function readValueType(c: Cursor, file: string, what: string): GgufValueType {
@@ -250,7 +420,7 @@ export function readGgufHeader(src: ByteSource, file: string): GgufHeader {
   if (src.size < 4) throw new GgufError(file, `the file is ${src.size} bytes long, too short to be a GGUF model. Choose a .gguf file.`);
   const magic = c.bytes(4, 'the magic number');
   if (magic.toString('latin1') !== 'GGUF')
-    throw new GgufError(file, `this is not a GGUF file: it starts with bytes ${hex(magic)}, not "GGUF" (47 47 55 46). Choose a .gguf model file.`);
+    throw new GgufError(file, 'this is not a GGUF file: a GGUF model starts with the 4 bytes "GGUF" (47 47 55 46), and this file does not. Choose a .gguf model file.');
   const version = c.u32('the format version');
   if (version !== 2 && version !== 3) {
     const swapped = ((version & 0xff) << 24 | (version & 0xff00) << 8 | (version >>> 8) & 0xff00 | version >>> 24) >>> 0;
@@ -262,6 +432,8 @@ export function readGgufHeader(src: ByteSource, file: string): GgufHeader {
   }
   const tensorCount = c.u64('the tensor count');
   const kvCount = c.u64('the metadata count');
+  if (!(tensorCount * MIN_TENSOR_INFO_BYTES + kvCount * MIN_KV_BYTES <= src.size - c.pos))
+    throw new GgufError(file, `the header claims ${tensorCount === Infinity ? 'more than 2^53' : tensorCount} tensors and ${kvCount === Infinity ? 'more than 2^53' : kvCount} metadata entries, more than the file's ${src.size} bytes can hold; the file is damaged or truncated.`);
 
   const entries = new Map<string, GgufEntry>();
   for (let i = 0; i < kvCount; i++) {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { GgufMetadata, openGguf, type GgufEntry, type GgufValueType, type OpenGguf } from './reader.js';
 import { byteLevelAlphabet } from './testing.js';
-import { convertTokenizer, type ConvertedTokenizer } from './tokenizer.js';
+import { convertTokenizer, sentencePieceMerges, type ConvertedTokenizer } from './tokenizer.js';
 
 const SMOLLM_DIR = path.resolve('../shared/data/models/smollm2-135m-instruct-q4_1');
 const SMOLLM = path.join(SMOLLM_DIR, 'SmolLM2-135M-Instruct.Q4_1.gguf');
@@ -165,5 +165,63 @@ describe('SentencePiece (llama) tokenizer', () => {
     expect(tok.encode('ab').ids).toEqual([1, ...reference('ab')]);
     expect(tok.encode('ab<tool>cd', { add_special_tokens: false }).ids).toEqual([...reference('ab'), ids.get('<tool>')!, ...reference('cd')]);
     expect(converted.tokenizerConfig).toMatchObject({ bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', add_bos_token: true });
+  });
+});
+
+// Issue #16 item 4: the merge step sliced every cut of every token (a 50,000-character token took
+// 26 s). Against the slicing procedure as the independent slow reference.
+describe('SentencePiece merges in linear time', () => {
+  function slowMerges(tokens: string[], scores: number[], types: number[], vocab: Record<string, number>): Array<[string, string]> {
+    const found: Array<{ left: string; right: string; score: number; id: number; cut: number }> = [];
+    const ok = (id: number | undefined) => id !== undefined && (types[id] === 1 || types[id] === 4);
+    for (let id = 0; id < tokens.length; id++) {
+      if (types[id] !== 1) continue;
+      const chars = Array.from(tokens[id]);
+      for (let cut = 1; cut < chars.length; cut++) {
+        const left = chars.slice(0, cut).join(''), right = chars.slice(cut).join('');
+        if (ok(vocab[left]) && ok(vocab[right])) found.push({ left, right, score: scores[id], id, cut });
+      }
+    }
+    found.sort((a, b) => b.score - a.score || a.id - b.id || a.cut - b.cut);
+    return found.map((m) => [m.left, m.right]);
+  }
+  const vocabOf = (tokens: string[]) => {
+    const v: Record<string, number> = Object.create(null);
+    tokens.forEach((t, i) => (v[t] ??= i));
+    return v;
+  };
+
+  it('finds the same merges as slicing every cut (surrogate pairs, user-defined and control tokens)', () => {
+    const alphabet = ['a', 'b', '\u2581', 'é', '🙂', '😀'];
+    let seed = 5;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let round = 0; round < 20; round++) {
+      const tokens = [...new Set(Array.from({ length: 300 }, () => Array.from({ length: 1 + rand(6) }, () => alphabet[rand(alphabet.length)]).join('')))];
+      const types = tokens.map(() => [1, 1, 1, 1, 4, 3][rand(6)]);
+      const scores = tokens.map(() => rand(50) - 25);
+      const vocab = vocabOf(tokens);
+      expect(sentencePieceMerges(tokens, scores, types, vocab)).toEqual(slowMerges(tokens, scores, types, vocab));
+    }
+  });
+
+  it('converts a 50,000-character token in well under a second', () => {
+    const long = 'ab'.repeat(25_000);
+    const tokens = ['a', 'b', 'ab', long, long.slice(0, 49_998), 'ab'.repeat(24_999) + 'a'];
+    const types = tokens.map(() => 1);
+    const t0 = performance.now();
+    const merges = sentencePieceMerges(tokens, tokens.map((_, i) => -i), types, vocabOf(tokens));
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(merges).toContainEqual([long.slice(0, 49_998), 'ab']);
+    expect(merges).toContainEqual(['ab'.repeat(24_999) + 'a', 'b']);
+    expect(merges).toContainEqual(['a', 'b']);
+  });
+
+  it('refuses a vocabulary crafted to give cubic merges, with a clear error', () => {
+    const tokens = Array.from({ length: 3000 }, (_, i) => 'a'.repeat(i + 1));
+    const t0 = performance.now();
+    expect(() => sentencePieceMerges(tokens, tokens.map(() => 0), tokens.map(() => 1), vocabOf(tokens), 'crafted.gguf')).toThrow(
+      /crafted\.gguf: its SentencePiece vocabulary splits into more than \d+ characters of merges .* crafted to exhaust memory/,
+    );
+    expect(performance.now() - t0).toBeLessThan(5000);
   });
 });

@@ -80,7 +80,7 @@ export function convertTokenizer(meta: GgufMetadata, contextLength?: number): Co
   if (model !== 'gpt2' && model !== 'llama')
     throw new GgufError(file, `its tokenizer is of type "${model}", which the importer does not convert; supported: gpt2 (byte-level BPE) and llama (SentencePiece).`);
   const n = tokens.length;
-  const types = meta.numberArray('tokenizer.ggml.token_type') ?? new Array<number>(n).fill(TOKEN_NORMAL);
+  const types: ArrayLike<number> = meta.numberArray('tokenizer.ggml.token_type') ?? new Uint8Array(n).fill(TOKEN_NORMAL);
   if (types.length !== n) throw new GgufError(file, `tokenizer.ggml.token_type has ${types.length} entries for ${n} tokens; the file is damaged.`);
   const warnings: string[] = [];
 
@@ -182,7 +182,7 @@ export function convertTokenizer(meta: GgufMetadata, contextLength?: number): Co
     if (!scores || scores.length !== n)
       throw new GgufError(file, `its SentencePiece tokenizer needs one score per token, but tokenizer.ggml.scores has ${scores?.length ?? 'no'} entries for ${n} tokens; the file is damaged.`);
     const addSpacePrefix = meta.bool('tokenizer.ggml.add_space_prefix') ?? true;
-    const hasBytes = types.some((t) => t === TOKEN_BYTE);
+    const hasBytes = Array.prototype.some.call(types, (t: number) => t === TOKEN_BYTE);
     tokenizerJson = {
       version: '1.0',
       truncation: null,
@@ -208,7 +208,7 @@ export function convertTokenizer(meta: GgufMetadata, contextLength?: number): Co
       },
       model: {
         type: 'BPE', dropout: null, unk_token: text(unk) ?? null, continuing_subword_prefix: null, end_of_word_suffix: null,
-        fuse_unk: true, byte_fallback: hasBytes, ignore_merges: false, vocab, merges: sentencePieceMerges(tokens, scores, types, vocab),
+        fuse_unk: true, byte_fallback: hasBytes, ignore_merges: false, vocab, merges: sentencePieceMerges(tokens, scores, types, vocab, file),
       },
     };
   }
@@ -239,21 +239,82 @@ export function convertTokenizer(meta: GgufMetadata, contextLength?: number): Co
   };
 }
 
+// Polynomial hashes modulo two primes below 2^26 (bases below 2^26 too, so every product is exact in
+// a double); a text's key is h1 * P2 + h2, below 2^52.
+const P1 = 67108859, P2 = 67108837, B1 = 1000003, B2 = 5000011;
+let pow1 = new Float64Array([1]), pow2 = new Float64Array([1]);
+function powers(n: number): void {
+  if (pow1.length > n) return;
+  const m = Math.max(n + 1, 2 * pow1.length);
+  const a = new Float64Array(m), b = new Float64Array(m);
+  a[0] = b[0] = 1;
+  for (let i = 1; i < m; i++) {
+    a[i] = (a[i - 1] * B1) % P1;
+    b[i] = (b[i - 1] * B2) % P2;
+  }
+  pow1 = a;
+  pow2 = b;
+}
+function textKey(t: string): number {
+  let h1 = 0, h2 = 0;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    h1 = (h1 * B1 + c) % P1;
+    h2 = (h2 * B2 + c) % P2;
+  }
+  return h1 * P2 + h2;
+}
+
+/** Merges may hold at most this many characters per character of vocabulary (plus a floor): real
+ * vocabularies give about 2; a crafted one ("a", "aa", "aaa", ...) would give cubic output. */
+const MERGE_CHARS_PER_VOCAB_CHAR = 16;
+const MERGE_CHARS_FLOOR = 16 << 20;
+
 /**
  * SentencePiece BPE as ranked merges: every way of writing a normal token as two vocabulary tokens
  * is a merge, ranked by the token's score (higher merges first; equal scores by id, then by split).
+ * Cuts are at code points. Prefix hashes of each token find the cuts whose two sides are vocabulary
+ * texts in O(1) per cut (the texts themselves are compared only for those), so a token of length L
+ * costs O(L) rather than the O(L^2) of slicing every cut; the merges found are bounded by a budget
+ * proportional to the vocabulary, refused with a clear error beyond it.
  */
-export function sentencePieceMerges(tokens: string[], scores: number[], types: number[], vocab: Record<string, number>): Array<[string, string]> {
+export function sentencePieceMerges(tokens: string[], scores: ArrayLike<number>, types: ArrayLike<number>, vocab: Record<string, number>, file = 'the GGUF file'): Array<[string, string]> {
+  const usable = (id: number | undefined) => id !== undefined && (types[id] === TOKEN_NORMAL || types[id] === TOKEN_USER_DEFINED);
+  const sides = new Set<number>();
+  let vocabChars = 0, longest = 0;
+  for (const text in vocab) {
+    vocabChars += text.length;
+    if (usable(vocab[text])) sides.add(textKey(text));
+  }
+  for (let id = 0; id < tokens.length; id++) if (types[id] === TOKEN_NORMAL) longest = Math.max(longest, tokens[id].length);
+  powers(longest);
+  const h1 = new Float64Array(longest + 1), h2 = new Float64Array(longest + 1);
+  const budget = MERGE_CHARS_PER_VOCAB_CHAR * vocabChars + MERGE_CHARS_FLOOR;
+  let used = 0;
+
   const found: Array<{ left: string; right: string; score: number; id: number; cut: number }> = [];
   for (let id = 0; id < tokens.length; id++) {
     if (types[id] !== TOKEN_NORMAL) continue;
-    const chars = Array.from(tokens[id]);
-    for (let cut = 1; cut < chars.length; cut++) {
-      const left = chars.slice(0, cut).join(''), right = chars.slice(cut).join('');
-      const l = vocab[left], r = vocab[right];
-      if (l === undefined || r === undefined) continue;
-      if (types[l] !== TOKEN_NORMAL && types[l] !== TOKEN_USER_DEFINED) continue;
-      if (types[r] !== TOKEN_NORMAL && types[r] !== TOKEN_USER_DEFINED) continue;
+    const t = tokens[id], len = t.length;
+    if (len < 2) continue;
+    for (let i = 0; i < len; i++) {
+      const c = t.charCodeAt(i);
+      h1[i + 1] = (h1[i] * B1 + c) % P1;
+      h2[i + 1] = (h2[i] * B2 + c) % P2;
+    }
+    for (let cut = 1; cut < len; cut++) {
+      // Never between the two halves of a surrogate pair (cuts are at code points).
+      const hi = t.charCodeAt(cut - 1), lo = t.charCodeAt(cut);
+      if (hi >= 0xd800 && hi <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff) continue;
+      if (!sides.has(h1[cut] * P2 + h2[cut])) continue;
+      const r1 = (h1[len] - ((h1[cut] * pow1[len - cut]) % P1) + P1) % P1;
+      const r2 = (h2[len] - ((h2[cut] * pow2[len - cut]) % P2) + P2) % P2;
+      if (!sides.has(r1 * P2 + r2)) continue;
+      const left = t.slice(0, cut), right = t.slice(cut);
+      if (!usable(vocab[left]) || !usable(vocab[right])) continue; // a hash collision
+      used += len;
+      if (used > budget)
+        throw new GgufError(file, `its SentencePiece vocabulary splits into more than ${budget} characters of merges (${vocabChars} characters of tokens); no real tokenizer does. The file is damaged or was crafted to exhaust memory.`);
       found.push({ left, right, score: scores[id], id, cut });
     }
   }

@@ -1,10 +1,11 @@
 // Every bad model folder gives a UserError that names the file and says what is wrong. The damaged
 // folders are copies of stories260k written by the test into temp folders.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, truncateSync, statSync, writeFileSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { afterAll, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 
 import { UserError } from '../../util/errors.js';
 import { loadModel } from './loader.js';
@@ -114,7 +115,8 @@ test('tensor offsets out of range', async () => {
     const len = t.data_offsets[1] - t.data_offsets[0];
     t.data_offsets = [dataBytes + 4096, dataBytes + 4096 + len];
   });
-  await expectUserError(dir, /^model\.safetensors: tensor model\.norm\.weight has data_offsets \[\d+, \d+\] outside the \d+ bytes of tensor data/);
+  // As the reference library: tensors tile the data section, so a displaced tensor leaves a gap.
+  await expectUserError(dir, /^model\.safetensors: tensor \S+ starts at data offset \d+ but the previous tensor \S+ ends at \d+; safetensors tensors are stored back to back without gaps/);
 });
 
 test('offsets that do not match dtype and shape', async () => {
@@ -169,4 +171,137 @@ test('config.json that is not JSON', async () => {
   const dir = folder();
   writeFileSync(path.join(dir, 'config.json'), readFileSync(path.join(dir, 'config.json'), 'utf8').slice(0, 40));
   await expectUserError(dir, /^config\.json in .* is not valid JSON/);
+});
+
+// Issue #16 item 6: the format is enforced exactly as huggingface/safetensors does (read_metadata and
+// Metadata::validate): header length, UTF-8 JSON object starting with "{", string-only __metadata__,
+// data tiled from 0 without gaps, data end = file end.
+describe('safetensors checked as strictly as the reference library', () => {
+  function storiesFile(headerPad: number, headerLength?: (jsonBytes: number) => number, extra = Buffer.alloc(0)): string {
+    const dir = folder();
+    const { header, data } = layoutSafetensors(storiesTensors());
+    const json = JSON.stringify(header) + ' '.repeat(headerPad);
+    const n = Buffer.byteLength(json);
+    writeSafetensorsRaw(path.join(dir, 'model.safetensors'), json, Buffer.concat([data, extra]), headerLength ? BigInt(headerLength(n)) : undefined);
+    return dir;
+  }
+
+  test('a header padded with trailing spaces loads (writers pad to 8 bytes)', async () => {
+    const m = await loadModel(storiesFile(7));
+    m.close();
+  });
+
+  test('trailing bytes after the tensor data are refused', async () => {
+    await expectUserError(storiesFile(0, undefined, Buffer.from([0])), /^model\.safetensors: the file has 1 byte after the end of its tensor data .*header length is wrong or bytes were appended/);
+  });
+
+  test('a header length one byte short (cutting into the padding) is refused, not read one byte off', async () => {
+    await expectUserError(storiesFile(8, (n) => n - 1), /^model\.safetensors: the file has 1 byte after the end of its tensor data/);
+  });
+
+  test('a header length that does not reach the closing brace', async () => {
+    await expectUserError(storiesFile(0, (n) => n - 1), /^model\.safetensors: the safetensors header is not valid JSON/);
+  });
+
+  test('a header that does not start with "{" is refused', async () => {
+    const dir = folder();
+    const { header, data } = layoutSafetensors(storiesTensors());
+    writeSafetensorsRaw(path.join(dir, 'model.safetensors'), ' ' + JSON.stringify(header), data);
+    await expectUserError(dir, /^model\.safetensors: the safetensors header does not start with "\{"/);
+  });
+
+  test('a header that is not UTF-8 is refused', async () => {
+    const dir = folder();
+    const { header, data } = layoutSafetensors(storiesTensors());
+    (header.__metadata__ as Record<string, string>).format = 'p\u00fft';
+    const json = Buffer.from(JSON.stringify(header), 'utf8');
+    json[json.indexOf(0xc3)] = 0xff;
+    writeSafetensorsRaw(path.join(dir, 'model.safetensors'), json.toString('latin1'), data);
+    const bytes = readFileSync(path.join(dir, 'model.safetensors'));
+    const fixed = Buffer.concat([bytes.subarray(0, 8), json, data]);
+    writeFileSync(path.join(dir, 'model.safetensors'), fixed);
+    await expectUserError(dir, /^model\.safetensors: the safetensors header is not valid UTF-8/);
+  });
+
+  test('__metadata__ must map names to strings', async () => {
+    const dir = withHeader((h) => {
+      (h as Record<string, unknown>).__metadata__ = { format: 'pt', step: 3 };
+    });
+    await expectUserError(dir, /^model\.safetensors: the safetensors header's __metadata__ must be an object of strings/);
+  });
+
+  test('the data must start at offset 0', async () => {
+    const dir = folder();
+    const { header, data } = layoutSafetensors(storiesTensors());
+    for (const [k, v] of Object.entries(header)) if (k !== '__metadata__') (v as { data_offsets: number[] }).data_offsets = (v as { data_offsets: number[] }).data_offsets.map((o) => o + 4);
+    writeSafetensorsRaw(path.join(dir, 'model.safetensors'), header, Buffer.concat([Buffer.alloc(4), data]));
+    await expectUserError(dir, /^model\.safetensors: tensor model\.embed_tokens\.weight starts at data offset 4 but the data starts at 0/);
+  });
+
+  test('a shape whose size overflows is refused', async () => {
+    const dir = withHeader((h) => {
+      h['model.norm.weight'].shape = [2 ** 40, 2 ** 40];
+    });
+    await expectUserError(dir, /^model\.safetensors: tensor model\.norm\.weight has shape \[1099511627776, 1099511627776\], too large for any file/);
+  });
+});
+
+// Issue #16 item 5: the config is checked against the tensors present before anything proportional
+// to it is built (1e7 layers used to end in "Map maximum size exceeded").
+test('num_hidden_layers far beyond the weights fails at once', async () => {
+  for (const layers of [1e6, 1e7, 2 ** 52]) {
+    const dir = folder((cfg) => {
+      cfg.num_hidden_layers = layers;
+    });
+    writeSafetensors(path.join(dir, 'model.safetensors'), storiesTensors());
+    const t0 = performance.now();
+    await expectUserError(dir, new RegExp(`^config\\.json: num_hidden_layers is ${layers} but model\\.safetensors holds the tensors of 5 blocks`));
+    expect(performance.now() - t0).toBeLessThan(2000);
+  }
+});
+
+// Issue #16 item 12a: a FIFO named like a model file used to block inspection forever.
+test.skipIf(process.platform === 'win32')('a FIFO named model.safetensors or config.json is refused, not opened', async () => {
+  const dir = folder();
+  execFileSync('mkfifo', [path.join(dir, 'model.safetensors')]);
+  await expectUserError(dir, /^model\.safetensors: .*model\.safetensors is a named pipe \(FIFO\), not a regular file/);
+  const dir2 = folder();
+  unlinkSync(path.join(dir2, 'config.json'));
+  execFileSync('mkfifo', [path.join(dir2, 'config.json')]);
+  await expectUserError(dir2, /^config\.json: .*config\.json is a named pipe \(FIFO\), not a regular file/);
+  const dir3 = folder();
+  writeSafetensors(path.join(dir3, 'model.safetensors'), storiesTensors());
+  execFileSync('mkfifo', [path.join(dir3, 'chat_template.jinja')]);
+  await expectUserError(dir3, /Chat template: .*chat_template\.jinja is a named pipe \(FIFO\), not a regular file/);
+}, 10_000);
+
+// Found by the fuzz suite: the error message itself overflowed the stack (JSON.stringify of the shape).
+test('a shape nested 100,000 deep gets a clear error, not a RangeError', async () => {
+  const dir = folder();
+  const { header, data } = layoutSafetensors(storiesTensors());
+  (header['model.norm.weight'] as { shape: unknown }).shape = '__DEEP__';
+  const json = JSON.stringify(header).replace('"__DEEP__"', '['.repeat(100_000) + ']'.repeat(100_000));
+  writeSafetensorsRaw(path.join(dir, 'model.safetensors'), json, data);
+  await expectUserError(dir, /^model\.safetensors: tensor model\.norm\.weight has an invalid shape \(an array nested too deep to show\)/);
+});
+
+// Found by the fuzz suite (config loader): a damaged tokenizer.json post-processor passed loading and
+// failed at the first encode with "TypeError: Cannot use 'in' operator"; a deep hidden_act overflowed
+// the stack while its error message was written.
+test('a tokenizer.json that cannot encode is refused at load with a clear error', async () => {
+  const dir = folder();
+  writeSafetensors(path.join(dir, 'model.safetensors'), storiesTensors());
+  const tj = JSON.parse(readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
+  tj.post_processor = { type: 'TemplateProcessing', single: [1], pair: [], special_tokens: {} };
+  writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tj));
+  await expectUserError(dir, /^tokenizer\.json in .* cannot be used: turning text into tokens fails \(.*\)\. The file is damaged/);
+});
+
+test('a hidden_act nested 100,000 deep gets a clear error', async () => {
+  const dir = folder((cfg) => {
+    cfg.hidden_act = '__DEEP__';
+  });
+  const text = readFileSync(path.join(dir, 'config.json'), 'utf8').replace('"__DEEP__"', '['.repeat(100_000) + ']'.repeat(100_000));
+  writeFileSync(path.join(dir, 'config.json'), text);
+  await expectUserError(dir, /^config\.json: hidden_act \(an array nested too deep to show\) is not supported/);
 });

@@ -6,6 +6,8 @@ import path from 'node:path';
 
 import { Architecture, SUPPORTED_MODEL_TYPES } from '../../contract/model.js';
 import { UserError } from '../../util/errors.js';
+import { jsonBrief } from '../../util/json-brief.js';
+import { assertRegularFile } from '../regular-file.js';
 import { QUANT_METHOD } from '../quantize/format.js';
 
 const FAMILY: Record<Architecture['modelType'], string> = { llama: 'Llama', mistral: 'Mistral', qwen2: 'Qwen2' };
@@ -15,6 +17,7 @@ export type RawConfig = Record<string, unknown>;
 
 export function readJsonFile(dir: string, name: string): unknown {
   const file = path.join(dir, name);
+  assertRegularFile(file, name, 'NOT_A_MODEL');
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -61,31 +64,37 @@ function problem(message: string): never {
 function int(cfg: RawConfig, key: string, fallback?: number): number {
   const v = cfg[key] ?? fallback;
   if (v === undefined || v === null) problem(`${key} is missing.`);
-  if (!Number.isSafeInteger(v) || (v as number) <= 0) problem(`${key} must be a positive integer (found ${JSON.stringify(v)}).`);
+  if (!Number.isSafeInteger(v) || (v as number) <= 0) problem(`${key} must be a positive integer (found ${jsonBrief(v)}).`);
   return v as number;
 }
 
+/** A field written as null where the studio has no default: JSON writers store NaN and infinity so. */
+function refuseNull(cfg: RawConfig, key: string): void {
+  if (cfg[key] === null) problem(`${key} is null, which is not a number (JSON writers store NaN and infinity as null); give a positive number or leave the field out.`);
+}
+
 function num(cfg: RawConfig, key: string, fallback: number): number {
+  refuseNull(cfg, key);
   const v = cfg[key] ?? fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) problem(`${key} must be a positive number (found ${JSON.stringify(v)}).`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) problem(`${key} must be a positive number (found ${jsonBrief(v)}).`);
   return v;
 }
 
 function parseRopeScaling(raw: unknown): Architecture['ropeScaling'] {
   if (raw === null || raw === undefined) return null;
-  if (typeof raw !== 'object') problem(`rope_scaling must be an object or null (found ${JSON.stringify(raw)}).`);
+  if (typeof raw !== 'object') problem(`rope_scaling must be an object or null (found ${jsonBrief(raw)}).`);
   const r = raw as Record<string, unknown>;
   const type = (r.rope_type ?? r.type) as unknown;
   if (type === 'default') return null;
   if (typeof type !== 'string' || !SUPPORTED_ROPE_SCALING.includes(type)) {
-    problem(`rope_scaling type ${JSON.stringify(type)} is not supported; the studio supports ${SUPPORTED_ROPE_SCALING.join(', ')}.`);
+    problem(`rope_scaling type ${jsonBrief(type)} is not supported; the studio supports ${SUPPORTED_ROPE_SCALING.join(', ')}.`);
   }
   const factor = r.factor;
-  if (typeof factor !== 'number' || !(factor > 0)) problem(`rope_scaling.factor must be a positive number (found ${JSON.stringify(factor)}).`);
+  if (typeof factor !== 'number' || !(factor > 0)) problem(`rope_scaling.factor must be a positive number (found ${jsonBrief(factor)}).`);
   const opt = (key: string) => {
     const v = r[key];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number') problem(`rope_scaling.${key} must be a number (found ${JSON.stringify(v)}).`);
+    if (typeof v !== 'number') problem(`rope_scaling.${key} must be a number (found ${jsonBrief(v)}).`);
     return v;
   };
   const scaling = {
@@ -119,7 +128,7 @@ export function parseArchitecture(cfg: RawConfig, warnings: string[] = []): Arch
   const type = modelType as Architecture['modelType'];
 
   const act = cfg.hidden_act ?? cfg.hidden_activation ?? 'silu';
-  if (act !== 'silu') problem(`hidden_act "${String(act)}" is not supported; the Llama family uses silu.`);
+  if (act !== 'silu') problem(`hidden_act ${jsonBrief(act)} is not supported; the Llama family uses silu.`);
   if (cfg.mlp_bias === true) problem('mlp_bias is true; MLP layers with bias are not supported.');
 
   const hiddenSize = int(cfg, 'hidden_size');
@@ -137,6 +146,7 @@ export function parseArchitecture(cfg: RawConfig, warnings: string[] = []): Arch
   if (headDim % 2 !== 0) problem(`head_dim ${headDim} must be even for rotary position embeddings.`);
 
   if (cfg.max_position_embeddings === undefined) warnings.push('config.json has no max_position_embeddings; assuming a context of 2048 tokens.');
+  refuseNull(cfg, 'max_position_embeddings');
   const contextLength = int(cfg, 'max_position_embeddings', 2048);
   const sliding = type === 'qwen2' ? (cfg.use_sliding_window === true ? cfg.sliding_window : null) : cfg.sliding_window;
   if (typeof sliding === 'number' && sliding < contextLength) {
@@ -145,7 +155,7 @@ export function parseArchitecture(cfg: RawConfig, warnings: string[] = []): Arch
   // The studio's own quantized folders are read (loader.ts checks their record); others are not.
   const method = (cfg.quantization_config as { quant_method?: unknown } | undefined)?.quant_method;
   if (cfg.quantization_config && method !== QUANT_METHOD) {
-    problem(`this model is already quantized (quant_method ${JSON.stringify(method ?? 'unknown')}); open its full-precision original instead.`);
+    problem(`this model is already quantized (quant_method ${jsonBrief(method ?? 'unknown')}); open its full-precision original instead.`);
   }
 
   const torchDtype = cfg.torch_dtype ?? cfg.dtype ?? null;

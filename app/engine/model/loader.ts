@@ -55,6 +55,7 @@ function sameShape(a: number[], b: number[]): boolean {
  */
 function checkShapes(arch: Architecture, weights: WeightSet, sharded: boolean, quantization: QuantizationConfig | null): void {
   const where = (name: string) => weights.entries.get(name)?.fileName ?? (sharded ? INDEX_FILE : 'model.safetensors');
+  checkLayerCount(arch, weights, sharded);
   for (const [name, { shape, why }] of expectedTensorShapes(arch)) {
     const record = quantization?.layers[name.replace(/\.weight$/, '')];
     if (record && name.endsWith('.weight')) {
@@ -85,6 +86,25 @@ function checkShapes(arch: Architecture, weights: WeightSet, sharded: boolean, q
   const head = weights.entries.get('lm_head.weight');
   if (arch.tiedEmbeddings && head && !sameShape(head.shape, [arch.vocabSize, arch.hiddenSize])) {
     throw new UserError(`${head.fileName}: tensor lm_head.weight has shape [${head.shape.join(', ')}] but config.json says [${arch.vocabSize}, ${arch.hiddenSize}].`, 'SHAPE_MISMATCH');
+  }
+}
+
+/**
+ * num_hidden_layers against the blocks the weights actually hold, before anything proportional to it
+ * is built (a config claiming a million layers must fail at once, not after gigabytes of names).
+ */
+function checkLayerCount(arch: Architecture, weights: WeightSet, sharded: boolean): void {
+  const blocks = new Set<number>();
+  for (const name of weights.entries.keys()) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m) blocks.add(Number(m[1]));
+  }
+  if (arch.numLayers > blocks.size) {
+    const file = sharded ? INDEX_FILE : 'model.safetensors';
+    throw new UserError(
+      `config.json: num_hidden_layers is ${arch.numLayers} but ${file} holds the tensors of ${blocks.size} block${blocks.size === 1 ? '' : 's'} (model.layers.N); config.json and the weights disagree. Use the config.json that came with these weights.`,
+      'SHAPE_MISMATCH',
+    );
   }
 }
 

@@ -6,7 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { UserError } from '../../util/errors.js';
+import { jsonBrief } from '../../util/json-brief.js';
 import { native, type MappedFile, type TensorDType } from '../native.js';
+import { assertRegularFile } from '../regular-file.js';
 import { dtypeBytes } from './safetensors-writer.js';
 
 export const SUPPORTED_DTYPES: readonly TensorDType[] = ['F32', 'F16', 'BF16'];
@@ -42,80 +44,100 @@ function fail(file: string, problem: string): never {
   throw new UserError(`${file}: ${problem}`, 'BAD_SAFETENSORS');
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 /**
- * Checks a safetensors header against the file it came from: every problem names the file and the
- * tensor. `headerBytes` are the N bytes after the length prefix; `fileSize` is the whole file's size.
+ * Checks a safetensors header against the file it came from, as strictly as the reference library
+ * (huggingface/safetensors `read_metadata` + `Metadata::validate`): UTF-8 JSON object starting with
+ * "{" (trailing spaces allowed, as writers pad with them), `__metadata__` a map of strings, every
+ * tensor a known dtype with a non-negative integer shape, data_offsets that tile the data section
+ * from 0 in order without gaps or overlaps, each spanning exactly numel x dtype size bytes, and the
+ * last one ending at the end of the file. Every problem names the file and the tensor.
+ * `headerBytes` are the N bytes after the length prefix; `fileSize` is the whole file's size.
  * `allowCodes` admits the integer tensors of the studio's quantized folders.
  */
 export function parseSafetensorsHeader(file: string, headerBytes: Buffer, fileSize: number, allowCodes = false): SafetensorsHeader {
   const dataStart = 8 + headerBytes.length;
+  let text: string;
+  try {
+    text = UTF8.decode(headerBytes);
+  } catch {
+    fail(file, 'the safetensors header is not valid UTF-8 text. The file is damaged or not a safetensors file; download it again.');
+  }
+  if (!text.startsWith('{')) {
+    fail(file, `the safetensors header does not start with "{" (it starts with ${jsonBrief(text.slice(0, 1))}); the header length is wrong or this is not a safetensors file. Download it again.`);
+  }
   let json: unknown;
   try {
-    json = JSON.parse(headerBytes.toString('utf8'));
+    json = JSON.parse(text);
   } catch (err) {
     fail(file, `the safetensors header is not valid JSON (${(err as Error).message}). The file is damaged or not a safetensors file; download it again.`);
   }
   if (!json || typeof json !== 'object' || Array.isArray(json)) fail(file, 'the safetensors header is not a JSON object.');
 
   const dataBytes = fileSize - dataStart;
-  const tensors: SafetensorsEntry[] = [];
+  const tensors: Array<SafetensorsEntry & { begin: number; end: number }> = [];
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      metadata = (raw ?? {}) as Record<string, string>;
+      if (raw === null) continue;
+      if (typeof raw !== 'object' || Array.isArray(raw) || !Object.values(raw as object).every((v) => typeof v === 'string'))
+        fail(file, 'the safetensors header\'s __metadata__ must be an object of strings; the file is damaged or was written by a non-conforming tool.');
+      metadata = raw as Record<string, string>;
       continue;
     }
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (!info || typeof info !== 'object') fail(file, `tensor ${name} has no description in the header.`);
+    if (!info || typeof info !== 'object' || Array.isArray(info)) fail(file, `tensor ${name} has no description in the header.`);
     const { dtype, shape, data_offsets: offsets } = info;
     if (typeof dtype !== 'string') fail(file, `tensor ${name} has no dtype.`);
     if (!SUPPORTED_DTYPES.includes(dtype as TensorDType) && !(allowCodes && CODE_DTYPES.includes(dtype))) {
       if (KNOWN_UNSUPPORTED.has(dtype)) {
         fail(file, `${dtype} tensors are not supported (tensor ${name}); the studio reads F32, F16 and BF16 weights. Use a full-precision (16- or 32-bit) copy of the model.`);
       }
-      fail(file, `tensor ${name} has an unknown dtype "${dtype}"; safetensors dtypes the studio reads are F32, F16 and BF16.`);
+      fail(file, `tensor ${name} has an unknown dtype ${jsonBrief(dtype)}; safetensors dtypes the studio reads are F32, F16 and BF16.`);
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      fail(file, `tensor ${name} has an invalid shape ${JSON.stringify(shape)}.`);
+      fail(file, `tensor ${name} has an invalid shape ${jsonBrief(shape)} (dimensions must be non-negative integers).`);
     }
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]) {
-      fail(file, `tensor ${name} has invalid data_offsets ${JSON.stringify(offsets)} (expected [begin, end] with begin <= end).`);
+      fail(file, `tensor ${name} has invalid data_offsets ${jsonBrief(offsets)} (expected [begin, end] with begin <= end).`);
     }
     const [begin, end] = offsets as [number, number];
     const numel = (shape as number[]).reduce((a, b) => a * b, 1);
     const expected = numel * dtypeBytes(dtype as StoredDType);
+    if (!Number.isSafeInteger(expected)) fail(file, `tensor ${name} has shape [${(shape as number[]).join(', ')}], too large for any file (its size overflows).`);
     if (end - begin !== expected) {
       fail(file, `tensor ${name} (${dtype} [${(shape as number[]).join(', ')}]) should hold ${expected} bytes but its data_offsets [${begin}, ${end}] span ${end - begin} bytes.`);
     }
-    tensors.push({ name, dtype: dtype as StoredDType, shape: shape as number[], offset: dataStart + begin, bytes: expected });
+    tensors.push({ name, dtype: dtype as StoredDType, shape: shape as number[], offset: dataStart + begin, bytes: expected, begin, end });
   }
 
-  // Ranges must not overlap (sorted by start, each begins at or after the previous end).
-  const sorted = [...tensors].sort((a, b) => a.offset - b.offset || a.bytes - b.bytes);
-  for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1], cur = sorted[i];
-    if (cur.offset < prev.offset + prev.bytes) {
-      const rel = (t: SafetensorsEntry) => `[${t.offset - dataStart}, ${t.offset - dataStart + t.bytes}]`;
-      fail(file, `tensors ${prev.name} ${rel(prev)} and ${cur.name} ${rel(cur)} overlap; the header is corrupt.`);
+  // As the reference: sorted by (begin, end), each tensor starts where the previous one ends, from 0.
+  const sorted = [...tensors].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    const t = sorted[i];
+    if (t.begin !== at) {
+      const prev = i > 0 ? sorted[i - 1] : null;
+      if (t.begin < at) fail(file, `tensors ${prev!.name} [${prev!.begin}, ${prev!.end}] and ${t.name} [${t.begin}, ${t.end}] overlap; the header is corrupt.`);
+      fail(file, `tensor ${t.name} starts at data offset ${t.begin} but ${prev ? `the previous tensor ${prev.name} ends at ${at}` : 'the data starts at 0'}; safetensors tensors are stored back to back without gaps. The header is corrupt.`);
     }
+    at = t.end;
   }
-  // Data past the end: when the tensors tile the data section without gaps the file was cut short
-  // (an interrupted copy or download); otherwise a tensor's offsets point outside the file.
-  const end = sorted.length ? sorted[sorted.length - 1].offset + sorted[sorted.length - 1].bytes - dataStart : 0;
-  if (end > dataBytes) {
-    const contiguous = sorted.every((t, i) => t.offset - dataStart === (i === 0 ? 0 : sorted[i - 1].offset + sorted[i - 1].bytes - dataStart));
-    if (contiguous) {
-      fail(file, `the file is truncated: its header describes ${end} bytes of tensor data but only ${Math.max(0, dataBytes)} bytes follow the header. Download or copy it again.`);
-    }
-    const bad = sorted.find((t) => t.offset + t.bytes - dataStart > dataBytes)!;
-    fail(file, `tensor ${bad.name} has data_offsets [${bad.offset - dataStart}, ${bad.offset - dataStart + bad.bytes}] outside the ${Math.max(0, dataBytes)} bytes of tensor data in the file.`);
+  // The data section must end exactly where the file ends.
+  if (at > dataBytes) {
+    fail(file, `the file is truncated: its header describes ${at} bytes of tensor data but only ${Math.max(0, dataBytes)} bytes follow the header. Download or copy it again.`);
   }
-  return { dataStart, tensors, metadata };
+  if (at < dataBytes) {
+    fail(file, `the file has ${dataBytes - at} byte${dataBytes - at === 1 ? '' : 's'} after the end of its tensor data (the header describes ${at} bytes, ${dataBytes} follow it); either the header length is wrong or bytes were appended. A safetensors file ends where its last tensor ends; download or write it again.`);
+  }
+  return { dataStart, tensors: tensors.map(({ begin: _b, end: _e, ...t }) => t), metadata };
 }
 
 /** Maps a safetensors file and parses its header; the caller owns (and closes) the returned map. */
 export function openSafetensors(filePath: string, allowCodes = false): { file: MappedFile; header: SafetensorsHeader } {
   const name = path.basename(filePath);
+  assertRegularFile(filePath, name, 'BAD_SAFETENSORS');
   let file: MappedFile;
   try {
     file = native().mapFile(filePath);
@@ -124,12 +146,12 @@ export function openSafetensors(filePath: string, allowCodes = false): { file: M
   }
   try {
     if (file.size < 8) fail(name, `the file is only ${file.size} bytes long; a safetensors file starts with an 8-byte header length.`);
-    const n = Number(file.read(0, 8).readBigUInt64LE(0));
-    if (n > MAX_HEADER_BYTES) fail(name, `the header length ${n} is implausibly large (over ${MAX_HEADER_BYTES} bytes); the file is damaged or not a safetensors file.`);
-    if (8 + n > file.size) {
+    const n = file.read(0, 8).readBigUInt64LE(0);
+    if (n > BigInt(MAX_HEADER_BYTES)) fail(name, `the header length ${n} is implausibly large (over ${MAX_HEADER_BYTES} bytes); the file is damaged or not a safetensors file.`);
+    if (8n + n > BigInt(file.size)) {
       fail(name, `the header length ${n} runs past the end of the file (${file.size} bytes); the file is truncated or not a safetensors file.`);
     }
-    return { file, header: parseSafetensorsHeader(name, file.read(8, n), file.size, allowCodes) };
+    return { file, header: parseSafetensorsHeader(name, file.read(8, Number(n)), file.size, allowCodes) };
   } catch (err) {
     file.close();
     throw err;
@@ -189,6 +211,7 @@ export function openWeights(dir: string, allowCodes = false): WeightSet {
   let weightMap: Record<string, string> | null = null;
   if (existsSync(indexPath)) {
     let index: { weight_map?: unknown };
+    assertRegularFile(indexPath, INDEX_FILE, 'BAD_SAFETENSORS');
     try {
       index = JSON.parse(readFileSync(indexPath, 'utf8'));
     } catch (err) {

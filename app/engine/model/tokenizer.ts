@@ -4,10 +4,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 
 import { UserError } from '../../util/errors.js';
+import { assertRegularFile } from '../regular-file.js';
+import { compileChatTemplate, type TemplateLimits } from './chat-template.js';
 import { readJsonFile, type RawConfig } from './config.js';
 
 export interface ModelTokenizer {
@@ -70,6 +71,23 @@ export function loadTokenizer(dir: string, config: RawConfig): ModelTokenizer | 
   } catch (err) {
     throw new UserError(`tokenizer.json in ${dir} cannot be used (${(err as Error).message}).`, 'BAD_TOKENIZER');
   }
+  // The library checks little while building: a damaged post-processor or added token fails only when
+  // text goes through it (a raw TypeError), so text goes through now and any failure is a clear error.
+  const broken = (err: unknown) =>
+    new UserError(`tokenizer.json in ${dir} cannot be used: turning text into tokens fails (${(err as Error)?.message ?? String(err)}). The file is damaged; download the model's tokenizer.json again.`, 'BAD_TOKENIZER');
+  const guard = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (err) {
+      throw err instanceof UserError ? err : broken(err);
+    }
+  };
+  guard(() => {
+    for (const special of [true, false]) {
+      const ids = tok.encode('Hello, world! 123 <s> </s>', { add_special_tokens: special }).ids;
+      if (ids.length) tok.decode(ids, { skip_special_tokens: true });
+    }
+  });
   const toId = (t: string | null) => (t === null ? null : tok.token_to_id(t) ?? null);
 
   const bosToken = tokenText(tc.bos_token);
@@ -81,16 +99,16 @@ export function loadTokenizer(dir: string, config: RawConfig): ModelTokenizer | 
   // add_bos_token when the config says; otherwise whatever tokenizer.json's post-processor does.
   let addBos: boolean;
   if (typeof tc.add_bos_token === 'boolean') addBos = tc.add_bos_token;
-  else addBos = bosId !== null && tok.encode('a').ids[0] === bosId;
+  else addBos = bosId !== null && guard(() => tok.encode('a').ids[0]) === bosId;
 
   const vocabSize = tok.get_vocab(true).size;
   const kind = typeof tokenizerJson.model?.type === 'string' ? tokenizerJson.model.type : 'unknown';
   return {
     encode(text, opts) {
-      const ids = tok.encode(text, { add_special_tokens: false }).ids;
+      const ids = guard(() => tok.encode(text, { add_special_tokens: false }).ids);
       return (opts?.addBos ?? addBos) && bosId !== null ? [bosId, ...ids] : ids;
     },
-    decode: (ids) => tok.decode(ids, { skip_special_tokens: true }),
+    decode: (ids) => (ids.length === 0 ? '' : guard(() => tok.decode(ids, { skip_special_tokens: true }))),
     bosId,
     eosIds,
     addBos,
@@ -106,12 +124,17 @@ export function loadTokenizer(dir: string, config: RawConfig): ModelTokenizer | 
 /**
  * The chat template of a model folder: chat_template.jinja, else tokenizer_config.json `chat_template`
  * (a string, or a list of named templates of which "default" is used). Null when there is none.
+ * Rendering is bounded in time, memory and nesting (chat-template.ts; `limits` overrides the
+ * defaults): a template over a limit fails with a UserError naming the model and the limit, and
+ * Ctrl-C interrupts a render (UserError CANCELLED).
  */
-export function loadChatTemplate(dir: string, tokenizer: ModelTokenizer | null): ChatTemplateFn | null {
+export function loadChatTemplate(dir: string, tokenizer: ModelTokenizer | null, limits?: Partial<TemplateLimits>): ChatTemplateFn | null {
   let source: string | null = null;
   let file = 'chat_template.jinja';
-  if (existsSync(path.join(dir, file))) source = readFileSync(path.join(dir, file), 'utf8');
-  else {
+  if (existsSync(path.join(dir, file))) {
+    assertRegularFile(path.join(dir, file), 'Chat template', 'BAD_TOKENIZER');
+    source = readFileSync(path.join(dir, file), 'utf8');
+  } else {
     file = 'tokenizer_config.json';
     const raw = optionalJson(dir, file).chat_template;
     if (typeof raw === 'string') source = raw;
@@ -122,22 +145,12 @@ export function loadChatTemplate(dir: string, tokenizer: ModelTokenizer | null):
     }
   }
   if (source === null) return null;
-  let template: Template;
-  try {
-    template = new Template(source);
-  } catch (err) {
-    throw new UserError(`${file}: the chat template cannot be parsed (${(err as Error).message}).`, 'BAD_TOKENIZER');
-  }
-  return (messages, opts) => {
-    try {
-      return template.render({
-        messages,
-        add_generation_prompt: opts?.addGenerationPrompt ?? true,
-        bos_token: tokenizer?.bosToken ?? '',
-        eos_token: tokenizer?.eosToken ?? '',
-      });
-    } catch (err) {
-      throw new UserError(`${file}: the chat template failed to render (${(err as Error).message}).`, 'BAD_TOKENIZER');
-    }
-  };
+  const template = compileChatTemplate(source, dir, file, limits);
+  return (messages, opts) =>
+    template.render({
+      messages,
+      add_generation_prompt: opts?.addGenerationPrompt ?? true,
+      bos_token: tokenizer?.bosToken ?? '',
+      eos_token: tokenizer?.eosToken ?? '',
+    });
 }

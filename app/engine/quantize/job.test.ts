@@ -8,7 +8,7 @@
 // perplexity ~110 there against ~5 on stories), and Hessians from WikiText make its quantization
 // noisy. The quality tests therefore calibrate and evaluate on stories the model itself samples
 // (seeded, different seeds for calibration and evaluation), generated here by the real engine.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -216,6 +216,39 @@ describe('cancel, resume, kill', () => {
     const m = await loadModel(out);
     m.close();
     expect(existsSync(partial[0])).toBe(false);
+  }, 180_000);
+});
+
+describe('temporary files of a killed write', () => {
+  it('a resume removes the stale ones and the finished folder holds none', async () => {
+    const out = path.join(root, 'stale-temp');
+    const cancel = cancelFlag();
+    await expect(
+      runQuantizeJob(options(out, { bits: 2 }, { evaluation: null, cancel, onEvent: (e) => { if (e.type === 'block' && e.block === 0) cancel[0] = 1; } })),
+    ).rejects.toMatchObject({ code: 'CANCELLED' });
+    const [partial] = readdirSync(root).filter((f) => f.startsWith('stale-temp.partial-')).map((f) => path.join(root, f));
+    // What a kill inside an atomic write leaves: a process that is gone, and one still running (ours).
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
+    const planted = [`.model.safetensors.${gone}.tmp`, `.checkpoint.json.${gone}.${Date.now()}.tmp`, `.block-001.safetensors.${gone}.tmp`];
+    for (const f of planted) writeFileSync(path.join(partial, f), Buffer.alloc(80_000, 7));
+    const live = `.x.${process.pid}.${Date.now()}.tmp`;
+    writeFileSync(path.join(partial, live), 'in flight');
+    const events: QuantizeEvent[] = [];
+    await runQuantizeJob(options(out, { bits: 2 }, {
+      evaluation: null,
+      onEvent: (e) => {
+        events.push(e);
+        // By the first block after the resume, the stale files are gone; the live one stays until publishing.
+        if (e.type === 'block' && !events.some((x) => x.type === 'phase' && x.phase === 'save')) {
+          for (const f of planted) expect(existsSync(path.join(partial, f)), f).toBe(false);
+          expect(existsSync(path.join(partial, live))).toBe(true);
+        }
+      },
+    }));
+    expect(events.find((e) => e.type === 'resume')).toMatchObject({ fromBlock: 1 });
+    expect(readdirSync(out).filter((f) => f.startsWith('.') || f.endsWith('.tmp'))).toEqual([]);
+    const m = await loadModel(out);
+    m.close();
   }, 180_000);
 });
 

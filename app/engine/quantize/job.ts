@@ -13,7 +13,7 @@ import path from 'node:path';
 
 import { UserError } from '../../util/errors.js';
 import { projectRoot } from '../../util/paths.js';
-import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic-file.js';
+import { removeTempFiles, writeFileAtomic, writeJsonAtomic } from '../../util/atomic-file.js';
 import { QuantizeFinetune, type EndToEndOutput } from '../finetune/job-hook.js';
 import { F16_MAX, f32ArrayToF16 } from '../model/half.js';
 import { loadModel, type LoadedModel } from '../model/index.js';
@@ -209,6 +209,8 @@ export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<Quantize
     let cp = await readCheckpoint(partial, id);
     if (cp) {
       emit({ type: 'resume', fromBlock: cp.blocksDone, checkpoint: path.join(partial, CHECKPOINT_FILE) });
+      // Half-written files of the killed run (never part of a model; some are large).
+      await removeTempFiles(partial, { onlyStale: true });
     } else {
       await fs.rm(partial, { recursive: true, force: true });
       await fs.mkdir(partial, { recursive: true });

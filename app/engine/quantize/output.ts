@@ -6,6 +6,8 @@
 //   checkpoint.json         blocks done, the layer records and metrics so far (written atomically)
 //   block-NNN.safetensors   the quantized tensors of each finished block
 //   unquantized.safetensors embeddings, norms, lm_head in 16-bit (written before block 0)
+// A kill inside an atomic write leaves its temporary sibling (.<name>.<pid>[.<ms>].tmp): a resume
+// removes those of processes that are gone, and publishing removes all of them.
 // Finishing: model.safetensors (assembled from the pieces), tokenizer files, run.json and
 // config.pending.json are written, the partial folder is renamed to <out>, and only then
 // config.pending.json becomes config.json. A folder without config.json never loads as a model, so a
@@ -14,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, promises as fs, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-import { describeWriteError, writeJsonAtomic } from '../../util/atomic-file.js';
+import { describeWriteError, removeTempFiles, writeJsonAtomic } from '../../util/atomic-file.js';
 import { UserError } from '../../util/errors.js';
 import { FinetuneRecord } from '../finetune/record.js';
 import { QuantizedLayerRecord } from './format.js';
@@ -139,6 +141,8 @@ export async function publish(partial: string, out: string, force: boolean): Pro
   out = path.resolve(out);
   let aside: string | null = null;
   try {
+    // The temporary file of an atomic write killed half-way is never part of a model.
+    await removeTempFiles(partial, { onlyStale: false });
     if (existsSync(out)) {
       if (holdsModel(out) && !force) throw new UserError(`${out} already holds a model. Pass --force to replace it.`, 'OUTPUT_EXISTS');
       const entries = readdirSync(out);
@@ -164,6 +168,7 @@ export async function publish(partial: string, out: string, force: boolean): Pro
 export async function finishInterruptedPublish(out: string): Promise<boolean> {
   const pending = path.join(out, PENDING_CONFIG);
   if (!existsSync(pending) || holdsModel(out) || !existsSync(path.join(out, MODEL_FILE))) return false;
+  await removeTempFiles(out, { onlyStale: true });
   await fs.rename(pending, path.join(out, 'config.json'));
   return true;
 }

@@ -17,6 +17,9 @@ export interface HubSettings {
   offline?: boolean;
   /** How long to wait for the hub to start answering a request (default 30 s). */
   answerTimeoutMs?: number;
+  /** How long a download may go without receiving a byte before the connection is dropped and the
+   * file resumed from where it stopped (HF_HUB_DOWNLOAD_TIMEOUT in seconds; default 30 s). */
+  readTimeoutMs?: number;
 }
 
 export interface ResolvedHubSettings {
@@ -25,10 +28,17 @@ export interface ResolvedHubSettings {
   cacheDir: string;
   offline: boolean;
   answerTimeoutMs: number;
+  readTimeoutMs: number;
 }
 
 function truthy(v: string | undefined): boolean {
   return v !== undefined && ['1', 'true', 'yes', 'on'].includes(v.trim().toLowerCase());
+}
+
+/** A positive number of seconds from the environment, in milliseconds; undefined otherwise. */
+function secondsEnv(v: string | undefined): number | undefined {
+  const n = Number(v);
+  return v !== undefined && v.trim() !== '' && Number.isFinite(n) && n > 0 ? n * 1000 : undefined;
 }
 
 function expandHome(p: string): string {
@@ -52,5 +62,6 @@ export function resolveHubSettings(s: HubSettings = {}, env: NodeJS.ProcessEnv =
     cacheDir: s.cacheDir ? path.resolve(s.cacheDir) : hubCacheDir(env),
     offline: s.offline ?? truthy(env.HF_HUB_OFFLINE),
     answerTimeoutMs: s.answerTimeoutMs ?? 30_000,
+    readTimeoutMs: s.readTimeoutMs ?? secondsEnv(env.HF_HUB_DOWNLOAD_TIMEOUT) ?? 30_000,
   };
 }

@@ -23,7 +23,7 @@ export interface DownloadProgress {
   bytesDone: number;
   /** Bytes of all files of this download. */
   bytesTotal: number;
-  /** Over the last few seconds; 0 before data arrives. */
+  /** Over the last 3 seconds (a sliding window): 0 before data arrives, and falling to 0 while none does. */
   speedBytesPerSec: number;
   /** null while the speed is unknown. */
   etaSeconds: number | null;
@@ -130,6 +130,9 @@ export function selectModelFiles(listing: RepoListing, indexWeightMap?: Record<s
   return [...meta, ...weights];
 }
 
+/** The speed is the bytes of the last few seconds over their time. */
+const SPEED_WINDOW_MS = 3000;
+
 /**
  * Progress with speed over a sliding window, throttled to one event per interval. An event that
  * falls inside the interval is not lost: the latest state goes out when the interval ends, so a
@@ -139,6 +142,9 @@ class ProgressReporter {
   private samples: { t: number; bytes: number }[] = [];
   private lastEmit = -Infinity;
   private pending: NodeJS.Timeout | undefined;
+  /** While bytes are awaited, an event at least every second, so the speed falls to 0 in a stall
+   * instead of showing the last rate while nothing arrives. */
+  private heartbeat: NodeJS.Timeout | undefined;
   bytesDone = 0;
   current = { file: '', fileIndex: 0, state: 'listing' as DownloadState };
 
@@ -152,6 +158,7 @@ class ProgressReporter {
 
   set(file: string, fileIndex: number, state: DownloadState): void {
     this.current = { file, fileIndex, state };
+    if (state === 'downloading' && this.onProgress) this.heartbeat ??= setInterval(() => this.current.state === 'downloading' && this.emit(false), 1000).unref();
     this.emit(state === 'done');
   }
 
@@ -177,6 +184,8 @@ class ProgressReporter {
   stop(): void {
     clearTimeout(this.pending);
     this.pending = undefined;
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
   }
 
   private emit(force: boolean): void {
@@ -190,7 +199,8 @@ class ProgressReporter {
       }, wait).unref();
       return;
     }
-    this.stop();
+    clearTimeout(this.pending);
+    this.pending = undefined;
     this.lastEmit = now;
     const speed = this.speed(now);
     const total = this.bytesTotal();
@@ -211,7 +221,7 @@ class ProgressReporter {
 
   private speed(now: number): number {
     this.samples.push({ t: now, bytes: this.bytesDone });
-    while (this.samples.length > 2 && now - this.samples[0].t > 5000) this.samples.shift();
+    while (this.samples.length > 2 && now - this.samples[0].t > SPEED_WINDOW_MS) this.samples.shift();
     const first = this.samples[0];
     const dt = (now - first.t) / 1000;
     return dt > 0.05 ? (this.bytesDone - first.bytes) / dt : 0;
@@ -276,7 +286,13 @@ function describeWriteFailure(err: unknown, file: string, cacheDir: string, byte
   return err instanceof Error ? err : new Error(String(err));
 }
 
+/** A failure worth another try from the bytes already on disk; the message says what happened. */
 class Retryable extends Error {}
+class Stalled extends Error {}
+
+function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`;
+}
 
 interface FetchBlobArgs {
   settings: ResolvedHubSettings;
@@ -378,8 +394,9 @@ async function fetchBlobLocked(a: FetchBlobArgs, finalPath: string, what: string
       if (!(err instanceof Retryable)) throw err;
       if (attempt >= a.retries) {
         const done = Math.max(0, await fileSize(incomplete));
+        const why = /^the hub sent no data/.test(err.message) ? ` (${err.message}, ${a.retries + 1} time${a.retries ? 's' : ''})` : '';
         throw new HubError(
-          `The connection to ${settings.endpoint} broke while downloading ${file.path} of ${a.listing.repoId} (${mb(done)} of ${mb(file.size)} done). ` +
+          `The connection to ${settings.endpoint} broke while downloading ${file.path} of ${a.listing.repoId}${why} (${mb(done)} of ${mb(file.size)} done). ` +
             `Start the same download again to resume; the part already fetched is kept in ${incomplete}.`,
           'DOWNLOAD_INTERRUPTED',
         );
@@ -466,13 +483,28 @@ async function streamInto(
     if (digest.length !== have) await rehash(digest, file, incomplete, have);
     if (!res.body) throw new Retryable('empty body');
     const reader = res.body.getReader();
+    const idleMs = a.settings.readTimeoutMs;
     for (;;) {
       let r: ReadableStreamReadResult<Uint8Array>;
+      // A connection that stays open and sends nothing would otherwise be waited on forever: after
+      // idleMs without a byte it is dropped and the file resumed from what is on disk.
+      let idle: NodeJS.Timeout | undefined;
       try {
-        r = await reader.read();
+        r = await Promise.race([
+          reader.read(),
+          new Promise<never>((_, reject) => {
+            idle = setTimeout(() => reject(new Stalled()), idleMs);
+          }),
+        ]);
       } catch (err) {
         if (a.signal?.aborted) throw cancelledError(what);
+        if (err instanceof Stalled) {
+          await reader.cancel().catch(() => undefined);
+          throw new Retryable(`the hub sent no data for ${formatMs(idleMs)}`);
+        }
         throw new Retryable((err as Error)?.message ?? 'connection lost');
+      } finally {
+        clearTimeout(idle);
       }
       if (r.done) break;
       const chunk = r.value;

@@ -12,6 +12,7 @@ import { HubError } from './errors';
 import { defaultMockRepos, startMockHub, type MockHub } from './mock-hub';
 import { resolveModelDir } from './resolve';
 import { searchModels } from './client';
+import { resolveHubSettings } from './config';
 
 const STORIES = path.resolve(projectRoot(), '..', 'shared', 'data', 'models', 'stories260k');
 const REPO = 'test-org/stories260k';
@@ -89,6 +90,7 @@ beforeEach(async () => {
   delete process.env.HF_HUB_OFFLINE;
   hub.requests.length = 0;
   hub.faults.cut = undefined;
+  hub.faults.stall = undefined;
   hub.faults.bytesPerSecond = undefined;
   hub.faults.corrupt = undefined;
   hub.faults.hang = undefined;
@@ -263,6 +265,45 @@ describe('resume, cancel, full disk', () => {
     expect(ranges[2]).toMatch(/^bytes=[1-9]\d*-$/);
     expect((await fs.readFile(path.join(r.dir, 'model.safetensors'))).equals(original())).toBe(true);
   });
+
+  it('a stalled transfer is dropped after the read timeout and resumed with a Range request; the speed falls to 0 meanwhile', async () => {
+    hub.faults.stall = { file: 'model.safetensors', afterBytes: 200_000, times: 1 };
+    const events: { t: number; p: DownloadProgress }[] = [];
+    const t0 = performance.now();
+    const r = await downloadModel(REPO, { readTimeoutMs: 4000, retryDelayMs: 10, progressIntervalMs: 50, onProgress: (p) => events.push({ t: performance.now() - t0, p }) });
+    expect((await fs.readFile(path.join(r.dir, 'model.safetensors'))).equals(original())).toBe(true);
+    const ranges = bodyRequests().filter((q) => q.url.endsWith('/model.safetensors')).map((q) => [q.range, q.status]);
+    expect(ranges).toEqual([[null, 200], ['bytes=200000-', 206]]);
+    // The stall: from the last byte of the first request to the retry, nothing arrives; events keep
+    // coming (about one a second) and the speed falls to 0 instead of repeating the last rate.
+    const mine = events.filter((e) => e.p.file === 'model.safetensors' && e.p.state === 'downloading');
+    // The plateau: the bytes done where two events in a row show the same count.
+    const plateau = mine.find((e, i) => i > 0 && e.p.bytesDone === mine[i - 1].p.bytesDone)!.p.bytesDone;
+    const stalled = mine.filter((e) => e.p.bytesDone === plateau && e.t < 4000 + 1000);
+    expect(stalled.length).toBeGreaterThanOrEqual(3);
+    expect(stalled.at(-1)!.t - stalled[0].t).toBeGreaterThan(3000);
+    // (The first may read 0: under 50 ms of samples is too short to measure.)
+    const speeds = stalled.map((e) => e.p.speedBytesPerSec);
+    const fromPeak = speeds.slice(speeds.indexOf(Math.max(...speeds)));
+    expect(fromPeak[0]).toBeGreaterThan(0);
+    expect(fromPeak).toEqual([...fromPeak].sort((a, b) => b - a));
+    expect(speeds.at(-1)).toBe(0);
+    expect(stalled.at(-1)!.p.etaSeconds).toBeNull();
+  }, 30_000);
+
+  it('a transfer that stalls on every try ends in an error that says so and keeps what arrived', async () => {
+    hub.faults.stall = { file: 'model.safetensors', afterBytes: 100_000, times: 10 };
+    const t0 = performance.now();
+    const err = await expectHubError(downloadModel(REPO, { readTimeoutMs: 200, retries: 2, retryDelayMs: 5 }), 'DOWNLOAD_INTERRUPTED');
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(err.message).toMatch(/broke while downloading model\.safetensors of test-org\/stories260k \(the hub sent no data for 200 ms, 3 times\)/);
+    expect(err.message).toMatch(/Start the same download again to resume/);
+    expect(bodyRequests().filter((q) => q.url.endsWith('/model.safetensors')).map((q) => q.range)).toEqual([null, 'bytes=100000-', 'bytes=200000-']);
+    expect((await fs.stat(`${blob()}.incomplete`)).size).toBe(300_000);
+    // The read timeout comes from HF_HUB_DOWNLOAD_TIMEOUT (seconds), as in huggingface_hub.
+    expect(resolveHubSettings({}, { HF_HUB_DOWNLOAD_TIMEOUT: '12' }).readTimeoutMs).toBe(12_000);
+    expect(resolveHubSettings({}, {}).readTimeoutMs).toBe(30_000);
+  }, 30_000);
 
   it('cancels through an AbortSignal, keeps the partial file, and a later call finishes it', async () => {
     hub.faults.bytesPerSecond = 400_000;

@@ -2,7 +2,7 @@
 // folders (or in-memory files) as model repositories through the same endpoints the client uses —
 // model search, model info (with sha and siblings), the file tree, and /resolve with ETag,
 // X-Repo-Commit, Content-Length and Range. Faults can be switched on to make tests realistic:
-// cutting the connection part-way through a file, throttling.
+// cutting the connection part-way through a file, stalling it (open but silent), throttling.
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
@@ -28,6 +28,9 @@ export interface MockRepoSpec {
 export interface MockHubFaults {
   /** Close the connection after `afterBytes` body bytes of a download of `file`, `times` times. */
   cut?: { file: string; afterBytes: number; times: number };
+  /** Send `afterBytes` body bytes of a download of `file`, then nothing more while keeping the
+   * connection open (a stalled transfer), `times` times. */
+  stall?: { file: string; afterBytes: number; times: number };
   /** Serve file bodies at about this many bytes per second. */
   bytesPerSecond?: number;
   /** Answer Range requests with the whole file (200), as some proxies do. */
@@ -321,6 +324,12 @@ export async function startMockHub(opts: { repos: Record<string, MockRepoSpec>; 
       body = body.subarray(0, faults.cut.afterBytes);
       cut = true;
     }
+    let stall = false;
+    if (faults.stall && faults.stall.times > 0 && faults.stall.file === file.path && body.length > faults.stall.afterBytes) {
+      faults.stall.times--;
+      body = body.subarray(0, faults.stall.afterBytes);
+      stall = true;
+    }
     const chunkSize = 16 * 1024;
     for (let off = 0; off < body.length; off += chunkSize) {
       if (res.destroyed) return;
@@ -328,6 +337,7 @@ export async function startMockHub(opts: { repos: Record<string, MockRepoSpec>; 
       if (!res.write(chunk)) await drainOrClose(res);
       if (faults.bytesPerSecond) await sleep((chunk.length / faults.bytesPerSecond) * 1000);
     }
+    if (stall) return; // open and silent until the client gives up (or close())
     if (cut) {
       // Let the bytes reach the client, then drop the connection mid-body.
       await new Promise<void>((r) => res.write('', () => r()));

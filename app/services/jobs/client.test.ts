@@ -175,7 +175,7 @@ describe('job client', () => {
   });
 
   it('settles every one of many concurrent jobs exactly once, whatever ends them', async () => {
-    const jobs = new JobClient({ spawn: fixture, graceMs: 200 });
+    const jobs = new JobClient({ spawn: fixture, graceMs: 200, maxProcesses: 6 });
     const handles = Array.from({ length: 6 }, (_, i) => jobs.start('hold', { steps: 1 }, { owner: i % 2 ? 'window-1' : 'window-2' }));
     const seen = handles.map((h) => settlements(h.result));
     await new Promise((r) => setTimeout(r, 500));
@@ -188,6 +188,52 @@ describe('job client', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(seen.map((s) => s.length)).toEqual([1, 1, 1, 1, 1, 1]);
     expect(jobs.list().map((j) => j.state).sort()).toEqual(['cancelled', 'cancelled', 'cancelled', 'cancelled', 'done', 'error']);
+  });
+
+  it('runs at most maxProcesses job processes at once; the rest wait as queued, can be cancelled there, and all finish', async () => {
+    let alive = 0;
+    let peak = 0;
+    const counted: JobProcessFactory = (info) => {
+      const p = fixture(info);
+      alive++;
+      peak = Math.max(peak, alive);
+      p.onExit(() => alive--);
+      return p;
+    };
+    const events: JobEvent[] = [];
+    const handles = new Map<string, ReturnType<JobClient['start']>>();
+    // Each job finishes as soon as it runs (its 'log' says it waits for input).
+    const jobs = new JobClient({
+      spawn: counted,
+      maxProcesses: 2,
+      emit: (e) => {
+        events.push(e);
+        if (e.type === 'log') handles.get(e.jobId)?.send(`go ${e.jobId}`);
+      },
+    });
+    expect(new JobClient({ spawn: counted }).maxProcesses).toBeGreaterThanOrEqual(1);
+    const started = Array.from({ length: 8 }, (_, i) => jobs.start('hold', { steps: 0 }, { label: `Hold ${i}`, owner: i === 7 ? 'window-9' : undefined }));
+    for (const h of started) handles.set(h.jobId, h);
+    const seen = started.map((h) => settlements(h.result));
+    expect(jobs.list().reverse().map((j) => j.state)).toEqual(['running', 'running', 'queued', 'queued', 'queued', 'queued', 'queued', 'queued']);
+    expect(started[5]!.pid).toBeUndefined();
+    const of = (h: { jobId: string }) => events.filter((e) => e.jobId === h.jobId).map((e) => e.type);
+    expect(of(started[5]!)).toEqual(['queued']);
+    // Cancelled while queued (by handle, by id, and with its window): it never starts a process.
+    started[5]!.cancel();
+    expect(jobs.cancel(started[6]!.jobId)).toBe(true);
+    expect(jobs.cancelOwnedBy('window-9')).toBe(1);
+    for (const i of [5, 6, 7]) {
+      expect((await failure(started[i]!.result)).code).toBe('CANCELLED');
+      expect(of(started[i]!)).toEqual(['queued', 'cancelled']);
+    }
+    const results = await Promise.all(started.slice(0, 5).map((h) => h.result as Promise<{ received: string }>));
+    expect(results.map((r) => r.received)).toEqual(started.slice(0, 5).map((h) => `go ${h.jobId}`));
+    for (const h of started.slice(2, 5)) expect(of(h)).toEqual(['queued', 'started', 'log', 'done']);
+    expect(peak).toBe(2);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen.map((s) => s.length)).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+    expect(jobs.list().map((j) => j.state).sort()).toEqual(['cancelled', 'cancelled', 'cancelled', 'done', 'done', 'done', 'done', 'done']);
   });
 
   it('fails with LAUNCH_FAILED when the worker bundle is missing', async () => {

@@ -8,12 +8,14 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
+import { nameProblem } from '../../contract/limits.js';
 import { FineTuneEpoch, RunFailure, RunLogLine, RunState, type RunDetail, type RunLayer, type RunSummary } from '../../contract/runs.js';
 import { FinetuneRecord } from '../../engine/finetune/record.js';
 import { CHECKPOINT_FILE, Checkpoint } from '../../engine/quantize/output.js';
 import { RUN_RECORD_FILE, RunRecord, proxyLossSummary } from '../../engine/quantize/record.js';
 import { QuantizeSettings, QuantizeSettingsInput } from '../../engine/quantize/settings.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
+import { childPath } from '../../util/paths.js';
 
 export const RUNS_DIR = 'runs';
 const SIDECAR_DIR = '.studio';
@@ -66,17 +68,23 @@ export class RunRegistry {
     this.sidecars = path.join(this.dir, SIDECAR_DIR);
   }
 
+  /** runs/<name>; throws (BAD_NAME) for a name that is not one safe folder name inside runs/. */
   outDir(name: string): string {
-    return path.join(this.dir, name);
+    return childPath(this.dir, name, 'run id');
+  }
+
+  private sidecarFile(name: string): string {
+    return `${childPath(this.sidecars, name, 'run id')}.json`;
   }
 
   async writeSidecar(s: RunSidecar): Promise<void> {
+    const file = this.sidecarFile(s.name);
     await fs.mkdir(this.sidecars, { recursive: true });
-    await writeJsonAtomic(path.join(this.sidecars, `${s.name}.json`), { ...s, log: s.log.slice(-MAX_LOG) });
+    await writeJsonAtomic(file, { ...s, log: s.log.slice(-MAX_LOG) });
   }
 
   async readSidecar(name: string): Promise<RunSidecar | null> {
-    return readJson(path.join(this.sidecars, `${name}.json`), RunSidecar);
+    return readJson(this.sidecarFile(name), RunSidecar);
   }
 
   /** True when a run of this name exists in any form. */
@@ -93,11 +101,15 @@ export class RunRegistry {
     }
     const side = await fs.readdir(this.sidecars).catch(() => [] as string[]);
     for (const f of side) if (f.endsWith('.json')) names.add(f.slice(0, -5));
-    return [...names];
+    // A folder the studio could not address by id (made by hand or by the CLI, e.g. "CON" or a name
+    // ending in a space) is left out rather than breaking the list.
+    return [...names].filter((n) => nameProblem(n, 'run id') === null);
   }
 
   async partials(name: string): Promise<string[]> {
+    this.outDir(name); // checks the name
     const entries = await fs.readdir(this.dir).catch(() => [] as string[]);
+    // Entries of runs/ itself: one name each, never "." or "..".
     return entries.filter((f) => f.startsWith(`${name}.partial-`)).map((f) => path.join(this.dir, f));
   }
 
@@ -125,7 +137,7 @@ export class RunRegistry {
 
   /** Removes every file of a run: the model folder, its partial folders and the sidecar. */
   async remove(name: string): Promise<void> {
-    const targets = [this.outDir(name), ...(await this.partials(name)), path.join(this.sidecars, `${name}.json`)];
+    const targets = [this.outDir(name), ...(await this.partials(name)), this.sidecarFile(name)];
     for (const t of targets) await fs.rm(t, { recursive: true, force: true });
   }
 }

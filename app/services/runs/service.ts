@@ -4,7 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-import type { FineTuneEpoch, RunDetail, RunEstimate, RunEventBody, RunLayer, RunLogLine, RunSummary } from '../../contract/runs.js';
+import { RunName, type FineTuneEpoch, type RunDetail, type RunEstimate, type RunEventBody, type RunLayer, type RunLogLine, type RunSummary } from '../../contract/runs.js';
 import { parseArchitecture, readConfig } from '../../engine/model/config.js';
 import { LayerEvent, QuantizeEvent } from '../../engine/quantize/events.js';
 import { COPIED_FILES } from '../../engine/quantize/format.js';
@@ -109,7 +109,12 @@ export class RunService {
     }
     const modelName = path.basename(modelDir);
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
-    const name = input.name ?? `${modelName}-${settings.bits}bit-${settings.codebook}-${stamp}`;
+    // The default name from the model folder's name, kept to the characters a run name may use.
+    const base = modelName.replace(/[^\w.-]+/g, '-').replace(/^[.-]+/, '').slice(0, 80) || 'model';
+    const name = input.name ?? `${base}-${settings.bits}bit-${settings.codebook}-${stamp}`;
+    // The contract checked a given name; callers inside the studio (and the default) pass here too.
+    const checked = RunName.safeParse(name);
+    if (!checked.success) throw new UserError(checked.error.issues[0]?.message ?? `"${name}" can't be a run name.`, 'BAD_NAME');
     if (this.live.has(name) || (await this.registry.exists(name))) {
       throw new UserError(`A run named ${name} exists already. Choose another name or delete that run.`, 'RUN_EXISTS');
     }
@@ -183,6 +188,7 @@ export class RunService {
         onEvent: (e) => {
           if (e.type === 'progress' && e.data !== undefined) this.onJobData(name, e.data);
           else if (e.type === 'log' && e.message) this.log(name, 'info', e.message);
+          else if (e.type === 'queued') this.log(name, 'info', 'Waiting for a job process: other jobs (inspections, chats) use every slot.');
         },
       },
     );
@@ -391,6 +397,7 @@ export class RunService {
   }
 
   async delete(runId: string): Promise<void> {
+    this.registry.outDir(runId); // refuses an id that is not one name inside runs/ before anything
     if (this.live.has(runId)) await this.cancel(runId);
     if (!(await this.registry.exists(runId))) throw new UserError(`There is no run ${runId} in ${this.registry.dir}.`, 'NOT_FOUND');
     await this.registry.remove(runId);

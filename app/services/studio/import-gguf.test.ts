@@ -1,13 +1,14 @@
 // models.importGguf through the shared services and a real job process: SmolLM2-135M-Instruct's Q4_1
 // GGUF converted into <studio home>/models with progress events, the lossy note, re-import into the
 // same folder, cancellation that leaves nothing behind, and clear errors for files that are not GGUF.
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { EventName, ImportGgufResult, JobEvent } from '../../contract/channels.js';
 import { LOSSY_NOTE } from '../../engine/gguf/index.js';
+import { tinyModelGguf, u32 } from '../../engine/gguf/testing.js';
 import { bundleForTest } from '../../worker/testing/bundle.js';
 import { nodeJobProcesses } from '../jobs/node-process.js';
 import { createStudioServices, type StudioServices } from './index.js';
@@ -100,6 +101,22 @@ describe('models.importGguf', () => {
       await services.close();
     }
   }, 120_000);
+
+  it('a file whose import would not open fails with the bad field named and leaves nothing in the library', async () => {
+    const { services, home } = studio();
+    try {
+      const file = path.join(home, 'zero-context.gguf');
+      writeFileSync(file, tinyModelGguf({ metadata: { 'llama.context_length': u32(0) } }).gguf.bytes);
+      await expect(call(services, 'models.importGguf', { file })).rejects.toMatchObject({
+        code: 'BAD_GGUF',
+        message: expect.stringMatching(/zero-context\.gguf: the imported model would not open, so nothing was written: config\.json: max_position_embeddings must be a positive integer \(found 0\).*llama\.context_length/),
+      });
+      expect(readdirSync(path.join(home, 'models'))).toEqual([]);
+      expect(await call<unknown[]>(services, 'models.recent')).toEqual([]);
+    } finally {
+      await services.close();
+    }
+  }, 60_000);
 
   it('says what is wrong with a missing file, a folder and a file that is not GGUF', async () => {
     const { services } = studio();

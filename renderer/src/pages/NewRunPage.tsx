@@ -1,7 +1,7 @@
 // New run: pick a model, a preset per bit width (or every setting by hand), see what the run will
 // cost — time, memory and output size from the quantize job's own estimator — and start it.
 import { useEffect, useMemo, useState } from 'react';
-import type { QuantizeSettingsInput, RunEstimate } from '../../../app/contract/index';
+import { RunName, type QuantizeSettingsInput, type RunEstimate } from '../../../app/contract/index';
 import { FINETUNE_DEFAULTS, type FinetuneMode } from '../../../app/engine/finetune/settings';
 import { DEFAULT_RHO, DEFAULTS, codebookFor } from '../../../app/engine/quantize/settings';
 import { Badge, Card, ErrorCard, Stat } from '../components/ui';
@@ -190,6 +190,14 @@ export function NewRunPage() {
     };
   }, [modelDir, settings, estimateRun]);
 
+  // The contract's own rule for a run name, checked as it is typed (the server checks it again).
+  const nameError = useMemo(() => {
+    const name = form.name.trim();
+    if (!name) return null;
+    const checked = RunName.safeParse(name);
+    return checked.success ? null : (checked.error.issues[0]?.message ?? 'This run name cannot be used.');
+  }, [form.name]);
+
   const [starting, setStarting] = useState(false);
   const start = async () => {
     setStarting(true);
@@ -301,7 +309,21 @@ export function NewRunPage() {
                 <label className="field-label" htmlFor="run-name">
                   Run name
                 </label>
-                <input id="run-name" className="input mono" value={form.name} placeholder="model-2bit-e8p-<time>" onChange={(e) => patch({ name: e.target.value })} spellCheck={false} />
+                <input
+                  id="run-name"
+                  className="input mono"
+                  value={form.name}
+                  placeholder="model-2bit-e8p-<time>"
+                  onChange={(e) => patch({ name: e.target.value })}
+                  spellCheck={false}
+                  aria-invalid={nameError ? true : undefined}
+                  aria-describedby={nameError ? 'run-name-error' : undefined}
+                />
+                {nameError && (
+                  <div id="run-name-error" className="field-hint field-error" role="alert" data-testid="run-name-error">
+                    {nameError}
+                  </div>
+                )}
               </div>
             </div>
           </Card>
@@ -332,7 +354,7 @@ export function NewRunPage() {
             <button
               type="button"
               className="btn btn-primary btn-block"
-              disabled={!modelDir || !estimate.value || starting}
+              disabled={!modelDir || !estimate.value || starting || nameError !== null}
               onClick={() => void start()}
               data-testid="start-run"
             >

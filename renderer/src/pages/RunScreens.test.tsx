@@ -86,6 +86,30 @@ describe('run screens', () => {
     expect(screen.getByTestId('run-log').textContent).toContain('5 blocks x 7 linear layers');
   });
 
+  it('New run: a run name that is not one safe folder name says why under the field and cannot start', async () => {
+    const fake = renderStudio();
+    fireEvent.change(screen.getByLabelText(/Model folder/), { target: { value: DIR } });
+    fireEvent.click(screen.getByRole('button', { name: 'Open' }));
+    await waitFor(() => expect(screen.getByTestId('recent-model')).toBeTruthy());
+    nav('New run');
+    await waitFor(() => expect(screen.getByTestId('start-run')).toHaveProperty('disabled', false));
+    for (const [name, message] of [
+      ['..', 'A run name can\'t be ".."; use letters, digits, "-", "_" and ".".'],
+      ['a/b', 'A run name can\'t contain "/" or "\\" (it names one folder, not a path); use letters, digits, "-", "_" and ".".'],
+      ['CON', '"CON" is a device name on Windows (CON, PRN, AUX, NUL, COM1-9, LPT1-9) and can\'t be a run name.'],
+    ]) {
+      fireEvent.change(screen.getByLabelText('Run name'), { target: { value: name } });
+      expect(screen.getByTestId('run-name-error').textContent).toBe(message);
+      expect(screen.getByLabelText('Run name').getAttribute('aria-invalid')).toBe('true');
+      expect(screen.getByTestId('start-run')).toHaveProperty('disabled', true);
+    }
+    fireEvent.change(screen.getByLabelText('Run name'), { target: { value: 'stories-2bit' } });
+    expect(screen.queryByTestId('run-name-error')).toBeNull();
+    await waitFor(() => expect(screen.getByTestId('start-run')).toHaveProperty('disabled', false));
+    fireEvent.click(screen.getByTestId('start-run'));
+    await waitFor(() => expect(fake.calls.find((c) => c.channel === 'runs.start')?.input).toMatchObject({ name: 'stories-2bit' }));
+  });
+
   it('a killed job process shows an error card naming the reason, with Resume', async () => {
     const killed: RunDetail = {
       ...two,
