@@ -14,11 +14,11 @@ import path from 'node:path';
 
 import type { Command } from 'commander';
 
-import { intOption } from '../cli/commands/eval.js';
+import { intOption } from '../cli/options.js';
 import { loadModel } from '../engine/model/index.js';
 import { compareRow } from '../engine/quantize/compare.js';
 import { runQuantizeJob } from '../engine/quantize/job.js';
-import { resolveSettings, type CodebookFamily } from '../engine/quantize/settings.js';
+import { resolveSettings, type CodebookFamily } from '../domain/quantize/index.js';
 import { createEngine } from '../engine/runtime/engine.js';
 import { sampleTexts } from '../engine/runtime/generation.js';
 import { writeFileAtomic } from '../util/atomic-file.js';

@@ -17,13 +17,13 @@ import path from 'node:path';
 
 import type { Command } from 'commander';
 
-import { intOption } from '../cli/commands/eval.js';
+import { intOption } from '../cli/options.js';
 import { importGguf } from '../engine/gguf/import.js';
 import { exportGguf } from '../engine/gguf/writer.js';
 import { openModel, type OpenedModel } from '../engine/model/index.js';
 import { native, type TensorRef } from '../engine/native.js';
-import type { QuantizedLinearSpec } from '../engine/quantize/native-types.js';
-import { isLinearWeight, LINEAR_KINDS, linearName } from '../engine/quantize/qmodel.js';
+import type { QuantizedLinearSpec } from '../engine/runtime/qinfer-native-types.js';
+import { isLinearWeight, LINEAR_KINDS, linearName } from '../engine/runtime/quantized-model.js';
 import { createEngine, setEngineThreads } from '../engine/runtime/engine.js';
 import type { EngineModel } from '../engine/runtime/native-types.js';
 import { SeededRng } from '../engine/runtime/sampling.js';
@@ -144,16 +144,28 @@ function randomSpec(m: number, n: number, codebook: 'e8p' | 'rvq3' | 'rvq4', rng
   };
 }
 
-/** Prefill `prompt` tokens in one forward; decode `gen` tokens one at a time after a 1-token prompt (mean rate, like llama-bench's tg). */
+/** Prefill repetitions after one warm-up prefill, averaged like llama-bench's pp (which the bench runs with -r 2). */
+const PREFILL_REPETITIONS = 2;
+
+/**
+ * Prefill `prompt` tokens in one forward (a warm-up, then the mean rate of PREFILL_REPETITIONS, like
+ * llama-bench's pp); decode `gen` tokens one at a time after a 1-token prompt (mean rate, like llama-bench's tg).
+ */
 async function measure(engine: EngineModel, vocab: number, prompt: number, gen: number): Promise<{ decode: number; prefill: number }> {
   const rng = new SeededRng(7);
   const ids = (k: number) => Int32Array.from({ length: k }, () => 3 + Math.floor(rng.next() * (vocab - 3)));
   const p = engine.createSession(prompt);
-  await p.forward(ids(1), false); // warm: first touch of the weights
-  p.reset();
+  await p.forward(ids(prompt), false); // warm: first touch of the weights and of the scratch buffers
   let t0 = now();
-  await p.forward(ids(prompt), false);
-  const prefill = prompt / (now() - t0);
+  let rates = 0;
+  for (let r = 0; r < PREFILL_REPETITIONS; r++) {
+    p.reset();
+    const batch = ids(prompt);
+    t0 = now();
+    await p.forward(batch, false);
+    rates += prompt / (now() - t0);
+  }
+  const prefill = rates / PREFILL_REPETITIONS;
   const s = engine.createSession(gen + 2);
   const steps = ids(gen + 1);
   await s.forward(steps.subarray(0, 1), false);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { planModel } from '../engine/gguf/architecture.js';
 import { importGguf } from '../engine/gguf/import.js';
 import { openGguf, readGgufHeader, type ByteSource } from '../engine/gguf/reader.js';
-import { tinyModelGguf } from '../engine/gguf/testing.js';
+import { tinyModelGguf } from '../testing/gguf.js';
 import { convertTokenizer } from '../engine/gguf/tokenizer.js';
 import { native } from '../engine/native.js';
 import { readConfig } from '../engine/model/config.js';

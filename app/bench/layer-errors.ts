@@ -14,15 +14,16 @@ import path from 'node:path';
 
 import type { Command } from 'commander';
 
-import { intOption, numberOption } from '../cli/commands/eval.js';
+import { intOption, numberOption } from '../cli/options.js';
 import { importGguf, IMPORT_RECORD_FILE } from '../engine/gguf/import.js';
 import { openGguf } from '../engine/gguf/reader.js';
 import { loadModel, type LoadedModel } from '../engine/model/index.js';
 import type { SafetensorsDType } from '../engine/model/safetensors-writer.js';
 import { native } from '../engine/native.js';
-import { layerBits } from '../engine/quantize/format.js';
-import { layerFromResult, LINEAR_KINDS } from '../engine/quantize/qmodel.js';
-import { CODEBOOKS, DEFAULT_RHO, type Codebook } from '../engine/quantize/settings.js';
+import { layerBits } from '../engine/model/quantized-format.js';
+import { layerFromResult } from '../engine/quantize/qmodel.js';
+import { LINEAR_KINDS } from '../engine/runtime/quantized-model.js';
+import { CODEBOOK_TABLE, CODEBOOKS, type Codebook } from '../domain/quantize/index.js';
 import { quantizeLinear, WaterFilling } from '../engine/quip/index.js';
 import { setEngineThreads } from '../engine/runtime/engine.js';
 import { UserError } from '../util/errors.js';
@@ -141,7 +142,7 @@ export async function runLayerErrors(o: {
           const by: LayerError['by'] = {};
           const record = (name: string, bits: number, proxyLoss: number, type?: string) => (by[name] = { bits, proxyLoss, idealBits: rd.idealBits(proxyLoss), type });
           for (const codebook of o.codebooks) {
-            const r = await quantizeLinear(W, H, { m, n, codebook, rho: DEFAULT_RHO[codebook], sigma: o.sigma });
+            const r = await quantizeLinear(W, H, { m, n, codebook, rho: CODEBOOK_TABLE[codebook].defaultRho, sigma: o.sigma });
             const saved = layerFromResult(b, k.kind, r);
             const dtypes = new Map<string, SafetensorsDType>(saved.tensors.map((t) => [t.name, t.dtype]));
             record(codebook, layerBits(saved.record, codebook, (t) => dtypes.get(t)!) / (m * n), r.proxyLoss);

@@ -11,7 +11,7 @@ import path from 'node:path';
 
 import type { Command } from 'commander';
 
-import { intOption } from '../cli/commands/eval.js';
+import { intOption } from '../cli/options.js';
 import { openGguf } from '../engine/gguf/reader.js';
 import { UserError } from '../util/errors.js';
 

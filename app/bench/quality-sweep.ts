@@ -10,13 +10,13 @@ import path from 'node:path';
 
 import type { Command } from 'commander';
 
-import { intOption } from '../cli/commands/eval.js';
+import { intOption } from '../cli/options.js';
 import { importGguf } from '../engine/gguf/import.js';
 import { loadModel } from '../engine/model/index.js';
 import { native } from '../engine/native.js';
-import { layerFromResult, LINEAR_KINDS } from '../engine/quantize/qmodel.js';
-import { proxyLossSummary } from '../engine/quantize/record.js';
-import { CODEBOOKS, DEFAULT_RHO, type Codebook } from '../engine/quantize/settings.js';
+import { layerFromResult } from '../engine/quantize/qmodel.js';
+import { LINEAR_KINDS } from '../engine/runtime/quantized-model.js';
+import { CODEBOOK_TABLE, CODEBOOKS, proxyLossSummary, type Codebook } from '../domain/quantize/index.js';
 import { quantizeLinear } from '../engine/quip/index.js';
 import { calibrationIds, defaultCalibrationText, hessianMean } from '../engine/runtime/calibration.js';
 import { createEngine, setEngineThreads } from '../engine/runtime/engine.js';
@@ -69,7 +69,7 @@ export function parseSweepSpec(spec: string): Array<{ codebook: Codebook; rho: n
     if (!(CODEBOOKS as readonly string[]).includes(cb)) throw new UserError(`--sweep: unknown codebook "${cb}"; use ${CODEBOOKS.join(', ')}`, 'BAD_SETTING');
     const rhos = list.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
     if (rhos.some((r) => !(r > 0))) throw new UserError(`--sweep: "${part}" has a rho that is not a positive number`, 'BAD_SETTING');
-    for (const rho of rhos.length ? rhos : [DEFAULT_RHO[cb as Codebook]]) out.push({ codebook: cb as Codebook, rho });
+    for (const rho of rhos.length ? rhos : [CODEBOOK_TABLE[cb as Codebook].defaultRho]) out.push({ codebook: cb as Codebook, rho });
   }
   return out;
 }

@@ -9,14 +9,12 @@ import path from 'node:path';
 
 import type { Command } from 'commander';
 
-import { intOption, numberOption } from '../cli/commands/eval.js';
+import { intOption, numberOption } from '../cli/options.js';
 import { importGguf } from '../engine/gguf/import.js';
 import { exportGguf } from '../engine/gguf/writer.js';
 import { loadModel } from '../engine/model/index.js';
 import { runQuantizeJob } from '../engine/quantize/job.js';
-import { RUN_RECORD_FILE, type RunRecord } from '../engine/quantize/record.js';
-import { QuantizeSettings, resolveSettings, type Bits } from '../engine/quantize/settings.js';
-import { FINETUNE_MODES, type FinetuneMode, type FinetuneSettingsInput } from '../engine/finetune/settings.js';
+import { RUN_RECORD_FILE, type RunRecord, QuantizeSettings, resolveSettings, type Bits, FINETUNE_MODES, type FinetuneMode, type FinetuneSettingsInput } from '../domain/quantize/index.js';
 import { defaultCalibrationText } from '../engine/runtime/calibration.js';
 import { createEngine, setEngineThreads } from '../engine/runtime/engine.js';
 import { evaluatePerplexityLlamaCpp, llamaCppWindows, readLlamaCppText } from '../engine/runtime/perplexity-llamacpp.js';

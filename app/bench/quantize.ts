@@ -9,10 +9,9 @@ import path from 'node:path';
 
 import type { Command } from 'commander';
 
-import { intOption } from '../cli/commands/eval.js';
-import type { QuantizeEvent } from '../engine/quantize/events.js';
+import { intOption } from '../cli/options.js';
+import { type QuantizeEvent, resolveSettings } from '../domain/quantize/index.js';
 import { runQuantizeJob } from '../engine/quantize/job.js';
-import { resolveSettings } from '../engine/quantize/settings.js';
 import { synthModel } from '../engine/runtime/synth.js';
 import { native } from '../engine/native.js';
 import { sampleModelDir } from '../util/paths.js';

@@ -1,10 +1,12 @@
 // Every request and event between the UI and the studio, declared once. The renderer client, the
 // Electron preload allow-list, the main-process IPC handlers and the WebSocket server are all derived
 // from these two tables (contract.test.ts fails when one of them misses a channel).
-// Adding a channel: add a row here, then a handler in app/services/studio.ts (the compiler asks for it).
+// Adding a channel: add a row here, then a handler in app/services/studio/index.ts (the compiler asks for it).
 import { z } from 'zod';
 
 import { MAX_PATH_CHARS, MAX_SHORT_CHARS, SafeName } from './limits.js';
+import { LoadedModelInfo } from './loaded-models.js';
+import { ApiCors, ApiHost, ApiPort, ApiRequestLog, ApiSetInput, ApiStatus, ChatCount, ChatCountInput, LoadedModels, ModelDirInput } from './local-api.js';
 import { ModelInspection } from './model.js';
 import {
   ChatId, ChatRecord, ChatSendInput, ChatToken, EstimateInput, RevealResult, RunDetail, RunEstimate, RunEvent, RunId, RunSummary, StartRunInput, StreamId,
@@ -118,13 +120,37 @@ export const DownloadId = z.object({ downloadId: SafeName('download id') });
 
 /** Kept in settings.json in the studio home. */
 const Threads = z.number().int().min(1).max(1024).nullable();
+const IdleUnloadMinutes = z.number().int().min(0).max(7 * 24 * 60);
+const MemoryBudget = z.number().int().min(64 * 1024 * 1024).nullable();
+/** The local server's default port (beside Ollama's 11434). */
+export const DEFAULT_API_PORT = 11435;
 export const Settings = z.object({
   /** Threads for engine work; null = every hardware thread. */
   threads: Threads.default(null),
+  /** A loaded model unused this long unloads itself; 0: never. */
+  idleUnloadMinutes: IdleUnloadMinutes.default(15),
+  /** Resident memory the loaded models may use together; null: half the machine's RAM. */
+  memoryBudgetBytes: MemoryBudget.default(null),
+  /** The local server's key (random per studio home, made on first use; api.regenerateKey replaces it). */
+  apiKey: z.string().min(16).max(MAX_SHORT_CHARS).nullable().default(null),
+  apiPort: ApiPort.default(DEFAULT_API_PORT),
+  /** 127.0.0.1 unless the person chose to let other machines in. */
+  apiHost: ApiHost.default('127.0.0.1'),
+  /** The origin browsers may call the local server from; null: no CORS. */
+  apiCors: ApiCors.nullable().default(null),
 });
 export type Settings = z.infer<typeof Settings>;
-/** A change to some settings; absent fields stay as they are. */
-export const SettingsPatch = z.object({ threads: Threads.optional() }).strict();
+/** A change to some settings; absent fields stay as they are (the API key changes only by api.regenerateKey). */
+export const SettingsPatch = z
+  .object({
+    threads: Threads.optional(),
+    idleUnloadMinutes: IdleUnloadMinutes.optional(),
+    memoryBudgetBytes: MemoryBudget.optional(),
+    apiPort: ApiPort.optional(),
+    apiHost: ApiHost.optional(),
+    apiCors: ApiCors.nullable().optional(),
+  })
+  .strict();
 
 /** queued: waiting for a free job process (at most one per core run at once). */
 export const JobState = z.enum(['queued', 'running', 'done', 'error', 'cancelled']);
@@ -165,25 +191,17 @@ export const DownloadProgress = z.object({
 });
 export type DownloadProgress = z.infer<typeof DownloadProgress>;
 
-/** queued comes first when the job waits for a free job process; started when its process runs it. */
-export const JobEventType = z.enum(['queued', 'started', 'progress', 'log', 'done', 'error', 'cancelled']);
-
-/** Generic job events; kinds put their own structured payload (e.g. a layer's proxy loss) in data. */
-export const JobEvent = z.object({
+/** How far a models.importGguf call is: when its job starts, then once per tensor written. */
+export const ImportProgress = z.object({
+  /** The import's job (jobs.cancel stops it). */
   jobId: z.string(),
-  kind: z.string(),
-  type: JobEventType,
-  /** Milliseconds since the epoch. */
-  at: z.number(),
-  /** 0..1 when the job knows how far it is. */
-  fraction: z.number().min(0).max(1).optional(),
-  message: z.string().optional(),
-  /** A user-facing reason for 'error' (e.g. "The job process ran out of memory."). */
-  error: z.string().optional(),
-  errorCode: z.string().optional(),
-  data: z.unknown().optional(),
+  /** The .gguf file being imported. */
+  file: z.string(),
+  /** Tensors written of all, 0..1; null until the job knows. */
+  fraction: z.number().min(0).max(1).nullable(),
+  message: z.string(),
 });
-export type JobEvent = z.infer<typeof JobEvent>;
+export type ImportProgress = z.infer<typeof ImportProgress>;
 
 // ---- the tables ---------------------------------------------------------------------------------
 
@@ -201,9 +219,12 @@ export const requests = {
   'app.info': request(NoInput, AppInfo, 'Version, face, CPU, threads, studio home and hub endpoint.'),
   'models.pickFolder': request(NoInput, PickFolderResult, 'Native folder dialog (desktop); {supported:false} in the browser.'),
   'models.inspect': request(InspectInput, ModelInspection, 'Inspect a local folder or a hub id, in the job process; adds it to recent models.'),
-  'models.importGguf': request(ImportGgufInput, ImportGgufResult, 'Import a GGUF file into <studio home>/models in the job process (progress as job.event of kind importGguf); adds it to recent models.'),
+  'models.importGguf': request(ImportGgufInput, ImportGgufResult, 'Import a GGUF file into <studio home>/models in the job process (progress as models.importProgress); adds it to recent models.'),
   'models.recent': request(NoInput, z.array(RecentModel), 'Recently opened models, newest first.'),
   'models.forget': request(z.object({ path: z.string().min(1).max(MAX_PATH_CHARS) }), Ok, 'Remove a model from the recent list (files stay).'),
+  'models.loaded': request(NoInput, LoadedModels, 'The loaded models (one long-lived job process each) with their resident memory, the memory budget and the idle time.'),
+  'models.load': request(ModelDirInput, LoadedModelInfo, 'Load a model (if it is not loaded) and wait until it serves.'),
+  'models.unload': request(ModelDirInput, z.object({ unloaded: z.boolean() }), 'Unload a model: its process ends; what it was answering stops.'),
   'hub.search': request(HubSearchInput, z.array(HubModel), 'Search text-generation models on the Hugging Face Hub.'),
   'hub.download': request(HubDownloadInput, DownloadId, 'Start (or resume) downloading a repo into the HF cache; progress comes as download.progress.'),
   'hub.cancelDownload': request(DownloadId, Ok, 'Stop a download; what was fetched stays for resuming.'),
@@ -221,16 +242,26 @@ export const requests = {
   'runs.reveal': request(RunId, RevealResult, 'Show the run folder in the file manager (desktop); the browser face returns the path.'),
   'chat.send': request(ChatSendInput, StreamId, 'Generate a reply in the job process; text streams as chat.token events.'),
   'chat.stop': request(StreamId, z.object({ stopped: z.boolean() }), 'Stop a streaming reply (what was generated stays).'),
+  'chat.count': request(ChatCountInput, ChatCount, "The prompt's token count against the model's context, before sending (loads the model)."),
   'chats.list': request(NoInput, z.array(ChatRecord), 'Saved chats, newest first.'),
   'chats.save': request(ChatRecord, ChatRecord, 'Save (create or replace) a chat in the studio home.'),
   'chats.delete': request(ChatId, Ok, 'Delete a saved chat.'),
+  'api.status': request(NoInput, ApiStatus, 'The OpenAI-compatible local server: running or not, its URL, key and latest requests.'),
+  'api.set': request(ApiSetInput, ApiStatus, 'Start (with the given port, host, CORS origin, kept as settings) or stop the local server.'),
+  'api.regenerateKey': request(NoInput, ApiStatus, 'Replace the local server key (a running server takes the new one at once).'),
 } as const;
 
 export const events = {
   'download.progress': DownloadProgress,
-  'job.event': JobEvent,
+  'models.importProgress': ImportProgress,
   'run.event': RunEvent,
   'chat.token': ChatToken,
+  /** The loaded set or a loaded model's state changed. */
+  'models.loadedChanged': LoadedModels,
+  /** The local server started, stopped or changed key. */
+  'api.statusChanged': ApiStatus,
+  /** One request the local server answered. */
+  'api.request': ApiRequestLog,
 } as const;
 
 export type Requests = typeof requests;

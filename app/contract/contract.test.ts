@@ -38,7 +38,7 @@ describe('contract', () => {
       expect(requests[name].doc.length).toBeGreaterThan(10);
     }
     for (const name of eventNames) expect(events[name]).toBeInstanceOf(z.ZodType);
-    expect(sorted(eventNames)).toEqual(['chat.token', 'download.progress', 'job.event', 'run.event']);
+    expect(sorted(eventNames)).toEqual(['api.request', 'api.statusChanged', 'chat.token', 'download.progress', 'models.importProgress', 'models.loadedChanged', 'run.event']);
   });
 
   it('has a service handler for every request (the server and Electron main share them)', () => {
@@ -113,8 +113,10 @@ describe('the request gate', () => {
 
   it('answers valid requests with schema-checked values', async () => {
     expect(await services.dispatch('models.recent', undefined, { client: 't' })).toEqual({ ok: true, value: [] });
-    expect(await services.dispatch('settings.update', { threads: 3 }, { client: 't' })).toEqual({ ok: true, value: { threads: 3 } });
-    expect(await services.dispatch('settings.update', {}, { client: 't' })).toEqual({ ok: true, value: { threads: 3 } });
+    expect(await services.dispatch('settings.update', { threads: 3 }, { client: 't' })).toMatchObject({ ok: true, value: { threads: 3, idleUnloadMinutes: 15, memoryBudgetBytes: null } });
+    expect(await services.dispatch('settings.update', {}, { client: 't' })).toMatchObject({ ok: true, value: { threads: 3 } });
+    // The local server key is not a setting anyone can write (api.regenerateKey makes a new one).
+    expect(await services.dispatch('settings.update', { apiKey: 'chosen-by-a-page-0123456789' }, { client: 't' })).toMatchObject({ ok: false, error: { code: 'INVALID_INPUT' } });
   });
 
   it('accepts IPC only from the main frame of our own pages', async () => {

@@ -3,9 +3,7 @@
 // The settings and per-layer metrics are the quantize job's own schemas (pure zod), not copies.
 import { z } from 'zod';
 
-import { PHASES } from '../engine/quantize/events.js';
-import { LayerMetrics } from '../engine/quantize/record.js';
-import { QuantizeSettings, QuantizeSettingsInput } from '../engine/quantize/settings.js';
+import { PHASES, LayerMetrics, QuantizeSettings, QuantizeSettingsInput } from '../domain/quantize/index.js';
 import { conversationProblem, MAX_MESSAGES, MAX_PATH_CHARS, MAX_SHORT_CHARS, MAX_CONVERSATION_CHARS, RUN_NAME_HINT, SafeName } from './limits.js';
 
 export { QuantizeSettings, QuantizeSettingsInput, LayerMetrics };
@@ -192,6 +190,9 @@ export type ChatToken = z.infer<typeof ChatToken>;
 
 export const StreamId = z.object({ streamId: z.string().min(1).max(MAX_SHORT_CHARS) });
 
+/** A system prompt is instructions, not a document: 64 Ki characters is far more than any needs. */
+export const MAX_SYSTEM_PROMPT_CHARS = 64 * 1024;
+
 export const SavedMessage = ChatMessage.extend({ stats: ChatStats.nullable().optional() });
 export const ChatPane = z.object({
   modelDir: z.string().max(MAX_PATH_CHARS),
@@ -208,6 +209,8 @@ export const ChatRecord = z.object({
   title: z.string().max(MAX_SHORT_CHARS),
   panes: z.array(ChatPane).min(1).max(2),
   sampling: Sampling,
+  /** Sent first, as the system message, with every turn of this chat ('' : none). Chats saved before it have none. */
+  systemPrompt: z.string().max(MAX_SYSTEM_PROMPT_CHARS).default(''),
   updatedAt: z.string().max(MAX_SHORT_CHARS),
 });
 export type ChatRecord = z.infer<typeof ChatRecord>;

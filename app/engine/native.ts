@@ -1,63 +1,19 @@
-// Loads the quip_native addon (built by `npm run build:native`) and types what it exports.
-// Each native module adds its functions to NativeAddon through its own interface below.
+// Loads the quip_native addon (built by `npm run build:native`) and types what it exports: the common
+// functions and shared value types (native-types.ts) joined with each module's interface (its folder's
+// native-types.ts). Those type files never import this one.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import type { SimdPath } from '../contract/channels.js';
 import type { TrainNative } from './finetune/native-types.js';
 import type { GgufNative } from './gguf/native-types.js';
-import type { QinferNative } from './quantize/native-types.js';
+import type { CommonNative } from './native-types.js';
 import type { QuipNative } from './quip/types.js';
 import type { EngineNative } from './runtime/native-types.js';
+import type { QinferNative } from './runtime/qinfer-native-types.js';
 
-export interface CpuInfo {
-  summary: string;
-  /** The fast-path kernels this build runs on this CPU. */
-  simd: SimdPath;
-  avx2: boolean;
-  avx512: boolean;
-  neon: boolean;
-  threads: number;
-}
-
-/** A read-only memory map held by the addon; bytes are only copied by read(). */
-export interface MappedFile {
-  readonly size: number;
-  readonly path: string;
-  read(offset: number, length: number): Buffer;
-  close(): void;
-}
-
-export type TensorDType = 'F32' | 'F16' | 'BF16';
-
-/** A tensor inside a mapped file, passed to native routines without copying its data. */
-export interface TensorRef {
-  file: MappedFile;
-  offset: number;
-  dtype: TensorDType;
-  shape: number[];
-}
-
-export interface TensorStats {
-  min: number;
-  max: number;
-  mean: number;
-  rms: number;
-  absMax: number;
-  nonFinite: number;
-}
-
-/** Progress callback (one JSON text per event) and cancellation flag (set element 0 to 1). */
-export type ProgressFn = (json: string) => void;
-
-interface CommonNative {
-  cpuInfo(): CpuInfo;
-  setThreads(threads: number): number;
-  mapFile(filePath: string): MappedFile;
-  tensorStats(t: TensorRef | Float32Array, onProgress?: ProgressFn, cancel?: Int32Array): Promise<TensorStats>;
-}
+export type { CpuInfo, MappedFile, ProgressFn, TensorDType, TensorRef, TensorStats } from './native-types.js';
 
 export type NativeAddon = CommonNative & QuipNative & GgufNative & EngineNative & QinferNative & TrainNative;
 

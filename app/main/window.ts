@@ -1,5 +1,5 @@
 // The studio window: sandboxed renderer with context isolation and no Node, the preload exposing
-// window.studio, our pages from studio://app/. Closing a window cancels the jobs it started.
+// window.studio, our pages from studio://app/. Closing a window cancels the jobs it started and stops its chat replies.
 import { app, BrowserWindow } from 'electron';
 
 import { RENDERER_ORIGIN, studioWebPreferences, windowClient, type MainContext } from './context.js';
@@ -20,6 +20,8 @@ export function createStudioWindow(ctx: MainContext): BrowserWindow {
     // Its queued runs leave the queue first, so none of them starts once its job is cancelled.
     void ctx.services?.runs.cancelOwnedBy(client);
     ctx.services?.jobs.cancelOwnedBy(client);
+    // Its replies stop too; the models stay loaded for the other windows and the local server.
+    ctx.services?.chat.stopOwnedBy(client);
   });
   void win.loadURL(`${RENDERER_ORIGIN}/index.html`);
   return win;

@@ -199,7 +199,11 @@ export async function startServer(opts: ServerOptions = {}): Promise<StudioServe
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(ws);
       const client = `socket-${nextClient++}`;
-      ws.on('close', () => sockets.delete(ws));
+      ws.on('close', () => {
+        sockets.delete(ws);
+        // A closed or reloaded page stops the replies it was streaming (nobody reads them any more).
+        services.chat.stopOwnedBy(client);
+      });
       // A message over the limit (1009), a malformed or unmasked frame (1002), invalid UTF-8 (1007):
       // ws has already sent this socket's close with that code (and ends it if the peer does not
       // answer). Without a listener the error would be thrown and end the whole server.

@@ -40,6 +40,15 @@ export function sampleModelDir(): string {
 }
 
 /**
+ * The texts the studio ships (assets/wikitext-2-raw, CC BY-SA 3.0, NOTICE beside them), so every
+ * install calibrates and scores on the same words: WikiText-2 validation is the default calibration
+ * text, WikiText-2 test the default evaluation text.
+ */
+export function shippedText(use: 'calibration' | 'evaluation'): string {
+  return path.join(projectRoot(), 'assets', 'wikitext-2-raw', use === 'calibration' ? 'wiki.valid.raw' : 'wiki.test.raw');
+}
+
+/**
  * parent/segment, for a name or id that came from outside (a run, a chat, an imported model). The
  * contract checks such names already; this is the check where the path is made, so no caller can
  * build a path outside `parent` from one: `segment` must be one safe name (limits.ts nameProblem,

@@ -1,19 +1,21 @@
 // The job process side of the protocol: receives `run` messages, validates the params with the kind's
 // zod schema, runs the kind with a context (progress, log, cancel signal + native cancel flag, input)
-// and answers with exactly one result or error. Works under child_process.fork (process.send) and
-// Electron's utilityProcess (process.parentPort).
+// and answers with exactly one result or error. What a kind sends as progress data is checked
+// against its events schema before it leaves, so the studio receives exactly the declared shapes.
+// Works under child_process.fork (process.send) and Electron's utilityProcess (process.parentPort).
 import { z } from 'zod';
 
 import { cancelFlag, native } from '../engine/native.js';
 import { UserError } from '../util/errors.js';
 import type { FromWorker, ToWorker, WorkerError } from './protocol.js';
 
-export interface JobContext {
+export interface JobContext<D = unknown> {
   /** Aborted when the studio cancels the job. */
   readonly signal: AbortSignal;
   /** Pass to native routines; element 0 becomes 1 on cancel. */
   readonly cancel: Int32Array;
-  progress(p: { fraction?: number; message?: string; data?: unknown }): void;
+  /** data: one of the kind's events (checked against its schema; a bad one fails the job as a bug). */
+  progress(p: { fraction?: number; message?: string; data?: D }): void;
   log(message: string): void;
   /** Data sent to this job while it runs (jobs.send on the studio side). */
   onInput(listener: (data: unknown) => void): void;
@@ -21,15 +23,21 @@ export interface JobContext {
   throwIfCancelled(): void;
 }
 
-export interface JobKind<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
+/** A kind of job, declared as a channel of the contract is: its params, the events it streams (as
+ * progress data) and its result, each a zod schema, with the code that runs it. */
+export interface JobKind<P extends z.ZodType = z.ZodType, E extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
   params: P;
+  events: E;
   result: R;
-  run(params: z.output<P>, ctx: JobContext): Promise<z.input<R>>;
+  run(params: z.output<P>, ctx: JobContext<z.input<E>>): Promise<z.input<R>>;
 }
 
-export function defineJobKind<P extends z.ZodType, R extends z.ZodType>(kind: JobKind<P, R>): JobKind<P, R> {
+export function defineJobKind<P extends z.ZodType, E extends z.ZodType, R extends z.ZodType>(kind: JobKind<P, E, R>): JobKind<P, E, R> {
   return kind;
 }
+
+/** The events schema of a kind that sends no progress data. */
+export const NoEvents = z.never();
 
 export function cancelledError(): UserError {
   return new UserError('The job was cancelled.', 'CANCELLED');
@@ -108,7 +116,7 @@ export function runWorker(kinds: Record<string, JobKind>): void {
     const ctx: JobContext = {
       signal: state.abort.signal,
       cancel: state.flag,
-      progress: (p) => answer({ type: 'progress', id, ...p }),
+      progress: (p) => answer({ type: 'progress', id, ...p, ...(p.data !== undefined ? { data: kind.events.parse(p.data) } : {}) }),
       log: (message) => answer({ type: 'log', id, message }),
       onInput: (l) => void state.inputs.push(l),
       throwIfCancelled: () => {

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { registerAblationsBench } from '../../bench/ablations.js';
 import { registerChatBench } from '../../bench/chat.js';
 import { registerDecodeBench } from '../../bench/decode.js';
-import { registerFinetuneBench } from '../../engine/finetune/bench.js';
+import { registerFinetuneBench } from '../../bench/finetune.js';
 import { registerEngineBench } from '../../bench/engine.js';
 import { registerKernelsBench } from '../../bench/kernels.js';
 import { registerDecodePeerBench } from '../../bench/llamacpp.js';
@@ -14,7 +14,7 @@ import { registerFuzzBench } from '../../bench/fuzz.js';
 import { registerLayerErrors } from '../../bench/layer-errors.js';
 import { registerQualitySweep } from '../../bench/quality-sweep.js';
 import { registerQuantizeBench } from '../../bench/quantize.js';
-import { registerHubBench } from '../../services/hub/bench.js';
+import { registerHubBench } from '../../bench/hub.js';
 
 const benches: Array<(bench: Command) => void> = [registerEngineBench, registerDecodeBench, registerQuantizeBench, registerKernelsBench, registerHubBench, registerQualityBench, registerQualitySweep, registerLayerErrors, registerDecodePeerBench, registerFinetuneBench, registerAblationsBench, registerChatBench, registerFuzzBench];
 

@@ -9,7 +9,7 @@ import { afterAll, expect, test } from 'vitest';
 import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
 import { registerSynth } from './synth.js';
-import { runQuip } from './testing.js';
+import { runQuip } from '../../testing/cli.js';
 
 const STORIES = path.resolve('../shared/data/models/stories260k');
 const WIKI_TEST = path.resolve('../shared/data/wikitext-2-raw/wiki.test.raw');

@@ -5,38 +5,14 @@
 import type { Command } from 'commander';
 
 import { loadModel } from '../../engine/model/index.js';
-import { cancelFlag, isCancelled } from '../../engine/native.js';
+import { isCancelled } from '../../engine/native.js';
 import { createEngine, setEngineThreads } from '../../engine/runtime/engine.js';
 import { evaluatePerplexity, perplexityWindows, readEvalText } from '../../engine/runtime/perplexity.js';
 import { evaluatePerplexityLlamaCpp, llamaCppWindows, PERPLEXITY_CONVENTIONS, readLlamaCppText } from '../../engine/runtime/perplexity-llamacpp.js';
 import { resolveModelDir } from '../../services/hub/index.js';
 import { UserError } from '../../util/errors.js';
-
-export function intOption(v: string | undefined, what: string, min = 1): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`${what} must be a whole number >= ${min}, got "${v}"`, 'BAD_SETTING');
-  return n;
-}
-
-export function numberOption(v: string | undefined, what: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new UserError(`${what} must be a number, got "${v}"`, 'BAD_SETTING');
-  return n;
-}
-
-/** A cancel flag that Ctrl-C sets (a second Ctrl-C exits at once); call the returned function when done. */
-export function cancelOnSigint(): { cancel: Int32Array; done: () => void } {
-  const cancel = cancelFlag();
-  const onSigint = () => {
-    if (cancel[0]) process.exit(130);
-    cancel[0] = 1;
-    process.stderr.write('\nquip: stopping (Ctrl-C again to quit at once)\n');
-  };
-  process.on('SIGINT', onSigint);
-  return { cancel, done: () => process.off('SIGINT', onSigint) };
-}
+import { cancelOnSigint } from '../cancel.js';
+import { intOption } from '../options.js';
 
 export function registerEval(program: Command): void {
   program

@@ -11,7 +11,7 @@ import { openGguf } from '../../engine/gguf/reader.js';
 import { registerEval } from './eval.js';
 import { registerExportGguf } from './export-gguf.js';
 import { registerSynth } from './synth.js';
-import { runQuip } from './testing.js';
+import { runQuip } from '../../testing/cli.js';
 
 const STORIES = path.resolve('../shared/data/models/stories260k');
 const WIKI_TEST = path.resolve('../shared/data/wikitext-2-raw/wiki.test.raw');

@@ -9,7 +9,8 @@ import { createEngine, setEngineThreads } from '../../engine/runtime/engine.js';
 import { generate } from '../../engine/runtime/generation.js';
 import { resolveModelDir } from '../../services/hub/index.js';
 import { UserError } from '../../util/errors.js';
-import { cancelOnSigint, intOption, numberOption } from './eval.js';
+import { cancelOnSigint } from '../cancel.js';
+import { intOption, numberOption } from '../options.js';
 
 export function registerGenerate(program: Command): void {
   program

@@ -6,10 +6,10 @@ import path from 'node:path';
 
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
-import { tinyModelGguf } from '../../engine/gguf/testing.js';
+import { tinyModelGguf } from '../../testing/gguf.js';
 import { registerImport } from './import.js';
 import { registerInspect } from './inspect.js';
-import { runQuip } from './testing.js';
+import { runQuip } from '../../testing/cli.js';
 
 let dir: string;
 let gguf: string;

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 
 import { importGguf, LOSSY_NOTE, type ImportProgress } from '../../engine/gguf/index.js';
 import { setEngineThreads } from '../../engine/runtime/engine.js';
-import { intOption } from './eval.js';
+import { intOption } from '../options.js';
 
 export function registerImport(program: Command): void {
   program

@@ -7,9 +7,9 @@ import path from 'node:path';
 import { afterEach, expect, test, vi } from 'vitest';
 
 import { ModelInspection } from '../../contract/model.js';
-import { defaultMockRepos, startMockHub } from '../../services/hub/mock-hub.js';
+import { defaultMockRepos, startMockHub } from '../../testing/mock-hub.js';
 import { registerInspect } from './inspect.js';
-import { runQuip } from './testing.js';
+import { runQuip } from '../../testing/cli.js';
 
 const STORIES = path.resolve('../shared/data/models/stories260k');
 
@@ -28,8 +28,9 @@ test('quip inspect prints the architecture, parameters, layers and sizes as tabl
   expect(text).toMatch(/attention heads\s+8 \(key\/value heads 4, head_dim 8\)/);
   expect(text).toMatch(/total\s+260,032\s+100\.0%/);
   expect(text).toMatch(/model\.layers\.4\.mlp\.down_proj\s+down\s+64 x 172\s+F32\s+172 x 2\^0 \(\S+\)\s+1 x 2\^6 \(sylvester\)\s+176/);
-  expect(text).toMatch(/^\s+2\s+\d+ KB\s+2\.538\s+/m);
-  expect(text).toMatch(/^\s+16\s+520 KB\s+16\.000\s+100\.0%/m);
+  // Sizes read as in the studio (app/domain/format.ts): 260,032 x 2 bytes = 507.9 KiB.
+  expect(text).toMatch(/^\s+2\s+\d+ KiB\s+2\.538\s+/m);
+  expect(text).toMatch(/^\s+16\s+508 KiB\s+16\.000\s+100\.0%/m);
 });
 
 test('quip inspect on a folder that is not a model says so', async () => {

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 
 import type { ModelInspection } from '../../contract/model.js';
+import { formatBytes, formatSpeed } from '../../domain/format.js';
 import { formatHadamard, inspectModel } from '../../engine/model/inspect.js';
 import { resolveModelDir, type DownloadProgress } from '../../services/hub/index.js';
 
@@ -13,16 +14,6 @@ export function table(header: string[], rows: string[][], rightAligned: boolean[
   const line = (cells: string[]) =>
     cells.map((c, i) => (rightAligned[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].map((l) => `  ${l}`).join('\n');
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${n.toFixed(n >= 100 ? 0 : n >= 10 ? 1 : 2)} ${units[i]}`;
 }
 
 const count = (n: number) => n.toLocaleString('en-US');
@@ -152,7 +143,7 @@ function progressPrinter(): { onProgress: (p: DownloadProgress) => void; finish:
       if (p.state === 'listing') return show(`Listing the files of ${p.repoId} on the hub...`, 'listing');
       if (p.state === 'done') return show(`${p.repoId}: ${formatBytes(p.bytesTotal)} in the Hugging Face cache`, 'done');
       const eta = p.etaSeconds === null ? '' : `, ${Math.ceil(p.etaSeconds)} s left`;
-      const speed = p.speedBytesPerSec > 0 ? `, ${formatBytes(p.speedBytesPerSec)}/s` : '';
+      const speed = p.speedBytesPerSec > 0 ? `, ${formatSpeed(p.speedBytesPerSec)}` : '';
       show(
         `${p.state === 'downloading' ? 'Downloading' : p.state === 'retrying' ? 'Retrying' : 'Verifying'} ${p.repoId}: ${p.file} (file ${p.fileIndex + 1} of ${p.fileCount}), ` +
           `${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}${speed}${eta}`,

@@ -10,12 +10,32 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 
 import { defaultEvalText, runQuantizeJob } from '../../engine/quantize/job.js';
-import { terminalRenderer } from '../../engine/quantize/render.js';
-import { FINETUNE_DEFAULTS, type FinetuneMode } from '../../engine/finetune/settings.js';
-import { DEFAULTS, resolveSettings, SettingsError } from '../../engine/quantize/settings.js';
+import { terminalRenderer } from '../render.js';
+import { DEFAULTS, FINETUNE_DEFAULTS, resolveSettings, SettingsError, type FinetuneMode, type SettingField } from '../../domain/quantize/index.js';
 import { resolveModelDir } from '../../services/hub/index.js';
 import { UserError } from '../../util/errors.js';
-import { cancelOnSigint, intOption, numberOption } from './eval.js';
+import { cancelOnSigint } from '../cancel.js';
+import { intOption, numberOption } from '../options.js';
+
+/** The flag of each setting, to word a SettingsError the way this command is typed. */
+const FLAGS: Record<SettingField, string> = {
+  bits: '--bits',
+  codebook: '--codebook',
+  sigma: '--sigma',
+  rho: '--rho',
+  tuneIters: '--tune-iters',
+  calibSamples: '--calib-samples',
+  calibCtx: '--ctx',
+  seed: '--seed',
+  threads: '--threads',
+  'finetune.mode': '--ft',
+  'finetune.epochs': '--ft-epochs',
+  'finetune.lr': '--ft-lr',
+  'finetune.lrSign': '--ft-lr-sign',
+  'finetune.batch': '--ft-batch',
+  'finetune.holdout': '--ft-holdout',
+  'finetune.patience': '--ft-patience',
+};
 
 interface QuantizeOpts {
   out: string;
@@ -59,7 +79,7 @@ export function registerQuantize(program: Command): void {
     .option('--no-incoherence', 'skip the randomized Hadamard transform')
     .option('--no-row-scale', 'keep every row at the layer scale instead of folding its RMS into SV (the paper\'s plain QuIP#)')
     .option('--no-ldlq', 'round to nearest instead of BlockLDLQ feedback')
-    .option('--calib-text <file>', 'calibration text (default: WikiText-2 validation where present, else sequences sampled from the model)')
+    .option('--calib-text <file>', 'calibration text (default: WikiText-2 validation, shipped with the studio)')
     .option('--calib-samples <n>', `calibration sequences (default ${DEFAULTS.calibSamples})`)
     .option('--ctx <l>', `tokens per calibration sequence (default ${DEFAULTS.calibCtx}, at most the model context)`)
     .option('--sigma <s>', `Hessian damping (default ${DEFAULTS.sigma})`)
@@ -69,7 +89,7 @@ export function registerQuantize(program: Command): void {
     .option('--threads <t>', 'threads (default: all cores; never changes the result)')
     .option('--force', 'replace an output folder that already holds a model')
     .option('--no-eval', 'skip the perplexity evaluation')
-    .option('--eval-text <file>', 'text for the perplexity (default: WikiText-2 test when present, else no evaluation)')
+    .option('--eval-text <file>', 'text for the perplexity (default: WikiText-2 test, shipped with the studio)')
     .option('--eval-windows <w>', 'perplexity windows to score (default 8)')
     .option('--eval-ctx <l>', 'perplexity window length (default 512, at most the model context)')
     .option('--no-eval-full', 'do not score the full-precision model for comparison')
@@ -109,13 +129,13 @@ export function registerQuantize(program: Command): void {
           },
         });
       } catch (err) {
-        if (err instanceof SettingsError) throw new UserError(err.message, err.code);
+        if (err instanceof SettingsError) throw new UserError(`${FLAGS[err.field]} ${err.detail}`, err.code);
         throw err;
       }
       const { dir } = await resolveModelDir(modelArg);
       const render = o.json ? (e: unknown) => process.stdout.write(JSON.stringify(e) + '\n') : terminalRenderer({ write: (t) => process.stderr.write(t), isTTY: !!process.stderr.isTTY });
-      // Without --eval-text the perplexity uses WikiText-2 test when it is there (a source checkout);
-      // an installed studio has none, so the run skips the evaluation and says how to ask for one.
+      // Without --eval-text the perplexity uses the shipped WikiText-2 test; should that file be missing
+      // (a damaged install), the run skips the evaluation and says how to ask for one.
       const evalText = o.evalText ?? defaultEvalText();
       const evaluate = o.eval && (o.evalText !== undefined || existsSync(evalText));
       if (o.eval && !evaluate) process.stderr.write(`quip: no evaluation text at ${evalText}; skipping perplexity (pass --eval-text FILE to measure it)\n`);

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { exportGguf } from '../../engine/gguf/writer.js';
 import { synthModel } from '../../engine/runtime/synth.js';
 import { UserError } from '../../util/errors.js';
-import { intOption } from './eval.js';
+import { intOption } from '../options.js';
 
 export function registerSynth(program: Command): void {
   program

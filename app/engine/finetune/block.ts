@@ -10,12 +10,7 @@ import { isCancelled, native } from '../native.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
 import type { BlockTuneResult, BlockTuneSettings, BlockTuner } from './native-types.js';
-import type { FinetuneEvent, TunedGroup } from './events.js';
-import type { FinetuneGroupRecord } from './record.js';
-import type { FinetuneSettings } from './settings.js';
-
-export type { FinetuneEvent } from './events.js';
-
+import type { FinetuneEvent, FinetuneGroupRecord, FinetuneSettings, TunedGroup } from '../../domain/quantize/index.js';
 
 export interface InBlockFinetuneOptions {
   engine: EngineModel;

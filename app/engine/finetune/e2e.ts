@@ -7,11 +7,7 @@ import { isCancelled, native } from '../native.js';
 import type { EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
 import type { TuneResult } from './native-types.js';
-import type { EndToEndEvent } from './events.js';
-
-import type { FinetuneSettings } from './settings.js';
-
-export type { EndToEndEvent } from './events.js';
+import type { EndToEndEvent, FinetuneSettings } from '../../domain/quantize/index.js';
 
 export interface EndToEndOptions {
   /** The quantized model (tuned in place). */

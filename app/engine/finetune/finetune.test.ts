@@ -21,10 +21,8 @@ import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { evaluatePerplexity, perplexityWindows, readEvalText } from '../runtime/perplexity.js';
 import { InBlockFinetune } from './block.js';
 import { finetuneEndToEnd } from './e2e.js';
-import type { EndToEndEvent, FinetuneEvent } from './events.js';
-import type { FinetuneGroupRecord } from './record.js';
+import { type EndToEndEvent, type FinetuneEvent, type FinetuneGroupRecord, resolveFinetuneSettings, type FinetuneSettings } from '../../domain/quantize/index.js';
 import { lmHeadTensor } from './job-hook.js';
-import { resolveFinetuneSettings, type FinetuneSettings } from './settings.js';
 
 const DATA = path.resolve('../shared/data');
 const SEQUENCES = 16;
@@ -187,14 +185,8 @@ describe('in-block fine-tuning on stories260k at 2 bits', () => {
   }, 300_000);
 });
 
-describe('fine-tuning settings', () => {
-  it('fills the reference defaults and names the wrong flag', () => {
-    expect(resolveFinetuneSettings({})).toEqual({ mode: 'none', epochs: 5, lr: 5e-5, lrSign: 5e-4, batch: 8, holdout: 0.1, patience: 3 });
-    expect(() => resolveFinetuneSettings({ holdout: 1 })).toThrow(/--ft-holdout/);
-    expect(() => resolveFinetuneSettings({ batch: 0 })).toThrow(/--ft-batch/);
-    expect(() => resolveFinetuneSettings({ mode: 'all' as never })).toThrow(/--ft/);
-  });
-
+describe('fine-tuning natively', () => {
+  // (The settings themselves: app/domain/quantize/settings.test.ts.)
   it('rejects bad native settings and calls out of order with clear errors', async () => {
     const engine = createEngine(model);
     const ids = calibrationIds(model.tokenizer, { textFile: defaultCalibrationText(), sequences: 2, seqLen: 16 });

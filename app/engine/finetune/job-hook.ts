@@ -1,13 +1,14 @@
-// The quantization job's fine-tuning step (spec section 6), as one object the job calls at fixed
-// points (app/engine/quantize/job.ts):
-//   QuantizeFinetune.start(...)        after the engine and calibration exist (null for --ft none)
+// The quantization job's fine-tuning step (spec section 6), as one strategy object (FinetuneHooks)
+// the job calls at fixed points (app/engine/quantize/job.ts); with --ft none it is NO_FINETUNE,
+// whose hooks do nothing, so the job has no fine-tuning branches of its own:
+//   QuantizeFinetune.start(...)        after the engine and calibration exist (NO_FINETUNE for --ft none)
 //   beginBlock(b)                      before quantizing block b: the original block's outputs
-//   weight(kind)                       the weight to quantize (tuned by the previous groups)
+//   weight(kind, source)               the weight to quantize (tuned by the previous groups)
 //   afterGroup(b, group, layers)       the group's quantized layers go into the engine, then tuning
 //   endBlock(b, layers)                before the block is saved: tuned SU/SV into the layers
 //   endToEnd(specs, unquantizedFile)   after all blocks (block+e2e): distillation; returns the tensors
 //                                      the assembled folder takes instead of the saved pieces'
-//   record()                           for the run record
+//   progress() / record()              for the checkpoint and the run record
 // The tuned RMSNorm weights are folded into the input-side sign vectors of the layers they feed
 // (q/k/v for the attention norm, gate/up for the MLP norm): W diag(su) diag(w_tuned) x-hat =
 // W diag(su .* w_tuned / w_source) diag(w_source) x-hat, so a fine-tuned folder keeps the source's
@@ -19,16 +20,15 @@ import type { LoadedModel } from '../model/index.js';
 import { F16_MAX, f32ArrayToF16 } from '../model/half.js';
 import { bytesOf, type TensorToWrite } from '../model/safetensors-writer.js';
 import { readSafetensorsHeader } from '../model/safetensors.js';
-import { native } from '../native.js';
-import type { QuantizedLinearSpec } from '../quantize/native-types.js';
-import { linearName } from '../quantize/qmodel.js';
+import { native, type TensorRef } from '../native.js';
+import type { QuantizedLinearSpec } from '../runtime/qinfer-native-types.js';
+import { linearName } from '../runtime/quantized-model.js';
 import { createEngine } from '../runtime/engine.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
 import { InBlockFinetune, type InBlockFinetuneOptions } from './block.js';
 import { finetuneEndToEnd } from './e2e.js';
-import { TUNED_GROUPS, type QuantizeFinetuneEvent, type TunedGroup } from './events.js';
-import type { FinetuneRecord } from './record.js';
+import { TUNED_GROUPS, type QuantizeFinetuneEvent, type TunedGroup, type FinetuneRecord } from '../../domain/quantize/index.js';
 
 /** The parts of a quantized layer the hook reads and updates (the job's LayerTensors has them). */
 export interface FinetuneLayer {
@@ -77,7 +77,37 @@ export function lmHeadTensor(head: Float32Array, shape: number[], dtype: string)
 const ATTN_INPUTS: EngineLinearKind[] = ['q_proj', 'k_proj', 'v_proj'];
 const MLP_INPUTS: EngineLinearKind[] = ['gate_proj', 'up_proj'];
 
-export class QuantizeFinetune {
+/** What fine-tuning does at the quantization job's fixed points (see the top of this file). */
+export interface FinetuneHooks {
+  /** False for NO_FINETUNE: nothing is tuned (the job then has no fine-tuning time to record). */
+  readonly active: boolean;
+  beginBlock(b: number): Promise<void>;
+  /** The weight to quantize instead of the source's. */
+  weight(kind: EngineLinearKind, source: TensorRef): TensorRef | Float32Array;
+  afterGroup(b: number, group: 'qkv' | 'o' | 'gateUp' | 'down', layers: FinetuneLayer[]): Promise<void>;
+  endBlock(b: number, layers: FinetuneLayer[]): Promise<void>;
+  /** null: the saved pieces stand as they are. */
+  endToEnd(specs: Array<{ block: number; kind: EngineLinearKind; spec: QuantizedLinearSpec }>, unquantizedFile: string): Promise<EndToEndOutput | null>;
+  /** What a checkpoint keeps (null: nothing). */
+  progress(): Pick<FinetuneRecord, 'blocks' | 'seconds'> | null;
+  /** What the run record keeps (null: fine-tuning was off). */
+  record(): FinetuneRecord | null;
+}
+
+/** --ft none: the source weights are quantized as they are and nothing else happens. */
+export const NO_FINETUNE: FinetuneHooks = {
+  active: false,
+  beginBlock: async () => {},
+  weight: (_kind, source) => source,
+  afterGroup: async () => {},
+  endBlock: async () => {},
+  endToEnd: async () => null,
+  progress: () => null,
+  record: () => null,
+};
+
+export class QuantizeFinetune implements FinetuneHooks {
+  readonly active = true;
   private readonly inBlock: InBlockFinetune;
   /** The source model as an engine: its norms to fold against, the teacher of end-to-end. */
   private readonly source: EngineModel;
@@ -85,9 +115,9 @@ export class QuantizeFinetune {
   private endToEndRecord: FinetuneRecord['endToEnd'] = null;
   private seconds = 0;
 
-  /** null when the settings turn fine-tuning off. */
-  static start(o: QuantizeFinetuneOptions): QuantizeFinetune | null {
-    return o.settings.mode === 'none' ? null : new QuantizeFinetune(o);
+  /** NO_FINETUNE when the settings turn fine-tuning off. */
+  static start(o: QuantizeFinetuneOptions): FinetuneHooks {
+    return o.settings.mode === 'none' ? NO_FINETUNE : new QuantizeFinetune(o);
   }
 
   private constructor(private readonly o: QuantizeFinetuneOptions) {

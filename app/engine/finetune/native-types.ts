@@ -1,5 +1,5 @@
 // Types of the fine-tuning functions of the addon (native/addon/train_bindings.cc).
-import type { ProgressFn } from '../native.js';
+import type { ProgressFn } from '../native-types.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 
 /** What one in-block tuning step runs with (the native trainer's settings). */

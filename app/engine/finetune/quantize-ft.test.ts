@@ -15,14 +15,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../model/index.js';
 import { readSafetensorsFile } from '../model/safetensors.js';
 import { runQuantizeJob } from '../quantize/job.js';
-import type { QuantizeEvent } from '../quantize/events.js';
-import { terminalRenderer } from '../quantize/render.js';
-import { resolveSettings } from '../quantize/settings.js';
+import { type QuantizeEvent, resolveSettings, type FinetuneSettingsInput } from '../../domain/quantize/index.js';
+import { terminalRenderer } from '../../cli/render.js';
 import { createEngine } from '../runtime/engine.js';
 import { native } from '../native.js';
 import { generate } from '../runtime/generation.js';
 import { evaluatePerplexity, perplexityWindows, readEvalText } from '../runtime/perplexity.js';
-import type { FinetuneSettingsInput } from './settings.js';
 
 const STORIES = path.resolve('../shared/data/models/stories260k');
 const WIKI_TEST = path.resolve('../shared/data/wikitext-2-raw/wiki.test.raw');

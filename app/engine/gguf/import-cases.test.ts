@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { importGguf } from './import.js';
 import { rotateHalfRowSources } from './rope.js';
-import { f16BitsToNumber, f32, f32ToF16Bits, llamaCppPermuteRows, readSafetensors, str, tinyModelGguf, u32, type TinyModel } from './testing.js';
+import { f16BitsToNumber, f32, f32ToF16Bits, llamaCppPermuteRows, readSafetensors, str, tinyModelGguf, u32, type TinyModel } from '../../testing/gguf.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'quip-gguf-cases-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -14,7 +14,7 @@ import { createEngine } from '../runtime/engine.js';
 import { generate } from '../runtime/generation.js';
 import { importGguf, type ImportResult } from './import.js';
 import { openGguf } from './reader.js';
-import { f16BitsToNumber, f32ToF16Bits, llamaCppPermuteRows, readSafetensors } from './testing.js';
+import { f16BitsToNumber, f32ToF16Bits, llamaCppPermuteRows, readSafetensors } from '../../testing/gguf.js';
 
 const SMOLLM = path.resolve('../shared/data/models/smollm2-135m-instruct-q4_1/SmolLM2-135M-Instruct.Q4_1.gguf');
 const SMOLLM_SHA256 = 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53';

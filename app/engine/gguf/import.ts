@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 
+import { importNote } from '../../domain/gguf-import.js';
 import { processIsGone, removeTempFiles, writeJsonAtomic } from '../../util/atomic-file.js';
 import { UserError } from '../../util/errors.js';
 import { parseArchitecture } from '../model/config.js';
@@ -20,9 +21,8 @@ import { gatherRows, rotateHalfRowSources } from './rope.js';
 import { convertTokenizer } from './tokenizer.js';
 
 export const IMPORT_RECORD_FILE = 'gguf-import.json';
-export const LOSSY_NOTE =
-  'This model was imported from a quantized GGUF file, so its weights already carry that quantization error. ' +
-  'Its 16-bit form written here is the baseline every comparison in the studio uses, not the original full-precision model.';
+/** What the studio says of a quantized source (app/domain/gguf-import.ts, shared with the renderer). */
+export { LOSSY_NOTE } from '../../domain/gguf-import.js';
 
 export interface ImportProgress {
   phase: 'checking' | 'tensors' | 'hashing' | 'finishing' | 'done';
@@ -262,7 +262,7 @@ export async function importGguf(file: string, outDir: string, options: ImportOp
       architecture: plan.architecture,
       tokenizer: { model: tok.model, preTokenizer: tok.preTokenizer },
       lossy,
-      note: lossy ? LOSSY_NOTE : 'Imported from an unquantized GGUF file; converted to float16.',
+      note: importNote(lossy),
       warnings,
       tensors: plan.tensors.map((t) => ({
         name: t.hfName, gguf: t.gguf.name, type: t.gguf.type.name, shape: t.shape, ...(t.ropeHeads ? { rowOrder: 'interleaved RoPE -> rotate-half' } : {}),

@@ -1,5 +1,5 @@
 // Types of the GGUF module's native functions (native/addon/gguf_bindings.cc).
-import type { MappedFile, ProgressFn } from '../native.js';
+import type { MappedFile, ProgressFn } from '../native-types.js';
 
 export interface DequantizedTensor<T extends Buffer | Float32Array> {
   /** 'f16': the float16 bits, little-endian, 2 bytes per value; 'f32': the values. */

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { openGguf, readGgufHeader, shortestFloat32, type ByteSource } from './reader.js';
-import { arr, bool, buildGguf, f32, f32Data, f64, i16, i32, i64, i8, str, u16, u32, u64, u8 } from './testing.js';
+import { arr, bool, buildGguf, f32, f32Data, f64, i16, i32, i64, i8, str, u16, u32, u64, u8 } from '../../testing/gguf.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'quip-gguf-reader-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

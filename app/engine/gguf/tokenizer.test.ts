@@ -8,7 +8,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { GgufMetadata, openGguf, type GgufEntry, type GgufValueType, type OpenGguf } from './reader.js';
-import { byteLevelAlphabet } from './testing.js';
+import { byteLevelAlphabet } from '../../testing/gguf.js';
 import { convertTokenizer, sentencePieceMerges, type ConvertedTokenizer } from './tokenizer.js';
 
 const SMOLLM_DIR = path.resolve('../shared/data/models/smollm2-135m-instruct-q4_1');

@@ -11,7 +11,7 @@ import { loadModel } from '../model/index.js';
 import { importGguf } from './import.js';
 import { openGguf } from './reader.js';
 import { gatherRows, rotateHalfRowSources } from './rope.js';
-import { f16BitsToNumber, f32ToF16Bits, llamaCppPermuteRows, readSafetensors } from './testing.js';
+import { f16BitsToNumber, f32ToF16Bits, llamaCppPermuteRows, readSafetensors } from '../../testing/gguf.js';
 import { exportGguf, interleavedRowSources } from './writer.js';
 
 const STORIES = path.resolve('../shared/data/models/stories260k');

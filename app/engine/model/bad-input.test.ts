@@ -9,7 +9,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 
 import { UserError } from '../../util/errors.js';
 import { loadModel } from './loader.js';
-import { layoutSafetensors, storiesCopy, storiesTensors, writeSafetensors, writeSafetensorsRaw } from './test-helpers.js';
+import { layoutSafetensors, storiesCopy, storiesTensors, writeSafetensors, writeSafetensorsRaw } from '../../testing/model-files.js';
 
 const temps: string[] = [];
 afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));

@@ -7,7 +7,7 @@ import { afterAll, expect, test } from 'vitest';
 
 import { expectedTensorShapes, parseArchitecture } from './config.js';
 import { loadModel } from './loader.js';
-import { storiesCopy, storiesTensors, writeSafetensors } from './test-helpers.js';
+import { storiesCopy, storiesTensors, writeSafetensors } from '../../testing/model-files.js';
 
 const temps: string[] = [];
 afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));

@@ -8,7 +8,7 @@ import { Architecture, SUPPORTED_MODEL_TYPES } from '../../contract/model.js';
 import { UserError } from '../../util/errors.js';
 import { jsonBrief } from '../../util/json-brief.js';
 import { assertRegularFile } from '../regular-file.js';
-import { QUANT_METHOD } from '../quantize/format.js';
+import { QUANT_METHOD } from './quantized-format.js';
 
 const FAMILY: Record<Architecture['modelType'], string> = { llama: 'Llama', mistral: 'Mistral', qwen2: 'Qwen2' };
 const SUPPORTED_ROPE_SCALING = ['linear', 'llama3', 'dynamic'];

@@ -7,10 +7,10 @@ import { afterAll, expect, test } from 'vitest';
 
 import { ModelInspection } from '../../contract/model.js';
 import { sampleModelDir } from '../../util/paths.js';
-import type { QuantizationConfig } from '../quantize/format.js';
+import type { QuantizationConfig } from './quantized-format.js';
 import { estimateSize, formatHadamard, inspectModel } from './inspect.js';
 import { loadModel } from './loader.js';
-import { STORIES_DIR, storiesCopy, storiesTensors, writeSafetensors, type RawTensor } from './test-helpers.js';
+import { STORIES_DIR, storiesCopy, storiesTensors, writeSafetensors, type RawTensor } from '../../testing/model-files.js';
 
 const temps: string[] = [];
 afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -107,7 +107,7 @@ test('sources: the sample, a Hugging Face cache snapshot, and remote code warnin
   expect((await inspectModel({ path: snap, repoId: 'a/b', revision: 'c' })).source).toMatchObject({ kind: 'hub', repoId: 'a/b', revision: 'c' });
 });
 
-/** A folder laid out as the studio's quantizer writes one (app/engine/quantize/format.ts), codes zero. */
+/** A folder laid out as the studio's quantizer writes one (app/engine/model/quantized-format.ts), codes zero. */
 function quantizedStories(edit?: (q: QuantizationConfig) => void): string {
   const layers: QuantizationConfig['layers'] = {};
   const extra: RawTensor[] = [];

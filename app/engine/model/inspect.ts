@@ -4,6 +4,7 @@
 import path from 'node:path';
 
 import { ModelInspection, type Architecture, type HadamardFactor, type LinearKind, type LinearLayer } from '../../contract/model.js';
+import { CODEBOOK_TABLE, codebookFor } from '../../domain/quantize/index.js';
 import { UserError } from '../../util/errors.js';
 import { sampleModelDir } from '../../util/paths.js';
 import { native } from '../native.js';
@@ -73,7 +74,7 @@ const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 export function estimateSize(linears: ReadonlyArray<Pick<LinearLayer, 'outFeatures' | 'inFeatures' | 'paddedIn'>>, unquantizedParams: number, bits: 2 | 3 | 4 | 16) {
   const linearParams = linears.reduce((s, l) => s + l.outFeatures * l.inFeatures, 0);
   if (bits === 16) return { bits, bytes: 2 * (linearParams + unquantizedParams), bitsPerLinearWeight: 16 };
-  const stages = bits === 2 ? 1 : 2;
+  const stages = CODEBOOK_TABLE[codebookFor(bits, 'e8p')].stages;
   let linearBytes = 0;
   for (const l of linears) {
     linearBytes += (l.outFeatures * l.paddedIn * bits) / 8 + l.inFeatures + 4 * l.outFeatures + 4 * stages;

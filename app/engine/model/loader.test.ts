@@ -7,7 +7,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 
 import { native } from '../native.js';
 import { loadModel } from './loader.js';
-import { f16BitsToNumber, f32ToF16Bits, STORIES_DIR, storiesCopy, storiesTensors, writeSafetensors, type RawTensor } from './test-helpers.js';
+import { f16BitsToNumber, f32ToF16Bits, STORIES_DIR, storiesCopy, storiesTensors, writeSafetensors, type RawTensor } from '../../testing/model-files.js';
 
 const temps: string[] = [];
 afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));

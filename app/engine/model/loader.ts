@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Architecture } from '../../contract/model.js';
 import { UserError } from '../../util/errors.js';
 import type { TensorDType, TensorRef } from '../native.js';
-import { QuantizationConfig } from '../quantize/format.js';
+import { QuantizationConfig } from './quantized-format.js';
 import { expectedTensorShapes, parseArchitecture, readConfig, readJsonFile, remoteCodeWarning, type RawConfig } from './config.js';
 import { INDEX_FILE, openWeights, SUPPORTED_DTYPES, type StoredDType, type WeightSet } from './safetensors.js';
 import { loadChatTemplate, loadTokenizer, type ChatTemplateFn, type ModelTokenizer } from './tokenizer.js';

@@ -14,12 +14,10 @@ import { createEngine } from '../runtime/engine.js';
 import { evaluatePerplexity } from '../runtime/perplexity.js';
 import { generate } from '../runtime/generation.js';
 import { compareRow } from './compare.js';
-import { QuantizeEvent } from './events.js';
-import { FORMAT_VERSION, QUANT_METHOD, layerBits, type QuantizedLayerRecord } from './format.js';
+import { QuantizeEvent, RunRecord, resolveSettings } from '../../domain/quantize/index.js';
+import { FORMAT_VERSION, QUANT_METHOD, layerBits, type QuantizedLayerRecord } from '../model/quantized-format.js';
 import { runQuantizeJob } from './job.js';
-import { RunRecord } from './record.js';
-import { terminalRenderer } from './render.js';
-import { resolveSettings } from './settings.js';
+import { terminalRenderer } from '../../cli/render.js';
 
 const STORIES = path.resolve('../shared/data/models/stories260k');
 const root = mkdtempSync(path.join(os.tmpdir(), 'quip-calsrc-'));

@@ -6,9 +6,9 @@ import path from 'node:path';
 
 import { UserError } from '../../util/errors.js';
 import { safetensorsDTypes } from '../model/safetensors.js';
-import { isQuantizedConfig, layerBits } from './format.js';
-import { parseQuantizationConfig } from './qmodel.js';
-import { RUN_RECORD_FILE, RunRecord, proxyLossSummary } from './record.js';
+import { isQuantizedConfig, layerBits } from '../model/quantized-format.js';
+import { parseQuantizationConfig } from '../runtime/quantized-model.js';
+import { RUN_RECORD_FILE, RunRecord, proxyLossSummary } from '../../domain/quantize/index.js';
 
 export interface CompareRow {
   dir: string;

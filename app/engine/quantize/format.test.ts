@@ -1,5 +1,5 @@
-// Settings, the folder format's pieces (safetensors writer/reader, 16-bit conversion, layer seeds) and
-// the output-folder rules, checked against independent definitions.
+// The folder format's pieces (safetensors writer/reader, 16-bit conversion, layer seeds) and the
+// output-folder rules, checked against independent definitions. (Settings: app/domain/quantize.)
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,78 +8,10 @@ import { describe, expect, it } from 'vitest';
 import { f16BitsToF32, f32ToF16Bits } from '../model/half.js';
 import { openSafetensors } from '../model/safetensors.js';
 import { bytesOf, writeSafetensors } from '../model/safetensors-writer.js';
-import { layerSeed } from './format.js';
+import { layerSeed } from '../model/quantized-format.js';
 import { checkOutputFolder, finishInterruptedPublish, jobId, PENDING_CONFIG, publish } from './output.js';
-import { codebookFor, resolveSettings, SettingsError, estimateRun } from './settings.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'quip-qfmt-'));
-
-describe('settings', () => {
-  it('maps every bits/codebook pairing to its codebook', () => {
-    expect(codebookFor(2, 'e8p')).toBe('e8p');
-    expect(codebookFor(3, 'e8p')).toBe('rvq3');
-    expect(codebookFor(4, 'e8p')).toBe('rvq4');
-    expect(codebookFor(3, 'rvq')).toBe('rvq3');
-    for (const b of [2, 3, 4]) expect(codebookFor(b, 'rtn')).toBe(`rtn${b}`);
-  });
-  it('refuses unsupported pairings with a message naming them', () => {
-    expect(() => codebookFor(2, 'rvq')).toThrow(/rvq.*3 or 4 bits/);
-    expect(() => codebookFor(1, 'e8p')).toThrow(/Unsupported bits 1/);
-    expect(() => codebookFor(8, 'rtn')).toThrow(/Unsupported bits 8/);
-    expect(() => codebookFor(2, 'gptq')).toThrow(/Unknown codebook "gptq"/);
-    try {
-      resolveSettings({ bits: 5 });
-    } catch (e) {
-      expect(e).toBeInstanceOf(SettingsError);
-      expect((e as SettingsError).code).toBe('UNSUPPORTED_PAIRING');
-    }
-  });
-  it('fills defaults for a CPU workstation and checks ranges', () => {
-    const s = resolveSettings({});
-    expect(s).toMatchObject({ bits: 2, codebook: 'e8p', incoherence: true, ldlq: true, sigma: 0.01, rho: 1.03, tuneIters: 0, seed: 0 });
-    expect(s.calibration).toEqual({ textFile: null, samples: 128, ctx: 512 });
-    expect(resolveSettings({ bits: 4 }).rho).toBe(1.03);
-    expect(() => resolveSettings({ sigma: 0 })).toThrow(/--sigma/);
-    expect(() => resolveSettings({ tuneIters: 11 })).toThrow(/--tune-iters/);
-    expect(() => resolveSettings({ calibSamples: 0 })).toThrow(/--calib-samples/);
-  });
-  // SmolLM2-135M's shapes; the measured figures are from the run records of real jobs on 2 threads
-  // (settings.ts, rates): 773 MiB peak without fine-tuning, 3,372 MiB with block+e2e (32 x 512 tokens).
-  const smollm2 = { hiddenSize: 576, intermediateSize: 1536, numLayers: 30, numHeads: 9, numKeyValueHeads: 3, headDim: 64, vocabSize: 49152, tiedEmbeddings: true };
-  const MiB = 2 ** 20;
-  it('estimates grow with calibration size; memory holds the source model and one block of work', () => {
-    const small = estimateRun(smollm2, resolveSettings({ calibSamples: 16 }), 2, 8192);
-    const big = estimateRun(smollm2, resolveSettings({ calibSamples: 128 }), 2, 8192);
-    expect(big.seconds.calibration).toBeCloseTo(small.seconds.calibration * 8, 6);
-    expect(big.parts.activations).toBe(128 * 512 * 576 * 4);
-    expect(big.peakBytes - small.peakBytes).toBe(big.parts.activations - small.parts.activations);
-    // The mapped 16-bit source: embeddings once (tied) and every block.
-    expect(big.parts.model).toBe(2 * (30 * (576 * 576 * 2 + 192 * 576 * 2 + 1536 * 576 * 3 + 2 * 576) + 49152 * 576 + 576));
-    const e = estimateRun(smollm2, resolveSettings({ bits: 2, calibSamples: 32, calibCtx: 512 }), 2, 8192);
-    expect(e.peakBytes / MiB).toBeGreaterThan(773 * 0.85);
-    expect(e.peakBytes / MiB).toBeLessThan(773 * 1.15);
-    expect(e.seconds.finetune).toBe(0);
-  });
-  it('fine-tuning counts in time and memory: in-block per epoch, end to end with its lm_head and logits', () => {
-    const at = (finetune: { mode: 'block' | 'block+e2e'; epochs: number }) =>
-      estimateRun(smollm2, resolveSettings({ bits: 2, calibSamples: 32, calibCtx: 512, finetune: { ...finetune, batch: 1 } }), 2, 8192);
-    const plain = estimateRun(smollm2, resolveSettings({ bits: 2, calibSamples: 32, calibCtx: 512 }), 2, 8192);
-    const block = at({ mode: 'block', epochs: 1 });
-    const both = at({ mode: 'block+e2e', epochs: 1 });
-    expect(block.finetuneSeconds.endToEnd).toBe(0);
-    expect(both.finetuneSeconds.block).toBe(block.finetuneSeconds.block);
-    expect(both.seconds.finetune).toBe(both.finetuneSeconds.block + both.finetuneSeconds.endToEnd);
-    expect(at({ mode: 'block+e2e', epochs: 3 }).seconds.finetune).toBeGreaterThan(both.seconds.finetune * 2);
-    // Measured: fine-tuning took 7-9x the rest of the job (1,394-1,673 s against 190 s).
-    const rest = plain.seconds.total;
-    expect(both.seconds.finetune / rest).toBeGreaterThan(5);
-    expect(both.seconds.finetune / rest).toBeLessThan(12);
-    // In-block tuning fits beside the block's Hessians; end to end needs the whole model in float32.
-    expect(block.peakBytes).toBeGreaterThan(plain.peakBytes);
-    expect(both.peakBytes / MiB).toBeGreaterThan(3372 * 0.8);
-    expect(both.peakBytes / MiB).toBeLessThan(3372 * 1.2);
-  });
-});
 
 describe('layer seeds', () => {
   it('are stable, differ per layer and per run seed', () => {

@@ -18,12 +18,11 @@ import { loadModel } from '../model/index.js';
 import { cancelFlag } from '../native.js';
 import { createEngine } from '../runtime/engine.js';
 import { sampleTexts } from '../runtime/generation.js';
-import { QuantizeEvent } from './events.js';
-import { terminalRenderer } from './render.js';
+import { QuantizeEvent, resolveSettings, type QuantizeSettingsInput } from '../../domain/quantize/index.js';
+import { terminalRenderer } from '../../cli/render.js';
 import { compareRow, formatCompareTable } from './compare.js';
 import { runQuantizeJob, settingsKey, type QuantizeJobOptions } from './job.js';
 import { jobId, partialDir, sourceFingerprint, UNQUANTIZED_FILE } from './output.js';
-import { resolveSettings, type QuantizeSettingsInput } from './settings.js';
 
 const STORIES = path.resolve('../shared/data/models/stories260k');
 const root = mkdtempSync(path.join(os.tmpdir(), 'quip-qjob-'));
@@ -255,7 +254,7 @@ describe('temporary files of a killed write', () => {
 describe('bad input', () => {
   it('refuses unsupported bits/codebook pairings', () => {
     expect(() => resolveSettings({ bits: 2, codebook: 'rvq' })).toThrow(/rvq.*3 or 4 bits/);
-    expect(() => resolveSettings({ bits: 5, codebook: 'e8p' })).toThrow(/Unsupported bits 5/);
+    expect(() => resolveSettings({ bits: 5, codebook: 'e8p' })).toThrow(/Bits 5 is not supported/);
   });
 
   it('refuses a calibration file too short for the requested samples, naming it, and writes nothing', async () => {

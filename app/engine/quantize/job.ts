@@ -4,6 +4,10 @@
 // later blocks are calibrated on the inputs they will see) -> checkpoint; then save, evaluate
 // perplexity and write the run record. Memory: one block's weights and Hessians plus the calibration
 // hidden states (N x L x hidden floats); weights stay memory-mapped.
+// runQuantizeJob reads as its phases: prepare (load and check everything before writing anything),
+// openCheckpoint (resume or start the partial folder), calibrate, quantizeBlocks (quantizeLayer per
+// linear, checkpointBlock per block), finetuneEndToEnd, save, evaluate, publishRun. Fine-tuning is
+// one strategy object (FinetuneHooks) called at fixed points; NO_FINETUNE does nothing.
 //
 // Determinism: every layer's seed comes from the run seed and the layer name, native reductions do
 // not depend on the thread count, and a resumed run rebuilds the hidden states by advancing through
@@ -12,32 +16,32 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 
 import { UserError } from '../../util/errors.js';
-import { projectRoot } from '../../util/paths.js';
+import { shippedText } from '../../util/paths.js';
 import { removeTempFiles, writeFileAtomic, writeJsonAtomic } from '../../util/atomic-file.js';
-import { QuantizeFinetune, type EndToEndOutput } from '../finetune/job-hook.js';
+import { QuantizeFinetune, type EndToEndOutput, type FinetuneHooks } from '../finetune/job-hook.js';
 import { F16_MAX, f32ArrayToF16 } from '../model/half.js';
 import { loadModel, type LoadedModel } from '../model/index.js';
 import { bytesOf, writeSafetensors, type TensorToWrite } from '../model/safetensors-writer.js';
 import { openSafetensors, readSafetensorsFile, readSafetensorsHeader, safetensorsDTypes } from '../model/safetensors.js';
 import { isCancelled, native } from '../native.js';
 import { quantizeLinear } from '../quip/index.js';
-import { calibrationIds, defaultCalibrationText, describeCalibrationSource, resolveCalibrationSource, sampledCalibrationIds } from '../runtime/calibration.js';
+import { calibrationIds, defaultCalibrationText, describeCalibrationSource, resolveCalibrationSource, sampledCalibrationIds, type CalibrationSource } from '../runtime/calibration.js';
 import { createEngine, setEngineThreads } from '../runtime/engine.js';
-import type { BlockHessians, EngineModel, HessianSum } from '../runtime/native-types.js';
+import type { BlockHessians, EngineCalibration, EngineModel, HessianSum } from '../runtime/native-types.js';
 import { evaluatePerplexity, perplexityWindows, readEvalText } from '../runtime/perplexity.js';
-import type { QuantizeEvent } from './events.js';
-import { COPIED_FILES, ENGINE_NAME, ENGINE_VERSION, FORMAT_VERSION, QUANT_METHOD, isQuantizedConfig, layerBits, layerSeed, type QuantizationConfig } from './format.js';
+import { estimateRun, proxyLossSummary, RUN_RECORD_FILE, RUN_RECORD_VERSION, type Estimate, type LayerMetrics, type QuantizeEvent, type QuantizeSettings, type RunRecord } from '../../domain/quantize/index.js';
+import { formatSeconds } from '../../domain/format.js';
+import { COPIED_FILES, ENGINE_NAME, ENGINE_VERSION, FORMAT_VERSION, QUANT_METHOD, isQuantizedConfig, layerBits, layerSeed, type QuantizationConfig } from '../model/quantized-format.js';
 import {
   CHECKPOINT_FILE, MODEL_FILE, PENDING_CONFIG, UNQUANTIZED_FILE, blockFileName, checkOutputFolder, finishInterruptedPublish, jobId, partialDir,
   publish, readCheckpoint, sourceFingerprint, stalePartials, writeCheckpoint, type Checkpoint,
 } from './output.js';
-import { createQuantizedEngine, isLinearWeight, layerFromResult, LINEAR_KINDS, specFromRecord, type LayerTensors } from './qmodel.js';
-import type { QuantizedLinearSpec } from './native-types.js';
-import { RUN_RECORD_FILE, RUN_RECORD_VERSION, proxyLossSummary, type LayerMetrics, type RunRecord } from './record.js';
-import { estimateRun, formatSeconds, type QuantizeSettings } from './settings.js';
+import { layerFromResult, type LayerTensors } from './qmodel.js';
+import { createQuantizedEngine, isLinearWeight, LINEAR_KINDS, specFromRecord } from '../runtime/quantized-model.js';
+import type { QuantizedLinearSpec } from '../runtime/qinfer-native-types.js';
 
 export interface EvaluationOptions {
-  /** Text to score (default: WikiText-2 test next to the project). */
+  /** Text to score (default: the shipped WikiText-2 test, defaultEvalText). */
   textFile: string;
   ctx: number;
   maxWindows: number;
@@ -72,9 +76,9 @@ const GROUPS: Array<{ tap: keyof Omit<BlockHessians, 'block'>; kinds: Array<(typ
   { tap: 'down', kinds: LINEAR_KINDS.filter((k) => k.short === 'down') },
 ];
 
-/** ../shared/data/wikitext-2-raw/wiki.test.raw beside the project (absent in an installed studio). */
+/** WikiText-2 test, shipped in assets/wikitext-2-raw. */
 export function defaultEvalText(): string {
-  return path.join(projectRoot(), '..', 'shared', 'data', 'wikitext-2-raw', 'wiki.test.raw');
+  return shippedText('evaluation');
 }
 
 /** The settings that decide the output (threads never does). */
@@ -160,286 +164,446 @@ async function loadBlock(dir: string, block: number, cp: Checkpoint, codebook: Q
   });
 }
 
+/** The job in its phases, each a function below; fine-tuning is one strategy object (FinetuneHooks,
+ * app/engine/finetune/job-hook.ts: NO_FINETUNE with --ft none) the phases call at fixed points. */
 export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<QuantizeJobResult> {
-  const s = opts.settings;
   const emit = (e: QuantizeEvent) => opts.onEvent?.(e);
-  const warn = (message: string, layer?: string) => emit({ type: 'warning', message, ...(layer ? { layer } : {}) });
-  const cancel = opts.cancel;
   const startedAt = new Date().toISOString();
-  const threads = setEngineThreads(s.threads ?? undefined);
-  const out = path.resolve(opts.out);
-
-  // ---- load and check everything before writing anything ---------------------------------------
+  const threads = setEngineThreads(opts.settings.threads ?? undefined);
   emit({ type: 'phase', phase: 'load', message: `loading ${opts.model}` });
   const model = await loadModel(opts.model);
   try {
-    if (isQuantizedConfig(model.config)) throw new UserError(`${model.dir} is already a quantized model; quantize its full-precision source instead.`, 'ALREADY_QUANTIZED');
-    const arch = model.architecture;
-    const ctx = Math.min(s.calibration.ctx, arch.contextLength);
-    if (ctx < s.calibration.ctx) warn(`--ctx ${s.calibration.ctx} is longer than the model's context; using ${ctx} tokens per sequence.`);
-    // No text given and no WikiText-2 at hand (an installed studio): calibrate on sequences the model samples.
-    const calibSource = resolveCalibrationSource(s.calibration.textFile, s.seed);
-    const calibFrom = describeCalibrationSource(calibSource);
-    const sampled = calibSource.kind === 'model-sampled';
-    const est = estimateRun(arch, s, threads, arch.contextLength, opts.evaluation ? opts.evaluation.ctx * opts.evaluation.maxWindows * (opts.evaluation.full ? 2 : 1) : 0, sampled);
-    emit({ type: 'estimate', settings: s, threads, tokens: est.tokens, seconds: est.seconds, peakBytes: est.peakBytes, calibrationSource: calibFrom });
-    if (sampled) {
-      warn(`No calibration text given and ${defaultCalibrationText()} is not there: calibrating on ${s.calibration.samples} sequences of ${ctx} tokens sampled from the model (temperature 1, seed ${calibSource.seed}). Pass --calib-text FILE to calibrate on your own text.`);
-    }
-    // Text: cut (and checked) now, before anything is written. Sampled: generated at the calibration phase.
-    let ids = calibSource.kind === 'file' ? calibrationIds(model.tokenizer, { textFile: calibSource.file, sequences: s.calibration.samples, seqLen: ctx }) : null;
-    const evalWindows = opts.evaluation ? perplexityWindows(model.tokenizer, readEvalText(opts.evaluation.textFile), Math.min(opts.evaluation.ctx, arch.contextLength), opts.evaluation.maxWindows) : null;
-
-    const fingerprint = await sourceFingerprint(model.dir);
-    // Sampled calibration data differs from the default text's, so a run on one never resumes the other.
-    const id = jobId(fingerprint, sampled ? { ...settingsKey(s), calibrationSource: calibFrom } : settingsKey(s));
-    // A previous run of this job that was killed after its folder was renamed: finish it.
-    if (existsSync(path.join(out, PENDING_CONFIG)) && !existsSync(path.join(out, 'config.json'))) {
-      const rec = JSON.parse(await fs.readFile(path.join(out, RUN_RECORD_FILE), 'utf8').catch(() => '{}')) as { jobId?: string };
-      if (rec.jobId === id && (await finishInterruptedPublish(out))) {
-        emit({ type: 'phase', phase: 'done', message: `finished the interrupted save of ${out}` });
-        const record = JSON.parse(await fs.readFile(path.join(out, RUN_RECORD_FILE), 'utf8')) as RunRecord;
-        return { out, record, model: null };
-      }
-    }
-    checkOutputFolder(out, !!opts.force);
-    const partial = partialDir(out, id);
-    for (const p of stalePartials(out, id)) warn(`${p} holds an unfinished run with other settings; delete it if you no longer need it.`);
-
-    let cp = await readCheckpoint(partial, id);
-    if (cp) {
-      emit({ type: 'resume', fromBlock: cp.blocksDone, checkpoint: path.join(partial, CHECKPOINT_FILE) });
-      // Half-written files of the killed run (never part of a model; some are large).
-      await removeTempFiles(partial, { onlyStale: true });
-    } else {
-      await fs.rm(partial, { recursive: true, force: true });
-      await fs.mkdir(partial, { recursive: true });
-      cp = { version: 1, id, blocksDone: 0, layers: {}, metrics: [], timings: {} };
-    }
-    const resumedFromBlock = cp.blocksDone;
-    const timings0 = { ...cp.timings };
-    const t = new Timer(timings0);
-    if (!existsSync(path.join(partial, UNQUANTIZED_FILE))) {
-      await writeSafetensors(path.join(partial, UNQUANTIZED_FILE), await unquantizedTensors(model, warn));
-      await writeCheckpoint(partial, cp);
-    }
-    t.lap('load');
-
-    // ---- calibration --------------------------------------------------------------------------
-    emit({ type: 'phase', phase: 'calibrate', message: `${s.calibration.samples} sequences x ${ctx} tokens from ${calibFrom}` });
-    const engine = createEngine(model);
-    const check = () => {
-      if (cancel?.[0]) throw cancelledError(cp!.blocksDone, arch.numLayers);
-    };
-    const nativeCall = async <T>(p: Promise<T>): Promise<T> => {
-      try {
-        return await p;
-      } catch (err) {
-        if (isCancelled(err)) throw cancelledError(cp!.blocksDone, arch.numLayers);
-        throw err;
-      }
-    };
-    if (!ids) {
-      const seed = (calibSource as { seed: number }).seed;
-      try {
-        ids = await sampledCalibrationIds(engine, model.tokenizer, arch.contextLength, { sequences: s.calibration.samples, seqLen: ctx, seed, cancel });
-      } catch (err) {
-        check();
-        throw err;
-      }
-      t.lap('sample');
-    }
-    const cal = engine.createCalibration(ids, s.calibration.samples, ctx);
-    // Fine-tuning hook (--ft block | block+e2e; app/engine/finetune/job-hook.ts); null when off.
-    // ETA: the observed time per layer for the layers left, plus end-to-end fine-tuning (block+e2e) at
-    // its estimate scaled by how the observed per-layer time compares with the estimated one.
-    const totalWork = arch.numLayers * GROUPS.reduce((a, g) => a + g.kinds.length, 0);
-    const estPerLayer = (est.seconds.calibration + est.seconds.hessians + est.seconds.quantization + est.finetuneSeconds.block) / totalWork;
-    let speed = 1; // observed / estimated seconds per layer
-    let e2eEpochsLeft = s.finetune.mode === 'block+e2e' ? s.finetune.epochs : 0;
-    const e2eLeft = () => (e2eEpochsLeft / Math.max(1, s.finetune.epochs)) * est.finetuneSeconds.endToEnd * speed;
-    const onFinetuneEvent = (e: QuantizeEvent) => {
-      emit(e);
-      if (e.type !== 'ft-e2e-epoch') return;
-      // Each epoch measured replaces the estimate for the epochs left.
-      e2eEpochsLeft = Math.max(0, e2eEpochsLeft - 1);
-      const elapsed = (performance.now() - quantStart) / 1000;
-      emit({ type: 'eta', layersDone: totalWork, layersTotal: totalWork, elapsedSeconds: elapsed, etaSeconds: e2eEpochsLeft * e.seconds });
-    };
-    const ft = QuantizeFinetune.start({ model, engine, ids, sequences: s.calibration.samples, seqLen: ctx, settings: s.finetune, seed: s.seed, onEvent: onFinetuneEvent, cancel, resume: cp.finetune });
-    const specs: Array<{ block: number; kind: (typeof LINEAR_KINDS)[number]['kind']; spec: QuantizedLinearSpec }> = [];
-    for (let b = 0; b < cp.blocksDone; b++) {
-      check();
-      for (const { kind, spec } of await loadBlock(partial, b, cp, s.codebook)) {
-        native().qinferSetLinear(engine, b, kind, spec);
-        specs.push({ block: b, kind, spec });
-      }
-      await nativeCall(cal.advance(undefined, cancel));
-    }
-    t.lap('calibrate');
-
-    // ---- quantize block by block --------------------------------------------------------------
-    emit({ type: 'phase', phase: 'quantize', message: `${arch.numLayers} blocks x 7 linear layers, ${s.bits}-bit ${s.codebook}` });
-    let done = cp.blocksDone * 7;
-    const quantStart = performance.now();
-    const doneAtStart = done;
-    for (let b = cp.blocksDone; b < arch.numLayers; b++) {
-      check();
-      const blockStart = performance.now();
-      const hs = await nativeCall(cal.hessians(undefined, cancel));
-      t.lap('hessians');
-      if (ft) await nativeCall(ft.beginBlock(b));
-      const layers: LayerTensors[] = [];
-      const metrics: LayerMetrics[] = [];
-      for (const group of GROUPS) {
-        const h: HessianSum = hs[group.tap];
-        if (h.count === 0) throw new Error(`block ${b}: the ${group.tap} Hessian has no tokens`);
-        // Normalised in place: a copy would hold a second n x n float64 matrix per group.
-        const H = h.sum;
-        for (let i = 0; i < H.length; i++) H[i] /= h.count;
-        for (const k of group.kinds) {
-          check();
-          const name = `model.layers.${b}.${k.module}.${k.kind}`;
-          const source = model.tensor(`${name}.weight`);
-          const [m, n] = source.shape;
-          const W = ft ? ft.weight(k.kind) : source;
-          const r = await nativeCall(
-            quantizeLinear(W, H, {
-              m, n, codebook: s.codebook, incoherence: s.incoherence, rowScale: s.rowScale, ldlq: s.ldlq, sigma: s.sigma, rho: s.rho, tuneIters: s.tuneIters, seed: layerSeed(s.seed, name),
-            }, { cancel }),
-          );
-          const lt = layerFromResult(b, k.kind, r);
-          layers.push(lt);
-          const cholesky = r.choleskyFallback ?? 'float32';
-          if (r.choleskyFallback) warn(`Cholesky of the Hessian failed in float32; retried: ${r.choleskyFallback}.`, name);
-          const metric: LayerMetrics = { block: b, name, kind: k.short, shape: [m, n], proxyLoss: r.proxyLoss, frobeniusError: r.frobeniusError, seconds: r.seconds, cholesky };
-          metrics.push(metric);
-          emit({ type: 'layer', ...metric });
-          done++;
-          const elapsed = (performance.now() - quantStart) / 1000;
-          const perLayer = elapsed / (done - doneAtStart);
-          speed = perLayer / estPerLayer;
-          emit({ type: 'eta', layersDone: done, layersTotal: totalWork, elapsedSeconds: elapsed, etaSeconds: perLayer * (totalWork - done) + e2eLeft() });
-        }
-        if (ft) await nativeCall(ft.afterGroup(b, group.tap, layers.slice(-group.kinds.length)));
-      }
-      if (ft) await nativeCall(ft.endBlock(b, layers));
-      t.lap('quantize');
-      // Checkpoint the block, then run the calibration states through its quantized version.
-      const tensors = [...layers.flatMap((l) => l.tensors)].sort((a, c) => dtypeOrder(a.dtype) - dtypeOrder(c.dtype));
-      await writeSafetensors(path.join(partial, blockFileName(b)), tensors);
-      for (const l of layers) {
-        cp.layers[l.name] = l.record;
-        native().qinferSetLinear(engine, b, l.kind, l.spec);
-        specs.push({ block: b, kind: l.kind, spec: l.spec });
-      }
-      cp.metrics.push(...metrics);
-      cp.blocksDone = b + 1;
-      cp.timings = { ...t.timings };
-      if (ft) cp.finetune = ft.progress();
-      await writeCheckpoint(partial, cp);
-      t.lap('save');
-      emit({ type: 'block', block: b, blocks: arch.numLayers, seconds: (performance.now() - blockStart) / 1000, checkpointed: true });
-      if (b + 1 < arch.numLayers) {
-        await nativeCall(cal.advance(undefined, cancel));
-        t.lap('advance');
-      }
-    }
-
-    // End to end (block+e2e): its tensors go into the assembled folder; the pieces stay as checkpointed.
-    if (s.finetune.mode === 'block+e2e') {
-      const f = s.finetune;
-      emit({ type: 'phase', phase: 'finetune', message: `end to end: ${f.epochs} epoch${f.epochs === 1 ? '' : 's'} of distillation towards the source model on ${s.calibration.samples} x ${ctx} calibration tokens (~${formatSeconds(e2eLeft())})` });
-      emit({ type: 'eta', layersDone: totalWork, layersTotal: totalWork, elapsedSeconds: (performance.now() - quantStart) / 1000, etaSeconds: e2eLeft() });
-    }
-    const e2e = ft ? await nativeCall(ft.endToEnd(specs, path.join(partial, UNQUANTIZED_FILE))) : null;
-    if (ft) t.lap('finetune');
-
-    // ---- save ---------------------------------------------------------------------------------
-    check();
-    emit({ type: 'phase', phase: 'save', message: `assembling ${path.join(out, MODEL_FILE)}` });
-    const qconfig: QuantizationConfig = {
-      quant_method: QUANT_METHOD,
-      format_version: FORMAT_VERSION,
-      engine: { name: ENGINE_NAME, version: ENGINE_VERSION },
-      codebook: s.codebook,
-      bits: s.bits,
-      incoherence: s.incoherence,
-      ldlq: s.ldlq,
-      sigma: s.sigma,
-      rho: s.rho,
-      tune_iters: s.tuneIters,
-      seed: s.seed,
-      calibration: s.calibration,
-      hessian: 'damped-normalised',
-      layers: cp.layers,
-    };
-    const bytesOnDisk = await assembleFolder(model, partial, arch.numLayers, qconfig, e2e);
-    t.lap('save');
-
-    // ---- evaluate -----------------------------------------------------------------------------
-    let perplexity: RunRecord['perplexity'] = null;
-    let qmodel: EngineModel | null = null;
-    const { file: mapped, header } = openSafetensors(path.join(partial, MODEL_FILE), true);
-    try {
-      const unquantized = new Map<string, { dtype: 'F32' | 'F16' | 'BF16'; shape: number[]; offset: number; bytes: number }>();
-      for (const e of header.tensors) if (e.dtype === 'F32' || e.dtype === 'F16' || e.dtype === 'BF16') unquantized.set(e.name, { dtype: e.dtype, shape: e.shape, offset: e.offset, bytes: e.bytes });
-      // In memory: codes as quantizeLinear returned them; unquantized tensors as saved.
-      qmodel = createQuantizedEngine(e2e?.untied ? { ...arch, tiedEmbeddings: false } : arch, { unquantized, layers: specs, file: mapped });
-      if (evalWindows && opts.evaluation) {
-        emit({ type: 'phase', phase: 'evaluate', message: `perplexity on ${evalWindows.length} windows of ${opts.evaluation.ctx} tokens from ${opts.evaluation.textFile}` });
-        const ectx = evalWindows[0].length;
-        const q = await nativeCall(evaluatePerplexity(qmodel, evalWindows, { ctx: ectx, cancel }));
-        const full = opts.evaluation.full ? await nativeCall(evaluatePerplexity(createEngine(model), evalWindows, { ctx: ectx, cancel })) : null;
-        perplexity = { dataset: opts.evaluation.textFile, ctx: ectx, windows: q.windows, tokens: q.tokensScored, quantized: q.ppl, full: full ? full.ppl : null };
-        t.lap('evaluate');
-      }
-    } finally {
-      if (!opts.keepModel) {
-        qmodel = null;
-        mapped.close();
-      }
-    }
-
-    // ---- run record and publish ---------------------------------------------------------------
-    const linearWeights = Object.values(cp.layers).reduce((a, l) => a + l.m * l.n, 0);
-    const dtypeOf = safetensorsDTypes(path.join(partial, MODEL_FILE), true);
-    const layerBitsTotal = Object.values(cp.layers).reduce((a, l) => a + layerBits(l, s.codebook, dtypeOf), 0);
-    const params = model.tensorNames().reduce((a, n) => a + model.tensorInfo(n).shape.reduce((x, y) => x * y, 1), 0);
-    const record: RunRecord & { jobId: string } = {
-      version: RUN_RECORD_VERSION,
-      jobId: id,
-      source: { dir: model.dir, fingerprint },
-      settings: s,
-      proxyLossHessian: 'damped-normalised',
-      calibrationFlow: 'quantized-inputs',
-      calibrationSource: calibFrom,
-      threads,
-      layers: cp.metrics,
-      timings: t.timings,
-      phasePeakRss: t.memory,
-      peakRssBytes: peakRss(),
-      resumedFromBlock,
-      sizes: { bytesOnDisk, linearWeights, bitsPerWeight: layerBitsTotal / linearWeights, bitsPerParameter: (bytesOnDisk * 8) / params },
-      perplexity,
-      finetune: ft ? ft.record() : null,
-      startedAt,
-      finishedAt: new Date().toISOString(),
-    };
-    await writeJsonAtomic(path.join(partial, RUN_RECORD_FILE), record);
-    for (const f of [CHECKPOINT_FILE, UNQUANTIZED_FILE, ...Array.from({ length: arch.numLayers }, (_, b) => blockFileName(b))]) await fs.rm(path.join(partial, f), { force: true });
-    await publish(partial, out, !!opts.force);
-    const pl = proxyLossSummary(cp.metrics);
-    emit({
-      type: 'summary', out, codebook: s.codebook, bits: s.bits, bitsPerWeight: record.sizes.bitsPerWeight, bytesOnDisk, layers: cp.metrics.length,
-      meanProxyLoss: pl.mean, worstProxyLoss: pl.worst, perplexity: perplexity?.quantized ?? null, perplexityFull: perplexity?.full ?? null,
-      seconds: Object.values(t.timings).reduce((a, x) => a + x, 0), peakRssBytes: record.peakRssBytes,
-    });
-    emit({ type: 'phase', phase: 'done', message: `saved ${out}` });
-    return { out, record, model: opts.keepModel ? qmodel : null };
+    const run = await prepare(opts, model, { emit, startedAt, threads });
+    const published = await finishInterruptedSave(run);
+    if (published) return published;
+    const progress = await openCheckpoint(run);
+    const cal = await calibrate(run, progress);
+    await quantizeBlocks(run, progress, cal);
+    const e2e = await finetuneEndToEnd(run, progress, cal);
+    const bytesOnDisk = await save(run, progress, e2e);
+    const { perplexity, qmodel } = await evaluate(run, progress, cal, e2e);
+    const record = await publishRun(run, progress, cal, { bytesOnDisk, perplexity });
+    return { out: run.out, record, model: opts.keepModel ? qmodel : null };
   } finally {
     model.close();
   }
+}
+
+/** What every phase reads: the options, the loaded model and what prepare() worked out. */
+interface Run {
+  opts: QuantizeJobOptions;
+  s: QuantizeSettings;
+  emit: (e: QuantizeEvent) => void;
+  warn: (message: string, layer?: string) => void;
+  startedAt: string;
+  threads: number;
+  out: string;
+  model: LoadedModel;
+  arch: LoadedModel['architecture'];
+  /** Tokens per calibration sequence: the setting, at most the model's context. */
+  ctx: number;
+  calibSource: CalibrationSource;
+  /** The calibration text's path, or "model-sampled, seed S". */
+  calibFrom: string;
+  est: Estimate;
+  /** Cut from the text at prepare(); sampled from the model at calibrate() when there is no text. */
+  ids: Int32Array | null;
+  evalWindows: Int32Array[] | null;
+  fingerprint: string;
+  /** The job's identity (source and settings): names its partial folder and checkpoint. */
+  id: string;
+}
+
+/** The partial folder with its checkpoint (fresh, or left by a stopped run of the same job). */
+interface Progress {
+  partial: string;
+  cp: Checkpoint;
+  resumedFromBlock: number;
+  timer: Timer;
+}
+
+/** The calibrated engine, its hidden states, the fine-tuning hooks and the layers quantized so far. */
+interface Calibrated {
+  engine: EngineModel;
+  cal: EngineCalibration;
+  tuning: FinetuneHooks;
+  specs: Array<{ block: number; kind: (typeof LINEAR_KINDS)[number]['kind']; spec: QuantizedLinearSpec }>;
+  eta: Eta;
+  /** Throws the cancellation error when the job was cancelled. */
+  check(): void;
+  /** Awaits a native call, turning its cancellation into the job's cancellation error. */
+  call<T>(p: Promise<T>): Promise<T>;
+}
+
+// ---- prepare: load and check everything before writing anything -------------------------------
+
+async function prepare(opts: QuantizeJobOptions, model: LoadedModel, o: { emit: Run['emit']; startedAt: string; threads: number }): Promise<Run> {
+  const { emit, threads } = o;
+  const s = opts.settings;
+  const warn = (message: string, layer?: string) => emit({ type: 'warning', message, ...(layer ? { layer } : {}) });
+  if (isQuantizedConfig(model.config)) throw new UserError(`${model.dir} is already a quantized model; quantize its full-precision source instead.`, 'ALREADY_QUANTIZED');
+  const arch = model.architecture;
+  const ctx = Math.min(s.calibration.ctx, arch.contextLength);
+  if (ctx < s.calibration.ctx) warn(`--ctx ${s.calibration.ctx} is longer than the model's context; using ${ctx} tokens per sequence.`);
+  // No text given and the default text missing (a damaged install): calibrate on sequences the model samples.
+  const calibSource = resolveCalibrationSource(s.calibration.textFile, s.seed);
+  const calibFrom = describeCalibrationSource(calibSource);
+  const sampled = calibSource.kind === 'model-sampled';
+  const est = estimateRun(arch, s, threads, arch.contextLength, opts.evaluation ? opts.evaluation.ctx * opts.evaluation.maxWindows * (opts.evaluation.full ? 2 : 1) : 0, sampled);
+  emit({ type: 'estimate', settings: s, threads, tokens: est.tokens, seconds: est.seconds, peakBytes: est.peakBytes, calibrationSource: calibFrom });
+  if (sampled) {
+    warn(`No calibration text given and ${defaultCalibrationText()} is not there: calibrating on ${s.calibration.samples} sequences of ${ctx} tokens sampled from the model (temperature 1, seed ${calibSource.seed}). Pass --calib-text FILE to calibrate on your own text.`);
+  }
+  // Text: cut (and checked) now, before anything is written. Sampled: generated at the calibration phase.
+  const ids = calibSource.kind === 'file' ? calibrationIds(model.tokenizer, { textFile: calibSource.file, sequences: s.calibration.samples, seqLen: ctx }) : null;
+  const evalWindows = opts.evaluation ? perplexityWindows(model.tokenizer, readEvalText(opts.evaluation.textFile), Math.min(opts.evaluation.ctx, arch.contextLength), opts.evaluation.maxWindows) : null;
+  const fingerprint = await sourceFingerprint(model.dir);
+  // Sampled calibration data differs from the default text's, so a run on one never resumes the other.
+  const id = jobId(fingerprint, sampled ? { ...settingsKey(s), calibrationSource: calibFrom } : settingsKey(s));
+  return { opts, s, emit, warn, startedAt: o.startedAt, threads, out: path.resolve(opts.out), model, arch, ctx, calibSource, calibFrom, est, ids, evalWindows, fingerprint, id };
+}
+
+/** A previous run of this job that was killed after its folder was renamed: finish it (null: none). */
+async function finishInterruptedSave({ out, id, emit }: Run): Promise<QuantizeJobResult | null> {
+  if (!existsSync(path.join(out, PENDING_CONFIG)) || existsSync(path.join(out, 'config.json'))) return null;
+  const rec = JSON.parse(await fs.readFile(path.join(out, RUN_RECORD_FILE), 'utf8').catch(() => '{}')) as { jobId?: string };
+  if (rec.jobId !== id || !(await finishInterruptedPublish(out))) return null;
+  emit({ type: 'phase', phase: 'done', message: `finished the interrupted save of ${out}` });
+  const record = JSON.parse(await fs.readFile(path.join(out, RUN_RECORD_FILE), 'utf8')) as RunRecord;
+  return { out, record, model: null };
+}
+
+/** The partial folder: resumed from its checkpoint, or started afresh with the unquantized tensors. */
+async function openCheckpoint({ opts, out, id, model, emit, warn }: Run): Promise<Progress> {
+  checkOutputFolder(out, !!opts.force);
+  const partial = partialDir(out, id);
+  for (const p of stalePartials(out, id)) warn(`${p} holds an unfinished run with other settings; delete it if you no longer need it.`);
+
+  let cp = await readCheckpoint(partial, id);
+  if (cp) {
+    emit({ type: 'resume', fromBlock: cp.blocksDone, checkpoint: path.join(partial, CHECKPOINT_FILE) });
+    // Half-written files of the killed run (never part of a model; some are large).
+    await removeTempFiles(partial, { onlyStale: true });
+  } else {
+    await fs.rm(partial, { recursive: true, force: true });
+    await fs.mkdir(partial, { recursive: true });
+    cp = { version: 1, id, blocksDone: 0, layers: {}, metrics: [], timings: {} };
+  }
+  const progress: Progress = { partial, cp, resumedFromBlock: cp.blocksDone, timer: new Timer({ ...cp.timings }) };
+  if (!existsSync(path.join(partial, UNQUANTIZED_FILE))) {
+    await writeSafetensors(path.join(partial, UNQUANTIZED_FILE), await unquantizedTensors(model, warn));
+    await writeCheckpoint(partial, cp);
+  }
+  progress.timer.lap('load');
+  return progress;
+}
+
+// ---- calibrate ----------------------------------------------------------------------------------
+
+/** The engine and its calibration hidden states, advanced through the blocks a checkpoint saved. */
+async function calibrate(run: Run, progress: Progress): Promise<Calibrated> {
+  const { s, model, arch, ctx, emit } = run;
+  const cancel = run.opts.cancel;
+  const { partial, cp, timer } = progress;
+  emit({ type: 'phase', phase: 'calibrate', message: `${s.calibration.samples} sequences x ${ctx} tokens from ${run.calibFrom}` });
+  const engine = createEngine(model);
+  const check = () => {
+    if (cancel?.[0]) throw cancelledError(cp.blocksDone, arch.numLayers);
+  };
+  const call = async <T>(p: Promise<T>): Promise<T> => {
+    try {
+      return await p;
+    } catch (err) {
+      if (isCancelled(err)) throw cancelledError(cp.blocksDone, arch.numLayers);
+      throw err;
+    }
+  };
+  let ids = run.ids;
+  if (!ids) {
+    const seed = (run.calibSource as { seed: number }).seed;
+    try {
+      ids = await sampledCalibrationIds(engine, model.tokenizer, arch.contextLength, { sequences: s.calibration.samples, seqLen: ctx, seed, cancel });
+    } catch (err) {
+      check();
+      throw err;
+    }
+    timer.lap('sample');
+  }
+  const cal = engine.createCalibration(ids, s.calibration.samples, ctx);
+  const eta = new Eta(run, arch.numLayers * GROUPS.reduce((a, g) => a + g.kinds.length, 0));
+  const tuning = QuantizeFinetune.start({
+    model, engine, ids, sequences: s.calibration.samples, seqLen: ctx, settings: s.finetune, seed: s.seed, cancel, resume: cp.finetune,
+    onEvent: (e) => {
+      emit(e);
+      if (e.type === 'ft-e2e-epoch') eta.endToEndEpochDone(e.seconds);
+    },
+  });
+  const specs: Calibrated['specs'] = [];
+  for (let b = 0; b < cp.blocksDone; b++) {
+    check();
+    for (const { kind, spec } of await loadBlock(partial, b, cp, s.codebook)) {
+      native().qinferSetLinear(engine, b, kind, spec);
+      specs.push({ block: b, kind, spec });
+    }
+    await call(cal.advance(undefined, cancel));
+  }
+  timer.lap('calibrate');
+  return { engine, cal, tuning, specs, eta, check, call };
+}
+
+/**
+ * The ETA the job reports: the observed time per layer for the layers left, plus end-to-end
+ * fine-tuning (block+e2e) at its estimate scaled by how the observed per-layer time compares with the
+ * estimated one; each end-to-end epoch measured replaces the estimate for the epochs left.
+ */
+class Eta {
+  private readonly estPerLayer: number;
+  /** Observed / estimated seconds per layer. */
+  private speed = 1;
+  private e2eEpochsLeft: number;
+  private start = 0;
+  private doneAtStart = 0;
+
+  constructor(
+    private readonly run: Pick<Run, 'est' | 's' | 'emit'>,
+    /** Linear layers in the model. */
+    readonly totalWork: number,
+  ) {
+    const { est, s } = run;
+    this.estPerLayer = (est.seconds.calibration + est.seconds.hessians + est.seconds.quantization + est.finetuneSeconds.block) / totalWork;
+    this.e2eEpochsLeft = s.finetune.mode === 'block+e2e' ? s.finetune.epochs : 0;
+  }
+
+  /** Quantization starts with `done` layers already done (a resumed run). */
+  begin(done: number): void {
+    this.start = performance.now();
+    this.doneAtStart = done;
+  }
+
+  elapsed(): number {
+    return (performance.now() - this.start) / 1000;
+  }
+
+  /** Seconds of end-to-end fine-tuning left. */
+  endToEndLeft(): number {
+    const { s, est } = this.run;
+    return (this.e2eEpochsLeft / Math.max(1, s.finetune.epochs)) * est.finetuneSeconds.endToEnd * this.speed;
+  }
+
+  layerDone(done: number): void {
+    const elapsed = this.elapsed();
+    const perLayer = elapsed / (done - this.doneAtStart);
+    this.speed = perLayer / this.estPerLayer;
+    this.run.emit({ type: 'eta', layersDone: done, layersTotal: this.totalWork, elapsedSeconds: elapsed, etaSeconds: perLayer * (this.totalWork - done) + this.endToEndLeft() });
+  }
+
+  /** Every layer is done; end to end begins. */
+  endToEndStarts(): void {
+    this.run.emit({ type: 'eta', layersDone: this.totalWork, layersTotal: this.totalWork, elapsedSeconds: this.elapsed(), etaSeconds: this.endToEndLeft() });
+  }
+
+  endToEndEpochDone(seconds: number): void {
+    this.e2eEpochsLeft = Math.max(0, this.e2eEpochsLeft - 1);
+    this.run.emit({ type: 'eta', layersDone: this.totalWork, layersTotal: this.totalWork, elapsedSeconds: this.elapsed(), etaSeconds: this.e2eEpochsLeft * seconds });
+  }
+}
+
+// ---- quantize block by block --------------------------------------------------------------------
+
+async function quantizeBlocks(run: Run, progress: Progress, c: Calibrated): Promise<void> {
+  const { s, arch, emit } = run;
+  const cancel = run.opts.cancel;
+  const { cp, timer } = progress;
+  emit({ type: 'phase', phase: 'quantize', message: `${arch.numLayers} blocks x 7 linear layers, ${s.bits}-bit ${s.codebook}` });
+  let done = cp.blocksDone * 7;
+  c.eta.begin(done);
+  for (let b = cp.blocksDone; b < arch.numLayers; b++) {
+    c.check();
+    const blockStart = performance.now();
+    const hs = await c.call(c.cal.hessians(undefined, cancel));
+    timer.lap('hessians');
+    await c.call(c.tuning.beginBlock(b));
+    const layers: LayerTensors[] = [];
+    const metrics: LayerMetrics[] = [];
+    for (const group of GROUPS) {
+      const h: HessianSum = hs[group.tap];
+      if (h.count === 0) throw new Error(`block ${b}: the ${group.tap} Hessian has no tokens`);
+      // Normalised in place: a copy would hold a second n x n float64 matrix per group.
+      const H = h.sum;
+      for (let i = 0; i < H.length; i++) H[i] /= h.count;
+      for (const k of group.kinds) {
+        c.check();
+        const { layer, metric } = await quantizeLayer(run, c, b, k, H);
+        layers.push(layer);
+        metrics.push(metric);
+        emit({ type: 'layer', ...metric });
+        done++;
+        c.eta.layerDone(done);
+      }
+      await c.call(c.tuning.afterGroup(b, group.tap, layers.slice(-group.kinds.length)));
+    }
+    await c.call(c.tuning.endBlock(b, layers));
+    timer.lap('quantize');
+    await checkpointBlock(progress, c, b, layers, metrics);
+    emit({ type: 'block', block: b, blocks: arch.numLayers, seconds: (performance.now() - blockStart) / 1000, checkpointed: true });
+    if (b + 1 < arch.numLayers) {
+      await c.call(c.cal.advance(undefined, cancel));
+      timer.lap('advance');
+    }
+  }
+}
+
+/** One linear layer of block b against its group's (normalised) Hessian H. */
+async function quantizeLayer(run: Run, c: Calibrated, b: number, k: (typeof LINEAR_KINDS)[number], H: Float64Array): Promise<{ layer: LayerTensors; metric: LayerMetrics }> {
+  const { s, model } = run;
+  const name = `model.layers.${b}.${k.module}.${k.kind}`;
+  const source = model.tensor(`${name}.weight`);
+  const [m, n] = source.shape;
+  const r = await c.call(
+    quantizeLinear(c.tuning.weight(k.kind, source), H, {
+      m, n, codebook: s.codebook, incoherence: s.incoherence, rowScale: s.rowScale, ldlq: s.ldlq, sigma: s.sigma, rho: s.rho, tuneIters: s.tuneIters, seed: layerSeed(s.seed, name),
+    }, { cancel: run.opts.cancel }),
+  );
+  if (r.choleskyFallback) run.warn(`Cholesky of the Hessian failed in float32; retried: ${r.choleskyFallback}.`, name);
+  const metric: LayerMetrics = { block: b, name, kind: k.short, shape: [m, n], proxyLoss: r.proxyLoss, frobeniusError: r.frobeniusError, seconds: r.seconds, cholesky: r.choleskyFallback ?? 'float32' };
+  return { layer: layerFromResult(b, k.kind, r), metric };
+}
+
+/** Block b to disk and into the checkpoint, and its quantized layers into the engine (the
+ * calibration states then advance through the quantized block). */
+async function checkpointBlock(progress: Progress, c: Calibrated, b: number, layers: LayerTensors[], metrics: LayerMetrics[]): Promise<void> {
+  const { partial, cp, timer } = progress;
+  const tensors = [...layers.flatMap((l) => l.tensors)].sort((a, z) => dtypeOrder(a.dtype) - dtypeOrder(z.dtype));
+  await writeSafetensors(path.join(partial, blockFileName(b)), tensors);
+  for (const l of layers) {
+    cp.layers[l.name] = l.record;
+    native().qinferSetLinear(c.engine, b, l.kind, l.spec);
+    c.specs.push({ block: b, kind: l.kind, spec: l.spec });
+  }
+  cp.metrics.push(...metrics);
+  cp.blocksDone = b + 1;
+  cp.timings = { ...timer.timings };
+  const tuned = c.tuning.progress();
+  if (tuned) cp.finetune = tuned;
+  await writeCheckpoint(partial, cp);
+  timer.lap('save');
+}
+
+// ---- fine-tune end to end -----------------------------------------------------------------------
+
+/** block+e2e: its tensors go into the assembled folder; the pieces stay as checkpointed. */
+async function finetuneEndToEnd(run: Run, progress: Progress, c: Calibrated): Promise<EndToEndOutput | null> {
+  const { s, ctx, emit } = run;
+  if (s.finetune.mode === 'block+e2e') {
+    const f = s.finetune;
+    emit({ type: 'phase', phase: 'finetune', message: `end to end: ${f.epochs} epoch${f.epochs === 1 ? '' : 's'} of distillation towards the source model on ${s.calibration.samples} x ${ctx} calibration tokens (~${formatSeconds(c.eta.endToEndLeft())})` });
+    c.eta.endToEndStarts();
+  }
+  const e2e = await c.call(c.tuning.endToEnd(c.specs, path.join(progress.partial, UNQUANTIZED_FILE)));
+  if (c.tuning.active) progress.timer.lap('finetune');
+  return e2e;
+}
+
+// ---- save ---------------------------------------------------------------------------------------
+
+/** The assembled model folder inside the partial folder; returns its size in bytes. */
+async function save(run: Run, progress: Progress, e2e: EndToEndOutput | null): Promise<number> {
+  const { s, out, model, arch, emit } = run;
+  if (run.opts.cancel?.[0]) throw cancelledError(progress.cp.blocksDone, arch.numLayers);
+  emit({ type: 'phase', phase: 'save', message: `assembling ${path.join(out, MODEL_FILE)}` });
+  const qconfig: QuantizationConfig = {
+    quant_method: QUANT_METHOD,
+    format_version: FORMAT_VERSION,
+    engine: { name: ENGINE_NAME, version: ENGINE_VERSION },
+    codebook: s.codebook,
+    bits: s.bits,
+    incoherence: s.incoherence,
+    ldlq: s.ldlq,
+    sigma: s.sigma,
+    rho: s.rho,
+    tune_iters: s.tuneIters,
+    seed: s.seed,
+    calibration: s.calibration,
+    hessian: 'damped-normalised',
+    layers: progress.cp.layers,
+  };
+  const bytesOnDisk = await assembleFolder(model, progress.partial, arch.numLayers, qconfig, e2e);
+  progress.timer.lap('save');
+  return bytesOnDisk;
+}
+
+// ---- evaluate -----------------------------------------------------------------------------------
+
+/** The quantized model as saved (codes as quantizeLinear returned them) and, with an evaluation,
+ * its perplexity (and the source's on the same windows). */
+async function evaluate(run: Run, progress: Progress, c: Calibrated, e2e: EndToEndOutput | null): Promise<{ perplexity: RunRecord['perplexity']; qmodel: EngineModel | null }> {
+  const { opts, arch, evalWindows, model, emit } = run;
+  let perplexity: RunRecord['perplexity'] = null;
+  let qmodel: EngineModel | null = null;
+  const { file: mapped, header } = openSafetensors(path.join(progress.partial, MODEL_FILE), true);
+  try {
+    const unquantized = new Map<string, { dtype: 'F32' | 'F16' | 'BF16'; shape: number[]; offset: number; bytes: number }>();
+    for (const e of header.tensors) if (e.dtype === 'F32' || e.dtype === 'F16' || e.dtype === 'BF16') unquantized.set(e.name, { dtype: e.dtype, shape: e.shape, offset: e.offset, bytes: e.bytes });
+    // In memory: codes as quantizeLinear returned them; unquantized tensors as saved.
+    qmodel = createQuantizedEngine(e2e?.untied ? { ...arch, tiedEmbeddings: false } : arch, { unquantized, layers: c.specs, file: mapped });
+    if (evalWindows && opts.evaluation) {
+      emit({ type: 'phase', phase: 'evaluate', message: `perplexity on ${evalWindows.length} windows of ${opts.evaluation.ctx} tokens from ${opts.evaluation.textFile}` });
+      const ectx = evalWindows[0].length;
+      const q = await c.call(evaluatePerplexity(qmodel, evalWindows, { ctx: ectx, cancel: opts.cancel }));
+      const full = opts.evaluation.full ? await c.call(evaluatePerplexity(createEngine(model), evalWindows, { ctx: ectx, cancel: opts.cancel })) : null;
+      perplexity = { dataset: opts.evaluation.textFile, ctx: ectx, windows: q.windows, tokens: q.tokensScored, quantized: q.ppl, full: full ? full.ppl : null };
+      progress.timer.lap('evaluate');
+    }
+  } finally {
+    if (!opts.keepModel) {
+      qmodel = null;
+      mapped.close();
+    }
+  }
+  return { perplexity, qmodel };
+}
+
+// ---- run record and publish ---------------------------------------------------------------------
+
+/** run.json, then the partial folder renamed into place; the summary and the end. */
+async function publishRun(run: Run, progress: Progress, c: Calibrated, r: { bytesOnDisk: number; perplexity: RunRecord['perplexity'] }): Promise<RunRecord> {
+  const { s, out, model, arch, emit } = run;
+  const { partial, cp, timer } = progress;
+  const linearWeights = Object.values(cp.layers).reduce((a, l) => a + l.m * l.n, 0);
+  const dtypeOf = safetensorsDTypes(path.join(partial, MODEL_FILE), true);
+  const layerBitsTotal = Object.values(cp.layers).reduce((a, l) => a + layerBits(l, s.codebook, dtypeOf), 0);
+  const params = model.tensorNames().reduce((a, n) => a + model.tensorInfo(n).shape.reduce((x, y) => x * y, 1), 0);
+  const record: RunRecord & { jobId: string } = {
+    version: RUN_RECORD_VERSION,
+    jobId: run.id,
+    source: { dir: model.dir, fingerprint: run.fingerprint },
+    settings: s,
+    proxyLossHessian: 'damped-normalised',
+    calibrationFlow: 'quantized-inputs',
+    calibrationSource: run.calibFrom,
+    threads: run.threads,
+    layers: cp.metrics,
+    timings: timer.timings,
+    phasePeakRss: timer.memory,
+    peakRssBytes: peakRss(),
+    resumedFromBlock: progress.resumedFromBlock,
+    sizes: { bytesOnDisk: r.bytesOnDisk, linearWeights, bitsPerWeight: layerBitsTotal / linearWeights, bitsPerParameter: (r.bytesOnDisk * 8) / params },
+    perplexity: r.perplexity,
+    finetune: c.tuning.record(),
+    startedAt: run.startedAt,
+    finishedAt: new Date().toISOString(),
+  };
+  await writeJsonAtomic(path.join(partial, RUN_RECORD_FILE), record);
+  for (const f of [CHECKPOINT_FILE, UNQUANTIZED_FILE, ...Array.from({ length: arch.numLayers }, (_, b) => blockFileName(b))]) await fs.rm(path.join(partial, f), { force: true });
+  await publish(partial, out, !!run.opts.force);
+  const pl = proxyLossSummary(cp.metrics);
+  emit({
+    type: 'summary', out, codebook: s.codebook, bits: s.bits, bitsPerWeight: record.sizes.bitsPerWeight, bytesOnDisk: r.bytesOnDisk, layers: cp.metrics.length,
+    meanProxyLoss: pl.mean, worstProxyLoss: pl.worst, perplexity: r.perplexity?.quantized ?? null, perplexityFull: r.perplexity?.full ?? null,
+    seconds: Object.values(timer.timings).reduce((a, x) => a + x, 0), peakRssBytes: record.peakRssBytes,
+  });
+  emit({ type: 'phase', phase: 'done', message: `saved ${out}` });
+  return record;
 }
 
 function dtypeOrder(d: string): number {

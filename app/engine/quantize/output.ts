@@ -18,9 +18,8 @@ import path from 'node:path';
 
 import { describeWriteError, removeTempFiles, writeJsonAtomic } from '../../util/atomic-file.js';
 import { UserError } from '../../util/errors.js';
-import { FinetuneRecord } from '../finetune/record.js';
-import { QuantizedLayerRecord } from './format.js';
-import { LayerMetrics } from './record.js';
+import { FinetuneRecord, LayerMetrics } from '../../domain/quantize/index.js';
+import { QuantizedLayerRecord } from '../model/quantized-format.js';
 import { z } from 'zod';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { native } from '../native.js';
 import { quantizeLinear } from '../quip/index.js';
 import { layerFromResult } from './qmodel.js';
-import { CODEBOOKS } from './settings.js';
+import { CODEBOOKS } from '../../domain/quantize/index.js';
 
 function gaussian(n: number, seed: number): Float32Array {
   let s = seed >>> 0;

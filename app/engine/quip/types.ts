@@ -1,15 +1,18 @@
 // Types of the QuIP# numeric core exported by the native addon (native/addon/quip_bindings.cc).
 import type { HadamardFactor } from '../../contract/model.js';
-import type { ProgressFn, TensorRef } from '../native.js';
+import type { Codebook } from '../../domain/quantize/index.js';
+import type { ProgressFn, TensorRef } from '../native-types.js';
 import type { GaussianSource } from './rate-distortion.js';
 
-export const CODEBOOKS = ['e8p', 'rvq3', 'rvq4', 'rtn2', 'rtn3', 'rtn4'] as const;
-export type CodebookName = (typeof CODEBOOKS)[number];
+/** The codebooks are the domain's (app/domain/quantize/codebooks.ts: one row each). */
+export type CodebookName = Codebook;
 
-export interface CodebookInfo {
+/** The native core's own row of a codebook (native/src/quip/e8p.cc kInfo); the TypeScript side reads
+ * the domain's table, which codebook-table.test.ts checks against this. */
+export interface NativeCodebookInfo {
   name: CodebookName;
   bits: number;
-  /** RMS the quantizer input is scaled to by default (Gaussian-MSE optimal). */
+  /** RMS the quantizer input is scaled to by default. */
   defaultRho: number;
   /** Residual-stage scale of RVQ codebooks; 0 otherwise. */
   s2: number;
@@ -118,6 +121,6 @@ export interface QuipNative {
   rhtOutput(y: Float32Array, sv: Int8Array): Float32Array;
   /** The 256 E8P magnitude patterns in code-index order (256 x 8). */
   e8pSourceTable(): Float32Array;
-  codebookInfo(name: CodebookName): CodebookInfo;
+  codebookInfo(name: CodebookName): NativeCodebookInfo;
   quipBenchKernels(options: { threads?: number; quick?: boolean }, onProgress?: ProgressFn, cancel?: Int32Array): Promise<BenchFigure[]>;
 }

@@ -1,12 +1,13 @@
 // Calibration settings and token sequences for Hessian collection: N sequences of L tokens cut from
-// the calibration text (the user's file or WikiText-2 validation), each starting with BOS when the
-// tokenizer adds it, or - where no text was given and WikiText-2 is not at hand (an installed
-// studio) - N sequences the model itself samples from BOS (model-generated calibration data). The
-// native EngineCalibration then walks the model block by block.
+// the calibration text (the user's file, else WikiText-2 validation shipped in assets/wikitext-2-raw),
+// each starting with BOS when the tokenizer adds it, or - where no text was given and the default
+// text is missing (a damaged install, or QUIP_DEFAULT_CALIB_TEXT naming an absent file) - N sequences
+// the model itself samples from BOS (model-generated calibration data). The native EngineCalibration
+// then walks the model block by block.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-import { projectRoot } from '../../util/paths.js';
+import { shippedText } from '../../util/paths.js';
 import { UserError } from '../../util/errors.js';
 import type { ModelTokenizer } from '../model/index.js';
 import { setEngineThreads } from './engine.js';
@@ -15,7 +16,7 @@ import type { BlockHessians, EngineCalibration, EngineModel } from './native-typ
 import { readEvalText } from './perplexity.js';
 
 export interface CalibrationSettings {
-  /** A text file; default WikiText-2 validation. */
+  /** A text file; default: defaultCalibrationText(). */
   textFile?: string;
   sequences: number;
   seqLen: number;
@@ -23,12 +24,11 @@ export interface CalibrationSettings {
   threads?: number;
 }
 
-/** QUIP_DEFAULT_CALIB_TEXT when set, else ../shared/data/wikitext-2-raw/wiki.valid.raw beside the
- * project (present in a development tree, absent in an installed studio). */
+/** QUIP_DEFAULT_CALIB_TEXT when set (tests), else WikiText-2 validation shipped with the studio. */
 export function defaultCalibrationText(): string {
   const override = process.env.QUIP_DEFAULT_CALIB_TEXT;
   if (override) return path.resolve(override);
-  return path.join(projectRoot(), '..', 'shared', 'data', 'wikitext-2-raw', 'wiki.valid.raw');
+  return shippedText('calibration');
 }
 
 /** Where calibration tokens come from: a text file, or sequences sampled from the model. */

@@ -2,7 +2,7 @@
 // tensors and sets the thread count that every native parallel loop uses.
 import type { LoadedModel } from '../model/index.js';
 import { native, type TensorRef } from '../native.js';
-import { openQuantizedEngine } from '../quantize/qmodel.js';
+import { openQuantizedEngine } from './quantized-model.js';
 import type { EngineModel } from './native-types.js';
 
 export type { EngineModel, EngineSession, EngineCalibration, BlockHessians, HessianSum } from './native-types.js';
@@ -11,7 +11,7 @@ export type { EngineModel, EngineSession, EngineCalibration, BlockHessians, Hess
 export function createEngine(
   model: Pick<LoadedModel, 'architecture' | 'tensor' | 'tensorNames'> & Partial<Pick<LoadedModel, 'dir' | 'config' | 'quantization'>>,
 ): EngineModel {
-  // A quantized folder: qinfer builds its linear layers from the codes (app/engine/quantize/qmodel.ts).
+  // A quantized folder: qinfer builds its linear layers from the codes (runtime/quantized-model.ts).
   if (model.quantization && model.dir && model.config) return openQuantizedEngine(model.dir, model.config, model.architecture);
   const weights: Record<string, TensorRef> = {};
   for (const name of model.tensorNames()) weights[name] = model.tensor(name);

@@ -17,13 +17,18 @@ export interface GenerateOptions extends SamplingOptions {
   cancel?: Int32Array;
   /** KV-cache size; default prompt + maxTokens (capped at the model's context). */
   capacity?: number;
+  /** Stop when the text contains one of these; the text ends before it (and it is never streamed). */
+  stopStrings?: string[];
+  /** Called once, when the first token has been sampled (time to first token). */
+  onFirstToken?: () => void;
 }
 
 export interface GenerateResult {
   promptIds: number[];
   ids: number[];
   text: string;
-  stopReason: 'eos' | 'max-tokens' | 'context-full' | 'cancelled';
+  /** 'stop': one of the stop strings appeared (the text ends before it). */
+  stopReason: 'eos' | 'stop' | 'max-tokens' | 'context-full' | 'cancelled';
   prefillSeconds: number;
   decodeSeconds: number;
   prefillTokensPerSecond: number;
@@ -79,12 +84,34 @@ export async function generateOn(
     const both = tokenizer.decode([...lead, ...ids]);
     return both.startsWith(leadText) ? both.slice(leadText.length) : tokenizer.decode(ids);
   };
-  const emit = (id: number) => {
+  const stops = (o.stopStrings ?? []).filter((s) => s.length > 0);
+  /** Where the first stop string starts in `full`, or -1. */
+  const stopAt = (full: string) => {
+    let at = -1;
+    for (const s of stops) {
+      const i = full.indexOf(s);
+      if (i >= 0 && (at < 0 || i < at)) at = i;
+    }
+    return at;
+  };
+  /** The length of `full` that cannot be the start of a stop string still being written. */
+  const safeLength = (full: string) => {
+    let hold = 0;
+    for (const s of stops) for (let k = Math.min(s.length - 1, full.length); k > hold; k--) if (full.endsWith(s.slice(0, k))) (hold = k);
+    return full.length - hold;
+  };
+  let stoppedText: string | null = null;
+  /** Streams what is new; returns true when a stop string ended the text. */
+  const emit = (id: number): boolean => {
     const full = decodeGenerated();
     // Hold back an incomplete UTF-8 sequence (byte-fallback tokens decode to U+FFFD until whole).
-    if (full.endsWith('\uFFFD')) return;
-    if (full.length > text.length && full.startsWith(text)) o.onText?.(full.slice(text.length), id);
-    text = full;
+    if (full.endsWith('\uFFFD')) return false;
+    const at = stops.length ? stopAt(full) : -1;
+    const shown = at >= 0 ? full.slice(0, at) : stops.length ? full.slice(0, safeLength(full)) : full;
+    if (shown.length > text.length && shown.startsWith(text)) o.onText?.(shown.slice(text.length), id);
+    text = shown;
+    if (at >= 0) stoppedText = shown;
+    return at >= 0;
   };
 
   let t0 = process.hrtime.bigint();
@@ -104,13 +131,17 @@ export async function generateOn(
       break;
     }
     const next = sampleToken(logits, o, rng);
+    if (ids.length === 0) o.onFirstToken?.();
     if (stop.has(next)) {
       stopReason = 'eos';
       break;
     }
     ids.push(next);
     // Streaming decodes the whole continuation per token; without a listener only the end result is needed.
-    if (o.onText) emit(next);
+    if ((o.onText || stops.length) && emit(next)) {
+      stopReason = 'stop';
+      break;
+    }
     if (ids.length >= o.maxTokens) break;
     if (session.position >= session.capacity) {
       stopReason = 'context-full';
@@ -130,7 +161,10 @@ export async function generateOn(
   return finish(stopReason, prefillSeconds, seconds(t0), decoded);
 
   function finish(reason: GenerateResult['stopReason'], prefill: number, decode: number, steps = 0): GenerateResult {
-    const final = decodeGenerated();
+    let final = stoppedText ?? decodeGenerated();
+    // A stop string that the last token completed (or that only the whole text shows) still cuts.
+    const at = stoppedText === null && stops.length ? stopAt(final) : -1;
+    if (at >= 0) (final = final.slice(0, at), (reason = 'stop'));
     if (final.length > text.length && final.startsWith(text) && ids.length) o.onText?.(final.slice(text.length), ids[ids.length - 1]);
     return {
       promptIds: newIds,

@@ -1,6 +1,6 @@
 // Types of the engine's native functions (native/addon/engine_bindings.cc), joined into NativeAddon.
 import type { Architecture } from '../../contract/model.js';
-import type { ProgressFn, TensorRef } from '../native.js';
+import type { ProgressFn, TensorRef } from '../native-types.js';
 
 /** One decoding stream: a KV cache of `capacity` positions over a model. One call at a time. */
 export interface EngineSession {

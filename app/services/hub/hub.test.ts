@@ -1,4 +1,4 @@
-// The hub client against a real HTTP server on 127.0.0.1 (mock-hub.ts) serving the stories260k test
+// The hub client against a real HTTP server on 127.0.0.1 (app/testing/mock-hub.ts) serving the stories260k test
 // model: search, download into the standard HF cache layout, cache reuse, resume after a broken
 // connection, cancellation, a full disk, and the error messages. Never touches the internet.
 import { createHash } from 'node:crypto';
@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { projectRoot } from '../../util/paths';
 import { downloadModel, type DownloadProgress, type OpenBlobWriter, openFileWriter } from './download';
 import { HubError } from './errors';
-import { defaultMockRepos, startMockHub, type MockHub } from './mock-hub';
+import { defaultMockRepos, startMockHub, type MockHub } from '../../testing/mock-hub.js';
 import { resolveModelDir } from './resolve';
 import { searchModels } from './client';
 import { resolveHubSettings } from './config';

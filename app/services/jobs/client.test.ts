@@ -4,10 +4,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import type { JobEvent } from '../../contract/channels.js';
 import { projectRoot } from '../../util/paths.js';
-import { bundleForTest } from '../../worker/testing/bundle.js';
-import { JobClient, JobError, type JobProcessFactory } from './client.js';
+import { bundleForTest } from '../../testing/bundle.js';
+import { JobClient, JobError, type JobEvent, type JobProcessFactory } from './client.js';
 import { nodeJobProcesses } from './node-process.js';
 
 let fixturePath: string;
@@ -18,7 +17,7 @@ const STORIES = path.resolve(projectRoot(), '..', 'shared', 'data', 'models', 's
 const addonBuilt = existsSync(process.env.QUIP_NATIVE_PATH ?? path.join(projectRoot(), 'build/native/Release/quip_native.node'));
 
 beforeAll(async () => {
-  fixturePath = await bundleForTest('app/worker/testing/fixture-worker.ts', 'fixture-worker');
+  fixturePath = await bundleForTest('app/testing/fixture-worker.ts', 'fixture-worker');
   fixture = nodeJobProcesses({ workerPath: fixturePath });
   real = nodeJobProcesses({ workerPath: await bundleForTest('app/worker/main.ts', 'worker') });
 });
@@ -162,6 +161,17 @@ describe('job client', () => {
     const bad = await failure(jobs.start('badResult', {}).result);
     expect(bad.code).toBe('INTERNAL');
     expect(bad.message).toMatch(/n/);
+  });
+
+  it('passes on the events a kind declares and fails a job whose event breaks its events schema', async () => {
+    const jobs = new JobClient({ spawn: fixture });
+    const data: unknown[] = [];
+    const job = jobs.start('badEvent', {}, { onEvent: (e) => e.type === 'progress' && data.push(e.data) });
+    const bad = await failure(job.result);
+    expect(bad.code).toBe('INTERNAL');
+    expect(bad.message).toMatch(/step/);
+    // The good event came through as declared; the bad one never left the job process.
+    expect(data).toEqual([{ step: 1 }]);
   });
 
   it('times out a job and settles it once', async () => {

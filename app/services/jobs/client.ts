@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { z } from 'zod';
 
-import type { JobEvent, JobInfo } from '../../contract/channels.js';
+import type { JobInfo } from '../../contract/channels.js';
 import { UserError } from '../../util/errors.js';
 import type { JobKinds } from '../../worker/kinds.js';
 import type { FromWorker, ToWorker } from '../../worker/protocol.js';
@@ -29,7 +29,29 @@ export type JobProcessFactory = (info: { jobId: string; kind: string }) => JobPr
 
 export type JobKindName = keyof JobKinds & string;
 export type JobParams<K extends JobKindName> = z.input<JobKinds[K]['params']>;
+/** What a kind streams as progress data: its events schema, checked in the job process before it is sent. */
+export type JobEventData<K extends JobKindName> = z.output<JobKinds[K]['events']>;
 export type JobResult<K extends JobKindName> = z.output<JobKinds[K]['result']>;
+
+/** queued comes first when the job waits for a free job process; started when its process runs it. */
+export type JobEventType = 'queued' | 'started' | 'progress' | 'log' | 'done' | 'error' | 'cancelled';
+
+/** One step of a job's life as its starter sees it (RunOptions.onEvent). */
+export interface JobEvent<D = unknown> {
+  jobId: string;
+  kind: string;
+  type: JobEventType;
+  /** Milliseconds since the epoch. */
+  at: number;
+  /** 0..1 when the job knows how far it is. */
+  fraction?: number;
+  message?: string;
+  /** A user-facing reason for 'error' (e.g. "The job process ran out of memory."). */
+  error?: string;
+  errorCode?: string;
+  /** progress: one of the kind's events (JobEventData). */
+  data?: D;
+}
 
 export class JobError extends UserError {
   constructor(
@@ -42,7 +64,7 @@ export class JobError extends UserError {
   }
 }
 
-export interface RunOptions {
+export interface RunOptions<D = unknown> {
   /** A short line for the jobs list, e.g. "Inspect stories260k". */
   label?: string;
   /** Who started it (a window id); cancelOwnedBy(owner) stops its jobs when the window closes. */
@@ -53,7 +75,7 @@ export interface RunOptions {
   threads?: number;
   /** Cancels the job when aborted. */
   signal?: AbortSignal;
-  onEvent?: (e: JobEvent) => void;
+  onEvent?: (e: JobEvent<D>) => void;
 }
 
 export interface JobHandle<R> {
@@ -69,7 +91,7 @@ export interface JobHandle<R> {
 
 export interface JobClientOptions {
   spawn: JobProcessFactory;
-  /** Every job's events, e.g. to broadcast as the contract's job.event. */
+  /** Every job's events (tests watch them here; the studio listens per job with RunOptions.onEvent). */
   emit?: (e: JobEvent) => void;
   /** How long a cancelled job may take to stop by itself before SIGTERM (and as long again before SIGKILL). */
   graceMs?: number;
@@ -105,8 +127,10 @@ export class JobClient {
     this.maxProcesses = Math.max(1, Math.floor(opts.maxProcesses ?? defaultMaxProcesses()));
   }
 
-  run<K extends JobKindName>(kind: K, params: JobParams<K>, options: RunOptions = {}): JobHandle<JobResult<K>> {
-    return this.start(kind, params, options) as JobHandle<JobResult<K>>;
+  /** Starts a job of a kind of app/worker/kinds.ts: its params, events and result are typed from the
+   * kind's schemas (the job process checked the events and the result against them). */
+  run<K extends JobKindName>(kind: K, params: JobParams<K>, options: RunOptions<JobEventData<K>> = {}): JobHandle<JobResult<K>> {
+    return this.start(kind, params, options as RunOptions) as JobHandle<JobResult<K>>;
   }
 
   /** Untyped form for kinds registered only in a test worker. */

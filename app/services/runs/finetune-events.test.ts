@@ -1,31 +1,29 @@
-// Fine-tuning epochs of the job (app/engine/finetune's events) become the contract's FineTuneEpoch,
-// which the Run screen draws as loss curves; summaries of a group are not epochs.
+// Fine-tuning epochs of the job (the quantize job's typed 'ft-epoch' and 'ft-e2e-epoch' events)
+// become the contract's FineTuneEpoch, which the Run screen draws as loss curves.
 import { describe, expect, it } from 'vitest';
 
 import { FineTuneEpoch } from '../../contract/runs.js';
-import type { EndToEndEvent, FinetuneEvent } from '../../engine/finetune/index.js';
-import type { FinetuneRecord } from '../../engine/finetune/record.js';
-import type { RunRecord } from '../../engine/quantize/record.js';
+import { QuantizeEvent, type FinetuneRecord, type FtEndToEndEpochEvent, type FtEpochEvent, type RunRecord } from '../../domain/quantize/index.js';
 import { fineTuneOf } from './registry.js';
 import { fineTuneEpoch } from './service.js';
 
 describe('fine-tuning events', () => {
   it('an in-block epoch keeps its block, group, epoch and both losses', () => {
-    const e: FinetuneEvent = { type: 'ft-epoch', block: 2, group: 'gateUp', epoch: 3, trainLoss: 0.0125, heldoutLoss: 0.0131, seconds: 0.4 };
+    const e: FtEpochEvent = { type: 'ft-epoch', block: 2, group: 'gateUp', epoch: 3, trainLoss: 0.0125, heldoutLoss: 0.0131, seconds: 0.4 };
+    expect(QuantizeEvent.parse(e)).toEqual(e); // what the job process lets through
     const got = fineTuneEpoch(e);
     expect(FineTuneEpoch.parse(got)).toEqual({ stage: 'block', block: 2, group: 'gateUp', epoch: 3, trainLoss: 0.0125, heldOutLoss: 0.0131 });
   });
 
-  it('a group summary and quantize events are not epochs', () => {
-    const summary: FinetuneEvent = { type: 'ft-group', block: 0, group: 'qkv', initialHeldoutLoss: 1, bestHeldoutLoss: 0.5, bestEpoch: 2, epochs: 4, earlyStopped: true, seconds: 1, tokensPerSecond: 100 };
-    expect(fineTuneEpoch(summary)).toBeNull();
-    expect(fineTuneEpoch({ type: 'phase', phase: 'quantize', message: 'x' })).toBeNull();
-    expect(fineTuneEpoch(null)).toBeNull();
+  it('an end-to-end epoch has no block', () => {
+    const e: FtEndToEndEpochEvent = { type: 'ft-e2e-epoch', epoch: 0, trainLoss: 2.5, heldoutLoss: 2.6, seconds: 3 };
+    expect(QuantizeEvent.parse(e)).toEqual(e);
+    expect(fineTuneEpoch(e)).toEqual({ stage: 'e2e', block: null, group: null, epoch: 0, trainLoss: 2.5, heldOutLoss: 2.6 });
   });
 
-  it('an end-to-end epoch has no block', () => {
-    const e: EndToEndEvent = { type: 'ft-e2e-epoch', epoch: 0, trainLoss: 2.5, heldoutLoss: 2.6, seconds: 3 };
-    expect(fineTuneEpoch(e)).toEqual({ stage: 'e2e', block: null, group: null, epoch: 0, trainLoss: 2.5, heldOutLoss: 2.6 });
+  it('the job cannot send an epoch in another spelling: the events schema refuses it', () => {
+    expect(QuantizeEvent.safeParse({ type: 'finetune-epoch', block: 0, epoch: 1, loss: 0.3 }).success).toBe(false);
+    expect(QuantizeEvent.safeParse({ type: 'ft-epoch', block: 0, group: 'qkv', epoch: 1, train: 0.3, heldoutLoss: 0.3, seconds: 1 }).success).toBe(false);
   });
 
   it('a finished run record gives its curves back: in-block epochs per group, then end-to-end', () => {

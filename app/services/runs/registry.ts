@@ -2,7 +2,8 @@
 //   runs/<name>/                 a finished quantized model (config.json, run.json = RunRecord)
 //   runs/<name>.partial-<id>/    an unfinished one (checkpoint.json with the layers done so far)
 //   runs/.studio/<name>.json     what the studio adds for runs it started: the source model, the
-//                                settings asked for, state, error, log and fine-tuning losses
+//                                resolved settings the job runs, state, error, log and fine-tuning
+//                                losses
 // So `quip quantize --out <home>/runs/<name>` shows up here, and a studio run is a normal model folder.
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -10,10 +11,8 @@ import { z } from 'zod';
 
 import { nameProblem } from '../../contract/limits.js';
 import { FineTuneEpoch, RunFailure, RunLogLine, RunState, type RunDetail, type RunLayer, type RunSummary } from '../../contract/runs.js';
-import { FinetuneRecord } from '../../engine/finetune/record.js';
+import { FinetuneRecord, proxyLossSummary, QuantizeSettings, QuantizeSettingsInput, resolveSettings, RUN_RECORD_FILE, RunRecord } from '../../domain/quantize/index.js';
 import { CHECKPOINT_FILE, Checkpoint } from '../../engine/quantize/output.js';
-import { RUN_RECORD_FILE, RunRecord, proxyLossSummary } from '../../engine/quantize/record.js';
-import { QuantizeSettings, QuantizeSettingsInput } from '../../engine/quantize/settings.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { childPath } from '../../util/paths.js';
 
@@ -21,14 +20,12 @@ export const RUNS_DIR = 'runs';
 const SIDECAR_DIR = '.studio';
 const MAX_LOG = 400;
 
-/** What the studio keeps beside a run it started. */
-export const RunSidecar = z.object({
-  version: z.literal(1),
+const SidecarFields = {
   name: z.string(),
   modelDir: z.string(),
   modelName: z.string(),
-  /** As the user gave them (the job resolves them again on resume). */
-  input: QuantizeSettingsInput,
+  /** Resolved once when the run was started: what the job runs, on every resume too (a later change
+   * of the defaults never changes a run already started). */
   settings: QuantizeSettings,
   state: RunState,
   error: RunFailure.nullable(),
@@ -37,8 +34,28 @@ export const RunSidecar = z.object({
   layersTotal: z.number().int().nullable(),
   log: z.array(RunLogLine),
   fineTune: z.array(FineTuneEpoch),
-});
+};
+
+/** What the studio keeps beside a run it started. */
+export const RunSidecar = z.object({ version: z.literal(2), ...SidecarFields });
 export type RunSidecar = z.infer<typeof RunSidecar>;
+
+/**
+ * Sidecars written before version 2 kept the settings as the user gave them (`input`) beside the
+ * resolved ones, and the job resolved `input` again on every resume. Read once more that way, so a
+ * run interrupted then resumes the checkpoint it made (the stored settings when `input` no longer
+ * resolves); the next write stores version 2 and the run keeps those settings from then on.
+ */
+const RunSidecarV1 = z.object({ version: z.literal(1), input: QuantizeSettingsInput, ...SidecarFields }).transform(({ version: _v, input, ...rest }): RunSidecar => {
+  let settings = rest.settings;
+  try {
+    settings = resolveSettings(input);
+  } catch {
+    // A setting the current rules refuse: keep what was resolved at the start.
+  }
+  return { version: 2, ...rest, settings };
+});
+const StoredSidecar = z.union([RunSidecar, RunSidecarV1]);
 
 export interface FoundRun {
   name: string;
@@ -84,7 +101,7 @@ export class RunRegistry {
   }
 
   async readSidecar(name: string): Promise<RunSidecar | null> {
-    return readJson(this.sidecarFile(name), RunSidecar);
+    return readJson(this.sidecarFile(name), StoredSidecar);
   }
 
   /** True when a run of this name exists in any form. */

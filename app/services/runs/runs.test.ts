@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventName } from '../../contract/channels.js';
 import type { ChatToken, RunEvent } from '../../contract/runs.js';
 import { projectRoot } from '../../util/paths.js';
-import { bundleForTest } from '../../worker/testing/bundle.js';
+import { bundleForTest } from '../../testing/bundle.js';
 import { nodeJobProcesses } from '../jobs/node-process.js';
 import { createStudioServices, type StudioServices } from '../studio/index.js';
 

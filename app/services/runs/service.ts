@@ -1,15 +1,15 @@
 // Quantization runs of the studio: estimates, a queue (one run at a time, the rest wait), the live
-// state of the running one (fed by the quantize job's events), and cancel / resume / delete. Every
-// change goes out as a run.event; what must survive a restart is in runs/ (see registry.ts).
+// state of the running one (fed by the quantize job's typed events), and cancel / resume / delete.
+// Settings are resolved here once, when a run is estimated or started; the sidecar keeps the resolved
+// settings and the job runs exactly those. Every change goes out as a run.event; what must survive a
+// restart is in runs/ (see registry.ts).
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { RunName, type FineTuneEpoch, type RunDetail, type RunEstimate, type RunEventBody, type RunLayer, type RunLogLine, type RunSummary } from '../../contract/runs.js';
 import { parseArchitecture, readConfig } from '../../engine/model/config.js';
-import { LayerEvent, QuantizeEvent } from '../../engine/quantize/events.js';
-import { COPIED_FILES } from '../../engine/quantize/format.js';
-import { proxyLossSummary } from '../../engine/quantize/record.js';
-import { codeBitsPerWeight, estimateRun, resolveSettings, SettingsError, type QuantizeSettingsInput } from '../../engine/quantize/settings.js';
+import { estimateRun, estimateTensorBytes, proxyLossSummary, resolveSettings, type FtEndToEndEpochEvent, type FtEpochEvent, type QuantizeEvent, type QuantizeSettingsInput } from '../../domain/quantize/index.js';
+import { COPIED_FILES } from '../../engine/model/quantized-format.js';
 import { UserError } from '../../util/errors.js';
 import type { Emit } from '../dispatch.js';
 import type { JobClient, JobHandle } from '../jobs/client.js';
@@ -55,11 +55,6 @@ function folderExtras(modelDir: string, linears: number): number {
   return linears * (4 * 80 + 800 + 320) + copied + 4096;
 }
 
-function settingsError(err: unknown): never {
-  if (err instanceof SettingsError) throw new UserError(err.message, err.code);
-  throw err;
-}
-
 export class RunService {
   readonly registry: RunRegistry;
   private readonly live = new Map<string, Live>();
@@ -72,28 +67,17 @@ export class RunService {
 
   async estimate(modelDir: string, input: QuantizeSettingsInput): Promise<RunEstimate> {
     const arch = readShape(modelDir);
-    let settings;
-    try {
-      settings = resolveSettings(input);
-    } catch (err) {
-      settingsError(err);
-    }
+    const settings = resolveSettings(input);
     const t = await this.opts.threads();
     const threads = settings.threads ?? t.setting ?? t.available;
     const e = estimateRun(arch, settings, threads, arch.contextLength);
-    // Output: codes at the codebook's rate plus fp16 sign vectors per linear; everything else 16-bit.
-    const h = arch.hiddenSize, q = arch.numHeads * arch.headDim, kv = arch.numKeyValueHeads * arch.headDim, f = arch.intermediateSize;
-    const shapes = [[q, h], [kv, h], [kv, h], [h, q], [f, h], [f, h], [h, f]] as const;
-    const bits = codeBitsPerWeight(settings.codebook);
-    const perBlock = shapes.reduce((a, [m, n]) => a + (m * n * bits) / 8 + (m + n) * 2 + 4, 0) + 2 * h * 2;
-    const embeddings = arch.vocabSize * h * 2 * (arch.tiedEmbeddings ? 1 : 2) + h * 2;
     return {
       settings,
       threads,
       tokens: e.tokens,
       seconds: e.seconds,
       peakBytes: e.peakBytes,
-      outputBytes: Math.round(perBlock * arch.numLayers + embeddings + folderExtras(modelDir, arch.numLayers * LINEARS_PER_BLOCK)),
+      outputBytes: Math.round(estimateTensorBytes(arch, settings.codebook) + folderExtras(modelDir, arch.numLayers * LINEARS_PER_BLOCK)),
       layers: arch.numLayers * LINEARS_PER_BLOCK,
     };
   }
@@ -101,12 +85,7 @@ export class RunService {
   async start(input: { modelDir: string; settings: QuantizeSettingsInput; name?: string }, owner?: string): Promise<RunSummary> {
     const modelDir = path.resolve(input.modelDir);
     const arch = readShape(modelDir);
-    let settings;
-    try {
-      settings = resolveSettings(input.settings);
-    } catch (err) {
-      settingsError(err);
-    }
+    const settings = resolveSettings(input.settings);
     const modelName = path.basename(modelDir);
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
     // The default name from the model folder's name, kept to the characters a run name may use.
@@ -119,11 +98,10 @@ export class RunService {
       throw new UserError(`A run named ${name} exists already. Choose another name or delete that run.`, 'RUN_EXISTS');
     }
     const sidecar: RunSidecar = {
-      version: 1,
+      version: 2,
       name,
       modelDir,
       modelName,
-      input: input.settings,
       settings,
       state: 'queued',
       error: null,
@@ -169,7 +147,7 @@ export class RunService {
     this.active = name;
     live.sidecar.state = 'running';
     live.phase = 'load';
-    void this.registry.writeSidecar(live.sidecar);
+    void this.registry.writeSidecar(live.sidecar).catch(() => {});
     this.sendState(name);
     void this.runJob(name, live);
   }
@@ -180,7 +158,7 @@ export class RunService {
     const threads = sidecar.settings.threads ?? t.setting ?? undefined;
     const handle = this.opts.jobs.run(
       'quantize',
-      { modelDir: sidecar.modelDir, out: this.registry.outDir(name), settings: sidecar.input },
+      { modelDir: sidecar.modelDir, out: this.registry.outDir(name), settings: sidecar.settings },
       {
         label: `Quantize ${sidecar.modelName} to ${sidecar.settings.bits} bits (${sidecar.settings.codebook})`,
         owner: live.owner,
@@ -219,29 +197,10 @@ export class RunService {
     this.pump();
   }
 
-  /** A quantize job event (app/engine/quantize/events.ts), or a fine-tuning epoch. */
-  private onJobData(name: string, data: unknown) {
+  /** One event of the quantize job (app/domain/quantize/events.ts, checked in the job process). */
+  private onJobData(name: string, e: QuantizeEvent) {
     const live = this.live.get(name);
     if (!live) return;
-    // Fine-tuning epochs first: they may or may not be part of the quantize event union.
-    const ft = fineTuneEpoch(data);
-    if (ft) {
-      live.sidecar.fineTune.push(ft);
-      this.send(name, { type: 'fineTune', epoch: ft });
-      return;
-    }
-    const d = data as { type?: unknown; block?: unknown; group?: unknown; bestHeldoutLoss?: unknown; bestEpoch?: unknown; heldoutError?: unknown };
-    if (d?.type === 'ft-group' && typeof d.bestHeldoutLoss === 'number') {
-      this.log(name, 'info', `Fine-tuned block ${String(d.block)} after ${String(d.group)}: best held-out loss ${d.bestHeldoutLoss.toExponential(3)} at epoch ${String(d.bestEpoch)}.`);
-      return;
-    }
-    if (d?.type === 'ft-block' && typeof d.heldoutError === 'number') {
-      this.log(name, 'info', `Block ${String(d.block)} fine-tuned: held-out error ${d.heldoutError.toExponential(3)}.`);
-      return;
-    }
-    const parsed = QuantizeEvent.safeParse(data);
-    if (!parsed.success) return;
-    const e = parsed.data;
     switch (e.type) {
       case 'estimate':
         this.log(name, 'info', `Estimate on ${e.threads} thread(s): ${Math.round(e.seconds.total)} s, ${Math.round(e.peakBytes / 2 ** 20)} MiB peak, ${e.tokens} calibration tokens.`);
@@ -253,7 +212,7 @@ export class RunService {
         void this.registry.writeSidecar(live.sidecar).catch(() => {});
         break;
       case 'layer': {
-        const layer = LayerEvent.omit({ type: true }).parse(e);
+        const { type: _type, ...layer } = e;
         live.layers.push(layer);
         live.layersDone = live.layers.length;
         this.send(name, { type: 'layer', layer });
@@ -281,6 +240,19 @@ export class RunService {
             (e.perplexity !== null ? `, perplexity ${e.perplexity.toFixed(3)}` : '') +
             '.',
         );
+        break;
+      case 'ft-epoch':
+      case 'ft-e2e-epoch': {
+        const epoch = fineTuneEpoch(e);
+        live.sidecar.fineTune.push(epoch);
+        this.send(name, { type: 'fineTune', epoch });
+        break;
+      }
+      case 'ft-group':
+        this.log(name, 'info', `Fine-tuned block ${e.block} after ${e.group}: best held-out loss ${e.bestHeldoutLoss.toExponential(3)} at epoch ${e.bestEpoch}.`);
+        break;
+      case 'ft-block':
+        this.log(name, 'info', `Block ${e.block} fine-tuned: held-out error ${e.heldoutError.toExponential(3)}.`);
         break;
     }
   }
@@ -432,17 +404,10 @@ export class RunService {
   }
 }
 
-/** A fine-tuning epoch from the job (app/engine/finetune's 'ft-epoch' event: block, group, epoch,
- * train and held-out loss; an end-to-end epoch has no block). Other ft events are summaries. */
-export function fineTuneEpoch(data: unknown): FineTuneEpoch | null {
-  const d = data as Record<string, unknown> | null;
-  if (!d || typeof d !== 'object' || !/^(finetune|fineTune|ft|epoch)/.test(String(d.type))) return null;
-  const trainLoss = Number(d.trainLoss ?? d.train ?? d.loss);
-  const epoch = Number(d.epoch);
-  if (!Number.isFinite(trainLoss) || !Number.isInteger(epoch)) return null;
-  const held = d.heldoutLoss ?? d.heldOutLoss ?? d.validLoss ?? null;
-  const block = typeof d.block === 'number' ? d.block : null;
-  const stage = d.stage === 'e2e' || (block === null && d.stage !== 'block') ? 'e2e' : 'block';
-  const group = typeof d.group === 'string' ? d.group : null;
-  return { stage, block, group, epoch, trainLoss, heldOutLoss: held === null ? null : Number(held) };
+/** A fine-tuning epoch of the job as the Run screen draws it: in-block ('ft-epoch': block, group)
+ * or end to end ('ft-e2e-epoch': no block, no group). */
+export function fineTuneEpoch(e: FtEpochEvent | FtEndToEndEpochEvent): FineTuneEpoch {
+  return e.type === 'ft-epoch'
+    ? { stage: 'block', block: e.block, group: e.group, epoch: e.epoch, trainLoss: e.trainLoss, heldOutLoss: e.heldoutLoss }
+    : { stage: 'e2e', block: null, group: null, epoch: e.epoch, trainLoss: e.trainLoss, heldOutLoss: e.heldoutLoss };
 }

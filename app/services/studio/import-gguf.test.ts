@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { EventName, ImportGgufResult, JobEvent } from '../../contract/channels.js';
-import { LOSSY_NOTE } from '../../engine/gguf/index.js';
-import { tinyModelGguf, u32 } from '../../engine/gguf/testing.js';
-import { bundleForTest } from '../../worker/testing/bundle.js';
+import type { EventName, ImportGgufResult, ImportProgress } from '../../contract/channels.js';
+import { LOSSY_NOTE } from '../../domain/gguf-import.js';
+import { tinyModelGguf, u32 } from '../../testing/gguf.js';
+import { bundleForTest } from '../../testing/bundle.js';
 import { nodeJobProcesses } from '../jobs/node-process.js';
 import { createStudioServices, type StudioServices } from './index.js';
 
@@ -27,19 +27,19 @@ afterAll(() => {
   for (const t of temps) rmSync(t, { recursive: true, force: true });
 });
 
-function studio(onJob: (e: JobEvent, services: StudioServices) => void = () => {}) {
+function studio(onProgress: (e: ImportProgress, services: StudioServices) => void = () => {}) {
   const home = mkdtempSync(path.join(os.tmpdir(), 'quip-import-'));
   temps.push(home);
-  const events: JobEvent[] = [];
+  const events: ImportProgress[] = [];
   const services: StudioServices = createStudioServices({
     face: 'browser',
     home,
     hub: { endpoint: 'http://127.0.0.1:9', cacheDir: path.join(home, 'hf-hub'), token: '' },
     spawnJob: nodeJobProcesses({ workerPath }),
     send: (event: EventName, payload: unknown) => {
-      if (event !== 'job.event') return;
-      events.push(payload as JobEvent);
-      onJob(payload as JobEvent, services);
+      if (event !== 'models.importProgress') return;
+      events.push(payload as ImportProgress);
+      onProgress(payload as ImportProgress, services);
     },
   });
   return { services, events, home };
@@ -64,14 +64,14 @@ describe('models.importGguf', () => {
       expect(r.note).toBe(LOSSY_NOTE);
       expect(existsSync(path.join(dir, 'gguf-import.json'))).toBe(true);
 
-      const mine = events.filter((e) => e.kind === 'importGguf');
-      expect(mine[0]?.type).toBe('started');
-      expect(mine.at(-1)?.type).toBe('done');
-      const fractions = mine.filter((e) => e.type === 'progress' && e.fraction !== undefined).map((e) => e.fraction!);
+      // The job's start (no fraction yet), then one event per tensor, all for this file and job.
+      expect(events[0]).toMatchObject({ file: GGUF, fraction: null, message: `Import ${path.basename(GGUF)}` });
+      expect(new Set(events.map((e) => e.jobId)).size).toBe(1);
+      const fractions = events.filter((e) => e.fraction !== null).map((e) => e.fraction!);
       expect(fractions.length).toBeGreaterThan(100); // one per tensor
       expect(fractions).toEqual([...fractions].sort((a, b) => a - b));
       expect(fractions.at(-1)).toBe(1);
-      expect(mine.some((e) => e.message?.startsWith('Converting tensors: model.layers.'))).toBe(true);
+      expect(events.some((e) => e.message.startsWith('Converting tensors: model.layers.'))).toBe(true);
       const recent = await call<Array<{ path: string; family: string }>>(services, 'models.recent');
       expect(recent[0]).toMatchObject({ path: dir, family: 'Llama' });
 
@@ -87,7 +87,7 @@ describe('models.importGguf', () => {
   it('cancels through jobs.cancel and leaves no model folder', async () => {
     let asked = false;
     const { services, home } = studio((e, s) => {
-      if (e.kind === 'importGguf' && e.type === 'progress' && (e.fraction ?? 0) > 0 && !asked) {
+      if ((e.fraction ?? 0) > 0 && !asked) {
         asked = true;
         void s.dispatch('jobs.cancel', { jobId: e.jobId }, ctx);
       }

@@ -5,10 +5,12 @@ import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import type { AppInfo, EventName, Face, SimdPath } from '../../contract/channels.js';
+import type { AppInfo, EventName, Face, Settings, SimdPath } from '../../contract/channels.js';
+import type { LoadedModels } from '../../contract/local-api.js';
+import { nameProblem } from '../../contract/limits.js';
 import { IMPORT_RECORD_FILE } from '../../engine/gguf/import.js';
 import { UserError } from '../../util/errors.js';
-import { sampleModelDir, studioHome } from '../../util/paths.js';
+import { childPath, sampleModelDir, studioHome } from '../../util/paths.js';
 import { createDispatcher, checkedEmit, type CallContext, type Dispatch, type Emit, type StudioHandlers } from '../dispatch.js';
 import { cachedSnapshot, downloadModel, looksLikeRepoId, resolveHubSettings, resolveModelDir, searchModels, type HubSettings } from '../hub/index.js';
 import { JobClient, type JobProcessFactory } from '../jobs/client.js';
@@ -16,6 +18,9 @@ import { Library } from '../library/library.js';
 import packageJson from '../../../package.json';
 import { Downloads } from './downloads.js';
 import { ChatService } from '../chat/index.js';
+import { LocalApiService } from '../api/control.js';
+import { studioApiModels } from '../api/studio-models.js';
+import { ModelManager } from '../models/manager.js';
 import { RunService } from '../runs/service.js';
 
 export interface StudioServicesOptions {
@@ -46,6 +51,10 @@ export interface StudioServices {
   downloads: Downloads;
   runs: RunService;
   chat: ChatService;
+  /** Loaded models (one long-lived job process each): chat and the local API both go through it. */
+  models: ModelManager;
+  /** The OpenAI-compatible local server behind the "Local server" switch. */
+  api: LocalApiService;
   /** Cancel downloads and jobs and wait for them. */
   close(): Promise<void>;
 }
@@ -57,7 +66,7 @@ function expandHome(p: string): string {
 export function createStudioServices(opts: StudioServicesOptions): StudioServices {
   const home = opts.home ?? studioHome();
   const emit: Emit = checkedEmit(opts.send);
-  const jobs = new JobClient({ spawn: opts.spawnJob, emit: (e) => emit('job.event', e) });
+  const jobs = new JobClient({ spawn: opts.spawnJob });
   const library = new Library(home);
   const downloads = new Downloads(emit);
   const hub = () => resolveHubSettings(opts.hub ?? {});
@@ -69,7 +78,40 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
     emit,
     threads: async () => ({ setting: await threadSetting(), available: (await cpuInfo()).threads }),
   });
-  const chat = new ChatService(home, jobs, emit, threadSetting);
+  // Loaded models live in their own job processes for as long as they stay loaded: a client of their
+  // own, so they never hold the short jobs' process slots (maxProcesses) and the memory budget, not a
+  // process count, bounds them.
+  const modelJobs = new JobClient({ spawn: opts.spawnJob, maxProcesses: Number.MAX_SAFE_INTEGER });
+  // The loaded-models panel follows every change (a load, an unload, a busy host), a few per second at most.
+  let loadedTimer: NodeJS.Timeout | null = null;
+  const loadedChanged = () => {
+    if (loadedTimer) return;
+    loadedTimer = setTimeout(() => {
+      loadedTimer = null;
+      loadedModels().then((v) => emit('models.loadedChanged', v), () => {});
+    }, 100);
+    loadedTimer.unref?.();
+  };
+  const models = new ModelManager({ jobs: modelJobs, threads: threadSetting, onChange: loadedChanged });
+  const applyModelSettings = (s: Settings) => models.setLimits({ idleMs: s.idleUnloadMinutes * 60_000, memoryBudgetBytes: s.memoryBudgetBytes });
+  void library.settings().then(applyModelSettings, () => {});
+  async function loadedModels(): Promise<LoadedModels> {
+    const { idleMs, memoryBudgetBytes } = models.limits;
+    return { models: await models.list(), memoryBudgetBytes, totalMemoryBytes: os.totalmem(), idleUnloadMinutes: Math.round(idleMs / 60_000) };
+  }
+  const chat = new ChatService(home, jobs, emit, threadSetting, models);
+  const api = new LocalApiService({
+    models,
+    library,
+    emit,
+    listModels: () =>
+      studioApiModels({
+        runs,
+        library,
+        // The chat offers the sample model without opening it; whatever is loaded is served too.
+        others: async () => [...(existsSync(path.join(sample, 'config.json')) ? [sample] : []), ...(await models.list()).map((m) => m.modelDir)],
+      }),
+  });
 
   // The CPU as the native core sees it, asked once from a job process (main never loads the addon).
   let cpu: Promise<{ summary: string; simd: SimdPath; threads: number }> | null = null;
@@ -96,9 +138,13 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
    * again replaces its earlier import; another file with the same name gets a numbered folder.
    */
   async function importTarget(file: string): Promise<{ outDir: string; force: boolean }> {
-    const base = path.basename(file).replace(/\.gguf$/i, '').replace(/[^\w.-]+/g, '-') || 'model';
+    // One safe folder name from the file's name: no leading dots ("..gguf" must not name models/..),
+    // no trailing ones, no Windows device name, short enough for a numbered sibling.
+    let base = path.basename(file).replace(/\.gguf$/i, '').replace(/[^\w.-]+/g, '-').replace(/^[.-]+|[.-]+$/g, '').slice(0, 120);
+    if (!base || nameProblem(base, 'model folder name')) base = `model${base ? `-${base}` : ''}`;
+    const models = path.join(home, 'models');
     for (let n = 1; ; n++) {
-      const outDir = path.join(home, 'models', n === 1 ? base : `${base}-${n}`);
+      const outDir = childPath(models, n === 1 ? base : `${base}-${n}`, 'model folder name');
       if (!existsSync(outDir)) return { outDir, force: false };
       const record = await fs.readFile(path.join(outDir, IMPORT_RECORD_FILE), 'utf8').then((t) => JSON.parse(t) as { source?: { path?: string } }, () => null);
       if (record?.source?.path === file) return { outDir, force: true };
@@ -146,8 +192,16 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
       const target = await importTarget(source);
       await fs.mkdir(path.dirname(target.outDir), { recursive: true });
       const { threads } = await library.settings();
-      const result = await jobs.run('importGguf', { file: source, ...target }, { label: `Import ${path.basename(source)}`, owner: ctx.client, threads: threads ?? undefined, timeoutMs: opts.inspectTimeoutMs ?? 30 * 60_000 })
-        .result;
+      const label = `Import ${path.basename(source)}`;
+      const result = await jobs.run('importGguf', { file: source, ...target }, {
+        label,
+        owner: ctx.client,
+        threads: threads ?? undefined,
+        timeoutMs: opts.inspectTimeoutMs ?? 30 * 60_000,
+        onEvent: (e) => {
+          if (e.type === 'started' || e.type === 'progress') emit('models.importProgress', { jobId: e.jobId, file: source, fraction: e.fraction ?? null, message: e.message ?? label });
+        },
+      }).result;
       const inspection = result.inspection;
       await library.remember({ path: inspection.source.path, repoId: null, name: path.basename(inspection.source.path), family: inspection.architecture.family, params: inspection.parameters.total });
       return result;
@@ -182,7 +236,11 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
       return { ok: true as const };
     },
     'settings.get': async () => library.settings(),
-    'settings.update': async (patch) => library.updateSettings(patch),
+    'settings.update': async (patch) => {
+      const next = await library.updateSettings(patch);
+      if (patch.idleUnloadMinutes !== undefined || patch.memoryBudgetBytes !== undefined) await applyModelSettings(next);
+      return next;
+    },
     'jobs.list': async () => jobs.list(),
     'jobs.cancel': async ({ jobId }) => ({ cancelled: jobs.cancel(jobId) }),
     'runs.estimate': async ({ modelDir, settings }) => runs.estimate(path.resolve(expandHome(modelDir)), settings),
@@ -203,6 +261,13 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
     },
     'chat.send': async (input, ctx) => ({ streamId: await chat.send(input, ctx.client) }),
     'chat.stop': async ({ streamId }) => ({ stopped: chat.stop(streamId) }),
+    'chat.count': async (input) => chat.count({ ...input, modelDir: path.resolve(expandHome(input.modelDir)) }),
+    'models.loaded': async () => loadedModels(),
+    'models.load': async ({ modelDir }) => models.load(path.resolve(expandHome(modelDir))),
+    'models.unload': async ({ modelDir }) => ({ unloaded: await models.unload(path.resolve(expandHome(modelDir))) }),
+    'api.status': async () => api.status(),
+    'api.set': async (input) => api.set(input),
+    'api.regenerateKey': async () => api.regenerateKey(),
     'chats.list': async () => chat.list(),
     'chats.save': async (record) => chat.save(record),
     'chats.delete': async ({ chatId }) => {
@@ -219,8 +284,10 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
     downloads,
     runs,
     chat,
+    models,
+    api,
     async close() {
-      await Promise.all([downloads.cancelAll(), runs.shutdown(), jobs.shutdown()]);
+      await Promise.all([downloads.cancelAll(), runs.shutdown(), api.close().then(() => models.close()).then(() => modelJobs.shutdown()), jobs.shutdown()]);
     },
   };
 }

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { DownloadProgress, EventName } from '../../contract/channels.js';
-import { bundleForTest } from '../../worker/testing/bundle.js';
-import { defaultMockRepos, startMockHub, type MockHub } from '../hub/mock-hub.js';
+import { bundleForTest } from '../../testing/bundle.js';
+import { defaultMockRepos, startMockHub, type MockHub } from '../../testing/mock-hub.js';
 import { nodeJobProcesses } from '../jobs/node-process.js';
 import { createStudioServices, type StudioServices } from './index.js';
 
