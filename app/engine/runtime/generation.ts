@@ -117,7 +117,7 @@ export async function generateOn(
   let t0 = process.hrtime.bigint();
   let logits: Float32Array;
   try {
-    logits = await session.forward(Int32Array.from(newIds), false, undefined, o.cancel);
+    logits = await prefill(session, newIds, o.cancel);
   } catch (err) {
     if (isCancelled(err)) return finish('cancelled', seconds(t0), 0);
     throw err;
@@ -198,4 +198,18 @@ export async function sampleTexts(
     out.push((prompt + r.text).replace(/\n/g, ' '));
   }
   return out;
+}
+
+/** Prompt tokens fed per native forward call while prefilling. The native forward checks the cancel
+ * flag between layers, so this bounds how long a stop waits (a 6,000-token prompt in one call kept a
+ * stop waiting for seconds) while staying wide enough for the batched GEMM kernels. */
+export const PREFILL_CHUNK = 256;
+
+/** Feeds `ids` in chunks of PREFILL_CHUNK; the logits of the last token. */
+async function prefill(session: EngineSession, ids: number[], cancel?: Int32Array): Promise<Float32Array> {
+  let logits: Float32Array | null = null;
+  for (let at = 0; at < ids.length; at += PREFILL_CHUNK) {
+    logits = await session.forward(Int32Array.from(ids.slice(at, at + PREFILL_CHUNK)), false, undefined, cancel);
+  }
+  return logits!;
 }

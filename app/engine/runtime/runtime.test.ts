@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type LoadedModel } from '../model/index.js';
 import { native } from '../native.js';
 import { collectHessians, hessianMean, startCalibration } from './calibration.js';
-import { createEngine, setEngineThreads, type EngineModel } from './engine.js';
-import { generate } from './generation.js';
+import { createEngine, setEngineThreads, type EngineModel } from './native-model.js';
+import { generate, generateOn, PREFILL_CHUNK } from './generation.js';
 import { evaluateModelPerplexity, evaluatePerplexity, perplexityWindows, readEvalText } from './perplexity.js';
 import { SeededRng, argmax, sampleToken } from './sampling.js';
 
@@ -62,6 +62,29 @@ describe('engine on stories260k', () => {
     expect(s.position).toBe(90);
     await expect(s.forward(Int32Array.of(5), false)).rejects.toThrow(/context is full/);
     await expect(engine.createSession(4).forward(Int32Array.of(V), false)).rejects.toThrow(/outside the vocabulary/);
+  });
+
+  it('a long prompt prefilled in chunks picks the greedy token of one whole forward, and a stop lands between chunks', async () => {
+    const text = readEvalText(path.join(DATA, 'wikitext-2-raw', 'wiki.test.raw')).slice(0, 20_000);
+    const ids = model.tokenizer.encode(text).slice(0, 2 * PREFILL_CHUNK + 50);
+    expect(ids.length).toBe(2 * PREFILL_CHUNK + 50);
+    const V = model.architecture.vocabSize;
+    const whole = await engine.createSession(ids.length + 1).forward(Int32Array.from(ids), false);
+    const greedy = { maxTokens: 1, temperature: 0, topP: 1, seed: 0, stopIds: [] as number[] };
+    const chunked = await generateOn(engine.createSession(ids.length + 1), model.tokenizer, ids, ids, greedy);
+    let best = 0;
+    for (let v = 1; v < V; v++) if (whole[v] > whole[best]) best = v;
+    expect(chunked.ids).toEqual([best]);
+    expect(chunked.promptIds.length).toBe(ids.length);
+    // A stop raised while the first chunk runs ends the prefill before the next chunk starts.
+    const cancel = new Int32Array(1);
+    const session = engine.createSession(ids.length + 1);
+    const stopped = generateOn(session, model.tokenizer, ids, ids, { ...greedy, cancel });
+    cancel[0] = 1;
+    const r = await stopped;
+    expect(r.stopReason).toBe('cancelled');
+    expect(r.ids).toEqual([]);
+    expect(session.position).toBeLessThanOrEqual(PREFILL_CHUNK);
   });
 
   it('perplexity on WikiText-2 test is finite, deterministic and equal for 1 and 2 threads', async () => {

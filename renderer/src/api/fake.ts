@@ -2,15 +2,20 @@
 // handler table below is typed over all of them, so a new channel fails to compile here until the
 // fake learns it), validates inputs and outputs with the contract's own zod schemas, and serves real
 // data: inspections produced by the real inspector (./fixtures), a hub catalogue, downloads whose
-// progress the test drives step by step, runs whose settings and estimates come from the quantize
-// job's own pure code (resolveSettings, estimateRun) and whose events the test drives, and chat
+// progress the test drives step by step, runs whose settings and estimates come from the quantization
+// domain (app/domain/quantize: resolveSettings, estimateRun) and whose events the test drives, and chat
 // replies the test streams token by token.
-import { estimateRun, resolveSettings, SettingsError } from '../../../app/engine/quantize/settings';
+import { importNote } from '../../../app/domain/gguf-import';
+import { estimateRun, resolveSettings, SettingsError } from '../../../app/domain/quantize/index';
 import {
   createStudioApi,
   events,
   requests,
+  Settings as SettingsSchema,
+  type ApiRequestLog,
+  type ApiStatus,
   type AppInfo,
+  type ChatMessage,
   type ChatRecord,
   type ChatStats,
   type DownloadProgress,
@@ -18,6 +23,8 @@ import {
   type EventPayload,
   type HubModel,
   type JobInfo,
+  type LoadedModelInfo,
+  type LoadedModels,
   type ModelInspection,
   type ParsedInput,
   type RecentModel,
@@ -55,11 +62,6 @@ export interface FakeStudioOptions {
   ggufFiles?: Record<string, { inspection: ModelInspection; lossy: boolean }>;
 }
 
-/** The words of the importer's LOSSY_NOTE (app/engine/gguf/import.ts; the renderer cannot load engine code). */
-export const FAKE_LOSSY_NOTE =
-  'This model was imported from a quantized GGUF file, so its weights already carry that quantization error. ' +
-  'Its 16-bit form written here is the baseline every comparison in the studio uses, not the original full-precision model.';
-
 export class FakeFailure extends Error {
   constructor(
     message: string,
@@ -89,10 +91,18 @@ export interface FakeStudio {
   /** Sends a run event and applies it to the stored run, as the job service does. */
   runEvent(runId: string, body: RunEventBody): void;
   /** Chat replies asked for and not yet finished, by stream id, with what was asked. */
-  streams: Map<string, { modelDir: string; text: string }>;
+  streams: Map<string, { modelDir: string; text: string; messages: ChatMessage[] }>;
   /** Streams `pieces` as chat.token events, then ends the reply (unless `end` is false). */
   streamReply(streamId: string, pieces: string[], end?: boolean): void;
   chats: Map<string, ChatRecord>;
+  /** What chat.count answers: the context of every model and how a conversation is counted (default: words, plus 2 per message). */
+  context: { length: number; count(messages: ChatMessage[]): number };
+  /** Loaded models by folder (chat.send, chat.count and models.load load one). */
+  loaded: Map<string, LoadedModelInfo>;
+  /** The local server as the switch sees it. */
+  apiServer: ApiStatus;
+  /** A request reaching the fake local server: logged and sent as an api.request event. */
+  apiRequest(row: Partial<ApiRequestLog>): void;
 }
 
 export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
@@ -107,7 +117,14 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
   let nextJob = 1;
   const calls: FakeStudio['calls'] = [];
   let nextDownload = 1;
-  let settings: Settings = { threads: null };
+  let settings: Settings = SettingsSchema.parse({ apiKey: 'quip-fake-key-0123456789abcdef' });
+  const context: FakeStudio['context'] = {
+    length: 512,
+    count: (messages) => messages.reduce((n, m) => n + 2 + (m.content.trim() ? m.content.trim().split(/\s+/).length : 0), 0),
+  };
+  const loaded = new Map<string, LoadedModelInfo>();
+  let nextKey = 1;
+  const apiServer: ApiStatus = { running: false, baseUrl: null, host: '127.0.0.1', port: settings.apiPort, exposed: false, apiKey: settings.apiKey!, cors: null, error: null, log: [] };
   const runs = new Map<string, RunDetail>((opts.runs ?? []).map((r) => [r.runId, structuredClone(r)]));
   const streams: FakeStudio['streams'] = new Map();
   const chats = new Map<string, ChatRecord>();
@@ -209,11 +226,9 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
       const gguf = opts.ggufFiles?.[file];
       if (!gguf) throw new FakeFailure(`There is no file at ${file}. Check the path of the .gguf file.`, 'NOT_FOUND');
       const jobId = `job-import-${nextJob++}`;
-      emit('job.event', { jobId, kind: 'importGguf', type: 'started', at: Date.now(), message: `Import ${file}` });
-      emit('job.event', { jobId, kind: 'importGguf', type: 'done', at: Date.now() });
+      emit('models.importProgress', { jobId, file, fraction: null, message: `Import ${file}` });
       remember(gguf.inspection);
-      const note = gguf.lossy ? FAKE_LOSSY_NOTE : 'Imported from an unquantized GGUF file; converted to float16.';
-      return { inspection: gguf.inspection, lossy: gguf.lossy, note, warnings: [], seconds: 0.5 };
+      return { inspection: gguf.inspection, lossy: gguf.lossy, note: importNote(gguf.lossy), warnings: [], seconds: 0.5 };
     },
     'models.recent': () => recent.map((r) => ({ ...r })),
     'models.forget': ({ path }) => {
@@ -324,11 +339,47 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
       return { path: r.dir, supported: opts.face === 'electron' };
     },
 
-    'chat.send': ({ modelDir }) => {
+    'chat.send': ({ modelDir, messages }) => {
       modelAt(modelDir);
+      load(modelDir);
       const streamId = `stream-${nextStream++}`;
-      streams.set(streamId, { modelDir, text: '' });
+      streams.set(streamId, { modelDir, text: '', messages });
       return { streamId };
+    },
+    'chat.count': ({ modelDir, messages }) => {
+      modelAt(modelDir);
+      load(modelDir);
+      return { promptTokens: context.count(messages), contextLength: context.length };
+    },
+    'models.loaded': () => loadedModels(),
+    'models.load': ({ modelDir }) => {
+      modelAt(modelDir);
+      return load(modelDir);
+    },
+    'models.unload': ({ modelDir }) => {
+      const unloaded = loaded.delete(modelDir);
+      if (unloaded) emit('models.loadedChanged', loadedModels());
+      return { unloaded };
+    },
+    'api.status': () => structuredClone(apiServer),
+    'api.set': ({ enabled, port, host, cors }) => {
+      settings = { ...settings, ...(port !== undefined ? { apiPort: port } : {}), ...(host !== undefined ? { apiHost: host } : {}), ...(cors !== undefined ? { apiCors: cors } : {}) };
+      Object.assign(apiServer, {
+        running: enabled,
+        host: settings.apiHost,
+        port: settings.apiPort,
+        cors: settings.apiCors,
+        exposed: !/^(127\.|localhost$|::1$)/.test(settings.apiHost),
+        baseUrl: enabled ? `http://${settings.apiHost}:${settings.apiPort}/v1` : null,
+      });
+      emit('api.statusChanged', structuredClone(apiServer));
+      return structuredClone(apiServer);
+    },
+    'api.regenerateKey': () => {
+      settings = { ...settings, apiKey: `quip-fake-key-${nextKey++}-0123456789abcdef` };
+      apiServer.apiKey = settings.apiKey!;
+      emit('api.statusChanged', structuredClone(apiServer));
+      return structuredClone(apiServer);
     },
     'chat.stop': ({ streamId }) => {
       const st = streams.get(streamId);
@@ -351,7 +402,35 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
     const st = streams.get(streamId)!;
     streams.delete(streamId);
     const tokens = st.text.length === 0 ? 0 : st.text.split(/(?=\s)/).length;
-    emit('chat.token', { streamId, type: 'done', text: st.text, stats: { tokens, promptTokens: 0, tokensPerSecond: 0, prefillTokensPerSecond: 0, stopReason, templated: false } });
+    const stats: ChatStats = {
+      tokens,
+      promptTokens: context.count(st.messages),
+      tokensPerSecond: tokens ? 50 : 0,
+      prefillTokensPerSecond: 500,
+      stopReason,
+      templated: false,
+      reusedTokens: 0,
+      timeToFirstTokenMs: tokens ? 12 : null,
+      contextLength: context.length,
+    };
+    emit('chat.token', { streamId, type: 'done', text: st.text, stats });
+  }
+
+  function loadedModels(): LoadedModels {
+    return { models: [...loaded.values()].reverse(), memoryBudgetBytes: 8 * 2 ** 30, totalMemoryBytes: 16 * 2 ** 30, idleUnloadMinutes: settings.idleUnloadMinutes };
+  }
+
+  /** Loads a model folder (as the studio's model manager does for a chat); emits the new list. */
+  function load(modelDir: string): LoadedModelInfo {
+    const now = new Date().toISOString();
+    const had = loaded.get(modelDir);
+    const info: LoadedModelInfo = had
+      ? { ...had, lastUsedAt: now }
+      : { modelDir, name: modelDir.split('/').filter(Boolean).pop() ?? modelDir, state: 'ready', pid: 4000 + loaded.size, residentBytes: 64 * 2 ** 20, contextLength: context.length, loadedAt: now, lastUsedAt: now, queued: 0, busy: false };
+    loaded.delete(modelDir);
+    loaded.set(modelDir, info);
+    if (!had) emit('models.loadedChanged', loadedModels());
+    return info;
   }
 
   async function invoke(channel: RequestName, input: unknown): Promise<Reply> {
@@ -393,6 +472,14 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
     runs,
     streams,
     chats,
+    context,
+    loaded,
+    apiServer,
+    apiRequest(row) {
+      const entry: ApiRequestLog = { at: new Date().toISOString(), method: 'POST', path: '/v1/chat/completions', status: 200, model: null, ms: 5, ...row };
+      apiServer.log.unshift(entry);
+      emit('api.request', entry);
+    },
     emit,
     runEvent(runId, body) {
       const r = runs.get(runId);
