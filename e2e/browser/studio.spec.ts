@@ -80,9 +80,11 @@ test('a 2-bit run grows its chart live, compares with 4 bits, and chats', async 
   await expect(page.getByTestId('perplexity-chart')).toHaveAttribute('data-points', '2');
   await expect(page.getByTestId('overlay-chart').locator('.recharts-line')).toHaveCount(2);
   await page.getByRole('button', { name: 'Ask all' }).click();
+  // The two runs and the original model they were made from.
   const answers = page.getByTestId('compare-answer');
-  await expect(answers).toHaveCount(2);
-  for (const i of [0, 1]) await expect(answers.nth(i).locator('.answer-stats')).toContainText('tokens/s', { timeout: 60_000 });
+  await expect(answers).toHaveCount(3);
+  await expect(answers.and(page.locator('[data-original]'))).toContainText('stories260k');
+  for (const i of [0, 1, 2]) await expect(answers.nth(i).locator('.answer-stats')).toContainText('tokens/s', { timeout: 60_000 });
   await page.screenshot({ path: testInfo.outputPath('compare-answers.png') });
   await page.getByRole('main').evaluate((main) => main.scrollTo(0, 0));
   await page.screenshot({ path: testInfo.outputPath('compare.png') });

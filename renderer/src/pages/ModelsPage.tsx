@@ -1,6 +1,6 @@
 // The Models page: open a local folder, the built-in sample or a Hugging Face model, and see what is
 // inside it. The left column finds models; the right one shows the open model's inspection.
-import type { FormEvent } from 'react';
+import { useEffect, type FormEvent } from 'react';
 import { DownloadsCard } from '../components/models/DownloadsCard';
 import { HubSearchCard } from '../components/models/HubSearchCard';
 import { ImportGgufCard } from '../components/models/ImportGgufCard';
@@ -9,7 +9,7 @@ import { InspectionView } from '../components/inspection/InspectionView';
 import { Card, ErrorCard, Spinner } from '../components/ui';
 import { baseName } from '../format';
 import { useStudio } from '../state/context';
-import { useModelsPage } from '../state/ui';
+import { useModelsPage, useNavigation, useNewRun } from '../state/ui';
 
 function OpenModelCard() {
   const info = useStudio((s) => s.info);
@@ -89,7 +89,14 @@ function InspectionPane() {
   const info = useStudio((s) => s.info);
   const inspect = useStudio((s) => s.inspect);
   const importNote = useStudio((s) => s.importNote);
+  const setNewRunModel = useNewRun((s) => s.setModelDir);
+  const go = useNavigation((s) => s.go);
   const { source, state } = inspection;
+  const ready = state.status === 'ready' ? state.value.source.path : null;
+  // New run from here starts with the model on screen.
+  useEffect(() => {
+    if (ready) setNewRunModel(ready);
+  }, [ready, setNewRunModel]);
 
   if (state.status === 'loading') {
     return (
@@ -99,6 +106,7 @@ function InspectionPane() {
     );
   }
   if (state.status === 'ready') {
+    const quantizable = !state.value.quantization;
     return (
       <>
         {importNote && (
@@ -107,7 +115,24 @@ function InspectionPane() {
             <p>{importNote.text}</p>
           </div>
         )}
-        <InspectionView inspection={state.value} />
+        <InspectionView
+          inspection={state.value}
+          actions={
+            quantizable && (
+              <button
+                type="button"
+                className="btn btn-primary"
+                data-testid="quantize-this"
+                onClick={() => {
+                  setNewRunModel(state.value.source.path);
+                  go('new-run');
+                }}
+              >
+                Quantize this model
+              </button>
+            )
+          }
+        />
       </>
     );
   }

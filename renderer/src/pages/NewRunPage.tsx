@@ -1,22 +1,34 @@
 // New run: pick a model, a preset per bit width (or every setting by hand), see what the run will
 // cost — time, memory and output size from the quantize job's own estimator — and start it.
-import { useEffect, useMemo, useState } from 'react';
+import { createContext, useContext, useEffect, useMemo, useState } from 'react';
 import { RunName, type QuantizeSettingsInput, type RunEstimate } from '../../../app/contract/index';
-import { FINETUNE_DEFAULTS, type FinetuneMode } from '../../../app/engine/finetune/settings';
-import { DEFAULT_RHO, DEFAULTS, codebookFor } from '../../../app/engine/quantize/settings';
+import {
+  CODEBOOK_TABLE,
+  DEFAULTS,
+  FINETUNE_DEFAULTS,
+  SETTING_LABELS,
+  SettingsError,
+  codebookFor,
+  resolveSettings,
+  type Bits,
+  type CodebookFamily,
+  type FinetuneMode,
+  type SettingField,
+} from '../../../app/domain/quantize/index';
 import { Badge, Card, ErrorCard, Stat } from '../components/ui';
-import { baseName, formatBytes, formatDuration } from '../format';
+import { formatBytes, formatDuration } from '../../../app/domain/format';
+import { baseName } from '../format';
 import { useStudio } from '../state/context';
 import { useRuns } from '../state/runs-context';
-import { useNavigation } from '../state/ui';
+import { useNavigation, useNewRun } from '../state/ui';
 import { toFailure, type Failure } from '../state/studio';
 
 interface Preset {
   id: string;
   label: string;
   hint: string;
-  bits: 2 | 3 | 4;
-  codebook: 'e8p' | 'rvq' | 'rtn';
+  bits: Bits;
+  codebook: CodebookFamily;
 }
 
 export const PRESETS: Preset[] = [
@@ -29,8 +41,8 @@ export const PRESETS: Preset[] = [
 ];
 
 interface Form {
-  bits: 2 | 3 | 4;
-  codebook: 'e8p' | 'rvq' | 'rtn';
+  bits: Bits;
+  codebook: CodebookFamily;
   incoherence: boolean;
   rowScale: boolean;
   ldlq: boolean;
@@ -55,11 +67,11 @@ interface Form {
 }
 
 const initialForm: Form = {
-  bits: 2,
-  codebook: 'e8p',
-  incoherence: true,
+  bits: DEFAULTS.bits,
+  codebook: DEFAULTS.codebook,
+  incoherence: DEFAULTS.incoherence,
   rowScale: DEFAULTS.rowScale,
-  ldlq: true,
+  ldlq: DEFAULTS.ldlq,
   sigma: String(DEFAULTS.sigma),
   rho: '',
   tuneIters: String(DEFAULTS.tuneIters),
@@ -79,7 +91,7 @@ const initialForm: Form = {
 };
 
 const FT_MODES: Array<{ id: FinetuneMode; label: string; hint: string }> = [
-  { id: 'none', label: 'Off', hint: 'Quantize only' },
+  { id: 'none', label: 'Off', hint: 'No tuning: the model is saved as quantized' },
   { id: 'block', label: 'In-block', hint: 'Tune each block to match the original' },
   { id: 'block+e2e', label: 'In-block + end-to-end', hint: 'Then distil the whole model' },
 ];
@@ -117,20 +129,106 @@ function toSettings(f: Form): QuantizeSettingsInput {
 
 function defaultRho(f: Form): number | null {
   try {
-    return DEFAULT_RHO[codebookFor(f.bits, f.codebook)];
+    return CODEBOOK_TABLE[codebookFor(f.bits, f.codebook)].defaultRho;
   } catch {
     return null;
   }
 }
 
+/** Every number field: its input, the setting it sets (as app/domain names it), whole numbers or not. */
+const NUMBER_FIELDS: Array<{ key: keyof Form; id: string; setting: SettingField; whole: boolean; finetune?: boolean }> = [
+  { key: 'sigma', id: 'run-sigma', setting: 'sigma', whole: false },
+  { key: 'rho', id: 'run-rho', setting: 'rho', whole: false },
+  { key: 'tuneIters', id: 'run-tune', setting: 'tuneIters', whole: true },
+  { key: 'calibSamples', id: 'run-samples', setting: 'calibSamples', whole: true },
+  { key: 'calibCtx', id: 'run-ctx', setting: 'calibCtx', whole: true },
+  { key: 'seed', id: 'run-seed', setting: 'seed', whole: true },
+  { key: 'threads', id: 'run-threads', setting: 'threads', whole: true },
+  { key: 'ftEpochs', id: 'ft-epochs', setting: 'finetune.epochs', whole: true, finetune: true },
+  { key: 'ftLr', id: 'ft-lr', setting: 'finetune.lr', whole: false, finetune: true },
+  { key: 'ftLrSign', id: 'ft-lr-sign', setting: 'finetune.lrSign', whole: false, finetune: true },
+  { key: 'ftBatch', id: 'ft-batch', setting: 'finetune.batch', whole: true, finetune: true },
+  { key: 'ftHoldout', id: 'ft-holdout', setting: 'finetune.holdout', whole: false, finetune: true },
+  { key: 'ftPatience', id: 'ft-patience', setting: 'finetune.patience', whole: true, finetune: true },
+];
+
+/** Fewer calibration sequences than this calibrate poorly (a warning, not an error). */
+const FEW_SAMPLES = 8;
+
+interface FieldNote {
+  error?: string;
+  warning?: string;
+}
+
+/**
+ * What is wrong with the form, field by field, in its own words: text that is not a number (checked
+ * here: it would reach the server as null), then the domain's own resolveSettings (the rule the job
+ * applies) for values out of range. `other`: a problem no single field shows (a codebook pairing).
+ */
+function formProblems(f: Form): { notes: Record<string, FieldNote>; errors: string[]; other: string | null } {
+  const notes: Record<string, FieldNote> = {};
+  const errors: string[] = [];
+  let other: string | null = null;
+  for (const n of NUMBER_FIELDS) {
+    if (n.finetune && f.ftMode === 'none') continue;
+    const v = String(f[n.key]).trim();
+    if (v !== '' && !Number.isFinite(Number(v))) {
+      const example = String(initialForm[n.key]);
+      notes[n.id] = { error: `"${v}" is not a number: type ${n.whole ? 'a whole number' : 'a number'}${example ? `, like ${example}` : ', or leave it empty for the default'}.` };
+      errors.push(SETTING_LABELS[n.setting]);
+    }
+  }
+  if (!errors.length) {
+    try {
+      resolveSettings(toSettings(f));
+    } catch (err) {
+      if (!(err instanceof SettingsError)) throw err;
+      const n = NUMBER_FIELDS.find((x) => x.setting === err.field);
+      if (n) {
+        notes[n.id] = { error: err.detail.charAt(0).toUpperCase() + err.detail.slice(1) };
+        errors.push(SETTING_LABELS[err.field]);
+      } else other = err.message;
+    }
+  }
+  const samples = Number(f.calibSamples.trim() || DEFAULTS.calibSamples);
+  if (!notes['run-samples'] && Number.isFinite(samples) && samples >= 1 && samples < FEW_SAMPLES) {
+    notes['run-samples'] = { warning: `Under ${FEW_SAMPLES} samples the model comes out clearly worse; ${DEFAULTS.calibSamples} is the default.` };
+  }
+  return { notes, errors, other };
+}
+
+/** The notes of the form's fields, by input id (NumberField shows its own). */
+const FieldNotes = createContext<Record<string, FieldNote>>({});
+
 function NumberField(props: { id: string; label: string; value: string; onChange: (v: string) => void; placeholder?: string; step?: string; hint?: string }) {
+  const note = useContext(FieldNotes)[props.id];
+  const noteId = note ? `${props.id}-note` : undefined;
   return (
     <div className="form-field">
       <label className="field-label" htmlFor={props.id}>
         {props.label}
       </label>
-      <input id={props.id} className="input mono" inputMode="decimal" value={props.value} placeholder={props.placeholder} onChange={(e) => props.onChange(e.target.value)} />
-      {props.hint && <div className="field-hint">{props.hint}</div>}
+      <input
+        id={props.id}
+        className={`input mono ${note?.error ? 'input-invalid' : ''}`}
+        inputMode="decimal"
+        value={props.value}
+        placeholder={props.placeholder}
+        onChange={(e) => props.onChange(e.target.value)}
+        aria-invalid={note?.error ? true : undefined}
+        aria-describedby={noteId}
+      />
+      {note?.error ? (
+        <div id={noteId} className="field-hint field-error" role="alert" data-testid={`${props.id}-error`}>
+          {note.error}
+        </div>
+      ) : note?.warning ? (
+        <div id={noteId} className="field-hint field-warning" data-testid={`${props.id}-warning`}>
+          {note.warning}
+        </div>
+      ) : (
+        props.hint && <div className="field-hint">{props.hint}</div>
+      )}
     </div>
   );
 }
@@ -147,6 +245,23 @@ function Switch(props: { label: string; hint: string; checked: boolean; disabled
   );
 }
 
+/** "~12 s", or "under 1 s" (never "~< 1 s"). */
+function approxDuration(seconds: number): string {
+  return seconds < 1 ? 'under 1 s' : `~${formatDuration(seconds)}`;
+}
+
+/** The name the studio gives a run left unnamed (app/services/runs: "<model>-<bits>bit-<codebook>-<time>"). */
+function defaultRunName(modelDir: string, f: Form): string {
+  const base = (modelDir ? baseName(modelDir) : 'model').replace(/[^\w.-]+/g, '-').replace(/^[.-]+/, '').slice(0, 80) || 'model';
+  let codebook: string = f.codebook;
+  try {
+    codebook = codebookFor(f.bits, f.codebook);
+  } catch {
+    // an impossible pair shows the family; the estimate says what is wrong
+  }
+  return `${base}-${f.bits}bit-${codebook}-<time>`;
+}
+
 export function NewRunPage() {
   const recent = useStudio((s) => s.recent);
   const info = useStudio((s) => s.info);
@@ -156,15 +271,19 @@ export function NewRunPage() {
   const notice = useRuns((s) => s.notice);
   const dismiss = useRuns((s) => s.dismissNotice);
   const go = useNavigation((s) => s.go);
+  // The model the person came from (Models' inspection, "Quantize this model", a run's source).
+  const wanted = useNewRun((s) => s.modelDir);
+  const setWanted = useNewRun((s) => s.setModelDir);
 
   const models = useMemo(() => {
     const list = recent.map((r) => ({ path: r.path, name: r.name }));
     const sample = info.status === 'ready' ? info.value.sampleModel : null;
     if (sample && !list.some((m) => m.path === sample)) list.push({ path: sample, name: `${baseName(sample)} (sample)` });
+    if (wanted && !list.some((m) => m.path === wanted)) list.unshift({ path: wanted, name: baseName(wanted) });
     return list;
-  }, [recent, info]);
+  }, [recent, info, wanted]);
   const opened = inspection.status === 'ready' ? inspection.value.source.path : null;
-  const [modelDir, setModelDir] = useState<string>('');
+  const [modelDir, setModelDir] = useState<string>(() => wanted ?? '');
   useEffect(() => {
     if (!modelDir && models.length) setModelDir(opened && models.some((m) => m.path === opened) ? opened : models[0]!.path);
   }, [models, opened, modelDir]);
@@ -172,10 +291,17 @@ export function NewRunPage() {
   const [form, setForm] = useState<Form>(initialForm);
   const patch = (p: Partial<Form>) => setForm((f) => ({ ...f, ...p }));
   const settings = useMemo(() => toSettings(form), [form]);
+  const problems = useMemo(() => formProblems(form), [form]);
+  const invalid = problems.errors.length > 0 || problems.other !== null;
 
   const [estimate, setEstimate] = useState<{ value: RunEstimate | null; error: Failure | null; loading: boolean }>({ value: null, error: null, loading: false });
   useEffect(() => {
     if (!modelDir) return;
+    // A marked field says what is wrong; nothing is asked of the server until it is fixed.
+    if (invalid) {
+      setEstimate({ value: null, error: null, loading: false });
+      return;
+    }
     let live = true;
     setEstimate((e) => ({ ...e, loading: true }));
     const t = setTimeout(() => {
@@ -188,7 +314,7 @@ export function NewRunPage() {
       live = false;
       clearTimeout(t);
     };
-  }, [modelDir, settings, estimateRun]);
+  }, [modelDir, settings, estimateRun, invalid]);
 
   // The contract's own rule for a run name, checked as it is typed (the server checks it again).
   const nameError = useMemo(() => {
@@ -219,6 +345,7 @@ export function NewRunPage() {
       </header>
       {notice && <ErrorCard title="The run could not start" message={notice.message} onDismiss={dismiss} testId="run-notice" />}
       <div className="run-form-layout">
+        <FieldNotes.Provider value={problems.notes}>
         <div className="run-form-main">
           <Card title="Model" testId="run-model-card">
             {models.length === 0 ? (
@@ -228,7 +355,7 @@ export function NewRunPage() {
                 <label className="field-label" htmlFor="run-model">
                   Model to quantize
                 </label>
-                <select id="run-model" className="input" value={modelDir} onChange={(e) => setModelDir(e.target.value)}>
+                <select id="run-model" className="input" value={modelDir} onChange={(e) => (setModelDir(e.target.value), setWanted(e.target.value))}>
                   {models.map((m) => (
                     <option key={m.path} value={m.path}>
                       {m.name} — {m.path}
@@ -275,7 +402,7 @@ export function NewRunPage() {
                 <label className="field-label" htmlFor="run-calib-text">
                   Calibration text file
                 </label>
-                <input id="run-calib-text" className="input mono" value={form.calibTextFile} placeholder="WikiText-2 where present, else sampled from the model" onChange={(e) => patch({ calibTextFile: e.target.value })} spellCheck={false} />
+                <input id="run-calib-text" className="input mono" value={form.calibTextFile} placeholder="WikiText-2 validation (shipped with the studio)" onChange={(e) => patch({ calibTextFile: e.target.value })} spellCheck={false} />
               </div>
             </div>
           </Card>
@@ -288,7 +415,7 @@ export function NewRunPage() {
                 </button>
               ))}
             </div>
-            <p className="field-hint ft-hint">{FT_MODES.find((m) => m.id === form.ftMode)!.hint}. Sign vectors, norms and (end-to-end) the head are tuned; the codes stay as quantized.</p>
+            <p className="field-hint ft-hint">{FT_MODES.find((m) => m.id === form.ftMode)!.hint}.{form.ftMode !== 'none' && ' Sign vectors, norms and (end-to-end) the head are tuned; the codes stay as quantized.'}</p>
             {form.ftMode !== 'none' && (
               <div className="form-grid">
                 <NumberField id="ft-epochs" label="Epochs" value={form.ftEpochs} onChange={(ftEpochs) => patch({ ftEpochs })} />
@@ -313,7 +440,7 @@ export function NewRunPage() {
                   id="run-name"
                   className="input mono"
                   value={form.name}
-                  placeholder="model-2bit-e8p-<time>"
+                  placeholder={defaultRunName(modelDir, form)}
                   onChange={(e) => patch({ name: e.target.value })}
                   spellCheck={false}
                   aria-invalid={nameError ? true : undefined}
@@ -328,10 +455,17 @@ export function NewRunPage() {
             </div>
           </Card>
         </div>
+        </FieldNotes.Provider>
 
         <aside className="run-form-side">
           <Card title="Before you start" testId="estimate-card">
-            {estimate.error ? (
+            {problems.errors.length > 0 ? (
+              <p className="field-error" role="status" data-testid="form-problems">
+                Fix {problems.errors.join(', ')} (marked) to see the cost and start.
+              </p>
+            ) : problems.other ? (
+              <ErrorCard title="These settings do not work" message={problems.other} testId="estimate-error" />
+            ) : estimate.error ? (
               <ErrorCard title="These settings do not work" message={estimate.error.message} testId="estimate-error" />
             ) : estimate.value ? (
               <>
@@ -342,7 +476,7 @@ export function NewRunPage() {
                   </span>
                 </div>
                 <dl className="stat-grid stat-grid-2">
-                  <Stat label="Time" value={<span data-testid="estimate-time">~{formatDuration(estimate.value.seconds.total)}</span>} hint={`${estimate.value.threads} threads${estimate.value.seconds.finetune > 0 ? `, ~${formatDuration(estimate.value.seconds.finetune)} of it fine-tuning` : ''}`} />
+                  <Stat label="Time" value={<span data-testid="estimate-time">{approxDuration(estimate.value.seconds.total)}</span>} hint={`${estimate.value.threads} threads${estimate.value.seconds.finetune > 0 ? `, ${approxDuration(estimate.value.seconds.finetune)} of it fine-tuning` : ''}`} />
                   <Stat label="Peak memory" value={<span data-testid="estimate-memory">{formatBytes(estimate.value.peakBytes)}</span>} />
                   <Stat label="Output size" value={<span data-testid="estimate-size">{formatBytes(estimate.value.outputBytes)}</span>} />
                   <Stat label="Layers" value={estimate.value.layers} hint={`${estimate.value.tokens.toLocaleString()} calibration tokens`} />
@@ -354,7 +488,7 @@ export function NewRunPage() {
             <button
               type="button"
               className="btn btn-primary btn-block"
-              disabled={!modelDir || !estimate.value || starting || nameError !== null}
+              disabled={!modelDir || !estimate.value || invalid || starting || nameError !== null}
               onClick={() => void start()}
               data-testid="start-run"
             >

@@ -1,14 +1,16 @@
 // One run, live: overall progress with phase and ETA, the per-layer chart growing as layers finish,
-// fine-tuning curves when there are any, the log, and cancel / resume. A failed run shows why.
+// fine-tuning curves when there are any, the log, and cancel / resume. A failed run shows why; a
+// finished one leads on: chat with it, compare it, reveal its folder, delete it.
 import { useEffect, useRef, useState } from 'react';
 import type { RunDetail } from '../../../app/contract/index';
 import { FineTuneChart } from '../components/run/FineTuneChart';
 import { LayerChart } from '../components/run/LayerChart';
+import { RunActions } from '../components/run/RunActions';
 import { formatLoss, type Metric } from '../components/run/chart-utils';
 import { Badge, Card, EmptyState, ErrorCard, ProgressBar, Stat } from '../components/ui';
-import { formatBytes, formatDuration } from '../format';
+import { formatBytes, formatDuration } from '../../../app/domain/format';
 import { useRuns } from '../state/runs-context';
-import { useNavigation } from '../state/ui';
+import { useNavigation, useNewRun } from '../state/ui';
 
 const PHASE_LABEL: Record<string, string> = {
   load: 'Loading the model',
@@ -53,13 +55,17 @@ function LogPanel({ run }: { run: RunDetail }) {
 
 export function RunView({ run }: { run: RunDetail }) {
   const cancel = useRuns((s) => s.cancel);
-  const resume = useRuns((s) => s.resume);
+  const revealed = useRuns((s) => s.revealed);
+  const setNewRunModel = useNewRun((s) => s.setModelDir);
   const [metric, setMetric] = useState<Metric>('proxyLoss');
   const total = run.layersTotal ?? null;
   const fraction = run.state === 'done' ? 1 : total ? run.layersDone / total : null;
   const active = run.state === 'running' || run.state === 'queued';
-  const resumable = run.state === 'cancelled' || run.state === 'interrupted' || run.state === 'error';
   const s = run.settings;
+  // New run from here starts with the model this run was made from.
+  useEffect(() => {
+    if (run.modelDir) setNewRunModel(run.modelDir);
+  }, [run.modelDir, setNewRunModel]);
 
   return (
     <>
@@ -76,14 +82,15 @@ export function RunView({ run }: { run: RunDetail }) {
               Cancel
             </button>
           )}
-          {resumable && run.origin === 'studio' && (
-            <button type="button" className="btn btn-primary" onClick={() => void resume(run.runId)} data-testid="resume-run">
-              Resume
-            </button>
-          )}
+          <RunActions run={run} />
         </div>
       </header>
 
+      {revealed && revealed.runId === run.runId && !revealed.supported && (
+        <div className="info-card" data-testid="reveal-path">
+          The browser cannot open a file manager; the run is in <span className="mono">{revealed.path}</span>
+        </div>
+      )}
       {run.state === 'error' && run.error && (
         <ErrorCard title={ERROR_TITLE[run.error.code] ?? 'The run failed'} message={`${run.error.message} The finished blocks are kept: Resume continues after the last one.`} testId="run-error" />
       )}

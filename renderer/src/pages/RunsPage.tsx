@@ -1,8 +1,11 @@
 // Every run in the studio home (started here or by `quip quantize --out <home>/runs/...`): state,
-// bits, size, perplexity; open one, compare, resume, reveal its folder, or delete it with its files.
-import { useState } from 'react';
+// settings (codebook, fine-tuning, calibration), size, perplexity, time; open one, resume, reveal its
+// folder, or delete it with its files. Fits 1280 px: long names are cut (in full on hover), actions are icons.
+import { MiddleEllipsis } from '../components/run/MiddleEllipsis';
+import { RunActions } from '../components/run/RunActions';
+import { settingsLabel } from '../components/run/labels';
 import { Badge, Card, EmptyState, ErrorCard } from '../components/ui';
-import { formatBytes, formatDuration } from '../format';
+import { formatBytes, formatDuration } from '../../../app/domain/format';
 import { useRuns } from '../state/runs-context';
 import { useNavigation } from '../state/ui';
 import { stateTone } from './RunPage';
@@ -13,9 +16,8 @@ export function RunsPage() {
   const notice = useRuns((s) => s.notice);
   const dismiss = useRuns((s) => s.dismissNotice);
   const revealed = useRuns((s) => s.revealed);
-  const { select, remove, reveal, resume, refresh } = useRuns((s) => s);
+  const { select, refresh } = useRuns((s) => s);
   const go = useNavigation((s) => s.go);
-  const [confirming, setConfirming] = useState<string | null>(null);
 
   return (
     <div className="page" data-testid="runs-page">
@@ -46,59 +48,65 @@ export function RunsPage() {
         ) : (
           <div className="table-wrap">
             <table className="data-table runs-table">
+              <colgroup>
+                <col />
+                <col className="col-model" />
+                <col className="col-state" />
+                <col className="col-bits" />
+                <col className="col-num" />
+                <col className="col-ppl" />
+                <col className="col-time" />
+                <col className="col-actions" />
+              </colgroup>
               <thead>
                 <tr>
                   <th>Run</th>
                   <th>Model</th>
-                  <th>Codebook</th>
                   <th>State</th>
-                  <th className="num">Bits/weight</th>
+                  <th className="num" title="True bits per weight: codes, sign vectors and scales">
+                    Bits/w
+                  </th>
                   <th className="num">Size</th>
                   <th className="num">Perplexity</th>
                   <th className="num">Time</th>
-                  <th />
+                  <th>
+                    <span className="sr-only">Actions</span>
+                  </th>
                 </tr>
               </thead>
               <tbody>
-                {runs.map((r) => (
-                  <tr key={r.runId} data-testid="run-row" data-run={r.runId}>
-                    <td>
-                      <button type="button" className="link-button" onClick={() => (select(r.runId), go('run'))}>
-                        {r.name}
-                      </button>
-                      {r.origin === 'cli' && <Badge title="Started from the command line">CLI</Badge>}
-                    </td>
-                    <td>{r.modelName ?? '—'}</td>
-                    <td>{r.settings ? `${r.settings.bits}-bit ${r.settings.codebook}` : '—'}</td>
-                    <td>
-                      <Badge tone={stateTone(r.state)}>{r.state}</Badge>
-                      {r.state === 'running' && r.layersTotal ? <span className="muted"> {Math.round((100 * r.layersDone) / r.layersTotal)}%</span> : null}
-                    </td>
-                    <td className="num">{r.bitsPerWeight?.toFixed(3) ?? '—'}</td>
-                    <td className="num">{r.bytesOnDisk !== null ? formatBytes(r.bytesOnDisk) : '—'}</td>
-                    <td className="num">{r.perplexity?.toFixed(2) ?? '—'}</td>
-                    <td className="num">{r.seconds !== null ? formatDuration(r.seconds) : '—'}</td>
-                    <td className="row-actions">
-                      {(r.state === 'cancelled' || r.state === 'interrupted' || r.state === 'error') && r.origin === 'studio' && (
-                        <button type="button" className="btn btn-small" onClick={() => void resume(r.runId)}>
-                          Resume
-                        </button>
-                      )}
-                      <button type="button" className="btn btn-small btn-ghost" onClick={() => void reveal(r.runId)} data-testid="reveal-run">
-                        Reveal
-                      </button>
-                      {confirming === r.runId ? (
-                        <button type="button" className="btn btn-small btn-danger" onClick={() => (setConfirming(null), void remove(r.runId))} data-testid="confirm-delete">
-                          Delete files
-                        </button>
-                      ) : (
-                        <button type="button" className="btn btn-small btn-ghost" onClick={() => setConfirming(r.runId)} data-testid="delete-run">
-                          Delete
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                ))}
+                {runs.map((r) => {
+                  const settings = settingsLabel(r.settings);
+                  return (
+                    <tr key={r.runId} data-testid="run-row" data-run={r.runId}>
+                      <td className="cell-run">
+                        <div className="cell-run-name">
+                          <button type="button" className="link-button" aria-label={r.name} onClick={() => (select(r.runId), go('run'))}>
+                            <MiddleEllipsis text={r.name} />
+                          </button>
+                          {r.origin === 'cli' && <Badge title="Started from the command line">CLI</Badge>}
+                        </div>
+                        <div className="cell-run-settings muted" title={settings} data-testid="run-settings">
+                          {r.settings ? settings : '—'}
+                        </div>
+                      </td>
+                      <td className="cell-ellipsis" title={r.modelDir ?? undefined}>
+                        {r.modelName ?? '—'}
+                      </td>
+                      <td>
+                        <Badge tone={stateTone(r.state)}>{r.state}</Badge>
+                        {r.state === 'running' && r.layersTotal ? <span className="muted"> {Math.round((100 * r.layersDone) / r.layersTotal)}%</span> : null}
+                      </td>
+                      <td className="num">{r.bitsPerWeight?.toFixed(3) ?? '—'}</td>
+                      <td className="num">{r.bytesOnDisk !== null ? formatBytes(r.bytesOnDisk) : '—'}</td>
+                      <td className="num">{r.perplexity?.toFixed(2) ?? '—'}</td>
+                      <td className="num">{r.seconds !== null ? formatDuration(r.seconds) : '—'}</td>
+                      <td>
+                        <RunActions run={r} compact />
+                      </td>
+                    </tr>
+                  );
+                })}
               </tbody>
             </table>
           </div>

@@ -31,8 +31,23 @@ export const useModelsPage = create<ModelsPageState>()((set) => ({
   setQueryDraft: (queryDraft) => set({ queryDraft }),
 }));
 
+interface NewRunContextState {
+  /**
+   * The model New run starts with: the one the person came from (the inspection on Models, "Quantize
+   * this model", the source of the run on screen) or last chose there; null: the open inspection.
+   */
+  modelDir: string | null;
+  setModelDir(modelDir: string | null): void;
+}
+
+export const useNewRun = create<NewRunContextState>()((set) => ({
+  modelDir: null,
+  setModelDir: (modelDir) => set({ modelDir }),
+}));
+
 /** Back to the first screen with empty fields (tests, and a fresh window). */
 export function resetUiState() {
   useNavigation.setState({ page: 'models' });
   useModelsPage.setState({ pathDraft: '', queryDraft: '' });
+  useNewRun.setState({ modelDir: null });
 }

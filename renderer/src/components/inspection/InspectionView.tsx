@@ -1,5 +1,7 @@
+import type { ReactNode } from 'react';
 import type { ModelInspection } from '../../../../app/contract/model';
-import { baseName, formatBytes, formatCompact } from '../../format';
+import { formatBytes } from '../../../../app/domain/format';
+import { baseName, formatCompact } from '../../format';
 import { Badge, Card } from '../ui';
 import { ArchitectureCard } from './ArchitectureCard';
 import { LinearTable } from './LinearTable';
@@ -13,26 +15,27 @@ export function modelTitle(inspection: ModelInspection): string {
   return inspection.source.repoId ?? baseName(inspection.source.path);
 }
 
-/** Everything the inspector found in a model, laid out for a person. */
-export function InspectionView({ inspection }: { inspection: ModelInspection }) {
+/** Everything the inspector found in a model, laid out for a person; `actions` go in its header. */
+export function InspectionView({ inspection, actions }: { inspection: ModelInspection; actions?: ReactNode }) {
   const a = inspection.architecture;
   const weightBytes = inspection.weightFiles.reduce((s, f) => s + f.bytes, 0);
   return (
     <article className="inspection" data-testid="inspection">
       <header className="inspection-header">
-        <div>
+        <div className="inspection-head-main">
           <h2 className="inspection-title">{modelTitle(inspection)}</h2>
           <div className="inspection-path mono" title={inspection.source.path}>
             {inspection.source.path}
           </div>
+          <div className="inspection-badges">
+            <Badge tone="accent">{a.family}</Badge>
+            <Badge>{formatCompact(inspection.parameters.total)} parameters</Badge>
+            <Badge>{SOURCE_LABEL[inspection.source.kind]}</Badge>
+            {inspection.quantization && <Badge tone="ok">Quantized</Badge>}
+            {inspection.source.revision && <Badge title="revision">{inspection.source.revision.slice(0, 10)}</Badge>}
+          </div>
         </div>
-        <div className="inspection-badges">
-          <Badge tone="accent">{a.family}</Badge>
-          <Badge>{formatCompact(inspection.parameters.total)} parameters</Badge>
-          <Badge>{SOURCE_LABEL[inspection.source.kind]}</Badge>
-          {inspection.quantization && <Badge tone="ok">Quantized</Badge>}
-          {inspection.source.revision && <Badge title="revision">{inspection.source.revision.slice(0, 10)}</Badge>}
-        </div>
+        {actions && <div className="inspection-actions">{actions}</div>}
       </header>
 
       {inspection.warnings.length > 0 && (

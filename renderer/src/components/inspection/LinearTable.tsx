@@ -22,9 +22,12 @@ function shortName(name: string): string {
   return name.replace(/^model\.layers\.\d+\./, '');
 }
 
-/** In the summary the full method; in table cells only what differs from the usual Sylvester case. */
+/**
+ * In the summary the full method; in table cells only a fallback is named (the summary says how each
+ * size is built, the cell's tooltip too), so the table fits its card at 30 blocks and 1280 px.
+ */
 function Factor({ h, full }: { h: HadamardFactor; full?: boolean }) {
-  const note = full ? methodText(h) : h.method === 'sylvester' ? null : methodShort(h);
+  const note = full ? methodText(h) : h.method === 'random-orthogonal' ? methodShort(h) : null;
   return (
     <span className="factor" title={`${h.n} = ${h.k} x ${h.pow2} (${methodText(h)})`}>
       <span className="factor-value">{factorText(h)}</span>
@@ -89,7 +92,7 @@ export function LinearTable({ inspection }: { inspection: ModelInspection }) {
     >
       <p className="card-note" data-testid="linear-summary">
         {inspection.linears.length} linear layers in {groups.length} blocks. Each side is rotated by a randomized Hadamard transform of size n = K × 2
-        <sup>k</sup> (Sylvester unless a cell says otherwise):
+        <sup>k</sup>; the sizes in this model and how each is built:
       </p>
       <TransformSizes linears={inspection.linears} />
       <div className="table-wrap">

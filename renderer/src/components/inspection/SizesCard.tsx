@@ -1,5 +1,5 @@
 import type { ModelInspection } from '../../../../app/contract/model';
-import { formatBytes } from '../../format';
+import { formatBytes } from '../../../../app/domain/format';
 import { Card } from '../ui';
 
 /** Estimated size on disk at 2, 3, 4 and 16 bits, as bars against the 16-bit size. */

@@ -1,5 +1,5 @@
 // Import a GGUF file (llama.cpp's format) into the studio home's models folder. The import runs in
-// the job process; its progress comes as job events and the inspection opens when it is done.
+// the job process; its progress comes as models.importProgress events and the inspection opens when it is done.
 import { useState, type FormEvent } from 'react';
 import { useStudio } from '../../state/context';
 import { Card, ProgressBar } from '../ui';
@@ -46,7 +46,7 @@ export function ImportGgufCard() {
             tone={slot.status === 'error' ? 'danger' : slot.status === 'done' ? 'ok' : 'accent'}
           />
           <div className="download-figures">
-            <span data-testid="gguf-import-status">
+            <span className="download-status" data-testid="gguf-import-status" title={running ? (slot.message ?? undefined) : undefined}>
               {running && (slot.message ?? 'Importing…')}
               {slot.status === 'done' && 'Imported'}
               {slot.status === 'cancelled' && 'Cancelled'}

@@ -3,7 +3,7 @@
 // Frobenius error on a log scale, details on hover.
 import { CartesianGrid, ReferenceArea, Scatter, ScatterChart, Tooltip, XAxis, YAxis } from 'recharts';
 import type { RunLayer } from '../../../../app/contract/index';
-import { formatLoss, KIND_GROUPS, kindColor, METRIC_LABEL, orderLayers, useWidth, type Metric } from './chart-utils';
+import { axisFormatter, blockLabel, blockTicks, formatLoss, KIND_GROUPS, kindColor, logTicks, METRIC_LABEL, orderLayers, textWidth, useWidth, type Metric } from './chart-utils';
 
 interface Point extends RunLayer {
   x: number;
@@ -35,15 +35,18 @@ export function LayerChart(props: { layers: RunLayer[]; blocks: number | null; m
     // A log axis cannot place zero; such a layer is exact and shows in the table and tooltip instead.
     .filter((p) => p.y > 0);
   const blocks = Math.max(props.blocks ?? 0, ...props.layers.map((l) => l.block + 1), 1);
-  // One label per block, thinned out for deep models so they stay readable.
-  const every = Math.ceil(blocks / 12);
-  const ticks = Array.from({ length: blocks }, (_, b) => b * 7 + 3).filter((_, b) => b % every === 0);
   // A little room above and below on the log axis, so no point sits on the frame.
   const ys = points.map((p) => p.y);
   const domain: [number, number] = ys.length ? [Math.min(...ys) / 1.5, Math.max(...ys) * 1.5] : [1e-4, 1];
+  // One number format for the whole axis, and room for its widest label beside the axis title.
+  const yTicks = logTicks(domain[0], domain[1]);
+  const yFormat = axisFormatter(yTicks);
+  const yWidth = Math.ceil(Math.max(...yTicks.map((t) => textWidth(yFormat(t), 11)), 24)) + 30;
+  // One label per block where there is room, else every 2nd, 5th, 10th... so they never run together.
+  const ticks = blockTicks(blocks, width - yWidth - 24);
   return (
     <div ref={ref} className="chart" data-testid="layer-chart" data-points={points.length}>
-      <ScatterChart width={width} height={props.height ?? 300} margin={{ top: 12, right: 16, bottom: 8, left: 8 }}>
+      <ScatterChart width={width} height={props.height ?? 300} margin={{ top: 12, right: 16, bottom: 8, left: 4 }}>
         <CartesianGrid strokeDasharray="3 3" stroke="var(--border)" vertical={false} />
         {Array.from({ length: blocks }, (_, b) =>
           b % 2 === 1 ? <ReferenceArea key={b} x1={b * 7 - 0.5} x2={b * 7 + 6.5} fill="var(--bg-sunken)" fillOpacity={0.7} stroke="none" ifOverflow="hidden" /> : null,
@@ -53,7 +56,7 @@ export function LayerChart(props: { layers: RunLayer[]; blocks: number | null; m
           dataKey="x"
           domain={[-0.5, blocks * 7 - 0.5]}
           ticks={ticks}
-          tickFormatter={(x: number) => `block ${Math.round((x - 3) / 7)}`}
+          tickFormatter={blockLabel}
           stroke="var(--text-3)"
           fontSize={11}
           allowDecimals={false}
@@ -63,11 +66,13 @@ export function LayerChart(props: { layers: RunLayer[]; blocks: number | null; m
           dataKey="y"
           scale="log"
           domain={domain}
-          tickFormatter={formatLoss}
+          ticks={yTicks}
+          allowDataOverflow
+          tickFormatter={yFormat}
           stroke="var(--text-3)"
           fontSize={11}
-          width={64}
-          label={{ value: METRIC_LABEL[props.metric], angle: -90, position: 'insideLeft', offset: 4, fill: 'var(--text-3)', fontSize: 11, dy: 50 }}
+          width={yWidth}
+          label={{ value: METRIC_LABEL[props.metric], angle: -90, position: 'insideLeft', offset: 4, fill: 'var(--text-3)', fontSize: 11, style: { textAnchor: 'middle' } }}
         />
         <Tooltip content={<LayerTooltip />} cursor={{ strokeDasharray: '3 3' }} isAnimationActive={false} />
         <Scatter

@@ -49,3 +49,78 @@ export function useWidth(fallback = 720): [React.RefObject<HTMLDivElement | null
   }, []);
   return [ref, width];
 }
+
+/**
+ * One number format for a whole axis, chosen from the axis range: plain decimals when every tick reads
+ * well that way (0.01 up to 100 000), otherwise powers of ten for all ticks ("2e-3", "1.5e-2"), so an
+ * axis never shows "0.0100" beside "7.00e-3". `ticks` are the values the axis will show.
+ */
+export function axisFormatter(ticks: readonly number[]): (v: number) => string {
+  const finite = ticks.filter((t) => Number.isFinite(t));
+  const nonzero = finite.map(Math.abs).filter((t) => t > 0);
+  if (!nonzero.length) return (v) => String(v);
+  const lo = Math.min(...nonzero);
+  const hi = Math.max(...nonzero);
+  if (lo >= 0.01 && hi < 1e5) {
+    // As many decimals as the finest tick needs (at most 4), the same for every tick.
+    let decimals = 0;
+    for (const t of finite) {
+      while (decimals < 4 && Math.abs(Number(t.toFixed(decimals)) - t) > Math.abs(t) * 1e-6) decimals++;
+    }
+    return (v) => v.toFixed(decimals);
+  }
+  let digits = 0;
+  for (const t of finite) {
+    while (digits < 3 && t !== 0 && Math.abs(Number(t.toExponential(digits)) - t) > Math.abs(t) * 1e-6) digits++;
+  }
+  return (v) => (v === 0 ? '0' : v.toExponential(digits).replace('e+', 'e'));
+}
+
+/** Ticks for a log axis over [lo, hi]: powers of ten, with 2x and 5x steps when fewer than three fit. */
+export function logTicks(lo: number, hi: number): number[] {
+  if (!(lo > 0 && hi > lo)) return lo > 0 ? [lo] : [];
+  const from = Math.floor(Math.log10(lo));
+  const to = Math.ceil(Math.log10(hi));
+  const pick = (mults: number[]) => {
+    const out: number[] = [];
+    for (let e = from; e <= to; e++) for (const m of mults) {
+      const v = Number((m * 10 ** e).toPrecision(6));
+      if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push(v);
+    }
+    return out;
+  };
+  for (const mults of [[1], [1, 3], [1, 2, 5], [1, 1.5, 2, 3, 5, 7]]) {
+    const t = pick(mults);
+    if (t.length >= 3) return t.length > 8 ? t.filter((_, i) => i % Math.ceil(t.length / 8) === 0) : t;
+  }
+  // A narrow range: a few evenly spaced ticks, rounded to two significant digits.
+  return linearTicks(lo, hi, 4);
+}
+
+/** About `count` evenly spaced round ticks inside [lo, hi]. */
+export function linearTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+/**
+ * Block ticks for a per-layer x axis (x = block * 7 + kind): one per block when there is room, else
+ * every 2nd, 5th, 10th... block, so the labels never run together at 30 or 80 blocks.
+ */
+export function blockTicks(blocks: number, plotWidth: number, labelWidth = 58): number[] {
+  const fit = Math.max(1, Math.floor(plotWidth / labelWidth));
+  const every = [1, 2, 5, 10, 20, 50, 100].find((k) => Math.ceil(blocks / k) <= fit) ?? Math.ceil(blocks / fit);
+  return Array.from({ length: blocks }, (_, b) => b).filter((b) => b % every === 0).map((b) => b * 7 + 3);
+}
+
+export const blockLabel = (x: number) => `block ${Math.round((x - 3) / 7)}`;
+
+/** About how wide a line of text is in the UI font (for layout before the browser draws it). */
+export function textWidth(text: string, fontSize: number): number {
+  return text.length * fontSize * 0.6 + 2;
+}
