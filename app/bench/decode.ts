@@ -24,7 +24,7 @@ import { openModel, type OpenedModel } from '../engine/model/index.js';
 import { native, type TensorRef } from '../engine/native.js';
 import type { QuantizedLinearSpec } from '../engine/runtime/qinfer-native-types.js';
 import { isLinearWeight, LINEAR_KINDS, linearName } from '../engine/runtime/quantized-model.js';
-import { createEngine, setEngineThreads } from '../engine/runtime/engine.js';
+import { createEngine, setEngineThreads } from '../engine/runtime/native-model.js';
 import type { EngineModel } from '../engine/runtime/native-types.js';
 import { SeededRng } from '../engine/runtime/sampling.js';
 import { synthModel } from '../engine/runtime/synth.js';

@@ -218,6 +218,7 @@ TEST(gemm_matches_float64_brute_force_all_dtypes_and_kernels) {
       for (auto& v : x) v = nd(r);
       std::vector<GemmImpl> impls = {GemmImpl::Scalar};
       if (cpu_features().avx2) impls.push_back(GemmImpl::Avx2);
+      if (cpu_features().avx512) impls.push_back(GemmImpl::Avx512);  // the lanes = tokens batched GEMM
       if (cpu_features().neon) impls.push_back(GemmImpl::Neon);
       for (GemmImpl impl : impls) {
         std::vector<float> y(static_cast<size_t>(T) * M);

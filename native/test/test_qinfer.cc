@@ -5,6 +5,7 @@
 // the one-token path, and the whole quantized linear (RHT, padding, scale, sign vectors) against
 // W^ x with W^ rebuilt densely in float64 from the quantizer's own output.
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -15,7 +16,9 @@
 #include "common/cpu.h"
 #include "common/thread_pool.h"
 #include "harness.h"
+#include "engine/linear.h"
 #include "qinfer/decode.h"
+#include "qinfer/prefill.h"
 #include "qinfer/qlinear.h"
 #include "quip/e8p.h"
 #include "quip/hadamard.h"
@@ -489,6 +492,166 @@ TEST(bad_parameters_are_refused_with_a_reason) {
     threw = std::string(e.what()).find("su") != std::string::npos;
   }
   CHECK(threw);
+}
+
+// ---- int8 prefill GEMM (qinfer/prefill.h) ---------------------------------------------------------
+
+namespace {
+std::vector<const PrefillKernels*> prefill_impls() {
+  std::vector<const PrefillKernels*> k{&prefill_kernels_scalar()};
+  if (cpu_features().avx2) k.push_back(&prefill_kernels_avx2());
+  if (cpu_features().avx2 && cpu_features().avxvnni) k.push_back(&prefill_kernels_avx2_vnni());
+  if (cpu_features().avx512) k.push_back(&prefill_kernels_avx512());
+  return k;
+}
+}  // namespace
+
+TEST(prefill_prepare_x_rounds_every_token_as_prepare_x_does) {
+  // The batch quantizer gives each token exactly the decode path's int8 values and block scales.
+  std::mt19937 rng(29);
+  const int tokens = 19, cols = 1104;  // 138 groups: 34.5 blocks, the last one half full
+  std::vector<float> x = gaussian(static_cast<size_t>(tokens) * cols, rng);
+  for (int k = 64; k < 96; ++k) x[cols + k] = 0.0f;  // token 1, block 2: all zero
+  PrefillX px;
+  prefill_prepare_x(x.data(), tokens, cols, cols, px);
+  CHECK(px.tpad == 32 && px.k32 == 1120 && px.blocks == 35);
+  int bad = 0;
+  for (int t = 0; t < tokens; ++t) {
+    PreparedX one;
+    prepare_x(x.data() + static_cast<size_t>(t) * cols, cols / 8, one);
+    for (int b = 0; b < px.blocks; ++b)
+      if (px.d[static_cast<size_t>(b) * px.tpad + t] != one.d[static_cast<size_t>(b / 16) * 16 + b % 16]) ++bad;
+    for (int k = 0; k < cols; ++k) {
+      const int G = k / 8, j = k % 8, b = G / 4;
+      const int want = one.q[static_cast<size_t>(b / 16) * 512 + 64 * j + 4 * (b % 16) + G % 4];
+      const int got = static_cast<int>(px.q[((static_cast<size_t>(t / 16) * (px.k32 / 4) + k / 4) * 16 + t % 16) * 4 + k % 4]) - 128;
+      if (got != want) ++bad;
+    }
+  }
+  CHECK(bad == 0);
+  CHECK(px.d[2 * px.tpad + 1] == 0.0f);
+  for (int t = tokens; t < px.tpad; ++t) CHECK(px.d[t] == 0.0f);  // padding tokens
+}
+
+TEST(prefill_int8_panels_hold_4q_of_each_stage) {
+  // The int8 panel of every stage is exactly 4 Q_stage, and Q1 + Q2 / s2 rebuilds the decoded row;
+  // comp is -128 x the block sums; columns past the codes are zero. Every kernel set's decoder
+  // (AVX-512: 32 codes per step by word permutes and multishifts, the rest of a row by the SWAR
+  // loop). Rows of 77 groups; panels of all 77 (2 x 32 + 13: a partial last block) and of groups
+  // [40, 77) (a slice not starting at 0, 37 = 32 + 5).
+  std::mt19937 rng(31);
+  const int G = 77;
+  for (const PrefillKernels* kern : prefill_impls())
+    for (auto cb : {quip::Codebook::E8P, quip::Codebook::RVQ3, quip::Codebook::RVQ4})
+      for (int g0 : {0, 40}) {
+        Planes p(cb, 7, G, rng);
+        const QCodes q = p.codes();
+        const std::vector<double> Q = p.dense();
+        const int stages = cb == quip::Codebook::E8P ? 1 : 2, ng = G - g0, ng4 = (ng + 3) / 4 * 4;
+        std::vector<int8_t> w[2];
+        std::vector<int32_t> comp[2];
+        const size_t ldw = 8 * ng4 + 24, ldc = ng4 / 4 + 1;
+        for (int st = 0; st < stages; ++st) {
+          w[st].assign(7 * ldw, 99);
+          comp[st].assign(7 * ldc, 0);
+          prefill_decode_panel(q, st, *kern, 0, 7, g0, ng, w[st].data(), ldw, comp[st].data(), ldc);
+        }
+        int bad = 0;
+        for (int r = 0; r < 7; ++r) {
+          for (int k = 0; k < 8 * ng; ++k) {
+            double v = w[0][r * ldw + k] / 4.0;
+            if (stages == 2) v += w[1][r * ldw + k] / 4.0 * q.residual_inv_scale;
+            if (std::fabs(v - Q[static_cast<size_t>(r) * G * 8 + 8 * g0 + k]) > 1e-6) ++bad;
+          }
+          for (int st = 0; st < stages; ++st) {
+            for (int k = 8 * ng; k < 8 * ng4; ++k) CHECK(w[st][r * ldw + k] == 0);
+            for (int b = 0; b < ng4 / 4; ++b) {
+              int32_t sum = 0;
+              for (int k = 0; k < 32; ++k) sum += w[st][r * ldw + 32 * b + k];
+              CHECK(comp[st][r * ldc + b] == -128 * sum);
+            }
+          }
+        }
+        if (bad) std::fprintf(stderr, "  %s, g0 %d: %d values differ\n", kern->name, g0, bad);
+        CHECK(bad == 0);
+      }
+}
+
+TEST(prefill_int8_kernels_equal_the_scalar_reference_and_stay_within_the_rounding_bound) {
+  // m = 53 rows: a 48-row block and a ragged one, a 5-row microkernel tile; 1100 columns (138 groups,
+  // 1104 padded to 1120 = 35 blocks): three 512-column panels, the last partial and a partial block;
+  // token counts around the 16-token groups and the 2-group pairs.
+  std::mt19937 rng(37);
+  const int m = 53, groups = 138, cols = groups * 8;
+  for (auto cb : {quip::Codebook::E8P, quip::Codebook::RVQ3, quip::Codebook::RVQ4}) {
+    Planes p(cb, m, groups, rng);
+    const QCodes q = p.codes();
+    const std::vector<double> Q = p.dense();
+    for (int tokens : {1, 5, 16, 17, 37, 64}) {
+      std::vector<float> x = gaussian(static_cast<size_t>(tokens) * cols, rng);
+      for (int k = 0; k < 32; ++k) x[k] = 0.0f;  // an all-zero block (d = 0)
+      PrefillX px;
+      prefill_prepare_x(x.data(), tokens, cols, cols, px);
+      if (cb != quip::Codebook::E8P) {
+        px.d2.resize(px.d.size());
+        for (size_t i = 0; i < px.d.size(); ++i) px.d2[i] = px.d[i] * q.residual_inv_scale;
+      }
+      std::vector<float> ref(static_cast<size_t>(tokens) * m);
+      prefill_int8_matmul(q, px, prefill_kernels_scalar(), ref.data(), m);
+      // The reference against the exact product: |error| <= sum_k |Q_rk| d_b(k) / 2 (+ float rounding).
+      for (int t = 0; t < tokens; ++t)
+        for (int r = 0; r < m; ++r) {
+          double exact = 0, bound = 0, mag = 0;
+          for (int k = 0; k < cols; ++k) {
+            const double qv = Q[static_cast<size_t>(r) * cols + k];
+            exact += qv * x[static_cast<size_t>(t) * cols + k];
+            mag += std::fabs(qv * x[static_cast<size_t>(t) * cols + k]);
+            bound += std::fabs(qv) * px.d[static_cast<size_t>(k / 32) * px.tpad + t] / 2;
+          }
+          CHECK_NEAR(ref[static_cast<size_t>(t) * m + r], exact, bound * 1.0001 + 1e-5 * mag + 1e-6);
+        }
+      for (const PrefillKernels* k : prefill_impls()) {
+        std::vector<float> y(ref.size(), -1.0f);
+        prefill_int8_matmul(q, px, *k, y.data(), m);
+        int bad = 0;
+        for (size_t i = 0; i < y.size(); ++i)
+          if (!(std::fabs(y[i] - ref[i]) <= 1e-6f * (1.0f + std::fabs(ref[i])))) ++bad;
+        if (bad) std::fprintf(stderr, "  %s, %d tokens: %d of %zu differ\n", k->name, tokens, bad, y.size());
+        CHECK(bad == 0);
+      }
+    }
+  }
+}
+
+TEST(fast_prefill_scope_switches_quantized_layers_to_the_int8_gemm) {
+  // Inside a FastPrefillScope a batched forward runs the int8 GEMM (within the int8 noise of the
+  // float path, and not equal to it); outside it stays the float path. The scalar RTN codes stay float.
+  std::mt19937 rng(41);
+  const int m = 101, n = 1100, tokens = 37;
+  for (auto cb : {quip::Codebook::E8P, quip::Codebook::RVQ3, quip::Codebook::RVQ4, quip::Codebook::RTN3}) {
+    RealLayer L = make_layer(cb, m, n, true, rng, KernelImpl::Auto);
+    std::vector<float> x = gaussian(static_cast<size_t>(tokens) * n, rng), yf(static_cast<size_t>(tokens) * m), yi(yf.size());
+    L.layer->forward(x.data(), tokens, yf.data());
+    {
+      engine::FastPrefillScope scope(true);
+      L.layer->forward(x.data(), tokens, yi.data());
+    }
+    std::vector<double> ref(yf.begin(), yf.end());
+    CHECK(!engine::fast_prefill_enabled());  // the scope has closed
+    // The int8 GEMM runs where a SIMD kernel exists (AVX2 or AVX-512), unless the environment forbids it.
+    const char* precise = std::getenv("QUIP_PRECISE_PREFILL");
+    const bool int8 = cb != quip::Codebook::RTN3 && (cpu_features().avx2 || cpu_features().avx512) &&
+                      !(precise && precise[0] != '\0' && std::strcmp(precise, "0") != 0);
+    if (int8) {
+      CHECK(rel_rms(yi, ref) < 0.02);
+      CHECK(rel_rms(yi, ref) > 0.0);
+    } else {
+      CHECK(std::memcmp(yi.data(), yf.data(), yf.size() * 4) == 0);
+    }
+    std::vector<float> again(yf.size());
+    L.layer->forward(x.data(), tokens, again.data());
+    CHECK(std::memcmp(again.data(), yf.data(), yf.size() * 4) == 0);
+  }
 }
 
 QUIP_TEST_MAIN()

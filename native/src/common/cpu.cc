@@ -17,6 +17,8 @@ static CpuFeatures detect() {
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi") &&
              __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("gfni") &&
              !(no512 && std::strcmp(no512, "0") != 0 && no512[0] != '\0');
+  const char* novnni = std::getenv("QUIP_NO_AVXVNNI");
+  f.avxvnni = f.avx2 && __builtin_cpu_supports("avxvnni") && !(novnni && std::strcmp(novnni, "0") != 0 && novnni[0] != '\0');
 #elif defined(__aarch64__) || defined(_M_ARM64)
   f.neon = true;
 #endif
@@ -39,6 +41,7 @@ std::string cpu_summary() {
   const CpuFeatures& f = cpu_features();
   if (f.avx512) s += " avx512";
   if (f.avx2) s += " avx2";
+  if (f.avxvnni) s += " avxvnni";
   if (f.neon) s += " neon";
   if (!f.avx2 && !f.neon) s += " scalar";
   return s;

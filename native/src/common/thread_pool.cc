@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <memory>
@@ -13,6 +14,34 @@ namespace quip {
 namespace {
 
 thread_local bool t_inside_pool = false;
+
+// Workers spin this long for the next task before they sleep on the condition variable, and the
+// caller spins this long for the workers to finish before it sleeps: a decode step runs one short
+// parallel_for after another (every matvec of every block), and a futex wake-up per call would cost
+// more than the small ones themselves. Bounded, so idle threads do not steal a shared machine.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Spins until pred() or kSpin has passed; returns pred().
+template <typename Pred>
+bool spin_until(Pred pred) {
+  if (pred()) return true;
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (pred()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= until) return pred();
+  }
+}
 
 struct Task {
   const std::function<void(size_t, size_t)>* fn = nullptr;
@@ -50,6 +79,7 @@ class Pool {
     if (threads == this->threads() && !workers_.empty()) return;
     stop_workers();
     stopping_ = false;
+    stopping_flag_ = false;
     for (int i = 0; i < threads - 1; ++i) workers_.emplace_back([this] { worker_loop(); });
   }
 
@@ -59,15 +89,18 @@ class Pool {
     task->fn = &fn;
     task->n = n;
     task->grain = std::max<size_t>(1, grain);
+    bool wake;
     {
       std::lock_guard<std::mutex> lock(mu_);
       task_ = task;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
+      wake = sleepers_ > 0;  // spinning workers see the new generation without a wake-up
     }
-    cv_.notify_all();
+    if (wake) cv_.notify_all();
     t_inside_pool = true;
     task->run_chunks();
     t_inside_pool = false;
+    spin_until([&] { return task->active.load(std::memory_order_acquire) == 0; });
     {
       std::unique_lock<std::mutex> lock(mu_);
       done_cv_.wait(lock, [&] { return task->active.load() == 0; });
@@ -82,18 +115,27 @@ class Pool {
     unsigned long seen = 0;
     for (;;) {
       std::shared_ptr<Task> task;
+      spin_until([&] { return stopping_flag_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen; });
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || (task_ && generation_ != seen); });
+        if (!stopping_ && !task_ && generation_.load() != seen) {
+          seen = generation_.load();  // that task has already finished: spin for the next one
+          continue;
+        }
+        if (!stopping_ && !(task_ && generation_.load() != seen)) {
+          ++sleepers_;
+          cv_.wait(lock, [&] { return stopping_ || (task_ && generation_.load() != seen); });
+          --sleepers_;
+        }
         if (stopping_) return;
-        seen = generation_;
+        seen = generation_.load();
         task = task_;
         task->active.fetch_add(1);
       }
       task->run_chunks();
       {
         std::lock_guard<std::mutex> lock(mu_);
-        task->active.fetch_sub(1);
+        task->active.fetch_sub(1, std::memory_order_release);
       }
       done_cv_.notify_all();
     }
@@ -103,6 +145,7 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
+      stopping_flag_ = true;
     }
     cv_.notify_all();
     for (auto& w : workers_) w.join();
@@ -113,8 +156,10 @@ class Pool {
   std::mutex mu_, run_mu_;
   std::condition_variable cv_, done_cv_;
   std::shared_ptr<Task> task_;
-  unsigned long generation_ = 0;
+  std::atomic<unsigned long> generation_{0};
+  int sleepers_ = 0;  // workers waiting on cv_ (guarded by mu_)
   bool stopping_ = false;
+  std::atomic<bool> stopping_flag_{false};  // stopping_, readable while spinning
 };
 
 int default_threads() {

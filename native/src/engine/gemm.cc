@@ -71,6 +71,12 @@ const GemmKernels& gemm_kernels_scalar() {
 
 #ifndef QUIP_X86
 const GemmKernels& gemm_kernels_avx2() { return gemm_kernels_scalar(); }
+void matmul_wt_avx512(const float*, int, const WeightView&, float*, const GemmKernels&) {
+  throw std::runtime_error("the AVX-512 GEMM is x86-64 only");
+}
+void gemm_panels_avx512(const float*, int, int, size_t, int, const PanelFn&, float*, size_t) {
+  throw std::runtime_error("the AVX-512 GEMM is x86-64 only");
+}
 #endif
 #ifndef QUIP_ARM64
 const GemmKernels& gemm_kernels_neon() { return gemm_kernels_scalar(); }
@@ -83,6 +89,9 @@ const GemmKernels& gemm_kernels(GemmImpl impl) {
     case GemmImpl::Avx2:
       if (!cpu.avx2) throw std::runtime_error("the AVX2 GEMM was requested on a CPU without AVX2/FMA/F16C");
       return gemm_kernels_avx2();
+    case GemmImpl::Avx512:
+      if (!cpu.avx512) throw std::runtime_error("the AVX-512 GEMM was requested on a CPU without AVX-512 F/BW/VL/VBMI/VNNI and GFNI");
+      return gemm_kernels_avx2();  // the batched GEMM is matmul_wt_avx512; the rest is AVX2
     case GemmImpl::Neon:
       if (!cpu.neon) throw std::runtime_error("the NEON GEMM was requested on a build or CPU without NEON (arm64 only)");
       return gemm_kernels_neon();
@@ -103,6 +112,10 @@ void matmul_wt(const float* x, int tokens, const WeightView& w, float* y, GemmIm
     parallel_for(static_cast<size_t>(M), 16, [&](size_t b, size_t e) {
       kern.matvec(x, w, static_cast<int>(b), static_cast<int>(e), y);
     });
+    return;
+  }
+  if (impl == GemmImpl::Avx512 || (impl == GemmImpl::Auto && cpu_features().avx512)) {
+    matmul_wt_avx512(x, tokens, w, y, kern);
     return;
   }
   const size_t row_blocks = static_cast<size_t>((M + kRowBlock - 1) / kRowBlock);

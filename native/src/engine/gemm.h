@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 #include "common/half.h"
 
@@ -25,11 +26,23 @@ struct WeightView {
   int cols = 0;
 };
 
-enum class GemmImpl { Auto, Scalar, Avx2, Neon };
+enum class GemmImpl { Auto, Scalar, Avx2, Neon, Avx512 };
 
 // y[t * w.rows + m] = sum_k x[t * w.cols + k] * W[m, k]  for t < tokens. Multithreaded (thread pool).
-// Avx2 requires cpu_features().avx2, Neon cpu_features().neon; Auto picks the one available.
+// Avx2 requires cpu_features().avx2, Neon cpu_features().neon, Avx512 cpu_features().avx512; Auto picks
+// the one available. With several tokens on AVX-512 CPUs (Auto or Avx512) the batch runs
+// matmul_wt_avx512 (gemm_avx512.cc: x transposed once, lanes = tokens, 4 x 16 tokens x 6 rows per
+// microkernel); everything else uses the kernel table's 2 x 6 tile.
 void matmul_wt(const float* x, int tokens, const WeightView& w, float* y, GemmImpl impl = GemmImpl::Auto);
+
+struct GemmKernels;
+// The AVX-512 batched GEMM (tokens >= 2); kern supplies the weight conversion. Only when cpu_features().avx512.
+void matmul_wt_avx512(const float* x, int tokens, const WeightView& w, float* y, const GemmKernels& kern);
+// The same GEMM over any weight source: panel(m0, mr, k0, kc, p, ldp) writes W[m0 + r, k0 .. k0 + kc)
+// as float32 to p + r * ldp for r < mr (called once per row block and column chunk, on the worker).
+// x: tokens rows of K floats, ldx apart; y[t * ldy + m] for m < M. Only when cpu_features().avx512.
+using PanelFn = std::function<void(int m0, int mr, int k0, int kc, float* p, size_t ldp)>;
+void gemm_panels_avx512(const float* x, int tokens, int K, size_t ldx, int M, const PanelFn& panel, float* y, size_t ldy);
 
 // Vector helpers of the attention loop, dispatched the same way.
 float dot_f32(const float* a, const float* b, int n);

@@ -9,6 +9,23 @@
 
 namespace quip::engine {
 
+// Batched (prefill) forwards of quantized layers may round their activations to int8 (the int8
+// prefill GEMM, qinfer/prefill.h) only inside a FastPrefillScope on the calling thread: chat and
+// generation prefill (Session::forward without all logits) open one; calibration (the Hessians),
+// scoring / perplexity and training do not, so they stay in float32. QUIP_PRECISE_PREFILL=1 in the
+// environment keeps every forward in float32. Dense (16-bit) layers are float32 everywhere.
+bool fast_prefill_enabled();  // true inside a scope that enables it, unless the environment forbids it
+class FastPrefillScope {
+ public:
+  explicit FastPrefillScope(bool on);
+  ~FastPrefillScope();
+  FastPrefillScope(const FastPrefillScope&) = delete;
+  FastPrefillScope& operator=(const FastPrefillScope&) = delete;
+
+ private:
+  bool prev_;
+};
+
 struct Linear {
   virtual ~Linear() = default;
   virtual int in_features() const = 0;

@@ -2,11 +2,28 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 
 #include "common/thread_pool.h"
 
 namespace quip::engine {
+
+namespace {
+thread_local bool t_fast_prefill = false;
+bool fast_prefill_forbidden() {
+  static const bool no = [] {
+    const char* e = std::getenv("QUIP_PRECISE_PREFILL");
+    return e && e[0] != '\0' && std::strcmp(e, "0") != 0;
+  }();
+  return no;
+}
+}  // namespace
+
+bool fast_prefill_enabled() { return t_fast_prefill && !fast_prefill_forbidden(); }
+FastPrefillScope::FastPrefillScope(bool on) : prev_(t_fast_prefill) { t_fast_prefill = on; }
+FastPrefillScope::~FastPrefillScope() { t_fast_prefill = prev_; }
 
 static void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument(what);
@@ -302,6 +319,8 @@ std::vector<float> Session::forward(const int32_t* ids, int T, bool all_logits, 
   if (pos_ + T > cache_.capacity)
     throw std::out_of_range("the context is full: " + std::to_string(pos_ + T) + " positions needed, the session holds " +
                             std::to_string(cache_.capacity) + "; reset it or create a longer one");
+  // Only the last position's logits: a chat / generation prefill, which may trade precision for speed.
+  const FastPrefillScope fast_prefill(!all_logits);
   std::vector<float> x(static_cast<size_t>(T) * c.hidden);
   model_->embed(ids, T, x.data());
   for (int b = 0; b < c.layers; ++b) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "common/cpu.h"
 #include "common/thread_pool.h"
 #include "engine/gemm.h"
 
@@ -43,6 +44,13 @@ QuantizedLinear::QuantizedLinear(QuantizedLinearParams p, KernelImpl impl) : p_(
                                              std::to_string(n_pad_ / 8) + " (n = " + std::to_string(p_.n) + " padded to " +
                                              std::to_string(n_pad_) + ")");
   validate(p_.codes);
+  avx512_gemm_ = (impl == KernelImpl::Avx512 || impl == KernelImpl::Auto) && cpu_features().avx512;
+  // The int8 prefill where a SIMD kernel runs it (the scalar reference is for the tests only).
+  if (prefill_int8_supported(p_.codes)) {
+    const CpuFeatures& cpu = cpu_features();
+    if (impl == KernelImpl::Avx512 || (impl == KernelImpl::Auto && cpu.avx512)) pk_ = &prefill_kernels(KernelImpl::Avx512);
+    else if ((impl == KernelImpl::Avx2 || impl == KernelImpl::Auto) && cpu.avx2) pk_ = &prefill_kernels(KernelImpl::Avx2);
+  }
   require(std::isfinite(p_.scale) && p_.scale > 0, "scale must be positive and finite");
   if (p_.incoherence) {
     require(static_cast<int>(p_.su.size()) == p_.n, "su must hold n = " + std::to_string(p_.n) + " values");
@@ -128,6 +136,15 @@ static QCodes row_slice(const QCodes& q, int r, int g0, int count) {
 // the tokens' slice of xt copied beside it so both panels stay in L1/L2.
 void QuantizedLinear::prefill_matmul(const float* xt, int tokens, float* y) const {
   const int m = p_.m;
+  if (avx512_gemm_) {
+    // AVX-512: the engine's lanes = tokens GEMM over float panels decoded from the codes.
+    engine::gemm_panels_avx512(xt, tokens, n_pad_, static_cast<size_t>(n_pad_), m,
+                               [&](int m0, int mr, int k0, int kc, float* p, size_t ldp) {
+                                 for (int r = 0; r < mr; ++r) k_->decode_row(row_slice(p_.codes, m0 + r, k0 / 8, kc / 8), 0, p + r * ldp);
+                               },
+                               y, static_cast<size_t>(m));
+    return;
+  }
   const engine::GemmKernels& kern = engine::gemm_kernels();
   const int RB = engine::kRowBlock, KB = engine::kKBlock, TB = engine::kTokenBlock;
   const size_t row_blocks = static_cast<size_t>((m + RB - 1) / RB);
@@ -155,6 +172,19 @@ void QuantizedLinear::prefill_matmul(const float* xt, int tokens, float* y) cons
       }
     }
   });
+}
+
+// Prefill with int8 activations (qinfer/prefill.h): x rounded per token per block of 32 once per
+// call, every code decoded once per call into int8 panels shared by all tokens.
+void QuantizedLinear::prefill_matmul_int8(const float* xt, int tokens, float* y) const {
+  thread_local PrefillX px;
+  prefill_prepare_x(xt, tokens, n_pad_, static_cast<size_t>(n_pad_), px);
+  if (p_.codes.kind != CodeKind::E8P) {
+    px.d2.resize(px.d.size());
+    for (size_t i = 0; i < px.d.size(); ++i) px.d2[i] = px.d[i] * p_.codes.residual_inv_scale;
+  }
+  const PrefillX& cpx = px;  // the workers read the caller's copy, not their own thread_local
+  prefill_int8_matmul(p_.codes, cpx, *pk_, y, static_cast<size_t>(p_.m));
 }
 
 void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
@@ -199,6 +229,8 @@ void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
     } else {
       parallel_for(m, 64, [&](size_t b, size_t e) { k_->matvec(p_.codes, xtp, static_cast<int>(b), static_cast<int>(e), y + b); });
     }
+  } else if (pk_ && engine::fast_prefill_enabled()) {
+    prefill_matmul_int8(xtp, tokens, y);
   } else {
     prefill_matmul(xtp, tokens, y);
   }

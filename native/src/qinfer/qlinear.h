@@ -4,8 +4,10 @@
 //   y~ = scale * decode-matvec(codes, x)   (RVQ: + decode-matvec(residual codes, x) / residual_scale)
 //   y <- sv .* (H_m y~)
 // so y = W^ x with W^ = diag(sv) H_m (scale * Q) H_n^T diag(su), Q the decoded codes (m x n_pad,
-// padded columns dropped). Several tokens (prefill) decode each row once per call into float panels
-// and multiply them with the engine GEMM's microkernel.
+// padded columns dropped). Several tokens (prefill) decode each row once per call: inside an
+// engine::FastPrefillScope (chat prefill) into int8 panels multiplied with int8 activations by the
+// VNNI / AVX2 int8 GEMM (qinfer/prefill.h), elsewhere (calibration, scoring) into float panels
+// multiplied with the engine GEMM's float microkernel.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -14,6 +16,7 @@
 
 #include "engine/linear.h"
 #include "qinfer/decode.h"
+#include "qinfer/prefill.h"
 #include "quip/hadamard.h"
 
 namespace quip::qinfer {
@@ -55,6 +58,7 @@ class QuantizedLinear : public engine::Linear {
 
  private:
   void prefill_matmul(const float* xt, int tokens, float* y) const;
+  void prefill_matmul_int8(const float* xt, int tokens, float* y) const;
 
   QuantizedLinearParams p_;
   int n_pad_;
@@ -64,6 +68,8 @@ class QuantizedLinear : public engine::Linear {
   // all tokens at once by the engine GEMM instead of a K^2 loop per token. Empty otherwise.
   std::vector<float> dense_in_, dense_out_;
   const DecodeKernels* k_;
+  const PrefillKernels* pk_ = nullptr;  // the int8 prefill kernels, or null (float prefill only)
+  bool avx512_gemm_ = false;            // float prefill through engine::gemm_panels_avx512
 };
 
 }  // namespace quip::qinfer
