@@ -14,11 +14,11 @@
 #include "common/job.h"
 #include "common/mapped_file.h"
 
-namespace quip::engine {
+namespace quip::runtime {
 class Model;
 struct ModelConfig;
 struct TensorView;
-}  // namespace quip::engine
+}  // namespace quip::runtime
 
 namespace quip_addon {
 
@@ -64,13 +64,13 @@ TensorArg ReadTensorArg(Napi::Env env, Napi::Value v, const char* what);
 // ---- Engine models shared with the qinfer bindings (defined in engine_bindings.cc) -------------------
 // The Model behind an EngineModel object (quantized linears are swapped into it), an EngineModel
 // around a Model built elsewhere, and the Architecture -> ModelConfig reader.
-std::shared_ptr<quip::engine::Model> UnwrapEngineModel(Napi::Value v);
-Napi::Object WrapEngineModel(Napi::Env env, std::shared_ptr<quip::engine::Model> model);
-quip::engine::ModelConfig ReadEngineModelConfig(Napi::Env env, Napi::Value v);
+std::shared_ptr<quip::runtime::Model> UnwrapEngineModel(Napi::Value v);
+Napi::Object WrapEngineModel(Napi::Env env, std::shared_ptr<quip::runtime::Model> model);
+quip::runtime::ModelConfig ReadEngineModelConfig(Napi::Env env, Napi::Value v);
 // The weights of a {name: TensorRef} object as views into their mappings (read in place); returns the
 // mappings, which must stay alive as long as a model reads the views.
 using MappingsKeep = std::shared_ptr<std::vector<std::shared_ptr<quip::MappedFile>>>;
-MappingsKeep ReadEngineWeights(Napi::Env env, Napi::Value v, std::map<std::string, quip::engine::TensorView>* views);
+MappingsKeep ReadEngineWeights(Napi::Env env, Napi::Value v, std::map<std::string, quip::runtime::TensorView>* views);
 
 // Helpers for plain argument checking with a clear TypeError.
 double NumberArg(const Napi::CallbackInfo& info, size_t i, const char* what);

@@ -19,7 +19,7 @@
 
 #include "addon.h"
 #include "common/cpu.h"
-#include "engine/model.h"
+#include "runtime/model.h"
 #include "qinfer/qlinear.h"
 
 namespace quip_addon {
@@ -149,10 +149,10 @@ std::unique_ptr<QuantizedLinear> MakeLayer(Napi::Env env, Napi::Value spec, cons
   }
 }
 
-bool ParseKind(const std::string& s, quip::engine::LinearKind* out) {
+bool ParseKind(const std::string& s, quip::runtime::LinearKind* out) {
   for (int k = 0; k < 7; ++k) {
-    auto lk = static_cast<quip::engine::LinearKind>(k);
-    if (s == quip::engine::linear_kind_name(lk)) {
+    auto lk = static_cast<quip::runtime::LinearKind>(k);
+    if (s == quip::runtime::linear_kind_name(lk)) {
       *out = lk;
       return true;
     }
@@ -167,7 +167,7 @@ Napi::Value SetLinear(const Napi::CallbackInfo& info) {
   auto model = UnwrapEngineModel(info[0]);
   const int block = static_cast<int>(NumberArg(info, 1, "block"));
   const std::string kind = StringArg(info, 2, "kind");
-  quip::engine::LinearKind lk;
+  quip::runtime::LinearKind lk;
   if (!ParseKind(kind, &lk)) throw Napi::TypeError::New(env, "unknown linear kind " + kind);
   if (block < 0 || block >= model->config().layers) throw Napi::RangeError::New(env, "block " + std::to_string(block) + " is out of range");
   auto layer = MakeLayer(env, info[3], "model.layers." + std::to_string(block) + "." + kind);
@@ -184,9 +184,9 @@ Napi::Value SetLinear(const Napi::CallbackInfo& info) {
 //                      layers: [{block, kind, spec}] covering every linear of every block) -> EngineModel
 Napi::Value CreateQuantizedModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  quip::engine::ModelConfig config = ReadEngineModelConfig(env, info[0]);
+  quip::runtime::ModelConfig config = ReadEngineModelConfig(env, info[0]);
   if (!info[2].IsArray()) throw Napi::TypeError::New(env, "layers must be an array of {block, kind, spec}");
-  std::map<std::string, quip::engine::TensorView> views;
+  std::map<std::string, quip::runtime::TensorView> views;
   MappingsKeep keep = ReadEngineWeights(env, info[1], &views);
   // Every linear of every block must come quantized; they are built before the model so a bad spec
   // fails before anything is assembled.
@@ -197,7 +197,7 @@ Napi::Value CreateQuantizedModel(const Napi::CallbackInfo& info) {
     Napi::Object l = layers.Get(i).As<Napi::Object>();
     const int block = static_cast<int>(Num(l, "block", "layer"));
     const std::string kind = l.Get("kind").ToString().Utf8Value();
-    quip::engine::LinearKind lk;
+    quip::runtime::LinearKind lk;
     if (!ParseKind(kind, &lk)) throw Napi::TypeError::New(env, "unknown linear kind " + kind);
     if (block < 0 || block >= config.layers) throw Napi::RangeError::New(env, "layer block " + std::to_string(block) + " is out of range");
     q[block][static_cast<int>(lk)] = MakeLayer(env, l.Get("spec"), "model.layers." + std::to_string(block) + "." + kind);
@@ -207,20 +207,20 @@ Napi::Value CreateQuantizedModel(const Napi::CallbackInfo& info) {
   static const float kPlaceholder[8] = {};
   for (int b = 0; b < config.layers; ++b)
     for (int k = 0; k < 7; ++k) {
-      auto lk = static_cast<quip::engine::LinearKind>(k);
-      const std::string name = "model.layers." + std::to_string(b) + "." + (k < 4 ? "self_attn." : "mlp.") + quip::engine::linear_kind_name(lk);
+      auto lk = static_cast<quip::runtime::LinearKind>(k);
+      const std::string name = "model.layers." + std::to_string(b) + "." + (k < 4 ? "self_attn." : "mlp.") + quip::runtime::linear_kind_name(lk);
       if (!q[b][k]) throw Napi::Error::New(env, name + " has no quantized layer; a quantized model needs every linear layer");
-      views[name + ".weight"] = quip::engine::TensorView{kPlaceholder, quip::DType::F32, {q[b][k]->out_features(), q[b][k]->in_features()}};
+      views[name + ".weight"] = quip::runtime::TensorView{kPlaceholder, quip::DType::F32, {q[b][k]->out_features(), q[b][k]->in_features()}};
     }
-  std::shared_ptr<quip::engine::Model> model;
+  std::shared_ptr<quip::runtime::Model> model;
   try {
-    auto* m = new quip::engine::Model(config, [&](const std::string& name) {
+    auto* m = new quip::runtime::Model(config, [&](const std::string& name) {
       auto it = views.find(name);
-      return it == views.end() ? quip::engine::TensorView{} : it->second;
+      return it == views.end() ? quip::runtime::TensorView{} : it->second;
     });
-    model = std::shared_ptr<quip::engine::Model>(m, [keep](quip::engine::Model* p) { delete p; });
+    model = std::shared_ptr<quip::runtime::Model>(m, [keep](quip::runtime::Model* p) { delete p; });
     for (int b = 0; b < config.layers; ++b)
-      for (int k = 0; k < 7; ++k) model->set_linear(b, static_cast<quip::engine::LinearKind>(k), std::move(q[b][k]));
+      for (int k = 0; k < 7; ++k) model->set_linear(b, static_cast<quip::runtime::LinearKind>(k), std::move(q[b][k]));
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, std::string("cannot build the quantized model: ") + e.what());
   }

@@ -16,7 +16,7 @@
 #include "common/cpu.h"
 #include "common/thread_pool.h"
 #include "harness.h"
-#include "engine/linear.h"
+#include "runtime/linear.h"
 #include "qinfer/decode.h"
 #include "qinfer/prefill.h"
 #include "qinfer/qlinear.h"
@@ -633,11 +633,11 @@ TEST(fast_prefill_scope_switches_quantized_layers_to_the_int8_gemm) {
     std::vector<float> x = gaussian(static_cast<size_t>(tokens) * n, rng), yf(static_cast<size_t>(tokens) * m), yi(yf.size());
     L.layer->forward(x.data(), tokens, yf.data());
     {
-      engine::FastPrefillScope scope(true);
+      runtime::FastPrefillScope scope(true);
       L.layer->forward(x.data(), tokens, yi.data());
     }
     std::vector<double> ref(yf.begin(), yf.end());
-    CHECK(!engine::fast_prefill_enabled());  // the scope has closed
+    CHECK(!runtime::fast_prefill_enabled());  // the scope has closed
     // The int8 GEMM runs where a SIMD kernel exists (AVX2 or AVX-512), unless the environment forbids it.
     const char* precise = std::getenv("QUIP_PRECISE_PREFILL");
     const bool int8 = cb != quip::Codebook::RTN3 && (cpu_features().avx2 || cpu_features().avx512) &&

@@ -1,4 +1,4 @@
-// Types of the fine-tuning functions of the addon (native/addon/train_bindings.cc).
+// Types of the fine-tuning functions of the addon (native/addon/finetune_bindings.cc).
 import type { ProgressFn } from '../native-types.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 

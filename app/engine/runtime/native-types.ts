@@ -1,4 +1,4 @@
-// Types of the engine's native functions (native/addon/engine_bindings.cc), joined into NativeAddon.
+// Types of the engine's native functions (native/addon/runtime_bindings.cc), joined into NativeAddon.
 import type { Architecture } from '../../contract/model.js';
 import type { ProgressFn, TensorRef } from '../native-types.js';
 

@@ -17,7 +17,7 @@
 // Kernels: a scalar reference (the exact integer sums; tests hold the SIMD kernels to it), AVX-512
 // VNNI (16 tokens per zmm), AVX2 with AVX-VNNI where present and vpmaddubsw + vpmaddwd otherwise (8
 // tokens per ymm, same packed layout). No NEON kernel yet: on arm64 QuantizedLinear keeps its float
-// prefill. Only chat prefill uses this (engine::FastPrefillScope); calibration stays float.
+// prefill. Only chat prefill uses this (runtime::FastPrefillScope); calibration stays float.
 #pragma once
 #include <cstddef>
 #include <cstdint>

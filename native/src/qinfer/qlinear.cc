@@ -8,7 +8,7 @@
 
 #include "common/cpu.h"
 #include "common/thread_pool.h"
-#include "engine/gemm.h"
+#include "runtime/gemm.h"
 
 namespace quip::qinfer {
 
@@ -138,15 +138,15 @@ void QuantizedLinear::prefill_matmul(const float* xt, int tokens, float* y) cons
   const int m = p_.m;
   if (avx512_gemm_) {
     // AVX-512: the engine's lanes = tokens GEMM over float panels decoded from the codes.
-    engine::gemm_panels_avx512(xt, tokens, n_pad_, static_cast<size_t>(n_pad_), m,
+    runtime::gemm_panels_avx512(xt, tokens, n_pad_, static_cast<size_t>(n_pad_), m,
                                [&](int m0, int mr, int k0, int kc, float* p, size_t ldp) {
                                  for (int r = 0; r < mr; ++r) k_->decode_row(row_slice(p_.codes, m0 + r, k0 / 8, kc / 8), 0, p + r * ldp);
                                },
                                y, static_cast<size_t>(m));
     return;
   }
-  const engine::GemmKernels& kern = engine::gemm_kernels();
-  const int RB = engine::kRowBlock, KB = engine::kKBlock, TB = engine::kTokenBlock;
+  const runtime::GemmKernels& kern = runtime::gemm_kernels();
+  const int RB = runtime::kRowBlock, KB = runtime::kKBlock, TB = runtime::kTokenBlock;
   const size_t row_blocks = static_cast<size_t>((m + RB - 1) / RB);
   parallel_for(row_blocks, 1, [&](size_t rb0, size_t rb1) {
     thread_local std::vector<float> wpanel, xpanel;
@@ -200,7 +200,7 @@ void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
     std::vector<float> xs(static_cast<size_t>(tokens) * n), xh(xs.size());
     for (size_t t = 0; t < static_cast<size_t>(tokens); ++t)
       for (int i = 0; i < n; ++i) xs[t * n + i] = x[t * n + i] * p_.su[i];
-    engine::matmul_wt(xs.data(), tokens, engine::WeightView{dense_in_.data(), DType::F32, n, n}, xh.data());
+    runtime::matmul_wt(xs.data(), tokens, runtime::WeightView{dense_in_.data(), DType::F32, n, n}, xh.data());
     for (size_t t = 0; t < static_cast<size_t>(tokens); ++t) {
       std::copy(xh.begin() + t * n, xh.begin() + (t + 1) * n, xt.begin() + t * n_pad_);
       std::fill(xt.begin() + t * n_pad_ + n, xt.begin() + (t + 1) * n_pad_, 0.0f);
@@ -229,7 +229,7 @@ void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
     } else {
       parallel_for(m, 64, [&](size_t b, size_t e) { k_->matvec(p_.codes, xtp, static_cast<int>(b), static_cast<int>(e), y + b); });
     }
-  } else if (pk_ && engine::fast_prefill_enabled()) {
+  } else if (pk_ && runtime::fast_prefill_enabled()) {
     prefill_matmul_int8(xtp, tokens, y);
   } else {
     prefill_matmul(xtp, tokens, y);
@@ -238,7 +238,7 @@ void QuantizedLinear::forward(const float* x, int tokens, float* y) const {
   if (p_.incoherence && !dense_out_.empty()) {
     std::vector<float> ys(static_cast<size_t>(tokens) * m);
     for (size_t i = 0; i < ys.size(); ++i) ys[i] = y[i] * p_.scale;
-    engine::matmul_wt(ys.data(), tokens, engine::WeightView{dense_out_.data(), DType::F32, m, m}, y);
+    runtime::matmul_wt(ys.data(), tokens, runtime::WeightView{dense_out_.data(), DType::F32, m, m}, y);
     for (size_t t = 0; t < static_cast<size_t>(tokens); ++t)
       for (int i = 0; i < m; ++i) y[t * m + i] *= p_.sv[i];
   } else if (tokens == 1) {

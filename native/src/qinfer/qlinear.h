@@ -5,7 +5,7 @@
 //   y <- sv .* (H_m y~)
 // so y = W^ x with W^ = diag(sv) H_m (scale * Q) H_n^T diag(su), Q the decoded codes (m x n_pad,
 // padded columns dropped). Several tokens (prefill) decode each row once per call: inside an
-// engine::FastPrefillScope (chat prefill) into int8 panels multiplied with int8 activations by the
+// runtime::FastPrefillScope (chat prefill) into int8 panels multiplied with int8 activations by the
 // VNNI / AVX2 int8 GEMM (qinfer/prefill.h), elsewhere (calibration, scoring) into float panels
 // multiplied with the engine GEMM's float microkernel.
 #pragma once
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/linear.h"
+#include "runtime/linear.h"
 #include "qinfer/decode.h"
 #include "qinfer/prefill.h"
 #include "quip/hadamard.h"
@@ -41,7 +41,7 @@ struct DecodeProfile {
 void set_decode_profiling(bool on);  // on: clears the counters and starts counting
 DecodeProfile decode_profile();
 
-class QuantizedLinear : public engine::Linear {
+class QuantizedLinear : public runtime::Linear {
  public:
   // Throws std::invalid_argument naming the inconsistent field.
   explicit QuantizedLinear(QuantizedLinearParams p, KernelImpl impl = KernelImpl::Auto);
@@ -69,7 +69,7 @@ class QuantizedLinear : public engine::Linear {
   std::vector<float> dense_in_, dense_out_;
   const DecodeKernels* k_;
   const PrefillKernels* pk_ = nullptr;  // the int8 prefill kernels, or null (float prefill only)
-  bool avx512_gemm_ = false;            // float prefill through engine::gemm_panels_avx512
+  bool avx512_gemm_ = false;            // float prefill through runtime::gemm_panels_avx512
 };
 
 }  // namespace quip::qinfer

@@ -1,4 +1,4 @@
-#include "engine/model.h"
+#include "runtime/model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 
 #include "common/thread_pool.h"
 
-namespace quip::engine {
+namespace quip::runtime {
 
 namespace {
 thread_local bool t_fast_prefill = false;
@@ -357,4 +357,4 @@ std::pair<double, int> Session::score(const int32_t* ids, int T, const JobHooks*
   return {nll, T - 1};
 }
 
-}  // namespace quip::engine
+}  // namespace quip::runtime

@@ -10,14 +10,14 @@
 #include <string>
 #include <vector>
 
-#include "engine/model.h"
+#include "runtime/model.h"
 #include "harness.h"
 #include "qinfer/qlinear.h"
-#include "train/block_tuner.h"
+#include "finetune/block_tuner.h"
 
 using namespace quip;
-using namespace quip::engine;
-using namespace quip::train;
+using namespace quip::runtime;
+using namespace quip::finetune;
 
 namespace {
 

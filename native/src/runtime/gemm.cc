@@ -1,4 +1,4 @@
-#include "engine/gemm.h"
+#include "runtime/gemm.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 #include "common/cpu.h"
 #include "common/thread_pool.h"
 
-namespace quip::engine {
+namespace quip::runtime {
 namespace {
 
 // ---- scalar reference kernels -------------------------------------------------------------------
@@ -152,4 +152,4 @@ void matmul_wt(const float* x, int tokens, const WeightView& w, float* y, GemmIm
   });
 }
 
-}  // namespace quip::engine
+}  // namespace quip::runtime

@@ -5,9 +5,9 @@
 #include <memory>
 #include <string>
 
-#include "engine/gemm.h"
+#include "runtime/gemm.h"
 
-namespace quip::engine {
+namespace quip::runtime {
 
 // Batched (prefill) forwards of quantized layers may round their activations to int8 (the int8
 // prefill GEMM, qinfer/prefill.h) only inside a FastPrefillScope on the calling thread: chat and
@@ -54,4 +54,4 @@ class DenseLinear : public Linear {
   GemmImpl impl_;
 };
 
-}  // namespace quip::engine
+}  // namespace quip::runtime

@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "harness.h"
-#include "train/adam.h"
-#include "train/block_trainer.h"
-#include "train/e2e.h"
-#include "train/ops.h"
+#include "finetune/adam.h"
+#include "finetune/block_trainer.h"
+#include "finetune/e2e.h"
+#include "finetune/ops.h"
 
-using namespace quip::train;
+using namespace quip::finetune;
 
 namespace {
 

@@ -25,16 +25,16 @@
 #include <string>
 
 #include "addon.h"
-#include "engine/model.h"
+#include "runtime/model.h"
 #include "qinfer/qlinear.h"
-#include "train/block_tuner.h"
+#include "finetune/block_tuner.h"
 
 namespace quip_addon {
 namespace {
 
-using quip::train::BlockTrainResult;
-using quip::train::BlockTrainSettings;
-using quip::train::BlockTuner;
+using quip::finetune::BlockTrainResult;
+using quip::finetune::BlockTrainSettings;
+using quip::finetune::BlockTuner;
 
 class Busy {
  public:
@@ -75,11 +75,11 @@ BlockTrainSettings ReadSettings(Napi::Env env, Napi::Value v) {
   return s;
 }
 
-quip::engine::LinearKind KindArg(const Napi::CallbackInfo& info, size_t i) {
+quip::runtime::LinearKind KindArg(const Napi::CallbackInfo& info, size_t i) {
   const std::string kind = StringArg(info, i, "kind");
   for (int k = 0; k < 7; ++k) {
-    auto lk = static_cast<quip::engine::LinearKind>(k);
-    if (kind == quip::engine::linear_kind_name(lk)) return lk;
+    auto lk = static_cast<quip::runtime::LinearKind>(k);
+    if (kind == quip::runtime::linear_kind_name(lk)) return lk;
   }
   throw Napi::TypeError::New(info.Env(), "unknown linear kind '" + kind + "' (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)");
 }
@@ -120,7 +120,7 @@ Napi::Object ResultObject(Napi::Env env, const BlockTrainResult& r) {
   return o;
 }
 
-std::string EpochJson(const char* type, const quip::train::EpochStats& e, const std::string& extra) {
+std::string EpochJson(const char* type, const quip::finetune::EpochStats& e, const std::string& extra) {
   return std::string("{\"type\":\"") + type + "\"" + extra + ",\"epoch\":" + std::to_string(e.epoch) + ",\"trainLoss\":" + Fmt(e.train_loss) +
          ",\"heldoutLoss\":" + Fmt(e.heldout_loss) + ",\"seconds\":" + Fmt(e.seconds) + "}";
 }
@@ -163,7 +163,7 @@ class TunerWrap : public Napi::ObjectWrap<TunerWrap> {
     auto t = tuner;
     return RunJob(env, info[1], info[2], [t, guard, s](const quip::JobHooks& hooks) -> ResultBuilder {
       const int block = t->next_block();
-      auto r = std::make_shared<BlockTrainResult>(t->tune(s, hooks, [&](const quip::train::EpochStats& e) {
+      auto r = std::make_shared<BlockTrainResult>(t->tune(s, hooks, [&](const quip::finetune::EpochStats& e) {
         hooks.emit(EpochJson("ft-epoch", e, ",\"block\":" + std::to_string(block)));
       }));
       return [r, block](Napi::Env env) -> Napi::Value {
@@ -195,7 +195,7 @@ class TunerWrap : public Napi::ObjectWrap<TunerWrap> {
     });
   }
 
-  const quip::engine::Block& CurrentBlock(Napi::Env env) {
+  const quip::runtime::Block& CurrentBlock(Napi::Env env) {
     const int b = tuner->next_block();
     if (b >= tuner->model().config().layers) throw Napi::RangeError::New(env, "the tuner has advanced past the last block");
     return tuner->model().block(b);
@@ -206,9 +206,9 @@ class TunerWrap : public Napi::ObjectWrap<TunerWrap> {
     const auto kind = KindArg(info, 0);
     if (busy->load()) throw Napi::Error::New(env, "the block tuner is busy with another call; await it first");
     try {
-      return Floats(env, quip::train::dense_weight(CurrentBlock(env).linear(kind)));
+      return Floats(env, quip::finetune::dense_weight(CurrentBlock(env).linear(kind)));
     } catch (const std::invalid_argument& e) {
-      throw Napi::Error::New(env, std::string(quip::engine::linear_kind_name(kind)) + ": " + e.what());
+      throw Napi::Error::New(env, std::string(quip::runtime::linear_kind_name(kind)) + ": " + e.what());
     }
   }
 
@@ -217,7 +217,7 @@ class TunerWrap : public Napi::ObjectWrap<TunerWrap> {
     const auto kind = KindArg(info, 0);
     if (busy->load()) throw Napi::Error::New(env, "the block tuner is busy with another call; await it first");
     auto* q = dynamic_cast<const quip::qinfer::QuantizedLinear*>(&CurrentBlock(env).linear(kind));
-    if (!q) throw Napi::Error::New(env, std::string(quip::engine::linear_kind_name(kind)) + " is not quantized yet");
+    if (!q) throw Napi::Error::New(env, std::string(quip::runtime::linear_kind_name(kind)) + " is not quantized yet");
     Napi::Object o = Napi::Object::New(env);
     o.Set("su", Floats(env, q->params().su));
     o.Set("sv", Floats(env, q->params().sv));
@@ -263,7 +263,7 @@ std::vector<float> FloatsArg(Napi::Env env, Napi::Value v, const char* what, siz
 Napi::Value FinetuneEndToEnd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto student = UnwrapEngineModel(info[0]);
-  std::shared_ptr<const quip::engine::Model> teacher = UnwrapEngineModel(info[1]);
+  std::shared_ptr<const quip::runtime::Model> teacher = UnwrapEngineModel(info[1]);
   if (student == teacher) throw Napi::Error::New(env, "end-to-end fine-tuning needs the original model as teacher, not the quantized model itself");
   if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
     throw Napi::TypeError::New(env, "calibration ids must be an Int32Array of token ids");
@@ -274,14 +274,14 @@ Napi::Value FinetuneEndToEnd(const Napi::CallbackInfo& info) {
   const bool tune_head = info[5].As<Napi::Boolean>().Value();
   const BlockTrainSettings s = ReadSettings(env, info[6]);
   return RunJob(env, info[7], info[8], [student, teacher, ids, n, len, tune_head, s](const quip::JobHooks& hooks) -> ResultBuilder {
-    auto r = std::make_shared<BlockTrainResult>(quip::train::tune_end_to_end(
+    auto r = std::make_shared<BlockTrainResult>(quip::finetune::tune_end_to_end(
         *student, teacher, *ids, n, len, tune_head, s, hooks,
-        [&](const quip::train::EpochStats& e) { hooks.emit(EpochJson("ft-e2e-epoch", e, "")); }));
+        [&](const quip::finetune::EpochStats& e) { hooks.emit(EpochJson("ft-e2e-epoch", e, "")); }));
     return [r](Napi::Env env) -> Napi::Value { return ResultObject(env, *r); };
   });
 }
 
-const quip::engine::Block& ModelBlock(const Napi::CallbackInfo& info, const quip::engine::Model& m) {
+const quip::runtime::Block& ModelBlock(const Napi::CallbackInfo& info, const quip::runtime::Model& m) {
   const int b = static_cast<int>(NumberArg(info, 1, "block"));
   if (b < 0 || b >= m.config().layers) throw Napi::RangeError::New(info.Env(), "block " + std::to_string(b) + " is out of range");
   return m.block(b);
@@ -292,7 +292,7 @@ Napi::Value LinearSigns(const Napi::CallbackInfo& info) {
   auto model = UnwrapEngineModel(info[0]);
   const auto kind = KindArg(info, 2);
   auto* q = dynamic_cast<const quip::qinfer::QuantizedLinear*>(&ModelBlock(info, *model).linear(kind));
-  if (!q) throw Napi::Error::New(env, std::string(quip::engine::linear_kind_name(kind)) + " is not quantized");
+  if (!q) throw Napi::Error::New(env, std::string(quip::runtime::linear_kind_name(kind)) + " is not quantized");
   Napi::Object o = Napi::Object::New(env);
   o.Set("su", Floats(env, q->params().su));
   o.Set("sv", Floats(env, q->params().sv));
@@ -315,7 +315,7 @@ Napi::Value SetBlockNorms(const Napi::CallbackInfo& info) {
   ModelBlock(info, *model);  // range check
   const int H = model->config().hidden;
   std::vector<float> attn = FloatsArg(env, info[2], "attn", H), mlp = FloatsArg(env, info[3], "mlp", H);
-  quip::engine::Block& blk = model->block(static_cast<int>(NumberArg(info, 1, "block")));
+  quip::runtime::Block& blk = model->block(static_cast<int>(NumberArg(info, 1, "block")));
   blk.attn_norm = std::move(attn);
   blk.mlp_norm = std::move(mlp);
   return env.Undefined();
@@ -326,7 +326,7 @@ Napi::Value FinalNorm(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value LmHead(const Napi::CallbackInfo& info) {
-  return Floats(info.Env(), quip::train::dense_weight(UnwrapEngineModel(info[0])->lm_head()));
+  return Floats(info.Env(), quip::finetune::dense_weight(UnwrapEngineModel(info[0])->lm_head()));
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
-#include "train/adam.h"
+#include "finetune/adam.h"
 
 #include <cmath>
 
-namespace quip::train {
+namespace quip::finetune {
 
 void Adam::add(float* param, const float* grad, size_t n, bool sign_vector) {
   slots_.push_back(Slot{param, grad, n, sign_vector, std::vector<float>(n, 0.0f), std::vector<float>(n, 0.0f)});
@@ -25,4 +25,4 @@ void Adam::step() {
   }
 }
 
-}  // namespace quip::train
+}  // namespace quip::finetune

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "common/job.h"
-#include "engine/model.h"
+#include "runtime/model.h"
 
-namespace quip::engine {
+namespace quip::runtime {
 
 // sum over tokens of x x^T (n x n, row-major, float64) and the number of tokens.
 struct HessianSum {
@@ -56,4 +56,4 @@ class Calibration {
   bool broken_ = false;  // an advance was interrupted: the states are half one block, half the next
 };
 
-}  // namespace quip::engine
+}  // namespace quip::runtime

@@ -1,4 +1,4 @@
-#include "engine/calibration.h"
+#include "runtime/calibration.h"
 
 #include <algorithm>
 #include <stdexcept>
@@ -6,7 +6,7 @@
 
 #include "common/thread_pool.h"
 
-namespace quip::engine {
+namespace quip::runtime {
 
 void HessianSum::add(const float* x, int tokens) {
   // Only the lower triangle is computed (row block [i0, i1) against columns [0, i1)), then mirrored.
@@ -96,4 +96,4 @@ void Calibration::advance(const JobHooks& hooks) {
   ++next_block_;
 }
 
-}  // namespace quip::engine
+}  // namespace quip::runtime

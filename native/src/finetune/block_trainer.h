@@ -10,14 +10,14 @@
 #include <vector>
 
 #include "common/job.h"
-#include "train/ops.h"
+#include "finetune/ops.h"
 
-namespace quip::train {
+namespace quip::finetune {
 
 struct BlockShape {
   int hidden = 0, intermediate = 0, heads = 0, kv_heads = 0, head_dim = 0;
   double rms_eps = 1e-5;
-  std::vector<double> inv_freq;  // head_dim / 2 rotary frequencies (engine::rope_inv_freq)
+  std::vector<double> inv_freq;  // head_dim / 2 rotary frequencies (runtime::rope_inv_freq)
   // Throws std::invalid_argument naming the first inconsistent field.
   void validate() const;
 };
@@ -138,4 +138,4 @@ BlockTrainResult train_block(TrainBlock& b, const float* inputs, const float* ta
                              const BlockTrainSettings& settings, const JobHooks& hooks,
                              const std::function<void(const EpochStats&)>& on_epoch);
 
-}  // namespace quip::train
+}  // namespace quip::finetune

@@ -11,17 +11,17 @@
 #include <vector>
 
 #include "addon.h"
-#include "engine/calibration.h"
-#include "engine/model.h"
-#include "engine/roofline.h"
+#include "runtime/calibration.h"
+#include "runtime/model.h"
+#include "runtime/roofline.h"
 
 namespace quip_addon {
 namespace {
 
-using quip::engine::Calibration;
-using quip::engine::Model;
-using quip::engine::ModelConfig;
-using quip::engine::Session;
+using quip::runtime::Calibration;
+using quip::runtime::Model;
+using quip::runtime::ModelConfig;
+using quip::runtime::Session;
 
 // One call at a time per session / calibration: a second one while a job runs is a usage error.
 class BusyGuard {
@@ -67,8 +67,8 @@ ModelConfig ReadConfig(Napi::Env env, Napi::Value v) {
   if (rs.IsObject()) {
     Napi::Object r = rs.As<Napi::Object>();
     std::string type = r.Get("type").ToString().Utf8Value();
-    if (type == "linear") c.rope_scaling = quip::engine::RopeScalingType::Linear;
-    else if (type == "llama3") c.rope_scaling = quip::engine::RopeScalingType::Llama3;
+    if (type == "linear") c.rope_scaling = quip::runtime::RopeScalingType::Linear;
+    else if (type == "llama3") c.rope_scaling = quip::runtime::RopeScalingType::Llama3;
     else if (type != "default" && type != "none")
       throw Napi::Error::New(env, "rope_scaling type '" + type + "' is not supported (supported: linear, llama3)");
     c.rope_factor = num(r, "factor", false, 1.0);
@@ -186,7 +186,7 @@ class CalibrationWrap : public Napi::ObjectWrap<CalibrationWrap> {
     auto c = cal;
     return RunJob(env, info[0], info[1], [c, guard](const quip::JobHooks& hooks) -> ResultBuilder {
       int block = c->next_block();
-      auto hs = std::make_shared<quip::engine::BlockHessians>(c->hessians(hooks));
+      auto hs = std::make_shared<quip::runtime::BlockHessians>(c->hessians(hooks));
       return [hs, block](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("block", block);
@@ -238,12 +238,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   static std::shared_ptr<Model> Build(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ModelConfig config = ReadConfig(env, info[0]);
-    std::map<std::string, quip::engine::TensorView> views;
+    std::map<std::string, quip::runtime::TensorView> views;
     MappingsKeep keep = ReadEngineWeights(env, info[1], &views);
     try {
       Model* m = new Model(config, [&](const std::string& name) {
         auto it = views.find(name);
-        return it == views.end() ? quip::engine::TensorView{} : it->second;
+        return it == views.end() ? quip::runtime::TensorView{} : it->second;
       });
       // The model reads weights in place: its deleter holds the mappings alive.
       return std::shared_ptr<Model>(m, [keep](Model* p) { delete p; });
@@ -290,8 +290,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     std::string kind = StringArg(info, 1, "kind");
     if (b < 0 || b >= model->config().layers) throw Napi::RangeError::New(info.Env(), "block out of range");
     for (int k = 0; k < 7; ++k) {
-      auto lk = static_cast<quip::engine::LinearKind>(k);
-      if (kind == quip::engine::linear_kind_name(lk)) return Napi::String::New(info.Env(), model->block(b).linear(lk).describe());
+      auto lk = static_cast<quip::runtime::LinearKind>(k);
+      if (kind == quip::runtime::linear_kind_name(lk)) return Napi::String::New(info.Env(), model->block(b).linear(lk).describe());
     }
     throw Napi::TypeError::New(info.Env(), "unknown linear kind " + kind);
   }
@@ -316,9 +316,9 @@ Napi::Value EngineRoofline(const Napi::CallbackInfo& info) {
   int repeats = std::max(1, static_cast<int>(num(o, "repeats", false, 5)));
   if (bytes < (1 << 20) || tokens < 1 || m < 1 || k < 1) throw Napi::RangeError::New(env, "engineRoofline: sizes too small");
   return RunJob(env, info[1], info[2], [=](const quip::JobHooks& hooks) -> ResultBuilder {
-    double bw = quip::engine::measure_read_bandwidth(bytes, repeats);
+    double bw = quip::runtime::measure_read_bandwidth(bytes, repeats);
     hooks.check();
-    double gf = quip::engine::measure_gemm_peak(tokens, m, k, repeats);
+    double gf = quip::runtime::measure_gemm_peak(tokens, m, k, repeats);
     return [bw, gf](Napi::Env env) -> Napi::Value {
       Napi::Object r = Napi::Object::New(env);
       r.Set("readGBs", bw);
@@ -331,19 +331,19 @@ Napi::Value EngineRoofline(const Napi::CallbackInfo& info) {
 }  // namespace
 
 // ---- hooks for the qinfer bindings: quantized linears swapped into an EngineModel ----------------
-std::shared_ptr<quip::engine::Model> UnwrapEngineModel(Napi::Value v) {
+std::shared_ptr<quip::runtime::Model> UnwrapEngineModel(Napi::Value v) {
   if (!v.IsObject() || !ModelWrap::constructor || !v.As<Napi::Object>().InstanceOf(ModelWrap::constructor->Value()))
     throw Napi::TypeError::New(v.Env(), "expected an EngineModel from createModel()");
   return ModelWrap::Unwrap(v.As<Napi::Object>())->model;
 }
-Napi::Object WrapEngineModel(Napi::Env env, std::shared_ptr<quip::engine::Model> model) {
+Napi::Object WrapEngineModel(Napi::Env env, std::shared_ptr<quip::runtime::Model> model) {
   Napi::Object o = ModelWrap::constructor->New({});
   ModelWrap::Unwrap(o)->model = std::move(model);
   return o;
 }
-quip::engine::ModelConfig ReadEngineModelConfig(Napi::Env env, Napi::Value v) { return ReadConfig(env, v); }
+quip::runtime::ModelConfig ReadEngineModelConfig(Napi::Env env, Napi::Value v) { return ReadConfig(env, v); }
 
-MappingsKeep ReadEngineWeights(Napi::Env env, Napi::Value v, std::map<std::string, quip::engine::TensorView>* views) {
+MappingsKeep ReadEngineWeights(Napi::Env env, Napi::Value v, std::map<std::string, quip::runtime::TensorView>* views) {
   if (!v.IsObject()) throw Napi::TypeError::New(env, "weights must be an object of tensor references by name");
   Napi::Object w = v.As<Napi::Object>();
   auto keep = std::make_shared<std::vector<std::shared_ptr<quip::MappedFile>>>();
@@ -353,7 +353,7 @@ MappingsKeep ReadEngineWeights(Napi::Env env, Napi::Value v, std::map<std::strin
     TensorArg t = ReadTensorArg(env, w.Get(name), name.c_str());
     if (!t.keep) throw Napi::TypeError::New(env, "weight " + name + " must be a tensor reference into a mapped file");
     keep->push_back(t.keep);
-    (*views)[name] = quip::engine::TensorView{t.data, t.dtype, t.shape};
+    (*views)[name] = quip::runtime::TensorView{t.data, t.dtype, t.shape};
   }
   return keep;
 }

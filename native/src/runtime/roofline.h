@@ -3,7 +3,7 @@
 #pragma once
 #include <cstddef>
 
-namespace quip::engine {
+namespace quip::runtime {
 
 // GB/s (1e9 bytes) of summing a `bytes`-sized float buffer with every pool thread, best of `repeats`.
 double measure_read_bandwidth(size_t bytes, int repeats);
@@ -11,4 +11,4 @@ double measure_read_bandwidth(size_t bytes, int repeats);
 // (tokens x k times m x k), best of `repeats`.
 double measure_gemm_peak(int tokens, int m, int k, int repeats);
 
-}  // namespace quip::engine
+}  // namespace quip::runtime

@@ -1,10 +1,10 @@
-#include "train/e2e.h"
+#include "finetune/e2e.h"
 
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 
-namespace quip::train {
+namespace quip::finetune {
 
 void TrainModel::validate() const {
   if (blocks.empty()) throw std::invalid_argument("model: no blocks to fine-tune");
@@ -104,4 +104,4 @@ BlockTrainResult train_model_distill(TrainModel& m, const float* embeddings, int
   return run_training(model_parameters(m), sequences, seq_len, st, hooks, on_epoch, step, eval);
 }
 
-}  // namespace quip::train
+}  // namespace quip::finetune

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "engine/gemm.h"
+#include "runtime/gemm.h"
 
-namespace quip::engine {
+namespace quip::runtime {
 namespace {
 
 inline float hsum(__m256 v) {
@@ -208,4 +208,4 @@ const GemmKernels& gemm_kernels_avx2() {
   return k;
 }
 
-}  // namespace quip::engine
+}  // namespace quip::runtime

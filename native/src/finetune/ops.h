@@ -10,7 +10,7 @@
 
 #include "quip/hadamard.h"
 
-namespace quip::train {
+namespace quip::finetune {
 
 // ---- RMSNorm: y = w .* x / sqrt(mean(x^2) + eps) ----------------------------------------------------
 template <class F>
@@ -198,4 +198,4 @@ double distill_loss(const F* student, const F* teacher, int T, int V) {
 }
 double distill_backward(const float* student, const float* teacher, int T, int V, float* dstudent);
 
-}  // namespace quip::train
+}  // namespace quip::finetune

@@ -1,4 +1,4 @@
-#include "train/block_trainer.h"
+#include "finetune/block_trainer.h"
 
 #include <algorithm>
 #include <chrono>
@@ -9,9 +9,9 @@
 #include <string>
 #include <type_traits>
 
-#include "train/adam.h"
+#include "finetune/adam.h"
 
-namespace quip::train {
+namespace quip::finetune {
 
 namespace {
 
@@ -400,4 +400,4 @@ BlockTrainResult train_block(TrainBlock& b, const float* inputs, const float* ta
   return run_training(block_parameters(b), sequences, seq_len, st, hooks, on_epoch, step, eval);
 }
 
-}  // namespace quip::train
+}  // namespace quip::finetune

@@ -12,7 +12,7 @@
 
 #include "common/half.h"
 
-namespace quip::engine {
+namespace quip::runtime {
 
 constexpr int kRowBlock = 48;   // output features per task (a multiple of the microkernel's 6)
 constexpr int kKBlock = 512;    // input features per panel
@@ -70,4 +70,4 @@ const GemmKernels& gemm_kernels_avx2();  // only call when cpu_features().avx2
 const GemmKernels& gemm_kernels_neon();  // only call when cpu_features().neon
 const GemmKernels& gemm_kernels(GemmImpl impl = GemmImpl::Auto);
 
-}  // namespace quip::engine
+}  // namespace quip::runtime

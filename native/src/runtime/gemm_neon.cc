@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "engine/gemm.h"
+#include "runtime/gemm.h"
 
-namespace quip::engine {
+namespace quip::runtime {
 namespace {
 
 // 8 weights as two float32 vectors.
@@ -219,4 +219,4 @@ const GemmKernels& gemm_kernels_neon() {
   return k;
 }
 
-}  // namespace quip::engine
+}  // namespace quip::runtime

@@ -1,16 +1,16 @@
-#include "train/block_tuner.h"
+#include "finetune/block_tuner.h"
 
 #include <stdexcept>
 #include <string>
 
-#include "engine/gemm.h"
+#include "runtime/gemm.h"
 #include "qinfer/decode.h"
 #include "qinfer/qlinear.h"
-#include "train/e2e.h"
+#include "finetune/e2e.h"
 
-namespace quip::train {
+namespace quip::finetune {
 
-using engine::LinearKind;
+using runtime::LinearKind;
 
 namespace {
 constexpr LinearKind kKinds[kLinearCount] = {LinearKind::Q, LinearKind::K, LinearKind::V, LinearKind::O,
@@ -22,29 +22,29 @@ OwnedDenseLinear::OwnedDenseLinear(int m, int n, std::vector<float> w) : m_(m), 
 }
 
 void OwnedDenseLinear::forward(const float* x, int tokens, float* y) const {
-  engine::matmul_wt(x, tokens, engine::WeightView{w_.data(), DType::F32, m_, n_}, y);
+  runtime::matmul_wt(x, tokens, runtime::WeightView{w_.data(), DType::F32, m_, n_}, y);
 }
 
 std::string OwnedDenseLinear::describe() const {
   return "dense F32 (fine-tuned) " + std::to_string(m_) + "x" + std::to_string(n_);
 }
 
-std::vector<float> dense_weight(const engine::Linear& l) {
+std::vector<float> dense_weight(const runtime::Linear& l) {
   if (auto* o = dynamic_cast<const OwnedDenseLinear*>(&l)) return o->weight();
-  if (auto* d = dynamic_cast<const engine::DenseLinear*>(&l)) {
-    const engine::WeightView& w = d->weight();
+  if (auto* d = dynamic_cast<const runtime::DenseLinear*>(&l)) {
+    const runtime::WeightView& w = d->weight();
     std::vector<float> out(static_cast<size_t>(w.rows) * w.cols);
-    engine::gemm_kernels().convert(w.data, w.dtype, 0, static_cast<int>(out.size()), out.data());
+    runtime::gemm_kernels().convert(w.data, w.dtype, 0, static_cast<int>(out.size()), out.data());
     return out;
   }
   throw std::invalid_argument("the layer (" + l.describe() + ") is not dense");
 }
 
-BlockTuner::BlockTuner(std::shared_ptr<engine::Model> model, std::vector<int32_t> ids, int sequences, int seq_len)
+BlockTuner::BlockTuner(std::shared_ptr<runtime::Model> model, std::vector<int32_t> ids, int sequences, int seq_len)
     : model_(model), cal_(model, std::move(ids), sequences, seq_len) {}
 
 void BlockTuner::capture_targets(const JobHooks& hooks) {
-  const engine::ModelConfig& c = model_->config();
+  const runtime::ModelConfig& c = model_->config();
   const int b = cal_.next_block();
   if (b >= c.layers) throw std::logic_error("every block has been advanced through; nothing to fine-tune");
   const size_t per = static_cast<size_t>(cal_.seq_len()) * c.hidden;
@@ -53,14 +53,14 @@ void BlockTuner::capture_targets(const JobHooks& hooks) {
   for (int s = 0; s < cal_.sequences(); ++s) {
     hooks.check();
     std::copy(cal_.hidden(s), cal_.hidden(s) + per, targets_.begin() + s * per);
-    model_->block_forward(b, targets_.data() + s * per, cal_.seq_len(), 0, engine::LayerKV{k.data(), v.data(), cal_.seq_len()});
+    model_->block_forward(b, targets_.data() + s * per, cal_.seq_len(), 0, runtime::LayerKV{k.data(), v.data(), cal_.seq_len()});
   }
   targets_block_ = b;
 }
 
-TrainBlock train_block_from_model(const engine::Model& model, int b) {
-  const engine::ModelConfig& c = model.config();
-  const engine::Block& blk = model.block(b);
+TrainBlock train_block_from_model(const runtime::Model& model, int b) {
+  const runtime::ModelConfig& c = model.config();
+  const runtime::Block& blk = model.block(b);
   TrainBlock t;
   t.shape.hidden = c.hidden;
   t.shape.intermediate = c.intermediate;
@@ -68,11 +68,11 @@ TrainBlock train_block_from_model(const engine::Model& model, int b) {
   t.shape.kv_heads = c.kv_heads;
   t.shape.head_dim = c.head_dim;
   t.shape.rms_eps = c.rms_eps;
-  t.shape.inv_freq = engine::rope_inv_freq(c);
+  t.shape.inv_freq = runtime::rope_inv_freq(c);
   t.attn_norm = blk.attn_norm;
   t.mlp_norm = blk.mlp_norm;
   for (int i = 0; i < kLinearCount; ++i) {
-    const engine::Linear& l = blk.linear(kKinds[i]);
+    const runtime::Linear& l = blk.linear(kKinds[i]);
     const int m = l.out_features(), n = l.in_features();
     if (auto* q = dynamic_cast<const qinfer::QuantizedLinear*>(&l)) {
       const qinfer::QuantizedLinearParams& p = q->params();
@@ -95,12 +95,12 @@ TrainBlock train_block_from_model(const engine::Model& model, int b) {
   return t;
 }
 
-void write_block_to_model(engine::Model& model, int b, const TrainBlock& t) {
-  engine::Block& blk = model.block(b);
+void write_block_to_model(runtime::Model& model, int b, const TrainBlock& t) {
+  runtime::Block& blk = model.block(b);
   blk.attn_norm = t.attn_norm;
   blk.mlp_norm = t.mlp_norm;
   for (int i = 0; i < kLinearCount; ++i) {
-    const engine::Linear& l = blk.linear(kKinds[i]);
+    const runtime::Linear& l = blk.linear(kKinds[i]);
     const TrainLinear& L = t.lin[i];
     if (auto* q = dynamic_cast<const qinfer::QuantizedLinear*>(&l)) {
       qinfer::QuantizedLinearParams p = q->params();  // shares the codes' owner
@@ -130,11 +130,11 @@ double BlockTuner::heldout_error(const BlockTrainSettings& s) const {
   return block_mse(t, cal_.hidden(0), targets_.data(), cal_.seq_len(), split.heldout.empty() ? split.train : split.heldout);
 }
 
-BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const engine::Model> teacher,
+BlockTrainResult tune_end_to_end(runtime::Model& student, std::shared_ptr<const runtime::Model> teacher,
                                  const std::vector<int32_t>& ids, int sequences, int seq_len, bool tune_lm_head,
                                  const BlockTrainSettings& s, const JobHooks& hooks,
                                  const std::function<void(const EpochStats&)>& on_epoch) {
-  const engine::ModelConfig& c = student.config();
+  const runtime::ModelConfig& c = student.config();
   if (sequences < 1 || seq_len < 1 || ids.size() != static_cast<size_t>(sequences) * seq_len)
     throw std::invalid_argument("end-to-end fine-tuning needs sequences x seq_len calibration ids");
   if (teacher->config().hidden != c.hidden || teacher->config().vocab != c.vocab || teacher->config().layers != c.layers)
@@ -149,7 +149,7 @@ BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const e
   const size_t per = static_cast<size_t>(seq_len) * c.hidden;
   std::vector<float> emb(per * sequences);
   for (int q = 0; q < sequences; ++q) student.embed(ids.data() + static_cast<size_t>(q) * seq_len, seq_len, emb.data() + q * per);
-  engine::Session session(teacher, seq_len);
+  runtime::Session session(teacher, seq_len);
   auto teacher_logits = [&](int q, float* logits) {
     session.reset();
     const std::vector<float> l = session.forward(ids.data() + static_cast<size_t>(q) * seq_len, seq_len, true);
@@ -162,4 +162,4 @@ BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const e
   return r;
 }
 
-}  // namespace quip::train
+}  // namespace quip::finetune

@@ -8,15 +8,15 @@
 #include <memory>
 #include <vector>
 
-#include "engine/calibration.h"
-#include "engine/linear.h"
-#include "engine/model.h"
-#include "train/block_trainer.h"
+#include "runtime/calibration.h"
+#include "runtime/linear.h"
+#include "runtime/model.h"
+#include "finetune/block_trainer.h"
 
-namespace quip::train {
+namespace quip::finetune {
 
 // A dense layer whose float32 weights this process owns (a tuned weight replaces the memory map).
-class OwnedDenseLinear : public engine::Linear {
+class OwnedDenseLinear : public runtime::Linear {
  public:
   OwnedDenseLinear(int m, int n, std::vector<float> w);
   int in_features() const override { return n_; }
@@ -32,20 +32,20 @@ class OwnedDenseLinear : public engine::Linear {
 
 // The float32 weight of a dense layer (DenseLinear in any dtype, or OwnedDenseLinear); throws when the
 // layer is quantized.
-std::vector<float> dense_weight(const engine::Linear& l);
+std::vector<float> dense_weight(const runtime::Linear& l);
 
 // Block b of an engine model as trainable parameters (quantized linears: decoded W~, scale, SU/SV;
 // dense ones: float32 weights), and the way back (quantized layers get the new SU/SV, dense ones
 // become OwnedDenseLinear, norms are replaced).
-TrainBlock train_block_from_model(const engine::Model& model, int b);
-void write_block_to_model(engine::Model& model, int b, const TrainBlock& t);
+TrainBlock train_block_from_model(const runtime::Model& model, int b);
+void write_block_to_model(runtime::Model& model, int b, const TrainBlock& t);
 
 // End-to-end fine-tuning of a quantized engine model against the original one (distillation on the
 // calibration ids, sequences x seq_len): every block's SU/SV and RMSNorms, the final norm and, with
 // tune_lm_head, lm_head are tuned and written back. lm_head starts as the student's own (the
 // embedding when tied); tuning it unties a tied student (set_lm_head: a float32 copy the model owns),
 // the embedding stays as it is.
-BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const engine::Model> teacher,
+BlockTrainResult tune_end_to_end(runtime::Model& student, std::shared_ptr<const runtime::Model> teacher,
                                  const std::vector<int32_t>& ids, int sequences, int seq_len, bool tune_lm_head,
                                  const BlockTrainSettings& s, const JobHooks& hooks,
                                  const std::function<void(const EpochStats&)>& on_epoch);
@@ -53,7 +53,7 @@ BlockTrainResult tune_end_to_end(engine::Model& student, std::shared_ptr<const e
 class BlockTuner {
  public:
   // ids: sequences x seq_len calibration token ids; the states start at block 0's input.
-  BlockTuner(std::shared_ptr<engine::Model> model, std::vector<int32_t> ids, int sequences, int seq_len);
+  BlockTuner(std::shared_ptr<runtime::Model> model, std::vector<int32_t> ids, int sequences, int seq_len);
   int next_block() const { return cal_.next_block(); }
   int sequences() const { return cal_.sequences(); }
   int seq_len() const { return cal_.seq_len(); }
@@ -68,13 +68,13 @@ class BlockTuner {
   double heldout_error(const BlockTrainSettings& s) const;
   // Pushes the states through block next_block() (with whatever linears it holds now).
   void advance(const JobHooks& hooks) { cal_.advance(hooks); }
-  engine::Model& model() { return *model_; }
+  runtime::Model& model() { return *model_; }
 
  private:
-  std::shared_ptr<engine::Model> model_;
-  engine::Calibration cal_;
+  std::shared_ptr<runtime::Model> model_;
+  runtime::Calibration cal_;
   std::vector<float> targets_;  // the original block's outputs; its inputs are cal_'s states
   int targets_block_ = -1;
 };
 
-}  // namespace quip::train
+}  // namespace quip::finetune

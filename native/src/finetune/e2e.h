@@ -7,9 +7,9 @@
 #include <functional>
 #include <vector>
 
-#include "train/block_trainer.h"
+#include "finetune/block_trainer.h"
 
-namespace quip::train {
+namespace quip::finetune {
 
 struct TrainModel {
   std::vector<TrainBlock> blocks;
@@ -42,4 +42,4 @@ BlockTrainResult train_model_distill(TrainModel& m, const float* embeddings, int
                                      const TeacherLogits& teacher, const BlockTrainSettings& settings,
                                      const JobHooks& hooks, const std::function<void(const EpochStats&)>& on_epoch);
 
-}  // namespace quip::train
+}  // namespace quip::finetune

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "common/thread_pool.h"
-#include "engine/gemm.h"
+#include "runtime/gemm.h"
 
-namespace quip::engine {
+namespace quip::runtime {
 namespace {
 
 constexpr int kChunk = 256;  // columns per weight panel
@@ -119,4 +119,4 @@ void matmul_wt_avx512(const float* x, int tokens, const WeightView& w, float* y,
                      y, static_cast<size_t>(w.rows));
 }
 
-}  // namespace quip::engine
+}  // namespace quip::runtime

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "common/job.h"
-#include "engine/linear.h"
+#include "runtime/linear.h"
 
-namespace quip::engine {
+namespace quip::runtime {
 
 enum class RopeScalingType { None, Linear, Llama3 };
 
@@ -142,4 +142,4 @@ class Session {
   int pos_ = 0;
 };
 
-}  // namespace quip::engine
+}  // namespace quip::runtime

@@ -1,17 +1,17 @@
-#include "train/ops.h"
+#include "finetune/ops.h"
 
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 
 #include "common/thread_pool.h"
-#include "engine/gemm.h"
+#include "runtime/gemm.h"
 
-namespace quip::train {
+namespace quip::finetune {
 
-using engine::gemm_kernels;
-using engine::matmul_wt;
-using engine::WeightView;
+using runtime::gemm_kernels;
+using runtime::matmul_wt;
+using runtime::WeightView;
 
 namespace {
 
@@ -276,4 +276,4 @@ double distill_backward(const float* student, const float* teacher, int T, int V
   return total / T;
 }
 
-}  // namespace quip::train
+}  // namespace quip::finetune

@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <vector>
 
-namespace quip::train {
+namespace quip::finetune {
 
 struct AdamSettings {
   double lr = 5e-5;
@@ -35,4 +35,4 @@ class Adam {
   int t_ = 0;
 };
 
-}  // namespace quip::train
+}  // namespace quip::finetune

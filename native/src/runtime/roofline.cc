@@ -1,4 +1,4 @@
-#include "engine/roofline.h"
+#include "runtime/roofline.h"
 
 #include <algorithm>
 #include <atomic>
@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "common/thread_pool.h"
-#include "engine/gemm.h"
+#include "runtime/gemm.h"
 
-namespace quip::engine {
+namespace quip::runtime {
 
 static double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -60,4 +60,4 @@ double measure_gemm_peak(int tokens, int m, int k, int repeats) {
   return best;
 }
 
-}  // namespace quip::engine
+}  // namespace quip::runtime

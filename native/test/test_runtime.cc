@@ -11,13 +11,13 @@
 
 #include "common/cpu.h"
 #include "common/thread_pool.h"
-#include "engine/calibration.h"
-#include "engine/gemm.h"
-#include "engine/model.h"
+#include "runtime/calibration.h"
+#include "runtime/gemm.h"
+#include "runtime/model.h"
 #include "harness.h"
 
 using namespace quip;
-using namespace quip::engine;
+using namespace quip::runtime;
 
 namespace {
 
