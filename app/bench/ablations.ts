@@ -19,7 +19,7 @@ import { loadModel } from '../engine/model/index.js';
 import { compareRow } from '../engine/quantize/compare.js';
 import { runQuantizeJob } from '../engine/quantize/job.js';
 import { resolveSettings, type CodebookFamily } from '../domain/quantize/index.js';
-import { createEngine } from '../engine/runtime/engine.js';
+import { createEngine } from '../engine/runtime/native-model.js';
 import { sampleTexts } from '../engine/runtime/generation.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { projectRoot, sampleModelDir } from '../util/paths.js';

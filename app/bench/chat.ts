@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 
 import { loadModel, type ChatMessage } from '../engine/model/index.js';
 import { ChatHost } from '../engine/runtime/chat-host.js';
-import { createEngine, setEngineThreads } from '../engine/runtime/engine.js';
+import { createEngine, setEngineThreads } from '../engine/runtime/native-model.js';
 import { resolveModelDir } from '../services/hub/index.js';
 import { intOption } from '../cli/options.js';
 

@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 
 import { loadModel, type LoadedModel } from '../engine/model/index.js';
 import { native } from '../engine/native.js';
-import { createEngine, setEngineThreads } from '../engine/runtime/engine.js';
+import { createEngine, setEngineThreads } from '../engine/runtime/native-model.js';
 import { SeededRng } from '../engine/runtime/sampling.js';
 import { synthModel } from '../engine/runtime/synth.js';
 import { sampleModelDir } from '../util/paths.js';

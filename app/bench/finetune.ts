@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { intOption, numberOption } from '../cli/options.js';
 import { defaultEvalText, runQuantizeJob } from '../engine/quantize/job.js';
 import { resolveSettings, type Bits, FINETUNE_MODES, type FinetuneMode, type FinetuneSettingsInput } from '../domain/quantize/index.js';
-import { setEngineThreads } from '../engine/runtime/engine.js';
+import { setEngineThreads } from '../engine/runtime/native-model.js';
 import { UserError } from '../util/errors.js';
 
 export interface FinetuneBenchRow {

@@ -9,7 +9,7 @@
 import type { Command } from 'commander';
 
 import { cancelFlag, native } from '../engine/native.js';
-import type { BenchFigure } from '../engine/quip/types.js';
+import type { BenchFigure } from '../engine/quip/native-types.js';
 import { UserError } from '../util/errors.js';
 
 export interface KernelsBenchResult {

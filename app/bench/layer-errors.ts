@@ -25,7 +25,7 @@ import { layerFromResult } from '../engine/quantize/qmodel.js';
 import { LINEAR_KINDS } from '../engine/runtime/quantized-model.js';
 import { CODEBOOK_TABLE, CODEBOOKS, type Codebook } from '../domain/quantize/index.js';
 import { quantizeLinear, WaterFilling } from '../engine/quip/index.js';
-import { setEngineThreads } from '../engine/runtime/engine.js';
+import { setEngineThreads } from '../engine/runtime/native-model.js';
 import { UserError } from '../util/errors.js';
 import { LLAMA_CPP_MISSING, llamaQuantize, locateLlamaCpp } from './llamacpp.js';
 import { PEER_TYPES, peerGgufPath } from './quality.js';

@@ -59,6 +59,52 @@ export async function llamaPerplexity(bin: string, model: string, text: string, 
   }
 }
 
+/** llama-perplexity --kl-divergence's summary: perplexities of both models, mean KLD and top-token agreement (+- each). */
+export interface LlamaKlDivergence {
+  ppl: number;
+  basePpl: number;
+  kld: number;
+  kldPlusMinus: number;
+  /** Share (0..1) of positions with the same top token, and its +-. */
+  sameTop: number;
+  sameTopPlusMinus: number;
+}
+
+export function parseKlDivergence(out: string): LlamaKlDivergence {
+  const num = (re: RegExp, what: string) => {
+    const m = re.exec(out);
+    if (!m) throw new UserError(`llama-perplexity --kl-divergence printed no ${what}:\n${out.slice(-1500)}`, 'PEER_FAILED');
+    return [Number(m[1]), Number(m[2])];
+  };
+  const pm = '\\s*(?:±|\\+/-)\\s*';
+  const [ppl] = num(new RegExp(`Mean PPL\\(Q\\)\\s*:\\s*([0-9.]+)${pm}([0-9.]+)`), 'Mean PPL(Q)');
+  const [basePpl] = num(new RegExp(`Mean PPL\\(base\\)\\s*:\\s*([0-9.]+)${pm}([0-9.]+)`), 'Mean PPL(base)');
+  const [kld, kldPlusMinus] = num(new RegExp(`Mean\\s+KLD:\\s*(-?[0-9.]+)${pm}([0-9.]+)`), 'Mean KLD');
+  const [same, sameUnc] = num(new RegExp(`Same top p:\\s*([0-9.]+)${pm}([0-9.]+)\\s*%`), 'Same top p');
+  return { ppl, basePpl, kld, kldPlusMinus, sameTop: same / 100, sameTopPlusMinus: sameUnc / 100 };
+}
+
+/**
+ * `--kl-divergence-base FILE` on the 16-bit model: its perplexity run, saving its log-probabilities
+ * (uint16 per vocabulary entry and position: ctx/2 x vocab x 2 bytes per window) for the runs below.
+ */
+export async function llamaKlBase(bin: string, model: string, text: string, logits: string, o: { ctx: number; windows: number; threads: number }) {
+  const args = ['-m', model, '-f', text, '-c', String(o.ctx), '--chunks', String(o.windows), '-t', String(o.threads), '-b', String(Math.max(o.ctx, 512)), '--kl-divergence-base', logits];
+  for (let attempt = 1; ; attempt++) {
+    const out = await runTool(bin, 'llama-perplexity', args);
+    if (attempt === 3 || (/Final estimate: PPL =/.test(out) && existsSync(logits))) return parsePerplexity(out);
+  }
+}
+
+/** `--kl-divergence` of a quantized file against the base's saved log-probabilities (retried like llamaPerplexity). */
+export async function llamaKlDivergence(bin: string, model: string, logits: string, o: { ctx: number; windows: number; threads: number }): Promise<LlamaKlDivergence> {
+  const args = ['-m', model, '--kl-divergence-base', logits, '--kl-divergence', '-c', String(o.ctx), '--chunks', String(o.windows), '-t', String(o.threads), '-b', String(Math.max(o.ctx, 512))];
+  for (let attempt = 1; ; attempt++) {
+    const out = await runTool(bin, 'llama-perplexity', args);
+    if (attempt === 3 || /Same top p:/.test(out)) return parseKlDivergence(out);
+  }
+}
+
 /** An importance matrix from `text` (chunks of ctx tokens), as llama-quantize wants for its low-bit types. */
 export async function llamaImatrix(bin: string, model: string, text: string, out: string, o: { ctx: number; chunks: number; threads: number }): Promise<string> {
   await runTool(bin, 'llama-imatrix', ['-m', model, '-f', text, '-o', out, '-c', String(o.ctx), '--chunks', String(o.chunks), '-t', String(o.threads)]);

@@ -19,7 +19,7 @@ import { LINEAR_KINDS } from '../engine/runtime/quantized-model.js';
 import { CODEBOOK_TABLE, CODEBOOKS, proxyLossSummary, type Codebook } from '../domain/quantize/index.js';
 import { quantizeLinear } from '../engine/quip/index.js';
 import { calibrationIds, defaultCalibrationText, hessianMean } from '../engine/runtime/calibration.js';
-import { createEngine, setEngineThreads } from '../engine/runtime/engine.js';
+import { createEngine, setEngineThreads } from '../engine/runtime/native-model.js';
 import type { BlockHessians } from '../engine/runtime/native-types.js';
 import { evaluatePerplexityLlamaCpp, llamaCppWindows, readLlamaCppText } from '../engine/runtime/perplexity-llamacpp.js';
 import { UserError } from '../util/errors.js';

@@ -49,6 +49,29 @@ describe('bench quality goals', () => {
     expect(md).toMatch(/Reproduce: `quip bench quality`/);
   });
 
+  it('shows KLD and top-token agreement beside perplexity, and judges the 4-bit goal on both', () => {
+    const rows = [
+      { ...row('16-bit', 'ours', 16, 10), kld: 0, kldPlusMinus: 0, sameTop: 1 },
+      { ...row('QuIP# 4-bit (rvq4, no fine-tuning)', 'ours', 4.02, 10.1), kld: 0.0123, kldPlusMinus: 0.0004, sameTop: 0.9312 },
+      { ...row('Q4_K_M', 'llama.cpp', 5.5, 10.2), kld: 0.0101, kldPlusMinus: 0.0003, sameTop: 0.94 },
+      row('IQ4_XS', 'llama.cpp', 4.4, 10.9),
+    ];
+    // Closer in perplexity (10.1 against 10.2) but not in KLD: not met.
+    const g = qualityGoals(rows);
+    expect(g[0].met).toBe(false);
+    expect(g[0].detail).toMatch(/; KLD 0\.01230 vs 0\.01010/);
+    rows[1].kld = 0.009;
+    expect(qualityGoals(rows)[0].met).toBe(true);
+    const md = formatQualityMarkdown(
+      { model: 'm', ctx: 512, windows: 2, tokensScored: 510, threads: 2, calibration: { text: 'wiki.valid.raw', samples: 8, ctx: 512 }, llamaCpp: null, parity: null, rows, goals: g, notes: [] },
+      'quip bench quality',
+    );
+    expect(md).toMatch(/\| perplexity \| vs 16-bit \| KLD vs 16-bit \| same top token \| note \|/);
+    expect(md).toMatch(/\| QuIP# 4-bit \(rvq4, no fine-tuning\) \| ours \| 4\.02 \| 10\.1000 \| - \| 0\.00900 ± 0\.00040 \| 93\.12% \|/);
+    // A row without the figure (a failed peer, an older cache) shows a dash.
+    expect(md).toMatch(/\| IQ4_XS \| llama\.cpp \| 4\.40 \| 10\.9000 \| - \| - \| - \|/);
+  });
+
   it('measures the share of the 2-bit gap that fine-tuning closes, against the run on the same calibration', () => {
     const rows = [
       row('16-bit', 'ours', 16, 10),

@@ -2,7 +2,10 @@
 // windows of --ctx, second halves scored) of the 16-bit model, QuIP# at 4/3/2 bits, and llama.cpp's own
 // quantizations of the same 16-bit weights (Q4_K_M, IQ4_XS, Q2_K, IQ2_XXS with an imatrix from the same
 // calibration text), each with the true bits per weight of its linear layers, and the issue's goals
-// as met / not met. Every figure comes from this run; the machine and settings are printed with it.
+// as met / not met. Beside each perplexity: the KL divergence against the 16-bit model and the
+// top-token agreement in llama-perplexity --kl-divergence's convention (ours: runtime/kl-divergence.ts,
+// both models side by side; llama.cpp's: --kl-divergence-base on the F16 GGUF once, then
+// --kl-divergence per file). Every figure comes from this run; the machine and settings are printed with it.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,11 +19,12 @@ import { loadModel } from '../engine/model/index.js';
 import { runQuantizeJob } from '../engine/quantize/job.js';
 import { RUN_RECORD_FILE, type RunRecord, QuantizeSettings, resolveSettings, type Bits, FINETUNE_MODES, type FinetuneMode, type FinetuneSettingsInput } from '../domain/quantize/index.js';
 import { defaultCalibrationText } from '../engine/runtime/calibration.js';
-import { createEngine, setEngineThreads } from '../engine/runtime/engine.js';
-import { evaluatePerplexityLlamaCpp, llamaCppWindows, readLlamaCppText } from '../engine/runtime/perplexity-llamacpp.js';
+import { createEngine, setEngineThreads } from '../engine/runtime/native-model.js';
+import { evaluateKlDivergenceLlamaCpp } from '../engine/runtime/kl-divergence.js';
+import { llamaCppWindows, readLlamaCppText } from '../engine/runtime/perplexity-llamacpp.js';
 import { UserError } from '../util/errors.js';
 import { projectRoot } from '../util/paths.js';
-import { ggufLinearBits, LLAMA_CPP_DEFAULT_DIR, LLAMA_CPP_MISSING, llamaImatrix, llamaPerplexity, llamaQuantize, locateLlamaCpp } from './llamacpp.js';
+import { ggufLinearBits, LLAMA_CPP_DEFAULT_DIR, LLAMA_CPP_MISSING, llamaImatrix, llamaKlBase, llamaKlDivergence, llamaQuantize, locateLlamaCpp } from './llamacpp.js';
 
 const MODELS: Record<string, { gguf: string; label: string }> = {
   smollm2: { gguf: 'smollm2-135m-instruct-q4_1/SmolLM2-135M-Instruct.Q4_1.gguf', label: 'SmolLM2-135M-Instruct (Q4_1 GGUF dequantized to 16-bit)' },
@@ -35,6 +39,11 @@ export interface QualityRow {
   ppl: number | null;
   /** ppl / ppl(16-bit) - 1. */
   gap: number | null;
+  /** Mean KL(P_16-bit || P_row) per scored token and its +- (llama.cpp's --kl-divergence convention). */
+  kld?: number | null;
+  kldPlusMinus?: number | null;
+  /** Share of positions whose top token is the 16-bit model's. */
+  sameTop?: number | null;
   seconds: number;
   /** QuIP# rows: what sets them apart from the main rows (e.g. their calibration); '' for the main rows. */
   variant?: string;
@@ -129,13 +138,16 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
   const vocab = base.architecture.vocabSize;
   // A model folder's figure on these windows is kept beside it, so a later run (e.g. once llama.cpp is
   // built) adds rows without scoring the same model again.
-  const score = async (modelDir: string): Promise<{ ppl: number; tokensScored: number; seconds: number }> => {
-    const cache = path.join(modelDir, `bench-quality-ppl-${o.ctx}x${windows.length}.json`);
+  // Each model runs beside the 16-bit one: perplexity and KL divergence in one pass.
+  const baseEngine = createEngine(base);
+  type Figures = { ppl: number; tokensScored: number; seconds: number; kld: number; kldPlusMinus: number; sameTop: number };
+  const score = async (modelDir: string): Promise<Figures> => {
+    const cache = path.join(modelDir, `bench-quality-kld-${o.ctx}x${windows.length}.json`);
     if (existsSync(cache)) return JSON.parse(readFileSync(cache, 'utf8'));
     const m = modelDir === dir ? base : await loadModel(modelDir);
     try {
-      const r = await evaluatePerplexityLlamaCpp(createEngine(m), windows, vocab, { ctx: o.ctx });
-      const figures = { ppl: r.ppl, tokensScored: r.tokensScored, seconds: r.seconds };
+      const r = await evaluateKlDivergenceLlamaCpp(modelDir === dir ? baseEngine : createEngine(m), baseEngine, windows, vocab, { ctx: o.ctx });
+      const figures: Figures = { ppl: r.ppl, tokensScored: r.tokensScored, seconds: r.seconds, kld: r.kld, kldPlusMinus: r.kldPlusMinus, sameTop: r.sameTop };
       writeFileSync(cache, JSON.stringify(figures));
       return figures;
     } finally {
@@ -146,16 +158,17 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
   const rows: QualityRow[] = [];
   status('16-bit perplexity');
   const full = await score(dir);
-  base.close();
   const gap = (p: number | null) => (p === null ? null : p / full.ppl - 1);
-  rows.push({ name: '16-bit', by: 'ours', linearBitsPerWeight: 16, ppl: full.ppl, gap: 0, seconds: full.seconds });
+  rows.push({ name: '16-bit', by: 'ours', linearBitsPerWeight: 16, ppl: full.ppl, gap: 0, seconds: full.seconds, kld: full.kld, kldPlusMinus: full.kldPlusMinus, sameTop: full.sameTop });
 
   const bin = locateLlamaCpp(o.llamaCpp);
   let parity: QualityResult['parity'] = { ours: full.ppl, llamaCpp: null };
+  // llama.cpp's base log-probabilities for --kl-divergence: (ctx/2 - 1) x (vocab + 4) x 2 bytes per window.
+  const klBase = path.join(o.work, `${o.model}-f16-kl-base-${o.ctx}x${windows.length}.dat`);
   if (bin) {
-    status('llama-perplexity on the F16 GGUF');
+    status('llama-perplexity --kl-divergence-base on the F16 GGUF');
     const t0 = Date.now();
-    const p = await llamaPerplexity(bin, f16, evalText, { ctx: o.ctx, windows: windows.length, threads });
+    const p = await llamaKlBase(bin, f16, evalText, klBase, { ctx: o.ctx, windows: windows.length, threads });
     parity = { ours: full.ppl, llamaCpp: p.ppl };
     rows.push({ name: 'F16 (same weights)', by: 'llama.cpp', linearBitsPerWeight: 16, ppl: p.ppl, gap: gap(p.ppl), seconds: (Date.now() - t0) / 1000, note: 'parity check of the convention' });
   } else notes.push(`llama.cpp rows skipped: ${LLAMA_CPP_MISSING}`);
@@ -205,6 +218,9 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
       linearBitsPerWeight: record.sizes.bitsPerWeight,
       ppl: r.ppl,
       gap: gap(r.ppl),
+      kld: r.kld,
+      kldPlusMinus: r.kldPlusMinus,
+      sameTop: r.sameTop,
       seconds: r.seconds,
       variant: tag,
       note: `rho ${s.rho}, sigma ${s.sigma}, row scales ${s.rowScale ? 'on' : 'off'}; ${reused ? 'quantized earlier in' : 'quantized in'} ${quantSeconds.toFixed(0)} s${tuned}`,
@@ -229,9 +245,13 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
         const bitsInfo = ggufLinearBits(file);
         const types = Object.entries(bitsInfo.types).map(([t, n]) => `${n} ${t}`).join(', ');
         note = `linear tensors: ${types}`;
-        status(`llama-perplexity ${type}`);
-        const p = await llamaPerplexity(bin, file, evalText, { ctx: o.ctx, windows: windows.length, threads });
-        rows.push({ name: type, by: 'llama.cpp', linearBitsPerWeight: bitsInfo.bitsPerWeight, ppl: p.ppl, gap: gap(p.ppl), seconds: (Date.now() - t0) / 1000, note });
+        status(`llama-perplexity --kl-divergence ${type}`);
+        // PPL(Q) of this run is llama-perplexity's own perplexity of the file (same windows, same logits).
+        const p = await llamaKlDivergence(bin, file, klBase, { ctx: o.ctx, windows: windows.length, threads });
+        rows.push({
+          name: type, by: 'llama.cpp', linearBitsPerWeight: bitsInfo.bitsPerWeight, ppl: p.ppl, gap: gap(p.ppl),
+          kld: p.kld, kldPlusMinus: p.kldPlusMinus, sameTop: p.sameTop, seconds: (Date.now() - t0) / 1000, note,
+        });
       } catch (err) {
         rows.push({ name: type, by: 'llama.cpp', linearBitsPerWeight: NaN, ppl: null, gap: null, seconds: (Date.now() - t0) / 1000, note: `failed: ${(err as Error).message.split('\n')[0]}` });
       }
@@ -254,6 +274,7 @@ export async function runQualityBench(o: QualityOptions): Promise<QualityResult>
     notes.push(`Time at the issue's full setting (${fullWindows} windows of ${fullCtx}): our ${rows.filter((r) => r.by === 'ours').length} perplexities took ${scored.toFixed(0)} s here; ${scale.toFixed(0)}x the tokens takes at least ${(scored * scale / 60).toFixed(0)} min on ${threads} threads (more, as attention grows with the window), besides the quantization times above and llama.cpp's runs.`);
   }
 
+  base.close();
   return {
     model: spec.label,
     ctx: o.ctx,
@@ -286,10 +307,13 @@ export function qualityGoals(rows: QualityRow[]): QualityGoal[] {
   // per weight (Q4_K_M is about 5.5 on a model whose rows are not multiples of 256).
   const gapOf = (r: QualityRow) => `${r.ppl! >= full! ? '+' : ''}${(100 * (r.ppl! / full! - 1)).toFixed(2)}%`;
   const small = full === null ? undefined : rows.filter((r) => r.by === 'llama.cpp' && r.ppl !== null && r.linearBitsPerWeight <= 4.5).sort((a, b) => a.ppl! - b.ppl!)[0];
+  // Closer in perplexity, and in KLD where both rows have it (the issue asks for both).
+  const klds = q4?.kld != null && k4?.kld != null;
   goals.push({
     goal: "QuIP# 4-bit closer to 16-bit than llama.cpp's Q4_K_M",
-    met: q4 && k4 && full !== null ? Math.abs(q4.ppl! - full) < Math.abs(k4.ppl! - full) : null,
+    met: q4 && k4 && full !== null ? Math.abs(q4.ppl! - full) < Math.abs(k4.ppl! - full) && (!klds || q4.kld! < k4.kld!) : null,
     detail: `QuIP# 4-bit ${fmt(q4)}${q4 && full !== null ? ` (${gapOf(q4)})` : ''} vs Q4_K_M ${fmt(k4)}${k4 && full !== null ? ` (${gapOf(k4)})` : ''}; 16-bit ${full?.toFixed(3) ?? '?'}` +
+      (klds ? `; KLD ${q4.kld!.toFixed(5)} vs ${k4.kld!.toFixed(5)}` : '') +
       (small ? `. The closest llama.cpp file of at most 4.5 bits/w: ${small.name} ${fmt(small)} (${gapOf(small)})` : ''),
   });
   // Gap closed by fine-tuning: (ppl(no ft) - ppl(ft)) / (ppl(no ft) - ppl(16-bit)), best fine-tuned row.
@@ -329,10 +353,13 @@ export function formatQualityMarkdown(r: QualityResult, command: string): string
     `WikiText-2 test, llama.cpp's perplexity convention (whole text tokenized, windows of ${r.ctx} tokens, second half of each scored), first ${r.windows} windows (${r.tokensScored.toLocaleString('en-US')} tokens scored), ${r.threads} threads.`,
     `Calibration (QuIP# Hessians and llama.cpp's imatrix): ${r.calibration.samples} x ${r.calibration.ctx} tokens of ${path.basename(r.calibration.text)}.`,
     '',
-    '| model | by | bits/weight (linear layers) | perplexity | vs 16-bit | note |',
-    '|---|---|---:|---:|---:|---|',
+    '| model | by | bits/weight (linear layers) | perplexity | vs 16-bit | KLD vs 16-bit | same top token | note |',
+    '|---|---|---:|---:|---:|---:|---:|---|',
     ...r.rows.map((x) =>
-      `| ${x.name} | ${x.by} | ${Number.isFinite(x.linearBitsPerWeight) ? x.linearBitsPerWeight.toFixed(2) : '-'} | ${x.ppl?.toFixed(4) ?? '-'} | ${x.gap === null ? '-' : `${x.gap >= 0 ? '+' : ''}${(100 * x.gap).toFixed(2)}%`} | ${x.note ?? ''} |`),
+      `| ${x.name} | ${x.by} | ${Number.isFinite(x.linearBitsPerWeight) ? x.linearBitsPerWeight.toFixed(2) : '-'} | ${x.ppl?.toFixed(4) ?? '-'} | ${x.gap === null ? '-' : `${x.gap >= 0 ? '+' : ''}${(100 * x.gap).toFixed(2)}%`} | ` +
+      `${x.kld == null ? '-' : `${x.kld.toFixed(5)} ± ${(x.kldPlusMinus ?? 0).toFixed(5)}`} | ${x.sameTop == null ? '-' : `${(100 * x.sameTop).toFixed(2)}%`} | ${x.note ?? ''} |`),
+    '',
+    "KLD: mean KL(P_16-bit || P_model) per scored token in nats, llama-perplexity --kl-divergence's convention (the 16-bit model's log-probabilities stored in 16 bits over a 16-nat range); ours from both models side by side, llama.cpp's against --kl-divergence-base of the F16 GGUF. Same top token: positions where the model's most likely token is the 16-bit model's.",
     '',
     '| goal | status | figures |',
     '|---|---|---|',

@@ -2,7 +2,7 @@
 // progress line, one table row per finished layer, a line per fine-tuned block and end-to-end epoch,
 // warnings and the closing summary.
 import { formatBytes, formatSeconds } from '../domain/format.js';
-import type { QuantizeEvent } from '../domain/quantize/index.js';
+import { describePerplexity, formatPerplexity, formatPerplexityChange, type QuantizeEvent } from '../domain/quantize/index.js';
 
 export interface Terminal {
   write(text: string): void;
@@ -24,8 +24,9 @@ function bar(frac: number, width = 24): string {
 
 const GROUP_LABEL = { qkv: 'q/k/v', o: 'o', gateUp: 'gate/up' } as const;
 
-/** Returns an event sink that prints to `term`. */
-export function terminalRenderer(term: Terminal): (e: QuantizeEvent) => void {
+/** Returns an event sink that prints progress to `term` and the closing summary (the result) to
+ * `results` (default `term`): the CLI sends progress to stderr and results to stdout. */
+export function terminalRenderer(term: Terminal, results: Pick<Terminal, 'write'> = term): (e: QuantizeEvent) => void {
   let progressShown = false;
   let headerShown = false;
   // The current block's tuned groups: their held-out loss before and after, printed with the block.
@@ -43,7 +44,7 @@ export function terminalRenderer(term: Terminal): (e: QuantizeEvent) => void {
             `sigma ${s.sigma}, rho ${s.rho}, tune iterations ${s.tuneIters}, seed ${s.seed}\n` +
             `Calibration: ${s.calibration.samples} sequences x ${s.calibration.ctx} tokens from ${e.calibrationSource ?? s.calibration.textFile ?? 'WikiText-2 validation'} = ${e.tokens} tokens\n` +
             `Estimate on ${e.threads} thread(s): ~${formatSeconds(e.seconds.total)} ` +
-            `(calibration ${formatSeconds(e.seconds.calibration)}, Hessians ${formatSeconds(e.seconds.hessians)}, ` +
+            `(${e.seconds.allocation ? `sensitivity for --target-bpw ${formatSeconds(e.seconds.allocation)}, ` : ''}calibration ${formatSeconds(e.seconds.calibration)}, Hessians ${formatSeconds(e.seconds.hessians)}, ` +
             `quantization ${formatSeconds(e.seconds.quantization)}, ${e.seconds.finetune > 0 ? `fine-tuning ${formatSeconds(e.seconds.finetune)}, ` : ''}` +
             `evaluation ${formatSeconds(e.seconds.evaluation)}), peak memory ~${formatBytes(e.peakBytes)}\n`,
         );
@@ -103,10 +104,18 @@ export function terminalRenderer(term: Terminal): (e: QuantizeEvent) => void {
         break;
       case 'summary': {
         clearProgress();
-        const ppl = e.perplexity === null ? 'not measured' : e.perplexity.toFixed(3) + (e.perplexityFull === null ? '' : ` (full precision ${e.perplexityFull.toFixed(3)})`);
-        term.write(
+        const info = e.perplexityInfo ?? null;
+        const ppl =
+          e.perplexity === null
+            ? 'not measured'
+            : formatPerplexity(e.perplexity, info?.stdErr) +
+              (e.perplexityFull === null
+                ? ''
+                : ` (full precision ${formatPerplexity(e.perplexityFull, info?.fullStdErr)}; ${formatPerplexityChange(e.perplexity, e.perplexityFull, info?.ratioStdErr)} on the same windows)`) +
+              (info ? ` on ${describePerplexity(info)}` : '');
+        results.write(
           `Saved ${e.out}\n` +
-            `  ${e.bits}-bit ${e.codebook}: ${e.bitsPerWeight.toFixed(3)} bits per linear weight, ${formatBytes(e.bytesOnDisk)} on disk\n` +
+            `  ${e.bits}-bit ${e.codebook}: ${e.bitsPerWeight.toFixed(3)} bits per linear weight, weights ${formatBytes(e.weightBytes ?? e.bytesOnDisk)} (.safetensors)\n` +
             `  proxy loss mean ${e.meanProxyLoss.toExponential(3)}, worst ${e.worstProxyLoss.toExponential(3)} over ${e.layers} layers\n` +
             `  perplexity ${ppl}\n` +
             `  ${formatSeconds(e.seconds)}, peak memory ${formatBytes(e.peakRssBytes)}\n`,

@@ -1,7 +1,7 @@
 // The browser face's StudioApi: the same generated API as the desktop preload, carried over a
 // WebSocket to app/server. The server requires the per-launch token; the page got it in its URL
 // (?token=...) and as a same-site cookie, and we pass it on in the socket URL.
-import { createStudioApi, StudioError, type Reply, type StudioApi, type StudioTransport } from './api.js';
+import { createStudioApi, SERVER_STOPPED, StudioError, type ConnectionState, type Reply, type StudioApi, type StudioTransport } from './api.js';
 import type { EventName, RequestName } from './channels.js';
 import { MAX_MESSAGE_BYTES } from './limits.js';
 
@@ -74,6 +74,24 @@ export function createWebSocketTransport(opts: ConnectOptions = {}): StudioTrans
   let opened: Promise<SocketLike> | null = null;
   let nextId = 1;
   let closedByUs = false;
+  let state: ConnectionState = 'connecting';
+  let everConnected = false;
+  const watchers = new Set<(s: ConnectionState) => void>();
+  const setState = (next: ConnectionState) => {
+    if (next === state) return;
+    state = next;
+    for (const w of [...watchers]) w(next);
+  };
+  let retry: ReturnType<typeof setTimeout> | null = null;
+  /** After a lost connection, try again every 2 s (a hiccup heals; a stopped server stays red). */
+  const retryLater = () => {
+    if (retry || closedByUs) return;
+    retry = setTimeout(() => {
+      retry = null;
+      void connect().catch(() => retryLater());
+    }, 2000);
+    (retry as { unref?: () => void }).unref?.();
+  };
 
   function failAll(message: string, code = 'DISCONNECTED') {
     for (const settle of pending.values()) settle({ ok: false, error: { message, code } });
@@ -88,6 +106,8 @@ export function createWebSocketTransport(opts: ConnectOptions = {}): StudioTrans
       let isOpen = false;
       s.onopen = () => {
         isOpen = true;
+        everConnected = true;
+        setState('connected');
         resolve(s);
       };
       s.onmessage = (ev) => {
@@ -105,13 +125,17 @@ export function createWebSocketTransport(opts: ConnectOptions = {}): StudioTrans
         opened = null;
         socket = null;
         if (!isOpen) {
-          reject(new StudioError('Could not connect to the studio server (is it running, and is the token in the page URL right?).', 'DISCONNECTED'));
+          reject(new StudioError(everConnected ? SERVER_STOPPED : 'Could not connect to the studio server (is it running, and is the token in the page URL right?).', 'DISCONNECTED'));
         }
-        // The server closes a socket that sent a message over its limit with 1009.
-        if ((ev as { code?: number } | null)?.code === MESSAGE_TOO_BIG) failAll(tooLarge(null), 'TOO_LARGE');
-        else failAll('The connection to the studio server was lost. Reload the page to reconnect.');
-        // Keep events flowing after a server hiccup; a page that closed us stays closed.
-        if (isOpen && !closedByUs) setTimeout(() => void connect().catch(() => {}), 1000);
+        // The server closes a socket that sent a message over its limit with 1009: the server is fine.
+        const tooBig = (ev as { code?: number } | null)?.code === MESSAGE_TOO_BIG;
+        if (tooBig) failAll(tooLarge(null), 'TOO_LARGE');
+        else failAll(everConnected ? SERVER_STOPPED : 'Could not connect to the studio server (is it running, and is the token in the page URL right?).');
+        if (closedByUs) return;
+        if (!tooBig) setState('disconnected');
+        // Keep events flowing after a hiccup; a page that closed us stays closed.
+        if (isOpen && tooBig) setTimeout(() => void connect().catch(() => retryLater()), 1000);
+        else retryLater();
       };
     });
     return opened;
@@ -144,7 +168,15 @@ export function createWebSocketTransport(opts: ConnectOptions = {}): StudioTrans
     },
     close() {
       closedByUs = true;
+      if (retry) clearTimeout(retry);
       socket?.close();
+    },
+    connection: {
+      state: () => state,
+      on(listener) {
+        watchers.add(listener);
+        return () => void watchers.delete(listener);
+      },
     },
   };
 }

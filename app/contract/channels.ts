@@ -11,6 +11,7 @@ import { ModelInspection } from './model.js';
 import {
   ChatId, ChatRecord, ChatSendInput, ChatToken, EstimateInput, RevealResult, RunDetail, RunEstimate, RunEvent, RunId, RunSummary, StartRunInput, StreamId,
 } from './runs.js';
+import { TokenKldInput, TokenKldResult } from './token-kld.js';
 
 /** Requests that take no input accept nothing or an empty object. */
 const NoInput = z.object({}).strict().optional();
@@ -47,6 +48,45 @@ export const PickFolderResult = z.object({
   supported: z.boolean(),
 });
 export type PickFolderResult = z.infer<typeof PickFolderResult>;
+
+/** What a file browser or a native dialog is choosing: a model folder, a .gguf file or a text file. */
+export const FileChoice = z.enum(['model-folder', 'gguf', 'text']);
+export type FileChoice = z.infer<typeof FileChoice>;
+
+export const FilesListInput = z.object({
+  /** A folder under one of the roots; left out: the home folder. */
+  dir: z.string().trim().max(MAX_PATH_CHARS).optional(),
+  /** Which files to show besides folders: .gguf files ('model-folder' and 'gguf') or text files. */
+  choose: FileChoice.default('model-folder'),
+});
+
+export const FileEntry = z.object({
+  name: z.string(),
+  path: z.string(),
+  /** 'model-folder': a folder holding config.json and safetensors weights. */
+  kind: z.enum(['folder', 'model-folder', 'gguf', 'text']),
+  /** Bytes of a file; null for a folder. */
+  size: z.number().nullable(),
+});
+export type FileEntry = z.infer<typeof FileEntry>;
+
+export const FileRoot = z.object({ path: z.string(), label: z.string() });
+export type FileRoot = z.infer<typeof FileRoot>;
+
+export const FilesListResult = z.object({
+  /** The folder listed (symlinks resolved). */
+  dir: z.string(),
+  /** Its parent, null at a root. */
+  parent: z.string().nullable(),
+  /** Where browsing may go: the home folder, the studio home, the Hugging Face cache, mounted volumes. */
+  roots: z.array(FileRoot),
+  entries: z.array(FileEntry),
+  /** More entries than a listing holds: the first ones are shown. */
+  truncated: z.boolean(),
+});
+export type FilesListResult = z.infer<typeof FilesListResult>;
+
+export const PickFileInput = z.object({ choose: FileChoice });
 
 export const InspectInput = z.object({
   /** A local model folder, or a Hugging Face repo id ("owner/name") already downloaded or to resolve. */
@@ -218,6 +258,8 @@ function request<I extends z.ZodType, O extends z.ZodType>(input: I, output: O, 
 export const requests = {
   'app.info': request(NoInput, AppInfo, 'Version, face, CPU, threads, studio home and hub endpoint.'),
   'models.pickFolder': request(NoInput, PickFolderResult, 'Native folder dialog (desktop); {supported:false} in the browser.'),
+  'files.pick': request(PickFileInput, PickFolderResult, 'Native dialog for a model folder, a .gguf file or a text file (desktop); {supported:false} in the browser, which uses files.list.'),
+  'files.list': request(FilesListInput, FilesListResult, "The browser face's file browser: folders (model folders marked) and .gguf or text files in a folder under the home folder or a mounted volume; refuses anything outside them."),
   'models.inspect': request(InspectInput, ModelInspection, 'Inspect a local folder or a hub id, in the job process; adds it to recent models.'),
   'models.importGguf': request(ImportGgufInput, ImportGgufResult, 'Import a GGUF file into <studio home>/models in the job process (progress as models.importProgress); adds it to recent models.'),
   'models.recent': request(NoInput, z.array(RecentModel), 'Recently opened models, newest first.'),
@@ -240,6 +282,7 @@ export const requests = {
   'runs.resume': request(RunId, RunSummary, 'Queue an interrupted or cancelled run again; it continues after its last finished block.'),
   'runs.delete': request(RunId, Ok, 'Delete a run with its files (finished folder, checkpoint, record).'),
   'runs.reveal': request(RunId, RevealResult, 'Show the run folder in the file manager (desktop); the browser face returns the path.'),
+  'compare.tokenKld': request(TokenKldInput, TokenKldResult, "Token by token: each run's next-token KL divergence against its 16-bit base and both models' top-5 tokens at every token of a text, per base model, in the job process."),
   'chat.send': request(ChatSendInput, StreamId, 'Generate a reply in the job process; text streams as chat.token events.'),
   'chat.stop': request(StreamId, z.object({ stopped: z.boolean() }), 'Stop a streaming reply (what was generated stays).'),
   'chat.count': request(ChatCountInput, ChatCount, "The prompt's token count against the model's context, before sending (loads the model)."),

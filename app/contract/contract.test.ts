@@ -18,6 +18,7 @@ import { DownloadId, eventNames, events, requestNames, requests } from './channe
 import { ipcEventChannel, ipcRequestChannel } from './ipc.js';
 import { MAX_CONVERSATION_CHARS, MAX_MESSAGE_BYTES, nameProblem } from './limits.js';
 import { ChatId, ChatSendInput, RunId, StartRunInput } from './runs.js';
+import { sampleModelDir } from '../util/paths.js';
 
 const home = mkdtempSync(path.join(os.tmpdir(), 'quip-contract-'));
 const services = createStudioServices({ face: 'browser', home, spawnJob: nodeJobProcesses(), send: () => {} });
@@ -27,6 +28,8 @@ afterAll(async () => {
 });
 
 const sorted = (xs: Iterable<string>) => [...xs].sort();
+/** A model folder the estimate can read (the shipped sample's config). */
+const STORIES_FOR_GATE = sampleModelDir();
 
 describe('contract', () => {
   it('declares every channel as namespace.method with zod input, output and a doc line', () => {
@@ -97,14 +100,32 @@ describe('contract', () => {
 });
 
 describe('the request gate', () => {
-  it('rejects invalid input through zod, naming the field, before any handler runs', async () => {
+  it('rejects invalid input through zod, naming the field as the form labels it, before any handler runs', async () => {
     const reply = await services.dispatch('models.forget', { path: 42 }, { client: 't' });
     expect(reply.ok).toBe(false);
     if (!reply.ok) {
       expect(reply.error.code).toBe('INVALID_INPUT');
-      expect(reply.error.message).toMatch(/^Invalid input for models\.forget:/);
-      expect(reply.error.message).toMatch(/path/);
+      expect(reply.error.message).toBe('Model folder must be text.');
+      expect(reply.error.fields).toEqual([{ path: 'path', label: 'Model folder', message: 'Model folder must be text.' }]);
     }
+    // What New run sends for "abc" in Samples (a number field that is not a number arrives as null):
+    // the form's label and what is allowed, with the field's path, never zod's wording or the channel.
+    const samples = await services.dispatch('runs.estimate', { modelDir: '/m', settings: { calibSamples: null } }, { client: 't' });
+    expect(samples).toEqual({
+      ok: false,
+      error: { code: 'INVALID_INPUT', message: 'Calibration samples must be a number.', fields: [{ path: 'settings.calibSamples', label: 'Calibration samples', message: 'Calibration samples must be a number.' }] },
+    });
+    // A value the domain's rules refuse (0 samples) arrives the same way, with its path.
+    const zero = await services.dispatch('runs.estimate', { modelDir: STORIES_FOR_GATE, settings: { calibSamples: 0 } }, { client: 't' });
+    expect(zero).toMatchObject({ ok: false, error: { code: 'BAD_SETTING', fields: [{ path: 'settings.calibSamples', label: 'Calibration samples' }] } });
+    if (!zero.ok) expect(zero.error.message).toMatch(/^Calibration samples 0 is out of range: use a whole number from 1/);
+    const windows = await services.dispatch('runs.estimate', { modelDir: STORIES_FOR_GATE, settings: {}, evaluation: { windows: -1 } }, { client: 't' });
+    expect(windows).toMatchObject({ ok: false, error: { fields: [{ path: 'evaluation.windows', label: 'Perplexity windows' }] } });
+    // Messages a schema gives for people stay as they are; a field without a label reads as its name.
+    const empty = await services.dispatch('models.inspect', { source: '  ' }, { client: 't' });
+    expect(empty).toMatchObject({ ok: false, error: { message: 'Give a model folder or a Hugging Face repo id.' } });
+    const limit = await services.dispatch('hub.search', { query: 'x', limit: 0 }, { client: 't' });
+    expect(limit).toMatchObject({ ok: false, error: { message: 'Number of results must be 1 or more.' } });
     const extra = await services.dispatch('models.recent', { sneaky: true }, { client: 't' });
     expect(extra).toMatchObject({ ok: false, error: { code: 'INVALID_INPUT' } });
     expect(await services.dispatch('shell.exec', {}, { client: 't' })).toMatchObject({ ok: false, error: { code: 'UNKNOWN_CHANNEL' } });

@@ -3,7 +3,7 @@
 // printed by `quip inspect`, shown by the Models page.
 import { z } from 'zod';
 
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'smollm3'] as const;
 
 export const RopeScaling = z.object({
   type: z.string(), // 'linear' | 'llama3' | 'dynamic' | ...
@@ -30,6 +30,16 @@ export const Architecture = z.object({
   tiedEmbeddings: z.boolean(),
   attentionBias: z.boolean(), // q/k/v bias (qwen2)
   torchDtype: z.string().nullable(),
+  // Options of newer families, present only when the config switches them on (absent: the plain
+  // Llama block).
+  /** RMSNorm of each query and key head before RoPE (qwen3: self_attn.q_norm / k_norm). */
+  qkNorm: z.boolean().optional(),
+  /** Tokens a sliding-window layer attends to, itself included: keys at (p - window, p]. */
+  slidingWindow: z.number().int().optional(),
+  /** The layers (indices) that attend over slidingWindow tokens; the others see the whole past. */
+  slidingLayers: z.array(z.number().int()).optional(),
+  /** Layers (indices) without rotary embeddings (smollm3's no_rope_layers entries of 0). */
+  noRopeLayers: z.array(z.number().int()).optional(),
 });
 export type Architecture = z.infer<typeof Architecture>;
 

@@ -3,10 +3,10 @@
 // The settings and per-layer metrics are the quantize job's own schemas (pure zod), not copies.
 import { z } from 'zod';
 
-import { PHASES, LayerMetrics, QuantizeSettings, QuantizeSettingsInput } from '../domain/quantize/index.js';
+import { EvaluationInput, EvaluationSettings, PhaseSeconds, PHASES, LayerMetrics, PerplexityRecord, QuantizeSettings, QuantizeSettingsInput } from '../domain/quantize/index.js';
 import { conversationProblem, MAX_MESSAGES, MAX_PATH_CHARS, MAX_SHORT_CHARS, MAX_CONVERSATION_CHARS, RUN_NAME_HINT, SafeName } from './limits.js';
 
-export { QuantizeSettings, QuantizeSettingsInput, LayerMetrics };
+export { EvaluationInput, EvaluationSettings, QuantizeSettings, QuantizeSettingsInput, LayerMetrics };
 
 export const RunState = z.enum(['queued', 'running', 'done', 'error', 'cancelled', 'interrupted']);
 export type RunState = z.infer<typeof RunState>;
@@ -53,10 +53,15 @@ export const RunSummary = z.object({
   layersTotal: z.number().int().nullable(),
   etaSeconds: z.number().nullable(),
   bitsPerWeight: z.number().nullable(),
+  /** Bytes of the weight files (.safetensors; config and tokenizer not counted): the one size every
+   * face shows (app/engine/model/safetensors.ts weightFileBytes; New run's estimate predicts it). */
   bytesOnDisk: z.number().nullable(),
   perplexity: z.number().nullable(),
   perplexityFull: z.number().nullable(),
-  /** Wall time of the quantization (all phases). */
+  /** What the perplexity was measured on (text, window length and count), its +- and whether the run
+   * calibrated on that text (domain/quantize/evaluation.ts words it). Absent while not measured. */
+  perplexityInfo: PerplexityRecord.nullable().optional(),
+  /** The run's time: every session's active time, resumes included (domain runSeconds). */
   seconds: z.number().nullable(),
   meanProxyLoss: z.number().nullable(),
 });
@@ -79,15 +84,36 @@ export const RunId = z.object({ runId: SafeName('run id') });
 export const EstimateInput = z.object({
   modelDir: z.string().trim().min(1, 'Choose a model first.').max(MAX_PATH_CHARS),
   settings: QuantizeSettingsInput,
+  /** The perplexity measured after quantizing; left out: the defaults (EVAL_DEFAULTS, WikiText-2 test). */
+  evaluation: EvaluationInput.optional(),
 });
 
 export const RunEstimate = z.object({
   settings: QuantizeSettings,
   threads: z.number().int(),
   tokens: z.number().int(),
-  seconds: z.object({ calibration: z.number(), hessians: z.number(), quantization: z.number(), finetune: z.number(), evaluation: z.number(), total: z.number() }),
+  /** allocation: a target bits per weight's sensitivity pass (0 or absent with uniform bits). */
+  seconds: z.object({ calibration: z.number(), hessians: z.number(), quantization: z.number(), finetune: z.number(), evaluation: z.number(), allocation: z.number().optional(), total: z.number() }),
   peakBytes: z.number(),
-  /** Expected size of the output folder's tensors. */
+  /**
+   * The time on this machine: every phase (calibration, quantization, fine-tuning, evaluation) and the
+   * fixed costs, scaled by what finished jobs here took (machine-rates.ts), as a best guess in a range.
+   * basis: the built-in rates ('default', while the first probe runs: probing), a probe, or runs.
+   */
+  time: z
+    .object({
+      seconds: z.number(),
+      low: z.number(),
+      high: z.number(),
+      basis: z.enum(['default', 'probe', 'runs']),
+      observations: z.number().int(),
+      probing: z.boolean(),
+      phases: PhaseSeconds,
+    })
+    .optional(),
+  /** How the perplexity will be measured (null: not at all); absent from older studios. */
+  evaluation: EvaluationSettings.nullable().optional(),
+  /** Expected bytes of the weight files the run writes (.safetensors; the size every face shows). */
   outputBytes: z.number(),
   /** Linear layers that will be quantized. */
   layers: z.number().int(),

@@ -21,7 +21,7 @@ it('formats seconds as one rounded unit, and durations as a clock', () => {
   expect(formatSeconds(89.9)).toBe('89.9 s');
   expect(formatSeconds(270)).toBe('4.5 min');
   expect(formatSeconds(7200)).toBe('2.0 h');
-  expect(formatDuration(0.2)).toBe('< 1 s');
+  expect(formatDuration(0.2)).toBe('under 1 s');
   expect(formatDuration(59.4)).toBe('59 s');
   expect(formatDuration(80)).toBe('1 min 20 s');
   expect(formatDuration(3 * 3600 + 5 * 60)).toBe('3 h 5 min');

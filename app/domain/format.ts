@@ -30,10 +30,10 @@ export function formatSeconds(s: number): string {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
-/** A clock-like duration for the studio's cards: "< 1 s", "59 s", "1 min 20 s", "3 h 5 min"; "–" if unknown. */
+/** A clock-like duration for the studio's cards: "under 1 s", "59 s", "1 min 20 s", "3 h 5 min"; "–" if unknown. */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '–';
-  if (seconds < 1) return '< 1 s';
+  if (seconds < 1) return 'under 1 s';
   const s = Math.round(seconds);
   if (s < 60) return `${s} s`;
   const m = Math.floor(s / 60);

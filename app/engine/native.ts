@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { TrainNative } from './finetune/native-types.js';
 import type { GgufNative } from './gguf/native-types.js';
 import type { CommonNative } from './native-types.js';
-import type { QuipNative } from './quip/types.js';
+import type { QuipNative } from './quip/native-types.js';
 import type { EngineNative } from './runtime/native-types.js';
 import type { QinferNative } from './runtime/qinfer-native-types.js';
 

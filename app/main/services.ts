@@ -23,6 +23,19 @@ export function setupServices(ctx: MainContext): void {
       const result = win ? await dialog.showOpenDialog(win, options) : await dialog.showOpenDialog(options);
       return result.canceled ? null : (result.filePaths[0] ?? null);
     },
+    pickFile: async (caller, choose) => {
+      const id = Number(caller.client.replace('window-', ''));
+      const contents = webContents.fromId(id);
+      const win = contents ? BrowserWindow.fromWebContents(contents) : null;
+      const options: Electron.OpenDialogOptions =
+        choose === 'model-folder'
+          ? { title: 'Open a model folder', properties: ['openDirectory'] }
+          : choose === 'gguf'
+            ? { title: 'Import a GGUF file', properties: ['openFile'], filters: [{ name: 'GGUF models', extensions: ['gguf'] }] }
+            : { title: 'Choose a text file', properties: ['openFile'], filters: [{ name: 'Text', extensions: ['txt', 'raw', 'text', 'md', 'jsonl'] }, { name: 'All files', extensions: ['*'] }] };
+      const result = win ? await dialog.showOpenDialog(win, options) : await dialog.showOpenDialog(options);
+      return result.canceled ? null : (result.filePaths[0] ?? null);
+    },
   });
   registerStudioIpc(ipcMain, ctx.services.dispatch);
 }

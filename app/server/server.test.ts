@@ -130,17 +130,17 @@ describe('studio server', () => {
     expect(await upgradeStatus(`?token=${server.token}`, { Origin: server.origin })).toBe(101);
   });
 
-  it('rejects invalid input through zod with a message naming the field', async () => {
+  it('rejects invalid input through zod with a message naming the field, and the field itself', async () => {
     const studio = connectStudio({ url: server.origin, token: server.token, WebSocket: WebSocket as never });
     try {
       const err = await studio.models.inspect({ source: '' }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StudioError);
       expect((err as StudioError).code).toBe('INVALID_INPUT');
-      expect((err as StudioError).message).toMatch(/Invalid input for models\.inspect/);
-      expect((err as StudioError).message).toMatch(/Give a model folder or a Hugging Face repo id/);
+      expect((err as StudioError).message).toBe('Give a model folder or a Hugging Face repo id.');
+      expect((err as StudioError).fields).toEqual([{ path: 'source', label: 'Model folder or repo id', message: 'Give a model folder or a Hugging Face repo id.' }]);
       const limit = await rejection(studio.hub.search({ query: 'llama', limit: 0 }));
       expect(limit.code).toBe('INVALID_INPUT');
-      expect(limit.message).toMatch(/limit/);
+      expect(limit.message).toBe('Number of results must be 1 or more.');
       const repo = await rejection(studio.hub.download({ repoId: 'no slash here' }));
       expect(repo.message).toMatch(/owner\/name/);
     } finally {

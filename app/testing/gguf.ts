@@ -1,9 +1,12 @@
 // Test helpers: a small GGUF writer (every value type, nested arrays, any alignment) written from the
-// format description, and tiny models built with it. Used by the GGUF tests and the fuzz bench.
+// format description, and tiny models built with it. Used by the GGUF tests and the fuzz bench. Also
+// random-weight Hugging Face folders of the Llama family for the writer and llama.cpp comparisons.
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 
 import { ggmlTypeByName } from '../engine/gguf/ggml-types.js';
 import type { GgufValueType } from '../engine/gguf/reader.js';
+import { storiesCopy, writeSafetensors, type RawTensor } from './model-files.js';
 
 export interface WValue {
   type: GgufValueType;
@@ -319,3 +322,73 @@ export function readSafetensors(file: string): {
   return { header, f16: (name) => (i) => f16BitsToNumber(bytes.readUInt16LE(8 + n + header[name].data_offsets[0] + 2 * i)) };
 }
 
+
+/** Deterministic standard normal samples (mulberry32 + Box-Muller). */
+export function normalRng(seed: number): () => number {
+  let a = seed >>> 0;
+  const u = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
+}
+
+/**
+ * A random-weight Hugging Face folder of a small Llama-family model (F32 safetensors) with
+ * stories260k's tokenizer (512 tokens): hidden 64, intermediate 96, 4 layers, 4 heads, 2 key/value
+ * heads, untied; `config` overrides or adds fields (model_type, head_dim, sliding windows ...). Biases
+ * for qwen2, q/k norms for qwen3. Weights are scaled so that attention is sharp and the logits spread
+ * over several nats (what a reference comparison needs to see differences).
+ */
+export function randomFamilyFolder(config: Record<string, unknown>, seed: number): string {
+  const H = 64, I = 96, LAYERS = 4, HEADS = 4, KV = 2, VOCAB = 512;
+  const dir = storiesCopy((cfg) => {
+    for (const k of Object.keys(cfg)) delete cfg[k];
+    Object.assign(cfg, {
+      hidden_size: H, intermediate_size: I, num_hidden_layers: LAYERS, num_attention_heads: HEADS, num_key_value_heads: KV,
+      vocab_size: VOCAB, max_position_embeddings: 256, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu',
+      tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, torch_dtype: 'float32', ...config,
+    });
+  });
+  const arch = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const d = (arch.head_dim as number | undefined) ?? H / HEADS;
+  const nq = HEADS * d, nkv = KV * d;
+  const g = normalRng(seed);
+  const tensors: RawTensor[] = [];
+  const add = (n: string, shape: number[], scale: number, offset = 0) => {
+    const count = shape.reduce((x, y) => x * y, 1);
+    const f = new Float32Array(count);
+    for (let i = 0; i < count; i++) f[i] = offset + scale * g();
+    tensors.push({ name: n, dtype: 'F32', shape, data: Buffer.from(f.buffer) });
+  };
+  add('model.embed_tokens.weight', [VOCAB, H], 1);
+  add('model.norm.weight', [H], 0.1, 1);
+  if (arch.tie_word_embeddings !== true) add('lm_head.weight', [VOCAB, H], 2.5 / Math.sqrt(H));
+  for (let l = 0; l < LAYERS; l++) {
+    const p = `model.layers.${l}.`;
+    add(`${p}input_layernorm.weight`, [H], 0.1, 1);
+    add(`${p}post_attention_layernorm.weight`, [H], 0.1, 1);
+    add(`${p}self_attn.q_proj.weight`, [nq, H], 2 / Math.sqrt(H));
+    add(`${p}self_attn.k_proj.weight`, [nkv, H], 2 / Math.sqrt(H));
+    add(`${p}self_attn.v_proj.weight`, [nkv, H], 1 / Math.sqrt(H));
+    add(`${p}self_attn.o_proj.weight`, [H, nq], 1 / Math.sqrt(nq));
+    add(`${p}mlp.gate_proj.weight`, [I, H], 1 / Math.sqrt(H));
+    add(`${p}mlp.up_proj.weight`, [I, H], 1 / Math.sqrt(H));
+    add(`${p}mlp.down_proj.weight`, [H, I], 1 / Math.sqrt(I));
+    if (arch.model_type === 'qwen2') {
+      add(`${p}self_attn.q_proj.bias`, [nq], 0.5);
+      add(`${p}self_attn.k_proj.bias`, [nkv], 0.5);
+      add(`${p}self_attn.v_proj.bias`, [nkv], 0.2);
+    }
+    if (arch.model_type === 'qwen3') {
+      // Qwen3's norms carry the scale of q and k after normalization: wide enough to make attention sharp.
+      add(`${p}self_attn.q_norm.weight`, [d], 0.5, 2);
+      add(`${p}self_attn.k_norm.weight`, [d], 0.5, 2);
+    }
+  }
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  return dir;
+}

@@ -9,8 +9,9 @@ import { ModelInspection } from '../contract/model.js';
 import { inspectModel } from '../engine/model/inspect.js';
 import { native } from '../engine/native.js';
 import { defineJobKind, NoEvents } from './runtime.js';
+import { tokenKldKind } from './compare-jobs.js';
 import { modelHostKind } from './model-host.js';
-import { importGgufKind, quantizeKind } from './studio-jobs.js';
+import { importGgufKind, probeRatesKind, quantizeKind } from './studio-jobs.js';
 
 const CpuInfo = z.object({ summary: z.string(), simd: SimdPath, avx2: z.boolean(), avx512: z.boolean(), neon: z.boolean(), threads: z.number().int() });
 
@@ -33,8 +34,12 @@ export const jobKinds = {
   importGguf: importGgufKind,
   /** A quantization run of the studio with resolved settings (events: the quantize job's QuantizeEvent). */
   quantize: quantizeKind,
+  /** The short probe that calibrates estimates on this machine the first time (a small synthetic run). */
+  probeRates: probeRatesKind,
   /** A loaded model serving chat and completion requests (HostInput in, HostEvent events out) until cancelled. */
   modelHost: modelHostKind,
+  /** Compare's token by token: a base model and its runs on one text, each token's KLD and top-5 tokens. */
+  tokenKld: tokenKldKind,
 };
 
 export type JobKinds = typeof jobKinds;

@@ -9,7 +9,7 @@ import { HostEvent, HostGenerate, HostInput } from '../contract/loaded-models.js
 import { loadModel } from '../engine/model/index.js';
 import { cancelFlag } from '../engine/native.js';
 import { ChatHost } from '../engine/runtime/chat-host.js';
-import { createEngine } from '../engine/runtime/engine.js';
+import { createEngine } from '../engine/runtime/native-model.js';
 import { UserError } from '../util/errors.js';
 import { defineJobKind } from './runtime.js';
 

@@ -63,6 +63,29 @@ ModelConfig ReadConfig(Napi::Env env, Napi::Value v) {
   c.rms_eps = num(o, "rmsNormEps", false, 1e-5);
   c.tied_embeddings = o.Get("tiedEmbeddings").ToBoolean().Value();
   c.attention_bias = o.Get("attentionBias").ToBoolean().Value();
+  // Options only some families switch on (absent: the plain Llama block).
+  c.qk_norm = o.Get("qkNorm").ToBoolean().Value();
+  // A list of layer indices -> one flag per layer.
+  auto layer_flags = [&](const char* key, uint8_t marked, uint8_t rest) {
+    std::vector<uint8_t> flags;
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined() || v.IsNull()) return flags;
+    if (!v.IsArray()) throw Napi::TypeError::New(env, std::string("model config: ") + key + " must be an array of layer indices");
+    Napi::Array a = v.As<Napi::Array>();
+    flags.assign(c.layers > 0 ? c.layers : 0, rest);
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value x = a.Get(i);
+      const double l = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
+      if (!(l >= 0 && l < c.layers) || l != static_cast<int>(l))
+        throw Napi::RangeError::New(env, std::string("model config: ") + key + " holds " + x.ToString().Utf8Value() +
+                                             ", not a layer index below " + std::to_string(c.layers));
+      flags[static_cast<int>(l)] = marked;
+    }
+    return flags;
+  };
+  c.sliding_layers = layer_flags("slidingLayers", 1, 0);
+  c.rope_layers = layer_flags("noRopeLayers", 0, 1);
+  c.sliding_window = static_cast<int>(num(o, "slidingWindow", false, 0));
   Napi::Value rs = o.Get("ropeScaling");
   if (rs.IsObject()) {
     Napi::Object r = rs.As<Napi::Object>();
@@ -112,16 +135,17 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
  private:
   Napi::Value Position(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), session->position()); }
   Napi::Value Capacity(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), session->capacity()); }
-  // forward(ids, allLogits, onProgress?, cancel?) -> Promise<Float32Array>
+  // forward(ids, allLogits, onProgress?, cancel?, fastPrefill?) -> Promise<Float32Array>
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto ids = IdsArg(env, info[0], "ids");
     if (ids.empty()) throw Napi::Error::New(env, "forward needs at least one token id");
     bool all = info[1].ToBoolean().Value();
+    bool fast = info.Length() > 4 && info[4].ToBoolean().Value();
     auto guard = BusyGuard::take(env, busy, "this session");
     auto s = session;
-    return RunJob(env, info[2], info[3], [s, ids, all, guard](const quip::JobHooks& hooks) -> ResultBuilder {
-      auto logits = std::make_shared<std::vector<float>>(s->forward(ids.data(), static_cast<int>(ids.size()), all, &hooks));
+    return RunJob(env, info[2], info[3], [s, ids, all, fast, guard](const quip::JobHooks& hooks) -> ResultBuilder {
+      auto logits = std::make_shared<std::vector<float>>(s->forward(ids.data(), static_cast<int>(ids.size()), all, &hooks, fast));
       return [logits](Napi::Env env) -> Napi::Value { return ToFloat32Array(env, *logits); };
     });
   }

@@ -96,6 +96,10 @@ void fill_model(Store& s, const ModelConfig& c) {
       s.add(p + "self_attn.k_proj.bias", {nkv}, 0.1f);
       s.add(p + "self_attn.v_proj.bias", {nkv}, 0.1f);
     }
+    if (c.qk_norm) {
+      s.add(p + "self_attn.q_norm.weight", {c.head_dim}, 0.3f, 1.0f);
+      s.add(p + "self_attn.k_norm.weight", {c.head_dim}, 0.3f, 1.0f);
+    }
   }
 }
 
@@ -152,10 +156,28 @@ struct RefModel {
           for (int i = 0; i < nq; ++i) q[i] += qb[i];
           for (int i = 0; i < nkv; ++i) k[i] += kb[i], v[i] += vb[i];
         }
-        rope(q, c.heads, static_cast<int>(pos));
-        rope(k, c.kv_heads, static_cast<int>(pos));
+        if (c.qk_norm) {  // Qwen3: RMSNorm of every head vector, then RoPE
+          auto qn = w(p + "self_attn.q_norm.weight"), kn = w(p + "self_attn.k_norm.weight");
+          auto head_norm = [&](std::vector<double>& v, int heads, const std::vector<double>& g) {
+            for (int h = 0; h < heads; ++h) {
+              std::vector<double> one(v.begin() + h * d, v.begin() + (h + 1) * d);
+              one = norm(one, g);
+              std::copy(one.begin(), one.end(), v.begin() + h * d);
+            }
+          };
+          head_norm(q, c.heads, qn);
+          head_norm(k, c.kv_heads, kn);
+        }
+        const bool use_rope = c.rope_layers.empty() || c.rope_layers[b] != 0;
+        if (use_rope) {
+          rope(q, c.heads, static_cast<int>(pos));
+          rope(k, c.kv_heads, static_cast<int>(pos));
+        }
         K[b].push_back(k);
         V[b].push_back(v);
+        // Keys this query may see: all j <= pos, or on a sliding layer the last `window` of them.
+        const bool sliding = !c.sliding_layers.empty() && c.sliding_layers[b] != 0;
+        auto visible = [&](size_t j) { return !sliding || static_cast<long>(pos) - static_cast<long>(j) < c.sliding_window; };
         std::vector<double> att(nq, 0.0);
         for (int h = 0; h < c.heads; ++h) {
           int kh = h / (c.heads / c.kv_heads);
@@ -165,10 +187,10 @@ struct RefModel {
             double s = 0;
             for (int i = 0; i < d; ++i) s += q[h * d + i] * K[b][j][kh * d + i];
             sc[j] = s / std::sqrt(static_cast<double>(d));
-            mx = std::max(mx, sc[j]);
+            if (visible(j)) mx = std::max(mx, sc[j]);
           }
           double sum = 0;
-          for (auto& s : sc) sum += (s = std::exp(s - mx));
+          for (size_t j = 0; j <= pos; ++j) sum += (sc[j] = visible(j) ? std::exp(sc[j] - mx) : 0.0);
           for (size_t j = 0; j <= pos; ++j)
             for (int i = 0; i < d; ++i) att[h * d + i] += sc[j] / sum * V[b][j][kh * d + i];
         }
@@ -400,6 +422,95 @@ TEST(forward_is_equal_across_thread_counts) {
   CHECK(la.first == lb.first);  // fixed reduction order per output: bitwise equal
 }
 
+// The options newer families switch on, each alone and all together, against the float64 reference:
+// q/k RMSNorm per head (Qwen3), a sliding window of 5 on layer 1 (Mistral / Qwen2 use_sliding_window),
+// no RoPE on layer 1 (SmolLM3). 23 tokens: more than four windows. The batched forward and KV-cache
+// decoding (prefix, then one token at a time) both equal the reference.
+TEST(qk_norm_sliding_window_and_nope_layers_match_float64_reference) {
+  set_threads(2);
+  struct Variant { bool qk; int window; bool nope; };
+  for (Variant v : {Variant{true, 0, false}, Variant{false, 5, false}, Variant{false, 0, true}, Variant{true, 5, true}}) {
+    ModelConfig c = small_config(true);
+    c.qk_norm = v.qk;
+    if (v.window) {
+      c.sliding_window = v.window;
+      c.sliding_layers = {0, 1};
+    }
+    if (v.nope) c.rope_layers = {1, 0};
+    Store s(DType::F32);
+    fill_model(s, c);
+    auto model = std::make_shared<Model>(c, s.lookup());
+    const int n = 23;
+    auto ids = random_ids(n, c.vocab, 5);
+    Session full(model, n);
+    std::vector<float> all = full.forward(ids.data(), n, true);
+    auto ref = RefModel{s, c}.forward(ids);
+    double worst = 0, scale = 0;
+    for (int t = 0; t < n; ++t)
+      for (int k = 0; k < c.vocab; ++k) {
+        worst = std::max(worst, std::fabs(ref[t][k] - all[static_cast<size_t>(t) * c.vocab + k]));
+        scale = std::max(scale, std::fabs(ref[t][k]));
+      }
+    CHECK(scale > 1.0);
+    CHECK(worst < 1e-4 * scale);
+    Session inc(model, n);
+    std::vector<float> last = inc.forward(ids.data(), 7, false);
+    double dworst = 0;
+    for (int k = 0; k < c.vocab; ++k) dworst = std::max(dworst, static_cast<double>(std::fabs(last[k] - all[6 * static_cast<size_t>(c.vocab) + k])));
+    for (int t = 7; t < n; ++t) {
+      last = inc.forward(&ids[t], 1, false);
+      for (int k = 0; k < c.vocab; ++k) dworst = std::max(dworst, static_cast<double>(std::fabs(last[k] - all[static_cast<size_t>(t) * c.vocab + k])));
+    }
+    CHECK(dworst < 1e-4 * scale);
+  }
+}
+
+// The options change the function (so the test above is not vacuous): a window of 5 differs from full
+// attention once a query is 5 or more positions in, and equals it before; a window as long as the
+// sequence equals full attention.
+TEST(sliding_window_changes_only_positions_past_the_window) {
+  set_threads(2);
+  ModelConfig c = small_config();
+  Store s(DType::F32);
+  fill_model(s, c);
+  auto plain = std::make_shared<Model>(c, s.lookup());
+  ModelConfig w = c;
+  w.sliding_window = 5;
+  w.sliding_layers = {1, 1};
+  auto windowed = std::make_shared<Model>(w, s.lookup());
+  ModelConfig wide = w;
+  wide.sliding_window = 16;
+  auto wide_model = std::make_shared<Model>(wide, s.lookup());
+  auto ids = random_ids(16, c.vocab, 9);
+  Session a(plain, 16), b(windowed, 16), d(wide_model, 16);
+  auto la = a.forward(ids.data(), 16, true), lb = b.forward(ids.data(), 16, true), ld = d.forward(ids.data(), 16, true);
+  for (int t = 0; t < 16; ++t) {
+    double diff = 0;
+    for (int k = 0; k < c.vocab; ++k) diff = std::max(diff, std::fabs(static_cast<double>(la[t * c.vocab + k]) - lb[t * c.vocab + k]));
+    if (t < 5) CHECK(diff == 0.0);
+    else CHECK(diff > 1e-3);
+  }
+  for (size_t i = 0; i < la.size(); ++i) CHECK(la[i] == ld[i]);
+  CHECK(c.beyond_llama_block() == nullptr);
+  CHECK(std::string(w.beyond_llama_block()) == "sliding-window attention");
+  // Inconsistent options are refused, naming the field.
+  ModelConfig bad = w;
+  bad.sliding_window = 0;
+  std::string msg;
+  try { Model m(bad, s.lookup()); } catch (const std::invalid_argument& e) { msg = e.what(); }
+  CHECK(msg.find("sliding_window") != std::string::npos);
+  bad = c;
+  bad.rope_layers = {1};
+  msg.clear();
+  try { Model m(bad, s.lookup()); } catch (const std::invalid_argument& e) { msg = e.what(); }
+  CHECK(msg.find("rope_layers") != std::string::npos);
+  bad = c;
+  bad.qk_norm = true;  // the weights have no q_norm
+  msg.clear();
+  try { Model m(bad, s.lookup()); } catch (const std::invalid_argument& e) { msg = e.what(); }
+  CHECK(msg.find("model.layers.0.self_attn.q_norm.weight") != std::string::npos);
+}
+
 TEST(missing_tensor_and_wrong_shape_are_named) {
   ModelConfig c = small_config();
   Store s(DType::F32);
@@ -561,6 +672,40 @@ TEST(hessians_equal_explicit_xtx_of_captured_inputs) {
   bool threw = false;
   try { cal.hessians({}); } catch (const std::out_of_range&) { threw = true; }
   CHECK(threw);
+}
+
+// Calibration runs the same block forward: with a window, q/k norms and a NoPE layer, its final hidden
+// states give the logits of a session's forward, which differ from those of the model without them.
+TEST(calibration_of_a_sliding_window_model_equals_its_session_forward) {
+  set_threads(2);
+  ModelConfig c = small_config();
+  c.qk_norm = true;
+  c.sliding_window = 4;
+  c.sliding_layers = {1, 0};
+  c.rope_layers = {1, 0};
+  Store s(DType::F32);
+  fill_model(s, c);
+  auto model = std::make_shared<Model>(c, s.lookup());
+  const int N = 2, L = 19;
+  auto ids = random_ids(N * L, c.vocab, 4);
+  Calibration cal(model, ids, N, L);
+  cal.advance({});
+  cal.advance({});
+  CHECK(cal.next_block() == c.layers);
+  std::vector<float> lc(static_cast<size_t>(L) * c.vocab);
+  model->head(cal.hidden(1), L, lc.data());
+  Session sess(model, L);
+  auto ls = sess.forward(&ids[L], L, true);
+  double worst = 0;
+  for (size_t i = 0; i < ls.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(ls[i]) - lc[i]));
+  CHECK(worst < 1e-5);
+  ModelConfig full = c;
+  full.sliding_layers.clear();
+  Session other(std::make_shared<Model>(full, s.lookup()), L);
+  auto lf = other.forward(&ids[L], L, true);
+  double diff = 0;
+  for (size_t i = 0; i < ls.size(); ++i) diff = std::max(diff, std::fabs(static_cast<double>(ls[i]) - lf[i]));
+  CHECK(diff > 1e-3);
 }
 
 TEST(calibration_cancels_between_sequences) {

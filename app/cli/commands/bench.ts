@@ -7,6 +7,7 @@ import { registerChatBench } from '../../bench/chat.js';
 import { registerDecodeBench } from '../../bench/decode.js';
 import { registerFinetuneBench } from '../../bench/finetune.js';
 import { registerEngineBench } from '../../bench/engine.js';
+import { registerEstimateBench } from '../../bench/estimate.js';
 import { registerKernelsBench } from '../../bench/kernels.js';
 import { registerDecodePeerBench } from '../../bench/llamacpp.js';
 import { registerQualityBench } from '../../bench/quality.js';
@@ -16,7 +17,7 @@ import { registerQualitySweep } from '../../bench/quality-sweep.js';
 import { registerQuantizeBench } from '../../bench/quantize.js';
 import { registerHubBench } from '../../bench/hub.js';
 
-const benches: Array<(bench: Command) => void> = [registerEngineBench, registerDecodeBench, registerQuantizeBench, registerKernelsBench, registerHubBench, registerQualityBench, registerQualitySweep, registerLayerErrors, registerDecodePeerBench, registerFinetuneBench, registerAblationsBench, registerChatBench, registerFuzzBench];
+const benches: Array<(bench: Command) => void> = [registerEngineBench, registerDecodeBench, registerQuantizeBench, registerKernelsBench, registerHubBench, registerQualityBench, registerQualitySweep, registerLayerErrors, registerDecodePeerBench, registerFinetuneBench, registerAblationsBench, registerChatBench, registerFuzzBench, registerEstimateBench];
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('Benchmarks: each figure printed beside its comparison, measured in the same run');

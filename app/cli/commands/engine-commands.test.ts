@@ -27,6 +27,21 @@ test('quip eval --json prints ppl, tokens scored and tokens/s', async () => {
   await expect(run('eval', STORIES, '--text', WIKI_TEST, '--ctx', '4096')).rejects.toThrow(/longer than the model's context/);
 });
 
+test('quip eval --kl-base: KLD, top agreement and the base perplexity in one pass (llama.cpp convention)', async () => {
+  const r = JSON.parse(await run('eval', STORIES, '--kl-base', STORIES, '--text', WIKI_TEST, '--ctx', '64', '--max-windows', '2', '--threads', '1', '--json'));
+  expect(r.convention).toBe('llama.cpp');
+  expect(r.tokensScored).toBe(2 * 31);
+  expect(Math.abs(r.kld)).toBeLessThan(1e-5);
+  expect(r.sameTop).toBe(1);
+  expect(r.basePpl).toBe(r.ppl);
+  const plain = JSON.parse(await run('eval', STORIES, '--text', WIKI_TEST, '--ctx', '64', '--max-windows', '2', '--convention', 'llama.cpp', '--json'));
+  expect(Math.abs(r.ppl / plain.ppl - 1)).toBeLessThan(1e-9);
+  const text = await run('eval', STORIES, '--kl-base', STORIES, '--text', WIKI_TEST, '--ctx', '64', '--max-windows', '1');
+  expect(text).toMatch(/Mean KLD\s+-?0\.0000\d\d \+- /);
+  expect(text).toMatch(/Same top token\s+100\.000 \+- 0\.000 %/);
+  await expect(run('eval', STORIES, '--kl-base', STORIES, '--text', WIKI_TEST, '--convention', 'ours')).rejects.toThrow(/llama\.cpp's convention/);
+});
+
 test('quip generate greedy reproduces the reference text; --chat without a template is refused', async () => {
   const ref = JSON.parse(readFileSync(path.join(STORIES, 'reference-greedy-ids.json'), 'utf8')) as number[];
   // The tokenizer's encoding of "Once" is the reference's first generated token after BOS.

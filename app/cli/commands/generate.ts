@@ -5,8 +5,9 @@
 import type { Command } from 'commander';
 
 import { loadModel } from '../../engine/model/index.js';
-import { createEngine, setEngineThreads } from '../../engine/runtime/engine.js';
+import { createEngine, setEngineThreads } from '../../engine/runtime/native-model.js';
 import { generate } from '../../engine/runtime/generation.js';
+import { renderPromptIds } from '../../engine/runtime/chat.js';
 import { resolveModelDir } from '../../services/hub/index.js';
 import { UserError } from '../../util/errors.js';
 import { cancelOnSigint } from '../cancel.js';
@@ -35,19 +36,16 @@ export function registerGenerate(program: Command): void {
         let promptIds: number[];
         if (opts.chat) {
           if (!model.chatTemplate) throw new UserError(`${dir} has no chat template; leave out --chat to continue the prompt as plain text.`, 'NO_CHAT_TEMPLATE');
-          // Bounded in time and size; Ctrl-C interrupts it (a UserError CANCELLED).
-          let rendered: string;
+          // The chat's own prompt builder (template, then BOS unless the template writes it); the render
+          // is bounded in time and size, and Ctrl-C interrupts it (a UserError CANCELLED).
           try {
-            rendered = model.chatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true });
+            promptIds = renderPromptIds(model.tokenizer, model.chatTemplate, [{ role: 'user', content: prompt }]);
           } catch (err) {
             if ((err as UserError).code !== 'CANCELLED') throw err;
             process.stderr.write(`\nquip: stopped (Ctrl-C) while rendering the chat template.\n`);
             process.exitCode = 130;
             return;
           }
-          // A template that writes the BOS token itself must not get a second one.
-          const writesBos = model.tokenizer.bosToken !== null && rendered.startsWith(model.tokenizer.bosToken);
-          promptIds = model.tokenizer.encode(rendered, { addBos: writesBos ? false : undefined });
         } else {
           promptIds = model.tokenizer.encode(prompt);
         }

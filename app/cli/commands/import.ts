@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 
 import { importGguf, LOSSY_NOTE, type ImportProgress } from '../../engine/gguf/index.js';
-import { setEngineThreads } from '../../engine/runtime/engine.js';
+import { setEngineThreads } from '../../engine/runtime/native-model.js';
 import { intOption } from '../options.js';
 
 export function registerImport(program: Command): void {

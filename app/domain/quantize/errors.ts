@@ -14,6 +14,7 @@ export const SETTING_LABELS = {
   calibCtx: 'Calibration length (tokens)',
   seed: 'Seed',
   threads: 'Threads',
+  targetBpw: 'Target bits per weight',
   'finetune.mode': 'Fine-tuning',
   'finetune.epochs': 'Fine-tuning epochs',
   'finetune.lr': 'Fine-tuning learning rate',
@@ -21,6 +22,8 @@ export const SETTING_LABELS = {
   'finetune.batch': 'Fine-tuning batch',
   'finetune.holdout': 'Held-out fraction',
   'finetune.patience': 'Early-stop patience',
+  'evaluation.windows': 'Perplexity windows',
+  'evaluation.ctx': 'Perplexity window length (tokens)',
 } as const;
 export type SettingField = keyof typeof SETTING_LABELS;
 

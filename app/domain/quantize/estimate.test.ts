@@ -2,7 +2,7 @@
 // source model and one block of work, fine-tuning counts in both.
 import { describe, expect, it } from 'vitest';
 
-import { estimateRun, estimateTensorBytes, resolveSettings } from './index.js';
+import { estimateRun, estimateWeightBytes, resolveSettings } from './index.js';
 
 describe('estimates', () => {
   // SmolLM2-135M's shapes; the measured figures are from the run records of real jobs on 2 threads
@@ -41,13 +41,40 @@ describe('estimates', () => {
     expect(both.peakBytes / MiB).toBeGreaterThan(3372 * 0.8);
     expect(both.peakBytes / MiB).toBeLessThan(3372 * 1.2);
   });
-  it('output tensors: codes at the code rate, 16-bit signs and a scale per linear, the rest in 16 bits', () => {
-    const h = 576, f = 1536, kv = 192, V = 49152;
-    const linears: Array<[number, number]> = [[h, h], [kv, h], [kv, h], [h, h], [f, h], [f, h], [h, f]];
-    for (const [codebook, bits] of [['e8p', 2], ['rvq3', 3], ['rtn4', 4]] as const) {
-      const perBlock = linears.reduce((a, [m, n]) => a + (m * n * bits) / 8 + 2 * (m + n) + 4, 0) + 2 * 2 * h;
-      expect(estimateTensorBytes(smollm2, codebook)).toBe(30 * perBlock + 2 * V * h + 2 * h);
-    }
-    expect(estimateTensorBytes({ ...smollm2, tiedEmbeddings: false }, 'e8p') - estimateTensorBytes(smollm2, 'e8p')).toBe(2 * V * h);
+  it('weight files: the estimate predicts the bytes of the .safetensors files the job writes', () => {
+    // Measured: model.safetensors of `quip quantize` outputs (stories260k 2-bit e8p: 150,060 bytes;
+    // SmolLM2 4-bit rvq4: 110,646,280) and of the imported SmolLM2 in 16 bits (269,060,296).
+    const s260 = { hiddenSize: 64, intermediateSize: 172, numLayers: 5, numHeads: 8, numKeyValueHeads: 4, headDim: 8, vocabSize: 512, tiedEmbeddings: true };
+    const near = (est: number, actual: number, rel: number) => expect(Math.abs(est / actual - 1)).toBeLessThan(rel);
+    near(estimateWeightBytes(s260, resolveSettings({ bits: 2 })), 150_060, 0.01);
+    near(estimateWeightBytes(smollm2, resolveSettings({ bits: 4 })), 110_646_280, 0.001);
+    near(estimateWeightBytes(smollm2, null), 269_060_296, 0.001);
+    // Fine-tuned sign vectors are float32; end to end unties the head (a second V x h table).
+    const plain = estimateWeightBytes(smollm2, resolveSettings({ bits: 2 }));
+    const block = estimateWeightBytes(smollm2, resolveSettings({ bits: 2, finetune: { mode: 'block' } }));
+    const e2e = estimateWeightBytes(smollm2, resolveSettings({ bits: 2, finetune: { mode: 'block+e2e' } }));
+    expect(block - plain).toBe(3 * 30 * (576 + 576 + 576 + 576 + 576 + 576 + 1536)); // su: 3 more bytes per input
+    expect(e2e - block).toBeGreaterThan(2 * 49152 * 576);
+  });
+  it('a target bits per weight counts its allocation pass and sizes the output at the target', () => {
+    const uniform = (bits: number) => estimateRun(smollm2, resolveSettings({ bits, calibSamples: 32, calibCtx: 512 }), 2, 8192);
+    const mixed = estimateRun(smollm2, resolveSettings({ targetBpw: 3, calibSamples: 32, calibCtx: 512 }), 2, 8192);
+    expect(uniform(2).seconds.allocation).toBe(0);
+    // One calibration pass through the 16-bit model (as a uniform run's), three quantizations per
+    // layer (each width once), one forward of the model with its head per layer and one of the 16-bit
+    // model, over 2 x 256 tokens.
+    const blockFwd = 2 * (576 * 576 * 2 + 192 * 576 * 2 + 1536 * 576 * 3) + 4 * 512 * 576;
+    const forwards = (30 * 7 + 1) * 2 * 256 * (30 * blockFwd + 2 * 49152 * 576) / (30e9 * 2);
+    const threeWidths = uniform(2).seconds.quantization + uniform(3).seconds.quantization + uniform(4).seconds.quantization;
+    const expected = uniform(2).seconds.calibration + uniform(2).seconds.hessians + threeWidths + forwards;
+    expect(mixed.seconds.allocation / expected).toBeCloseTo(1, 6);
+    expect(mixed.seconds.total).toBeCloseTo(uniform(3).seconds.total + mixed.seconds.allocation, 6);
+    // The size: the linear layers at 3 bits per weight (signs and scales included), the rest as uniform.
+    const linear = 30 * (576 * 576 * 2 + 192 * 576 * 2 + 1536 * 576 * 3);
+    const at3 = estimateWeightBytes(smollm2, resolveSettings({ targetBpw: 3 }));
+    const at45 = estimateWeightBytes(smollm2, resolveSettings({ targetBpw: 4.5 }));
+    expect(at45 - at3).toBeCloseTo((1.5 * linear) / 8, -1);
+    expect(at3).toBeGreaterThan(estimateWeightBytes(smollm2, resolveSettings({ bits: 2 })));
+    expect(at3).toBeLessThan(estimateWeightBytes(smollm2, resolveSettings({ bits: 4 })));
   });
 });

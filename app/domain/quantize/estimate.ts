@@ -1,6 +1,6 @@
 // What a quantization run will cost before it starts: seconds per phase and peak memory from the
 // model's shapes and the resolved settings (the job's ETA starts from it; the New run page shows it),
-// and the bytes of the folder's tensors.
+// and the bytes of the weight files the run will write (the one size every face shows).
 import { CODEBOOK_TABLE, codeBitsPerWeight, type Codebook } from './codebooks.js';
 import type { QuantizeSettings } from './settings.js';
 
@@ -21,8 +21,9 @@ export interface Estimate {
   /** Calibration tokens actually used (samples x min(ctx, model context)). */
   tokens: number;
   /** calibration: the forward passes (with Hessian taps, then advancing); finetune: in-block and end
-   * to end (0 without fine-tuning; the full number of epochs, so early stopping only shortens it). */
-  seconds: { calibration: number; hessians: number; quantization: number; finetune: number; evaluation: number; total: number };
+   * to end (0 without fine-tuning; the full number of epochs, so early stopping only shortens it);
+   * allocation: --target-bpw's sensitivity pass before the first block (0 with uniform bits). */
+  seconds: { calibration: number; hessians: number; quantization: number; finetune: number; evaluation: number; allocation: number; total: number };
   /** Peak resident bytes: the runtime and the mapped source model, the calibration states, then the
    * largest of the per-block work (Hessians, quantizing the widest layer, in-block fine-tuning) and
    * end-to-end fine-tuning. */
@@ -30,6 +31,11 @@ export interface Estimate {
   /** seconds.finetune in its two steps (the job's ETA adds what end to end will take). */
   finetuneSeconds: { block: number; endToEnd: number };
   parts: { runtime: number; model: number; activations: number; hessians: number; quantization: number; workspace: number; finetuneBlock: number; finetuneEndToEnd: number };
+  /** Counts of the per-item work a FLOP rate misses (machine-rates.ts fits a cost per item beside the
+   * rate): forward: tokens through a block (both calibration passes); quantize: linear layers; train:
+   * Adam steps (in-block per group and end to end, with the held-out passes); evaluate: tokens through
+   * a block. */
+  units: { forward: number; quantize: number; train: number; evaluate: number };
 }
 
 // Sustained rates per thread, fitted to the phase timings of real runs: SmolLM2-135M, 32 x 512
@@ -48,6 +54,9 @@ const E8P_CANDIDATE_OPS = 2 * 256 * 12; // 2 shifts x 256 magnitude patterns x ~
 const RUNTIME_BYTES = 320 * 2 ** 20;
 /** Bytes per source parameter: models arrive as 16-bit safetensors (imports and downloads alike). */
 const SOURCE_BYTES_PER_PARAM = 2;
+/** The sensitivity measurement's KLD tokens (allocate.ts measureSensitivity defaults: 2 x at most 256). */
+const ALLOC_KLD_SEQUENCES = 2;
+const ALLOC_KLD_TOKENS = 256;
 
 function linearShapes(s: ModelShape): Array<{ m: number; n: number }> {
   const kv = s.numKeyValueHeads * s.headDim;
@@ -91,15 +100,21 @@ export function estimateRun(shape: ModelShape, settings: QuantizeSettings, threa
   const hessians = (shape.numLayers * tokens * (h * h * 2 + q * q + f * f)) / (HESSIAN_FLOPS_PER_THREAD * t);
   // Quantization: Cholesky/LDL n^3/3 per input, feedback m n^2 per layer, codebook search per group.
   const pad = (n: number) => Math.ceil(n / 8) * 8;
-  let quantFlops = 0;
-  for (const l of lin) {
-    const n = pad(l.n);
-    const { family, stages } = CODEBOOK_TABLE[settings.codebook];
-    const search = family === 'rtn' ? 8 * 4 : E8P_CANDIDATE_OPS * stages;
-    quantFlops += (settings.ldlq ? 2 * l.m * n * n : 0) + (l.m * n / 8) * search * (1 + settings.tuneIters) + n * n * n / 3;
-    if (settings.tuneIters > 0) quantFlops += settings.tuneIters * 2 * l.m * n * n;
-    if (settings.incoherence) quantFlops += 4 * l.m * n * Math.log2(Math.max(2, n));
-  }
+  const quantFlopsOf = (codebook: Codebook) => {
+    let flops = 0;
+    for (const l of lin) {
+      const n = pad(l.n);
+      const { family, stages } = CODEBOOK_TABLE[codebook];
+      const search = family === 'rtn' ? 8 * 4 : E8P_CANDIDATE_OPS * stages;
+      flops += (settings.ldlq ? 2 * l.m * n * n : 0) + (l.m * n / 8) * search * (1 + settings.tuneIters) + n * n * n / 3;
+      if (settings.tuneIters > 0) flops += settings.tuneIters * 2 * l.m * n * n;
+      if (settings.incoherence) flops += 4 * l.m * n * Math.log2(Math.max(2, n));
+    }
+    return flops;
+  };
+  const target = settings.targetBpw ?? null;
+  // Mixed widths quantize each layer once at its own width: counted at the width nearest the target.
+  const quantFlops = quantFlopsOf(target === null ? settings.codebook : target < 2.5 ? 'e8p' : target < 3.5 ? 'rvq3' : 'rvq4');
   const quantization = (quantFlops * shape.numLayers) / (QUANTIZE_FLOPS_PER_THREAD * t);
   // Fine-tuning, in forward passes over the calibration tokens (backward = 2 forwards). In-block, per
   // block: the original block's outputs, then per tuned group (q/k/v, o, gate/up) the loss on every
@@ -115,6 +130,16 @@ export function estimateRun(shape: ModelShape, settings: QuantizeSettings, threa
   const finetuneSeconds = { block: (blockPasses * fwd) / (TRAIN_FLOPS_PER_THREAD * t), endToEnd: (e2ePasses * tokens * modelFwd) / (TRAIN_FLOPS_PER_THREAD * t) };
   const finetune = finetuneSeconds.block + finetuneSeconds.endToEnd;
   const evaluation = (evalTokens * modelFwd) / (FORWARD_FLOPS_PER_THREAD * t);
+  // --target-bpw (engine/quantize/allocate.ts measureSensitivity): one calibration pass through the
+  // 16-bit model (Hessian taps and advancing, as above), three quantizations per layer (E8P 2-bit, RVQ
+  // 3-bit, RVQ 4-bit), then one forward of the whole model with its head per layer (that layer alone
+  // at 2 bits, plus the 16-bit model's once) over the first ALLOC_KLD_SEQUENCES x ALLOC_KLD_TOKENS tokens.
+  const kldTokens = Math.min(ALLOC_KLD_SEQUENCES, samples) * Math.max(2, Math.min(ALLOC_KLD_TOKENS, ctx));
+  const allocation = target === null
+    ? 0
+    : (2 * fwd) / (FORWARD_FLOPS_PER_THREAD * t) + hessians
+      + ((quantFlopsOf('e8p') + quantFlopsOf('rvq3') + quantFlopsOf('rvq4')) * shape.numLayers) / (QUANTIZE_FLOPS_PER_THREAD * t)
+      + ((lin.length * shape.numLayers + 1) * kldTokens * modelFwd) / (FORWARD_FLOPS_PER_THREAD * t);
 
   // Memory. The source is mapped and every page of it is read.
   const runtime = RUNTIME_BYTES;
@@ -140,21 +165,79 @@ export function estimateRun(shape: ModelShape, settings: QuantizeSettings, threa
     : 0;
   const perBlock = hessians64 + quantBytes + workspace + finetuneBlock;
   const peakBytes = runtime + model + activations + Math.max(perBlock, finetuneEndToEnd);
+  const trainSequences = samples - (ft.mode === 'none' ? 0 : heldoutSequences(samples, ft.holdout));
+  const stepsPerEpoch = ft.mode === 'none' ? 0 : Math.ceil(trainSequences / ft.batch) + 1;
+  const units = {
+    forward: 2 * shape.numLayers * tokens,
+    quantize: shape.numLayers * lin.length,
+    train: ft.mode === 'none' ? 0 : shape.numLayers * 3 * (1 + ft.epochs * stepsPerEpoch) + (ft.mode === 'block+e2e' ? 1 + ft.epochs * stepsPerEpoch : 0),
+    evaluate: evalTokens * shape.numLayers,
+  };
   return {
     tokens,
-    seconds: { calibration, hessians, quantization, finetune, evaluation, total: calibration + hessians + quantization + finetune + evaluation },
+    units,
+    seconds: { calibration, hessians, quantization, finetune, evaluation, allocation, total: calibration + hessians + quantization + finetune + evaluation + allocation },
     peakBytes,
     finetuneSeconds,
     parts: { runtime, model, activations, hessians: hessians64, quantization: quantBytes, workspace, finetuneBlock, finetuneEndToEnd },
   };
 }
 
-/** Bytes of the output folder's tensors: codes at the codebook's rate plus fp16 sign vectors and a
- * scale per linear layer, everything else (norms, embeddings, lm_head when untied) in 16 bits. */
-export function estimateTensorBytes(shape: ModelShape, codebook: Codebook): number {
+/** The settings that decide how a quantized folder's tensors are stored. */
+export type StorageSettings = Pick<QuantizeSettings, 'codebook' | 'incoherence' | 'rowScale'> & { finetune?: Pick<QuantizeSettings['finetune'], 'mode'>; targetBpw?: number | null };
+
+/** Bytes per tensor of a safetensors header (its JSON entry: name, dtype, shape, offsets), measured
+ * on stories260k and SmolLM2 outputs: 97-107. */
+const HEADER_BYTES_PER_TENSOR = 104;
+
+/**
+ * The size every face shows for a model: the bytes of its weight files (the .safetensors files;
+ * config, tokenizer and run record not counted), predicted for the folder a run will write. Per
+ * linear layer of m x n (n padded to a multiple of 8): the codes at the codebook's rate; with
+ * incoherence the sign vectors SU (n) and SV (m), one byte per sign, SV in float32 once row scales
+ * fold into it, both in float32 once fine-tuning tunes them (app/engine/quantize/qmodel.ts,
+ * finetune/job-hook.ts). Norms and embeddings in 16 bits (float32 sources are saved as float16);
+ * end-to-end fine-tuning adds a tuned lm_head (untying a tied one) and keeps the final norm in
+ * float32. Then the header, ~104 bytes per tensor. With `settings` null: the 16-bit source.
+ */
+export function estimateWeightBytes(shape: ModelShape, settings: StorageSettings | null): number {
   const h = shape.hiddenSize;
-  const bits = codeBitsPerWeight(codebook);
-  const perBlock = linearShapes(shape).reduce((a, { m, n }) => a + (m * n * bits) / 8 + (m + n) * 2 + 4, 0) + 2 * h * 2;
-  const embeddings = shape.vocabSize * h * 2 * (shape.tiedEmbeddings ? 1 : 2) + h * 2;
-  return perBlock * shape.numLayers + embeddings;
+  const V = shape.vocabSize;
+  const pad = (n: number) => Math.ceil(n / 8) * 8;
+  const lin = linearShapes(shape);
+  let perBlock = 2 * h * 2;
+  let tensorsPerBlock = 2;
+  if (settings === null) {
+    perBlock += lin.reduce((a, { m, n }) => a + 2 * m * n, 0);
+    tensorsPerBlock += lin.length;
+  } else if (settings.targetBpw != null) {
+    // Mixed widths: the allocation lands the linear layers' bits (codes, signs, scales) at the target;
+    // about two tensors of codes and two sign vectors per layer.
+    perBlock += lin.reduce((a, { m, n }) => a + (settings.targetBpw! * m * n) / 8, 0);
+    tensorsPerBlock += lin.length * (settings.incoherence ? 4 : 2);
+  } else {
+    const { stages } = CODEBOOK_TABLE[settings.codebook];
+    const bits = codeBitsPerWeight(settings.codebook);
+    const tuned = (settings.finetune?.mode ?? 'none') !== 'none';
+    for (const { m, n } of lin) {
+      perBlock += (m * pad(n) * bits) / 8;
+      tensorsPerBlock += stages;
+      if (settings.incoherence) {
+        perBlock += (tuned ? 4 : 1) * n + (tuned || settings.rowScale ? 4 : 1) * m;
+        tensorsPerBlock += 2;
+      }
+    }
+  }
+  const e2e = settings?.finetune?.mode === 'block+e2e';
+  const heads = shape.tiedEmbeddings && !e2e ? 1 : 2;
+  const rest = V * h * 2 * heads + h * (e2e ? 4 : 2);
+  const tensors = shape.numLayers * tensorsPerBlock + heads + 1;
+  const header = Math.ceil((HEADER_BYTES_PER_TENSOR * tensors + 64) / 8) * 8 + 8;
+  return Math.round(perBlock * shape.numLayers + rest + header);
+}
+
+/** Parameters of a model of this shape (embeddings once when tied). */
+export function modelParams(shape: ModelShape): number {
+  const blockParams = linearShapes(shape).reduce((a, l) => a + l.m * l.n, 0);
+  return shape.numLayers * (blockParams + 2 * shape.hiddenSize) + shape.vocabSize * shape.hiddenSize * (shape.tiedEmbeddings ? 1 : 2) + shape.hiddenSize;
 }

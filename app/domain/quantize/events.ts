@@ -6,7 +6,7 @@ import { z } from 'zod';
 
 import { FINETUNE_EVENTS } from './finetune-events.js';
 
-import { LayerMetrics } from './record.js';
+import { LayerMetrics, PerplexityRecord } from './record.js';
 import { QuantizeSettings } from './settings.js';
 
 /** 'finetune': end-to-end fine-tuning after the last block (in-block tuning is part of 'quantize'). */
@@ -19,7 +19,7 @@ export const EstimateEvent = z.object({
   settings: QuantizeSettings,
   threads: z.number().int(),
   tokens: z.number().int(),
-  seconds: z.object({ calibration: z.number(), hessians: z.number(), quantization: z.number(), finetune: z.number(), evaluation: z.number(), total: z.number() }),
+  seconds: z.object({ calibration: z.number(), hessians: z.number(), quantization: z.number(), finetune: z.number(), evaluation: z.number(), allocation: z.number().optional(), total: z.number() }),
   peakBytes: z.number(),
   /** The calibration text's path, or "model-sampled, seed S" (no text given and none at hand). */
   calibrationSource: z.string().optional(),
@@ -76,6 +76,11 @@ export const SummaryEvent = z.object({
   worstProxyLoss: z.number(),
   perplexity: z.number().nullable(),
   perplexityFull: z.number().nullable(),
+  /** What the perplexity was measured on and its spread (the run record's; absent from older jobs). */
+  perplexityInfo: PerplexityRecord.nullable().optional(),
+  /** Bytes of the weight files (the size every face shows). */
+  weightBytes: z.number().optional(),
+  /** The run's time: every session's active time (record.ts runSeconds). */
   seconds: z.number(),
   peakRssBytes: z.number(),
 });

@@ -6,6 +6,8 @@
 //   settings.ts           the settings schema, defaults and the one resolveSettings
 //   finetune-settings.ts  fine-tuning settings, defaults and their resolution
 //   estimate.ts           the cost model: seconds, peak memory and output bytes of a run
+//   evaluation.ts         perplexity defaults (text, windows), its +- and how every face words it
+//   machine-rates.ts      estimates calibrated on this machine (a probe, then finished runs), as a range
 //   events.ts             the quantize job's event stream (finetune-events.ts: fine-tuning's part of it)
 //   record.ts             the run record (run.json; finetune-record.ts: its fine-tuning section)
 export * from './codebooks.js';
@@ -13,6 +15,8 @@ export * from './errors.js';
 export * from './settings.js';
 export * from './finetune-settings.js';
 export * from './estimate.js';
+export * from './evaluation.js';
+export * from './machine-rates.js';
 export * from './events.js';
 export * from './finetune-events.js';
 export * from './record.js';

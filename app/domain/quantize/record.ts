@@ -21,19 +21,40 @@ export const LayerMetrics = z.object({
   seconds: z.number(),
   /** How the Cholesky of H succeeded: 'float32' | 'float64' | 'float64+sigma=...'. */
   cholesky: z.string(),
+  /** --target-bpw runs: this layer's width ('f16': kept at 16 bits, no proxy loss) and its measured
+   * sensitivity (output KLD with this layer alone at 2 bits). Absent in uniform runs. */
+  width: z.enum(['e8p', 'rvq3', 'rvq4', 'f16']).optional(),
+  kld2: z.number().optional(),
 });
 export type LayerMetrics = z.infer<typeof LayerMetrics>;
 
 export const PerplexityRecord = z.object({
+  /** The evaluation text's path. */
   dataset: z.string(),
+  /** Its name for people ("WikiText-2 test"; evaluation.ts textName). Absent in older records. */
+  text: z.string().optional(),
   ctx: z.number().int(),
   windows: z.number().int(),
   tokens: z.number().int(),
   quantized: z.number(),
   /** The source model on the same windows (null when not measured). */
   full: z.number().nullable(),
+  /** Standard error of the mean NLL over windows (nats): the figure is quantized +- quantized *
+   * stdErr (evaluation.ts perplexitySpread). Absent in older records; null with one window. */
+  stdErr: z.number().nullable().optional(),
+  /** The same for the source model's figure. */
+  fullStdErr: z.number().nullable().optional(),
+  /** Standard error of the mean per-window NLL difference, quantized - source (nats): the ratio
+   * quantized / full is known to about +- this fraction, far tighter than either figure alone. */
+  ratioStdErr: z.number().nullable().optional(),
+  /** The run calibrated (and fine-tuned) on this same text: the figure flatters it. */
+  calibratedOnText: z.boolean().optional(),
 });
 export type PerplexityRecord = z.infer<typeof PerplexityRecord>;
+
+/** One session of a run (a resumed run has several): when it started and how long its job worked. */
+export const RunSession = z.object({ startedAt: z.string(), seconds: z.number() });
+export type RunSession = z.infer<typeof RunSession>;
 
 export const RunRecord = z.object({
   version: z.literal(RUN_RECORD_VERSION),
@@ -53,8 +74,15 @@ export const RunRecord = z.object({
   peakRssBytes: z.number(),
   /** Blocks done before a resume (0 for an uninterrupted run). */
   resumedFromBlock: z.number().int(),
+  /** Every session's active time, resumes included (absent in older records: runSeconds falls back
+   * to the phase timings, which a checkpoint carries across resumes). */
+  sessions: z.array(RunSession).optional(),
   sizes: z.object({
+    /** The folder as the job wrote it (weight files, config, tokenizer; not run.json). Every face
+     * shows weightBytes instead (bytes of the .safetensors files, estimate.ts estimateWeightBytes). */
     bytesOnDisk: z.number(),
+    /** Bytes of the weight files (.safetensors); absent in older records (count them on disk). */
+    weightBytes: z.number().optional(),
     linearWeights: z.number(),
     /** Bits per linear weight: codes + sign vectors + scales. */
     bitsPerWeight: z.number(),
@@ -80,4 +108,11 @@ export function proxyLossSummary(layers: ReadonlyArray<Pick<LayerMetrics, 'name'
     }
   }
   return { mean: sum / layers.length, worst, worstLayer };
+}
+
+/** A run's time, the one figure every face shows: the sum of its sessions' active time (a resumed
+ * run counts every session, not only its last); older records: the sum of the phase timings. */
+export function runSeconds(record: Pick<RunRecord, 'timings'> & { sessions?: RunSession[] | undefined }): number {
+  if (record.sessions?.length) return record.sessions.reduce((a, s) => a + s.seconds, 0);
+  return Object.values(record.timings).reduce((a, x) => a + x, 0);
 }

@@ -53,8 +53,13 @@ export const QuantizeSettingsInput = z.object({
   threads: z.number().optional(),
   /** Fine-tuning; left out: off. */
   finetune: FinetuneSettingsInput.optional(),
+  /** Bits per linear weight for the whole model (2 to 6): each layer gets its own width; null or left out: every layer at `bits`. */
+  targetBpw: z.number().nullable().optional(),
 });
 export type QuantizeSettingsInput = z.infer<typeof QuantizeSettingsInput>;
+
+/** The range of --target-bpw: all layers at 2 bits to well above all at 4. */
+export const TARGET_BPW_RANGE = [2, 6] as const;
 
 /** Resolved settings: what a run runs, recorded in the run record and (minus threads) in quantization_config. */
 export const QuantizeSettings = z.object({
@@ -74,6 +79,12 @@ export const QuantizeSettings = z.object({
   threads: z.number().int().min(1).max(1024).nullable(),
   /** Fine-tuning (spec section 6, app/engine/finetune); records from before it had none. */
   finetune: FinetuneSettings.default(() => ({ ...FINETUNE_DEFAULTS })),
+  /**
+   * Mixed widths (engine/quantize/allocate.ts): each linear layer gets E8P 2-bit, RVQ 3-bit, RVQ 4-bit
+   * or stays at 16 bits so that the bits per linear weight (codes, sign vectors, scales) land at this
+   * figure; null = every layer at `bits` with `codebook`. Records from before it had none.
+   */
+  targetBpw: z.number().min(TARGET_BPW_RANGE[0]).max(TARGET_BPW_RANGE[1]).nullable().default(null),
 });
 export type QuantizeSettings = z.infer<typeof QuantizeSettings>;
 
@@ -100,6 +111,13 @@ export function resolveSettings(input: QuantizeSettingsInput): QuantizeSettings 
   const threads = input.threads ?? null;
   if (threads !== null && !isWhole(threads, 1, 1024)) throw new SettingsError('threads', `${threads} is out of range: use a whole number from 1 up.`);
   const finetune = resolveFinetuneSettings(input.finetune ?? {});
+  const targetBpw = input.targetBpw ?? null;
+  if (targetBpw !== null) {
+    if (!(targetBpw >= TARGET_BPW_RANGE[0] && targetBpw <= TARGET_BPW_RANGE[1])) {
+      throw new SettingsError('targetBpw', `${targetBpw} is out of range: the target bits per weight must be from ${TARGET_BPW_RANGE[0]} to ${TARGET_BPW_RANGE[1]}.`);
+    }
+    if (family === 'rtn') throw new SettingsError('targetBpw', 'a target bits per weight mixes E8P and RVQ widths; it does not apply to the scalar rounding baseline (rtn).', 'UNSUPPORTED_PAIRING');
+  }
   return QuantizeSettings.parse({
     bits,
     family: family as CodebookFamily,
@@ -114,5 +132,6 @@ export function resolveSettings(input: QuantizeSettingsInput): QuantizeSettings 
     seed,
     threads,
     finetune,
+    targetBpw,
   });
 }

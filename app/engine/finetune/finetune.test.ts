@@ -16,7 +16,7 @@ import { loadModel, type LoadedModel } from '../model/index.js';
 import { native } from '../native.js';
 import { quantizeLinear } from '../quip/index.js';
 import { calibrationIds, defaultCalibrationText, hessianMean } from '../runtime/calibration.js';
-import { createEngine } from '../runtime/engine.js';
+import { createEngine } from '../runtime/native-model.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { evaluatePerplexity, perplexityWindows, readEvalText } from '../runtime/perplexity.js';
 import { InBlockFinetune } from './block.js';

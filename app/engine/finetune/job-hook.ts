@@ -23,7 +23,7 @@ import { readSafetensorsHeader } from '../model/safetensors.js';
 import { native, type TensorRef } from '../native.js';
 import type { QuantizedLinearSpec } from '../runtime/qinfer-native-types.js';
 import { linearName } from '../runtime/quantized-model.js';
-import { createEngine } from '../runtime/engine.js';
+import { createEngine } from '../runtime/native-model.js';
 import type { EngineLinearKind, EngineModel } from '../runtime/native-types.js';
 import { UserError } from '../../util/errors.js';
 import { InBlockFinetune, type InBlockFinetuneOptions } from './block.js';
@@ -211,7 +211,7 @@ export class QuantizeFinetune implements FinetuneHooks {
         for (let i = 0; i < su.length; i++) {
           const w0 = orig[norm][i];
           if (!(Math.abs(w0) > 1e-12)) {
-            throw new UserError(`block ${b}: the ${norm === 'attn' ? 'input' : 'post-attention'} RMSNorm weight ${i} of the source model is 0, so its fine-tuned value cannot be folded into ${l.kind}'s sign vector; run with --ft none.`, 'FINETUNE_FOLD');
+            throw new UserError(`block ${b}: the ${norm === 'attn' ? 'input' : 'post-attention'} RMSNorm weight ${i} of the source model is 0, so its fine-tuned value cannot be folded into ${l.kind}'s sign vector; quantize this model without fine-tuning.`, 'FINETUNE_FOLD');
           }
           su[i] *= tuned[norm][i] / w0;
         }

@@ -17,7 +17,7 @@ import { readSafetensorsFile } from '../model/safetensors.js';
 import { runQuantizeJob } from '../quantize/job.js';
 import { type QuantizeEvent, resolveSettings, type FinetuneSettingsInput } from '../../domain/quantize/index.js';
 import { terminalRenderer } from '../../cli/render.js';
-import { createEngine } from '../runtime/engine.js';
+import { createEngine } from '../runtime/native-model.js';
 import { native } from '../native.js';
 import { generate } from '../runtime/generation.js';
 import { evaluatePerplexity, perplexityWindows, readEvalText } from '../runtime/perplexity.js';

@@ -2,10 +2,16 @@
 // generation_config.json and the name, shape and RoPE treatment of every tensor.
 //   llama (also Mistral-family files): LlamaForCausalLM; q/k rows go back to rotate-half order.
 //   qwen2: Qwen2ForCausalLM; q/k/v biases; llama.cpp keeps its rotate-half ("NEOX") order as is.
+//   qwen3: Qwen3ForCausalLM; attn_q_norm / attn_k_norm (head_dim each); NEOX order as is.
+//   smollm3: SmolLM3ForCausalLM; q/k rows as for llama; RoPE skipped on every 4th layer (llama.cpp's
+//     fixed n_no_rope_layer_step), written as no_rope_layers.
 import type { ConvertedTokenizer } from './tokenizer.js';
 import { GgufError, type GgufHeader, type GgufTensorInfo } from './reader.js';
 
-export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2'] as const;
+export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3'] as const;
+/** llama.cpp writes q/k rows in interleaved RoPE order for these (its "NORM" rope type). */
+const INTERLEAVED: readonly string[] = ['llama', 'smollm3'];
+const HF_CLASS: Record<Architecture, string> = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', smollm3: 'SmolLM3ForCausalLM' };
 export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 
 export interface TensorPlan {
@@ -38,6 +44,8 @@ const LAYER_TENSORS: Record<string, string> = {
   'attn_k.bias': 'self_attn.k_proj.bias',
   'attn_v.bias': 'self_attn.v_proj.bias',
   'attn_output.bias': 'self_attn.o_proj.bias',
+  'attn_q_norm.weight': 'self_attn.q_norm.weight',
+  'attn_k_norm.weight': 'self_attn.k_norm.weight',
   'ffn_norm.weight': 'post_attention_layernorm.weight',
   'ffn_gate.weight': 'mlp.gate_proj.weight',
   'ffn_up.weight': 'mlp.up_proj.weight',
@@ -86,7 +94,7 @@ export function planModel(header: GgufHeader, tok: ConvertedTokenizer, ropeFacto
   const arch = meta.string('general.architecture');
   if (arch === undefined) fail('general.architecture is missing, so the model type is unknown; the file is not a complete GGUF model.');
   if (!(SUPPORTED_ARCHITECTURES as readonly string[]).includes(arch!))
-    fail(`its architecture is "${arch}", which the studio does not run; supported: llama (Llama, Mistral and their fine-tunes) and qwen2.`);
+    fail(`its architecture is "${arch}", which the studio does not run; supported: llama (Llama, Mistral and their fine-tunes), qwen3, smollm3 and qwen2.`);
   const architecture = arch as Architecture;
   const warnings: string[] = [];
 
@@ -136,7 +144,7 @@ export function planModel(header: GgufHeader, tok: ConvertedTokenizer, ropeFacto
     }
     if (t!.shape.length !== shape.length || t!.shape.some((d, i) => d !== shape[i]))
       fail(`tensor ${ggufName} has shape [${t!.shape.join(', ')}], but the hyperparameters call for [${shape.join(', ')}]; the file is inconsistent.`);
-    plans.push({ gguf: t!, hfName, shape, ropeHeads: architecture === 'llama' ? ropeHeads : undefined });
+    plans.push({ gguf: t!, hfName, shape, ropeHeads: INTERLEAVED.includes(architecture) ? ropeHeads : undefined });
     claimed.add(ggufName);
     return true;
   };
@@ -150,6 +158,7 @@ export function planModel(header: GgufHeader, tok: ConvertedTokenizer, ropeFacto
   const q = heads * headDim, kv = kvHeads * headDim;
   const qkvBias = architecture === 'qwen2' || byName.has('blk.0.attn_q.bias');
   const oBias = byName.has('blk.0.attn_output.bias');
+  if ((architecture === 'qwen3' || architecture === 'smollm3') && (qkvBias || oBias)) fail(`its attention layers have biases, which Hugging Face ${arch} models as the studio runs them do not have.`);
   for (let l = 0; l < layers; l++) {
     const g = (s: string) => `blk.${l}.${s}`;
     const h = (s: string) => `model.layers.${l}.${LAYER_TENSORS[s]}`;
@@ -164,6 +173,10 @@ export function planModel(header: GgufHeader, tok: ConvertedTokenizer, ropeFacto
       take(g('attn_v.bias'), h('attn_v.bias'), [kv]);
     }
     if (oBias) take(g('attn_output.bias'), h('attn_output.bias'), [hidden]);
+    if (architecture === 'qwen3') {
+      take(g('attn_q_norm.weight'), h('attn_q_norm.weight'), [headDim]);
+      take(g('attn_k_norm.weight'), h('attn_k_norm.weight'), [headDim]);
+    }
     take(g('ffn_norm.weight'), h('ffn_norm.weight'), [hidden]);
     take(g('ffn_gate.weight'), h('ffn_gate.weight'), [intermediate, hidden]);
     take(g('ffn_up.weight'), h('ffn_up.weight'), [intermediate, hidden]);
@@ -174,7 +187,7 @@ export function planModel(header: GgufHeader, tok: ConvertedTokenizer, ropeFacto
 
   const eosIds = [tok.eosTokenId, ...tok.stopTokenIds].filter((x): x is number => x !== undefined);
   const config: Json = {
-    architectures: [architecture === 'llama' ? 'LlamaForCausalLM' : 'Qwen2ForCausalLM'],
+    architectures: [HF_CLASS[architecture]],
     model_type: architecture,
     vocab_size: vocab,
     hidden_size: hidden,
@@ -189,7 +202,10 @@ export function planModel(header: GgufHeader, tok: ConvertedTokenizer, ropeFacto
     rope_theta: ropeTheta,
     rope_scaling: ropeScaling,
     tie_word_embeddings: tied,
-    ...(architecture === 'llama' ? { attention_bias: qkvBias, mlp_bias: false } : { use_sliding_window: false, sliding_window: contextLength, max_window_layers: layers }),
+    ...(architecture === 'llama' ? { attention_bias: qkvBias, mlp_bias: false } : {}),
+    ...(architecture === 'qwen2' || architecture === 'qwen3' ? { use_sliding_window: false, sliding_window: contextLength, max_window_layers: layers } : {}),
+    ...(architecture === 'qwen3' || architecture === 'smollm3' ? { attention_bias: false } : {}),
+    ...(architecture === 'smollm3' ? { no_rope_layers: Array.from({ length: layers }, (_, i) => ((i + 1) % 4 === 0 ? 0 : 1)), use_sliding_window: false, mlp_bias: false } : {}),
     attention_dropout: 0,
     initializer_range: 0.02,
     bos_token_id: tok.bosTokenId ?? null,

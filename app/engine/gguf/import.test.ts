@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadModel } from '../model/index.js';
 import { native } from '../native.js';
-import { createEngine } from '../runtime/engine.js';
+import { createEngine } from '../runtime/native-model.js';
 import { generate } from '../runtime/generation.js';
 import { importGguf, type ImportResult } from './import.js';
 import { openGguf } from './reader.js';

@@ -1,5 +1,13 @@
-// Hugging Face Llama folder -> GGUF v3 (F16 or F32) that llama.cpp reads, so its tools run on exactly
-// the weights our engine runs (benchmarks side by side, perplexity parity). Layout written:
+// Hugging Face Llama-family folder -> GGUF v3 (F16 or F32) that llama.cpp reads, so its tools run on
+// exactly the weights our engine runs (benchmarks side by side, perplexity parity, reference logits).
+// llama.cpp architecture by model:
+//   llama, mistral (no sliding window) -> llama;  qwen2 -> qwen2;  qwen3 -> qwen3 (attn_q_norm /
+//   attn_k_norm);  smollm3 -> smollm3 (llama.cpp fixes its NoPE layers at every 4th: others are refused);
+//   mistral, qwen2 with sliding-window layers -> granite_swa: llama.cpp's llama and qwen2 ignore sliding
+//   windows, and granite_swa is its Llama block with per-layer standard sliding windows
+//   (sliding_window_pattern, n_swa = the window), given a logit scale of 1 and attention sinks of -1e30
+//   (exp(sink) = 0: no sink), so it computes exactly the Hugging Face model.
+// Layout written:
 //   "GGUF" | u32 3 | u64 tensor count | u64 metadata count | metadata | tensor infos | pad to 32 | data
 // Each tensor's data starts at a multiple of 32 from the data start. Linear weights (2-D) take the
 // chosen type; norms stay F32 as llama.cpp's converter keeps them. q/k rows go from Hugging Face's
@@ -10,6 +18,7 @@ import path from 'node:path';
 
 import { describeWriteError } from '../../util/atomic-file.js';
 import { UserError } from '../../util/errors.js';
+import type { Architecture } from '../../contract/model.js';
 import { openModel, type OpenedModel } from '../model/index.js';
 import { f16BitsToF32, f32ToF16Bits } from '../model/half.js';
 import { IMPORT_RECORD_FILE } from './import.js';
@@ -27,7 +36,8 @@ const TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_USER_DEFINED
 
 export type GgufWriteValue =
   | { type: Exclude<GgufValueType, 'array'>; value: number | bigint | boolean | string }
-  | { type: 'array'; itemType: 'string' | 'int32' | 'float32'; value: Array<string | number> };
+  | { type: 'array'; itemType: 'string' | 'int32' | 'float32'; value: Array<string | number> }
+  | { type: 'array'; itemType: 'bool'; value: boolean[] };
 
 /** Serializes metadata key/values (little-endian, strings as u64 length + UTF-8). */
 export function encodeMetadata(entries: Array<[string, GgufWriteValue]>): Buffer {
@@ -64,6 +74,7 @@ export function encodeMetadata(entries: Array<[string, GgufWriteValue]>): Buffer
       scalar('uint32', TYPE_IDS[v.itemType]);
       scalar('uint64', v.value.length);
       if (v.itemType === 'string') for (const s of v.value) str(s as string);
+      else if (v.itemType === 'bool') parts.push(Buffer.from(v.value.map((b) => (b ? 1 : 0))));
       else {
         const b = Buffer.alloc(4 * v.value.length);
         v.value.forEach((x, i) => (v.itemType === 'int32' ? b.writeInt32LE(x as number, 4 * i) : b.writeFloatLE(x as number, 4 * i)));
@@ -82,13 +93,18 @@ export function interleavedRowSources(rows: number, heads: number): Int32Array {
   return inv;
 }
 
-// Hugging Face tensor name -> GGUF name (llama architecture).
+// Hugging Face tensor name -> GGUF name (the same in every architecture written).
 const LAYER_NAMES: Record<string, string> = {
   'input_layernorm.weight': 'attn_norm.weight',
   'self_attn.q_proj.weight': 'attn_q.weight',
   'self_attn.k_proj.weight': 'attn_k.weight',
   'self_attn.v_proj.weight': 'attn_v.weight',
   'self_attn.o_proj.weight': 'attn_output.weight',
+  'self_attn.q_proj.bias': 'attn_q.bias',
+  'self_attn.k_proj.bias': 'attn_k.bias',
+  'self_attn.v_proj.bias': 'attn_v.bias',
+  'self_attn.q_norm.weight': 'attn_q_norm.weight',
+  'self_attn.k_norm.weight': 'attn_k_norm.weight',
   'post_attention_layernorm.weight': 'ffn_norm.weight',
   'mlp.gate_proj.weight': 'ffn_gate.weight',
   'mlp.up_proj.weight': 'ffn_up.weight',
@@ -215,6 +231,57 @@ interface PlannedTensor {
   bytes: number;
   offset: number;
   ropeHeads?: number;
+  /** A tensor the folder does not hold (granite_swa's neutral attention sinks): its bytes. */
+  data?: Buffer;
+}
+
+type GgufArchName = 'llama' | 'qwen2' | 'qwen3' | 'smollm3' | 'granite_swa';
+
+/** llama.cpp's sink value that contributes exp(-1e30 - max) = 0 to every softmax. */
+const NO_SINK = -1e30;
+
+/**
+ * The llama.cpp architecture a model is written as, whether its q/k rows go to llama.cpp's interleaved
+ * RoPE order ("NORM" rope: llama, smollm3, granite_swa) or stay in rotate-half order ("NEOX": qwen2,
+ * qwen3), and its architecture-specific metadata. Throws for what llama.cpp cannot run as we do.
+ */
+export function ggufArchitecture(dir: string, a: Architecture): { arch: GgufArchName; interleave: boolean; meta: Array<[string, GgufWriteValue]> } {
+  const refuse = (why: string): never => {
+    throw new UserError(`${dir}: ${why}`, 'UNSUPPORTED_ARCHITECTURE');
+  };
+  const sliding = a.slidingLayers ?? [];
+  if (sliding.length > 0) {
+    if (a.qkNorm || a.noRopeLayers?.length) refuse(`llama.cpp's ${a.modelType} architecture has no sliding-window attention, so the GGUF writer cannot export this ${a.family} model with sliding-window layers.`);
+    const arch = 'granite_swa';
+    const pattern = Array.from({ length: a.numLayers }, (_, i) => sliding.includes(i));
+    return {
+      arch,
+      interleave: true,
+      meta: [
+        [`${arch}.attention.sliding_window`, { type: 'uint32', value: a.slidingWindow! }],
+        [`${arch}.attention.sliding_window_pattern`, { type: 'array', itemType: 'bool', value: pattern }],
+        [`${arch}.logit_scale`, { type: 'float32', value: 1 }],
+      ],
+    };
+  }
+  switch (a.modelType) {
+    case 'qwen2':
+      return { arch: 'qwen2', interleave: false, meta: [] };
+    case 'qwen3':
+      return { arch: 'qwen3', interleave: false, meta: [] };
+    case 'smollm3': {
+      // llama.cpp's smollm3 skips RoPE on layers 3, 7, 11, ... (n_no_rope_layer_step 4), with no key to say otherwise.
+      const theirs = Array.from({ length: a.numLayers }, (_, i) => i).filter((i) => (i + 1) % 4 === 0);
+      const ours = a.noRopeLayers ?? [];
+      if (theirs.length !== ours.length || theirs.some((l, i) => l !== ours[i])) {
+        refuse(`its layers without RoPE (${ours.join(', ') || 'none'}) are not every 4th layer (${theirs.join(', ')}), the only pattern llama.cpp's smollm3 runs.`);
+      }
+      return { arch: 'smollm3', interleave: true, meta: [] };
+    }
+    default:
+      if (a.attentionBias) refuse(`the GGUF writer writes Llama-architecture models without attention bias only (this one is ${a.family} with q/k/v bias).`);
+      return { arch: 'llama', interleave: true, meta: [] };
+  }
 }
 
 /** Values of a stored tensor (F32, F16 or BF16) as the output type's bytes. */
@@ -237,34 +304,35 @@ function convert(raw: Buffer, from: string, to: GgufOutType): Buffer {
   return out;
 }
 
-/** Writes a llama-architecture GGUF of the model folder `dir` to `outFile` (atomically: a temp file renamed at the end). */
+/** Writes a GGUF of the model folder `dir` to `outFile` (atomically: a temp file renamed at the end). */
 export async function exportGguf(dir: string, outFile: string, o: GgufExportOptions = {}): Promise<GgufExportResult> {
   const type = o.type ?? 'F16';
   const model = await openModel(dir);
   try {
     const a = model.architecture;
     if (model.quantization) throw new UserError(`${dir} holds a QuIP#-quantized model; llama.cpp cannot read its codes. Export the 16-bit model instead.`, 'BAD_MODEL');
-    if (a.modelType === 'qwen2' || a.attentionBias) throw new UserError(`${dir}: the GGUF writer writes Llama-architecture models only (this one is ${a.family}).`, 'UNSUPPORTED_ARCHITECTURE');
+    const { arch, interleave, meta: archMeta } = ggufArchitecture(dir, a);
     const meta: Array<[string, GgufWriteValue]> = [
-      ['general.architecture', { type: 'string', value: 'llama' }],
+      ['general.architecture', { type: 'string', value: arch }],
       ['general.name', { type: 'string', value: o.name ?? path.basename(path.resolve(dir)) }],
       ['general.file_type', { type: 'uint32', value: type === 'F16' ? 1 : 0 }],
-      ['llama.context_length', { type: 'uint32', value: a.contextLength }],
-      ['llama.embedding_length', { type: 'uint32', value: a.hiddenSize }],
-      ['llama.block_count', { type: 'uint32', value: a.numLayers }],
-      ['llama.feed_forward_length', { type: 'uint32', value: a.intermediateSize }],
-      ['llama.attention.head_count', { type: 'uint32', value: a.numHeads }],
-      ['llama.attention.head_count_kv', { type: 'uint32', value: a.numKeyValueHeads }],
-      ['llama.attention.key_length', { type: 'uint32', value: a.headDim }],
-      ['llama.attention.value_length', { type: 'uint32', value: a.headDim }],
-      ['llama.rope.dimension_count', { type: 'uint32', value: a.headDim }],
-      ['llama.rope.freq_base', { type: 'float32', value: a.ropeTheta }],
-      ['llama.attention.layer_norm_rms_epsilon', { type: 'float32', value: a.rmsNormEps }],
-      ['llama.vocab_size', { type: 'uint32', value: a.vocabSize }],
+      [`${arch}.context_length`, { type: 'uint32', value: a.contextLength }],
+      [`${arch}.embedding_length`, { type: 'uint32', value: a.hiddenSize }],
+      [`${arch}.block_count`, { type: 'uint32', value: a.numLayers }],
+      [`${arch}.feed_forward_length`, { type: 'uint32', value: a.intermediateSize }],
+      [`${arch}.attention.head_count`, { type: 'uint32', value: a.numHeads }],
+      [`${arch}.attention.head_count_kv`, { type: 'uint32', value: a.numKeyValueHeads }],
+      [`${arch}.attention.key_length`, { type: 'uint32', value: a.headDim }],
+      [`${arch}.attention.value_length`, { type: 'uint32', value: a.headDim }],
+      [`${arch}.rope.dimension_count`, { type: 'uint32', value: a.headDim }],
+      [`${arch}.rope.freq_base`, { type: 'float32', value: a.ropeTheta }],
+      [`${arch}.attention.layer_norm_rms_epsilon`, { type: 'float32', value: a.rmsNormEps }],
+      [`${arch}.vocab_size`, { type: 'uint32', value: a.vocabSize }],
+      ...archMeta,
     ];
     if (a.ropeScaling) {
       if (a.ropeScaling.type !== 'linear') throw new UserError(`${dir}: RoPE scaling "${a.ropeScaling.type}" is not written by the GGUF writer (linear only).`, 'UNSUPPORTED_ARCHITECTURE');
-      meta.push(['llama.rope.scaling.type', { type: 'string', value: 'linear' }], ['llama.rope.scaling.factor', { type: 'float32', value: a.ropeScaling.factor }]);
+      meta.push([`${arch}.rope.scaling.type`, { type: 'string', value: 'linear' }], [`${arch}.rope.scaling.factor`, { type: 'float32', value: a.ropeScaling.factor }]);
     }
     const tokMeta = tokenizerMetadata(dir, model);
     meta.push(...tokMeta);
@@ -275,16 +343,25 @@ export async function exportGguf(dir: string, outFile: string, o: GgufExportOpti
       const name = ggufTensorName(hf);
       if (name === null) {
         if (/rotary_emb\.inv_freq$/.test(hf)) continue;
-        throw new UserError(`${dir}: tensor ${hf} has no place in a llama GGUF; the GGUF writer cannot export this model.`, 'UNSUPPORTED_ARCHITECTURE');
+        throw new UserError(`${dir}: tensor ${hf} has no place in a ${arch} GGUF; the GGUF writer cannot export this model.`, 'UNSUPPORTED_ARCHITECTURE');
       }
       if (name === 'output.weight' && a.tiedEmbeddings) continue;
       const info = model.tensorInfo(hf);
       const t: GgufOutType = info.shape.length === 1 ? 'F32' : type;
       const numel = info.shape.reduce((x, y) => x * y, 1);
       const bytes = numel * (t === 'F32' ? 4 : 2);
-      const ropeHeads = name.endsWith('attn_q.weight') ? a.numHeads : name.endsWith('attn_k.weight') ? a.numKeyValueHeads : undefined;
+      const ropeHeads = !interleave ? undefined : /attn_q\.(weight|bias)$/.test(name) ? a.numHeads : /attn_k\.(weight|bias)$/.test(name) ? a.numKeyValueHeads : undefined;
       planned.push({ hf, name, type: t, shape: info.shape, bytes, offset, ropeHeads });
       offset += Math.ceil(bytes / ALIGN) * ALIGN;
+    }
+    if (arch === 'granite_swa') {
+      // Required by llama.cpp's granite_swa; -1e30 adds nothing to any softmax.
+      for (let l = 0; l < a.numLayers; l++) {
+        const data = Buffer.alloc(4 * a.numHeads);
+        for (let h = 0; h < a.numHeads; h++) data.writeFloatLE(NO_SINK, 4 * h);
+        planned.push({ hf: '', name: `blk.${l}.attn_sinks.weight`, type: 'F32', shape: [a.numHeads], bytes: data.length, offset, data });
+        offset += Math.ceil(data.length / ALIGN) * ALIGN;
+      }
     }
 
     // Header: counts, metadata, tensor infos (dims in ggml order: the row length first).
@@ -317,6 +394,10 @@ export async function exportGguf(dir: string, outFile: string, o: GgufExportOpti
       for (let i = 0; i < planned.length; i++) {
         const p = planned[i];
         o.onProgress?.({ done: i, total: planned.length, tensor: p.name });
+        if (p.data) {
+          await fh.write(p.data, 0, p.data.length, dataStart + p.offset);
+          continue;
+        }
         const ref = model.tensor(p.hf);
         const stored = model.tensorInfo(p.hf).dtype;
         let data = convert(ref.file.read(ref.offset, (p.bytes / (p.type === 'F32' ? 4 : 2)) * (stored === 'F32' ? 4 : 2)), stored, p.type);

@@ -4,7 +4,7 @@
 import path from 'node:path';
 
 import { ModelInspection, type Architecture, type HadamardFactor, type LinearKind, type LinearLayer } from '../../contract/model.js';
-import { CODEBOOK_TABLE, codebookFor } from '../../domain/quantize/index.js';
+import { CODEBOOK_TABLE, codebookFor, DEFAULTS, estimateWeightBytes } from '../../domain/quantize/index.js';
 import { UserError } from '../../util/errors.js';
 import { sampleModelDir } from '../../util/paths.js';
 import { native } from '../native.js';
@@ -129,7 +129,12 @@ export function inspectLoaded(model: OpenedModel, source: ModelInspection['sourc
     architecture: arch,
     parameters: { total: linear + embedding + other, linear, embedding, other },
     linears,
-    sizes: ([2, 3, 4, 16] as const).map((bits) => estimateSize(linears, unquantized, bits)),
+    // Bytes: the weight files a run at these bits (default settings) writes, as New run estimates them
+    // (app/domain/quantize/estimate.ts); bits per weight: of the linear layers alone.
+    sizes: ([2, 3, 4, 16] as const).map((bits) => ({
+      ...estimateSize(linears, unquantized, bits),
+      bytes: estimateWeightBytes(arch, bits === 16 ? null : { codebook: codebookFor(bits, DEFAULTS.codebook), incoherence: DEFAULTS.incoherence, rowScale: DEFAULTS.rowScale }),
+    })),
     tokenizer: tok && {
       kind: tok.kind,
       vocabSize: tok.vocabSize,

@@ -13,6 +13,10 @@
 //                      code plane stays aligned in the memory map.
 //   tokenizer files    copied from the source
 //   run.json           the run record (settings, per-layer metrics, timings, perplexities)
+// Mixed widths (--target-bpw, format_version 2): a layer record may name its own codebook (the
+// top-level codebook is every other layer's), and dense_layers lists the linears kept at 16 bits,
+// stored as plain <name>.weight tensors. Uniform folders stay format_version 1, byte for byte as
+// before; a version that knows only 1 refuses a mixed folder by its version.
 // A folder is a model only once config.json exists; the job writes config.json last (quantize/job.ts).
 // The loader (model/loader.ts) reads quantization_config with these schemas; the quantizer writes it.
 import { z } from 'zod';
@@ -23,6 +27,8 @@ import { CODEBOOKS, CalibrationSettings, codeBitsPerWeight, type Codebook } from
 
 export const QUANT_METHOD = 'quip-sharp';
 export const FORMAT_VERSION = 1;
+/** Folders with per-layer codebooks or layers kept at 16 bits. */
+export const MIXED_FORMAT_VERSION = 2;
 export const ENGINE_NAME = 'quip-studio';
 export const ENGINE_VERSION = '0.1.0';
 
@@ -41,6 +47,8 @@ export type HadamardRecord = z.infer<typeof HadamardRecord>;
 
 /** One quantized linear layer: W ~= diag(sv) H_m (scale * decode(codes)) H_n^T diag(su). */
 export const QuantizedLayerRecord = z.object({
+  /** Mixed widths only: this layer's codebook (absent: quantization_config.codebook). */
+  codebook: z.enum(CODEBOOKS).optional(),
   m: z.number().int().positive(),
   n: z.number().int().positive(),
   /** n rounded up to a multiple of 8 (codes cover the padded width; padded columns are dropped). */
@@ -63,9 +71,18 @@ export const QuantizedLayerRecord = z.object({
 });
 export type QuantizedLayerRecord = z.infer<typeof QuantizedLayerRecord>;
 
+/** A linear layer kept at 16 bits in a mixed folder: its weight as a plain tensor. */
+export const DenseLayerRecord = z.object({
+  m: z.number().int().positive(),
+  n: z.number().int().positive(),
+  dtype: z.enum(['F16', 'BF16', 'F32']),
+  tensor: z.string(),
+});
+export type DenseLayerRecord = z.infer<typeof DenseLayerRecord>;
+
 export const QuantizationConfig = z.object({
   quant_method: z.literal(QUANT_METHOD),
-  format_version: z.literal(FORMAT_VERSION),
+  format_version: z.union([z.literal(FORMAT_VERSION), z.literal(MIXED_FORMAT_VERSION)]),
   engine: z.object({ name: z.string(), version: z.string() }),
   codebook: z.enum(CODEBOOKS),
   bits: z.number().int(),
@@ -81,6 +98,10 @@ export const QuantizationConfig = z.object({
   /** The dtype of the unquantized tensors when they share one (F32 sources become F16). */
   unquantized_dtype: z.enum(['F16', 'BF16', 'F32']).optional(),
   layers: z.record(z.string(), QuantizedLayerRecord),
+  /** Mixed widths: the target bits per linear weight the widths were allocated for. */
+  target_bpw: z.number().optional(),
+  /** Mixed widths: linears kept at 16 bits (not in `layers`). */
+  dense_layers: z.record(z.string(), DenseLayerRecord).optional(),
 });
 export type QuantizationConfig = z.infer<typeof QuantizationConfig>;
 
@@ -101,11 +122,24 @@ export function layerSeed(runSeed: number, name: string): number {
  * F32 where fine-tuning made them real numbers.
  */
 export function layerBits(l: QuantizedLayerRecord, codebook: Codebook, dtypeOf: (tensor: string) => SafetensorsDType): number {
-  const codes = l.m * l.nPadded * codeBitsPerWeight(codebook);
+  const codes = l.m * l.nPadded * codeBitsPerWeight(l.codebook ?? codebook);
   const signBits = (tensor: string | null, count: number) => (tensor ? count * 8 * dtypeBytes(dtypeOf(tensor)) : 0);
   const signs = signBits(l.tensors.su, l.n) + signBits(l.tensors.sv, l.m);
   const scales = 32 * (l.residualScale === null ? 1 : 2);
   return codes + signs + scales;
+}
+
+/** Bits of a layer kept at 16 bits (its weight as stored). */
+export function denseLayerBits(d: DenseLayerRecord): number {
+  return d.m * d.n * 8 * dtypeBytes(d.dtype);
+}
+
+/** Every linear layer's width: its codebook, or 'f16' (16 bits) for a dense layer. */
+export function layerWidths(q: Pick<QuantizationConfig, 'codebook' | 'layers' | 'dense_layers'>): Record<string, Codebook | 'f16'> {
+  const out: Record<string, Codebook | 'f16'> = {};
+  for (const [name, l] of Object.entries(q.layers)) out[name] = l.codebook ?? q.codebook;
+  for (const name of Object.keys(q.dense_layers ?? {})) out[name] = 'f16';
+  return out;
 }
 
 export function isQuantizedConfig(config: unknown): boolean {

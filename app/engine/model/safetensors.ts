@@ -2,7 +2,7 @@
 // ({ name: { dtype, shape, data_offsets: [begin, end] }, __metadata__?: {...} }), then the tensor data;
 // data_offsets are relative to the end of the header. Only the header is copied into JS memory; tensor
 // data stays in the native memory map and is passed around as TensorRef.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { UserError } from '../../util/errors.js';
@@ -199,6 +199,35 @@ export interface WeightSet {
 }
 
 export const INDEX_FILE = 'model.safetensors.index.json';
+
+/**
+ * The size every face shows for a model folder: the bytes of its weight files (model.safetensors,
+ * or the shards model.safetensors.index.json names), config, tokenizer and run record not counted.
+ * The Models page, New run's estimate (app/domain/quantize/estimate.ts estimateWeightBytes predicts
+ * this), a run's result, the Runs and Compare tables and `quip compare` all show this figure. null
+ * when the folder has no weight file.
+ */
+export function weightFileBytes(dir: string): number | null {
+  let shards = ['model.safetensors'];
+  const indexPath = path.join(dir, INDEX_FILE);
+  if (existsSync(indexPath)) {
+    try {
+      const wm = (JSON.parse(readFileSync(indexPath, 'utf8')) as { weight_map?: Record<string, unknown> }).weight_map ?? {};
+      shards = [...new Set(Object.values(wm).filter((v): v is string => typeof v === 'string' && v === path.basename(v)))];
+    } catch {
+      return null;
+    }
+  }
+  let total = 0, found = 0;
+  for (const s of shards) {
+    const st = statSync(path.join(dir, s), { throwIfNoEntry: false });
+    if (st?.isFile()) {
+      total += st.size;
+      found++;
+    }
+  }
+  return found ? total : null;
+}
 
 /**
  * Opens the weights of a Hugging Face folder: model.safetensors, or the shards listed by

@@ -10,7 +10,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadModel } from '../model/index.js';
 import { bytesOf, writeSafetensors, type TensorToWrite } from '../model/safetensors-writer.js';
 import { calibrationSampleSeed, defaultCalibrationText, resolveCalibrationSource, sampledCalibrationIds } from '../runtime/calibration.js';
-import { createEngine } from '../runtime/engine.js';
+import { createEngine } from '../runtime/native-model.js';
 import { evaluatePerplexity } from '../runtime/perplexity.js';
 import { generate } from '../runtime/generation.js';
 import { compareRow } from './compare.js';

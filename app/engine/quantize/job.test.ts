@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadModel } from '../model/index.js';
 import { cancelFlag } from '../native.js';
-import { createEngine } from '../runtime/engine.js';
+import { createEngine } from '../runtime/native-model.js';
 import { sampleTexts } from '../runtime/generation.js';
 import { QuantizeEvent, resolveSettings, type QuantizeSettingsInput } from '../../domain/quantize/index.js';
 import { terminalRenderer } from '../../cli/render.js';
@@ -145,6 +145,23 @@ describe('saving and reloading', () => {
     // output row, over rows of only 64 or 172 weights: about 0.55 bits per weight.
     expect(run.sizes.bitsPerWeight).toBeLessThan(3.6);
     expect(existsSync(path.join(out, 'tokenizer.json'))).toBe(true);
+  }, 120_000);
+});
+describe('evaluation', () => {
+  it('records the text, windows and spread of the perplexity, and says when it is the calibration text', async () => {
+    const held = await runQuantizeJob(options(path.join(root, 'eval-held'), { bits: 2 }));
+    const p = held.record.perplexity!;
+    expect(p).toMatchObject({ dataset: evalText, text: 'eval.txt', ctx: 256, windows: 8, calibratedOnText: false });
+    // Each figure's spread over windows, and the pair's (quantized - source, window by window).
+    expect(p.stdErr).toBeGreaterThan(0);
+    expect(p.fullStdErr).toBeGreaterThan(0);
+    expect(p.ratioStdErr).toBeGreaterThan(0);
+    const events: QuantizeEvent[] = [];
+    const same = await runQuantizeJob(options(path.join(root, 'eval-same'), { bits: 2, calibTextFile: evalText, calibSamples: 8 }, { onEvent: (e) => events.push(e) }));
+    expect(same.record.perplexity!.calibratedOnText).toBe(true);
+    expect(events.some((e) => e.type === 'warning' && /text the run calibrated on .*flatters/.test(e.message))).toBe(true);
+    // One session, and the record's time is it.
+    expect(held.record.sessions).toHaveLength(1);
   }, 120_000);
 });
 

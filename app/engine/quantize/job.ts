@@ -22,16 +22,24 @@ import { QuantizeFinetune, type EndToEndOutput, type FinetuneHooks } from '../fi
 import { F16_MAX, f32ArrayToF16 } from '../model/half.js';
 import { loadModel, type LoadedModel } from '../model/index.js';
 import { bytesOf, writeSafetensors, type TensorToWrite } from '../model/safetensors-writer.js';
-import { openSafetensors, readSafetensorsFile, readSafetensorsHeader, safetensorsDTypes } from '../model/safetensors.js';
+import { openSafetensors, readSafetensorsFile, readSafetensorsHeader, safetensorsDTypes, weightFileBytes } from '../model/safetensors.js';
 import { isCancelled, native } from '../native.js';
 import { quantizeLinear } from '../quip/index.js';
 import { calibrationIds, defaultCalibrationText, describeCalibrationSource, resolveCalibrationSource, sampledCalibrationIds, type CalibrationSource } from '../runtime/calibration.js';
-import { createEngine, setEngineThreads } from '../runtime/engine.js';
+import { createEngine, setEngineThreads } from '../runtime/native-model.js';
 import type { BlockHessians, EngineCalibration, EngineModel, HessianSum } from '../runtime/native-types.js';
 import { evaluatePerplexity, perplexityWindows, readEvalText } from '../runtime/perplexity.js';
-import { estimateRun, proxyLossSummary, RUN_RECORD_FILE, RUN_RECORD_VERSION, type Estimate, type LayerMetrics, type QuantizeEvent, type QuantizeSettings, type RunRecord } from '../../domain/quantize/index.js';
+import {
+  describePerplexity, estimateRun, perplexitySpread, proxyLossSummary, runSeconds, RUN_RECORD_FILE, RUN_RECORD_VERSION, sameText, textName,
+  type Estimate, type LayerMetrics, type QuantizeEvent, type QuantizeSettings, type RunRecord, type RunSession,
+} from '../../domain/quantize/index.js';
 import { formatSeconds } from '../../domain/format.js';
-import { COPIED_FILES, ENGINE_NAME, ENGINE_VERSION, FORMAT_VERSION, QUANT_METHOD, isQuantizedConfig, layerBits, layerSeed, type QuantizationConfig } from '../model/quantized-format.js';
+import {
+  COPIED_FILES, ENGINE_NAME, ENGINE_VERSION, FORMAT_VERSION, MIXED_FORMAT_VERSION, QUANT_METHOD, denseLayerBits, isQuantizedConfig, layerBits, layerSeed,
+  type DenseLayerRecord, type QuantizationConfig,
+} from '../model/quantized-format.js';
+import { allocateWidths, layerOptions, measureSensitivity, type LayerWidth } from './allocate.js';
+import { CODEBOOK_TABLE } from '../../domain/quantize/index.js';
 import {
   CHECKPOINT_FILE, MODEL_FILE, PENDING_CONFIG, UNQUANTIZED_FILE, blockFileName, checkOutputFolder, finishInterruptedPublish, jobId, partialDir,
   publish, readCheckpoint, sourceFingerprint, stalePartials, writeCheckpoint, type Checkpoint,
@@ -67,6 +75,8 @@ export interface QuantizeJobResult {
   record: RunRecord;
   /** The quantized model as it stood in memory right after quantization (keepModel only). */
   model: EngineModel | null;
+  /** What the cost model predicted for this job (the estimate event's); null for a finished save. */
+  estimate?: Estimate | null;
 }
 
 const GROUPS: Array<{ tap: keyof Omit<BlockHessians, 'block'>; kinds: Array<(typeof LINEAR_KINDS)[number]> }> = [
@@ -152,7 +162,8 @@ async function loadBlock(dir: string, block: number, cp: Checkpoint, codebook: Q
     if (!b) throw new UserError(`${path.join(dir, blockFileName(block))} has no tensor ${name}; delete ${dir} and start again.`, 'BAD_CHECKPOINT');
     return b;
   };
-  return LINEAR_KINDS.map(({ kind, module }) => {
+  // Layers kept at 16 bits (--target-bpw) stay dense in the engine: nothing to load.
+  return LINEAR_KINDS.filter(({ kind, module }) => !cp.dense?.[`model.layers.${block}.${module}.${kind}`]).map(({ kind, module }) => {
     const rec = cp.layers[`model.layers.${block}.${module}.${kind}`];
     return {
       kind,
@@ -169,21 +180,28 @@ async function loadBlock(dir: string, block: number, cp: Checkpoint, codebook: Q
 export async function runQuantizeJob(opts: QuantizeJobOptions): Promise<QuantizeJobResult> {
   const emit = (e: QuantizeEvent) => opts.onEvent?.(e);
   const startedAt = new Date().toISOString();
+  const t0 = performance.now();
   const threads = setEngineThreads(opts.settings.threads ?? undefined);
   emit({ type: 'phase', phase: 'load', message: `loading ${opts.model}` });
   const model = await loadModel(opts.model);
   try {
-    const run = await prepare(opts, model, { emit, startedAt, threads });
+    const run = await prepare(opts, model, { emit, startedAt, threads, t0 });
     const published = await finishInterruptedSave(run);
     if (published) return published;
     const progress = await openCheckpoint(run);
-    const cal = await calibrate(run, progress);
-    await quantizeBlocks(run, progress, cal);
-    const e2e = await finetuneEndToEnd(run, progress, cal);
-    const bytesOnDisk = await save(run, progress, e2e);
-    const { perplexity, qmodel } = await evaluate(run, progress, cal, e2e);
-    const record = await publishRun(run, progress, cal, { bytesOnDisk, perplexity });
-    return { out: run.out, record, model: opts.keepModel ? qmodel : null };
+    try {
+      const cal = await calibrate(run, progress);
+      await quantizeBlocks(run, progress, cal);
+      const e2e = await finetuneEndToEnd(run, progress, cal);
+      const bytesOnDisk = await save(run, progress, e2e);
+      const { perplexity, qmodel } = await evaluate(run, progress, cal, e2e);
+      const record = await publishRun(run, progress, cal, { bytesOnDisk, perplexity });
+      return { out: run.out, record, model: opts.keepModel ? qmodel : null, estimate: run.est };
+    } catch (err) {
+      // A cancelled session's time counts in the run's time when it is resumed (runSeconds).
+      if ((err as { code?: string }).code === 'CANCELLED') await writeCheckpoint(progress.partial, { ...progress.cp, sessions: sessionsSoFar(run, progress) }).catch(() => {});
+      throw err;
+    }
   } finally {
     model.close();
   }
@@ -196,6 +214,8 @@ interface Run {
   emit: (e: QuantizeEvent) => void;
   warn: (message: string, layer?: string) => void;
   startedAt: string;
+  /** performance.now() when this session's job began (model load included). */
+  t0: number;
   threads: number;
   out: string;
   model: LoadedModel;
@@ -220,6 +240,13 @@ interface Progress {
   cp: Checkpoint;
   resumedFromBlock: number;
   timer: Timer;
+  /** The sessions before this one (a resumed run's), with their active seconds. */
+  priorSessions: RunSession[];
+}
+
+/** Every session of the run with this one's active time so far (the run record's `sessions`). */
+function sessionsSoFar(run: Pick<Run, 'startedAt' | 't0'>, progress: Pick<Progress, 'priorSessions'>): RunSession[] {
+  return [...progress.priorSessions, { startedAt: run.startedAt, seconds: (performance.now() - run.t0) / 1000 }];
 }
 
 /** The calibrated engine, its hidden states, the fine-tuning hooks and the layers quantized so far. */
@@ -237,14 +264,15 @@ interface Calibrated {
 
 // ---- prepare: load and check everything before writing anything -------------------------------
 
-async function prepare(opts: QuantizeJobOptions, model: LoadedModel, o: { emit: Run['emit']; startedAt: string; threads: number }): Promise<Run> {
+async function prepare(opts: QuantizeJobOptions, model: LoadedModel, o: { emit: Run['emit']; startedAt: string; threads: number; t0: number }): Promise<Run> {
   const { emit, threads } = o;
   const s = opts.settings;
   const warn = (message: string, layer?: string) => emit({ type: 'warning', message, ...(layer ? { layer } : {}) });
   if (isQuantizedConfig(model.config)) throw new UserError(`${model.dir} is already a quantized model; quantize its full-precision source instead.`, 'ALREADY_QUANTIZED');
   const arch = model.architecture;
+  if (s.finetune.mode !== 'none') refuseUntrainableBlock(arch);
   const ctx = Math.min(s.calibration.ctx, arch.contextLength);
-  if (ctx < s.calibration.ctx) warn(`--ctx ${s.calibration.ctx} is longer than the model's context; using ${ctx} tokens per sequence.`);
+  if (ctx < s.calibration.ctx) warn(`The calibration length of ${s.calibration.ctx} tokens is longer than the model's context; using ${ctx} tokens per sequence.`);
   // No text given and the default text missing (a damaged install): calibrate on sequences the model samples.
   const calibSource = resolveCalibrationSource(s.calibration.textFile, s.seed);
   const calibFrom = describeCalibrationSource(calibSource);
@@ -252,7 +280,7 @@ async function prepare(opts: QuantizeJobOptions, model: LoadedModel, o: { emit: 
   const est = estimateRun(arch, s, threads, arch.contextLength, opts.evaluation ? opts.evaluation.ctx * opts.evaluation.maxWindows * (opts.evaluation.full ? 2 : 1) : 0, sampled);
   emit({ type: 'estimate', settings: s, threads, tokens: est.tokens, seconds: est.seconds, peakBytes: est.peakBytes, calibrationSource: calibFrom });
   if (sampled) {
-    warn(`No calibration text given and ${defaultCalibrationText()} is not there: calibrating on ${s.calibration.samples} sequences of ${ctx} tokens sampled from the model (temperature 1, seed ${calibSource.seed}). Pass --calib-text FILE to calibrate on your own text.`);
+    warn(`No calibration text given and ${defaultCalibrationText()} is not there: calibrating on ${s.calibration.samples} sequences of ${ctx} tokens sampled from the model (temperature 1, seed ${calibSource.seed}). Choose a calibration text to calibrate on your own text.`);
   }
   // Text: cut (and checked) now, before anything is written. Sampled: generated at the calibration phase.
   const ids = calibSource.kind === 'file' ? calibrationIds(model.tokenizer, { textFile: calibSource.file, sequences: s.calibration.samples, seqLen: ctx }) : null;
@@ -260,7 +288,21 @@ async function prepare(opts: QuantizeJobOptions, model: LoadedModel, o: { emit: 
   const fingerprint = await sourceFingerprint(model.dir);
   // Sampled calibration data differs from the default text's, so a run on one never resumes the other.
   const id = jobId(fingerprint, sampled ? { ...settingsKey(s), calibrationSource: calibFrom } : settingsKey(s));
-  return { opts, s, emit, warn, startedAt: o.startedAt, threads, out: path.resolve(opts.out), model, arch, ctx, calibSource, calibFrom, est, ids, evalWindows, fingerprint, id };
+  return { opts, s, emit, warn, startedAt: o.startedAt, t0: o.t0, threads, out: path.resolve(opts.out), model, arch, ctx, calibSource, calibFrom, est, ids, evalWindows, fingerprint, id };
+}
+
+/** The fine-tuning trainers (native/src/finetune) implement the Llama block only: a model whose block
+ * has q/k norms, sliding-window attention or layers without RoPE would be tuned towards the wrong
+ * function, so such a run is refused before anything is written. */
+function refuseUntrainableBlock(arch: LoadedModel['architecture']): void {
+  const beyond = [
+    arch.qkNorm ? 'q/k norms' : null,
+    arch.slidingWindow !== undefined ? 'sliding-window attention' : null,
+    arch.noRopeLayers?.length ? 'layers without RoPE' : null,
+  ].filter((x): x is string => x !== null);
+  if (beyond.length) {
+    throw new UserError(`Fine-tuning does not support ${beyond.join(', ')} (this ${arch.family} model has them) yet. Quantize it without fine-tuning.`, 'UNSUPPORTED_FINETUNE');
+  }
 }
 
 /** A previous run of this job that was killed after its folder was renamed: finish it (null: none). */
@@ -289,7 +331,10 @@ async function openCheckpoint({ opts, out, id, model, emit, warn }: Run): Promis
     await fs.mkdir(partial, { recursive: true });
     cp = { version: 1, id, blocksDone: 0, layers: {}, metrics: [], timings: {} };
   }
-  const progress: Progress = { partial, cp, resumedFromBlock: cp.blocksDone, timer: new Timer({ ...cp.timings }) };
+  // Checkpoints from before sessions were kept: their phase timings stand for the earlier sessions.
+  const earlier = Object.values(cp.timings).reduce((a, x) => a + x, 0);
+  const priorSessions = cp.sessions ?? (earlier > 0 ? [{ startedAt: '', seconds: earlier }] : []);
+  const progress: Progress = { partial, cp, resumedFromBlock: cp.blocksDone, timer: new Timer({ ...cp.timings }), priorSessions };
   if (!existsSync(path.join(partial, UNQUANTIZED_FILE))) {
     await writeSafetensors(path.join(partial, UNQUANTIZED_FILE), await unquantizedTensors(model, warn));
     await writeCheckpoint(partial, cp);
@@ -329,6 +374,10 @@ async function calibrate(run: Run, progress: Progress): Promise<Calibrated> {
     }
     timer.lap('sample');
   }
+  if (s.targetBpw !== null && !cp.widths) {
+    await allocate(run, progress, ids);
+    timer.lap('allocate');
+  }
   const cal = engine.createCalibration(ids, s.calibration.samples, ctx);
   const eta = new Eta(run, arch.numLayers * GROUPS.reduce((a, g) => a + g.kinds.length, 0));
   const tuning = QuantizeFinetune.start({
@@ -349,6 +398,49 @@ async function calibrate(run: Run, progress: Progress): Promise<Calibrated> {
   }
   timer.lap('calibrate');
   return { engine, cal, tuning, specs, eta, check, call };
+}
+
+/**
+ * --target-bpw: every layer's width from its measured sensitivity (allocate.ts), into the checkpoint
+ * before the first block so a resumed run quantizes the same mix. With fine-tuning no layer stays at
+ * 16 bits: in-block tuning changes the weights of the layers not yet quantized, and a dense layer's
+ * tuned weights have no place in the engine (its widths are 2, 3 and 4 bits).
+ */
+async function allocate(run: Run, progress: Progress, ids: Int32Array): Promise<void> {
+  const { s, model, arch, ctx, emit, warn } = run;
+  const target = s.targetBpw!;
+  const t0 = performance.now();
+  const total = arch.numLayers * LINEAR_KINDS.length;
+  emit({ type: 'phase', phase: 'calibrate', message: `--target-bpw ${target}: measuring each of the ${total} linear layers' sensitivity (proxy loss at 2, 3 and 4 bits on the 16-bit model's Hessians, output KLD with the layer alone at 2 bits)` });
+  const sens = await measureSensitivity({
+    model, settings: s, ids, sequences: s.calibration.samples, seqLen: ctx, cancel: run.opts.cancel,
+    onProgress: (p) => {
+      if (p.done === p.total || p.done % 7 === 0) emit({ type: 'phase', phase: 'calibrate', message: `sensitivity: ${p.phase === 'proxy' ? 'proxy loss' : 'KLD'} of ${p.done} / ${p.total} layers` });
+    },
+  }).catch((err) => {
+    if (isCancelled(err)) throw cancelledError(0, arch.numLayers);
+    throw err;
+  });
+  const widths: LayerWidth[] = s.finetune.mode === 'none' ? ['e8p', 'rvq3', 'rvq4', 'f16'] : ['e8p', 'rvq3', 'rvq4'];
+  // Sign vectors as they will be stored: fine-tuned ones and row-scaled SV are float32.
+  const tuned = s.finetune.mode !== 'none';
+  const signs = { incoherence: s.incoherence, su: tuned ? 4 : 1, sv: tuned || s.rowScale ? 4 : 1 };
+  const a = allocateWidths(sens.map((l) => layerOptions(l, widths, signs)), target);
+  if (target < a.range[0] - 0.02 || target > a.range[1] + 0.02) {
+    warn(`--target-bpw ${target} is outside what this model's linear layers can take with these widths (${a.range[0].toFixed(3)} to ${a.range[1].toFixed(3)} bits per weight, sign vectors and scales included${s.finetune.mode === 'none' ? '' : '; with fine-tuning no layer stays at 16 bits'}); using ${a.bitsPerWeight.toFixed(3)}.`);
+  }
+  const progressCp = progress.cp;
+  progressCp.widths = a.widths;
+  progressCp.allocation = {
+    kld2: Object.fromEntries(sens.map((l) => [l.name, l.kld2])),
+    predictedBitsPerWeight: a.bitsPerWeight,
+    predictedLoss: a.predictedLoss,
+    range: a.range,
+    seconds: (performance.now() - t0) / 1000,
+  };
+  const count = (w: LayerWidth) => Object.values(a.widths).filter((x) => x === w).length;
+  emit({ type: 'phase', phase: 'calibrate', message: `widths for ${target} bits per weight: ${count('e8p')} e8p, ${count('rvq3')} rvq3, ${count('rvq4')} rvq4, ${count('f16')} at 16 bits (${a.bitsPerWeight.toFixed(3)} bits per weight)` });
+  await writeCheckpoint(progress.partial, progressCp);
 }
 
 /**
@@ -414,7 +506,7 @@ async function quantizeBlocks(run: Run, progress: Progress, c: Calibrated): Prom
   const { s, arch, emit } = run;
   const cancel = run.opts.cancel;
   const { cp, timer } = progress;
-  emit({ type: 'phase', phase: 'quantize', message: `${arch.numLayers} blocks x 7 linear layers, ${s.bits}-bit ${s.codebook}` });
+  emit({ type: 'phase', phase: 'quantize', message: `${arch.numLayers} blocks x 7 linear layers, ${s.targetBpw !== null ? `mixed widths for ${s.targetBpw} bits per weight` : `${s.bits}-bit ${s.codebook}`}` });
   let done = cp.blocksDone * 7;
   c.eta.begin(done);
   for (let b = cp.blocksDone; b < arch.numLayers; b++) {
@@ -424,8 +516,10 @@ async function quantizeBlocks(run: Run, progress: Progress, c: Calibrated): Prom
     timer.lap('hessians');
     await c.call(c.tuning.beginBlock(b));
     const layers: LayerTensors[] = [];
+    const dense: DenseLayer[] = [];
     const metrics: LayerMetrics[] = [];
     for (const group of GROUPS) {
+      const groupLayers: LayerTensors[] = [];
       const h: HessianSum = hs[group.tap];
       if (h.count === 0) throw new Error(`block ${b}: the ${group.tap} Hessian has no tokens`);
       // Normalised in place: a copy would hold a second n x n float64 matrix per group.
@@ -433,18 +527,34 @@ async function quantizeBlocks(run: Run, progress: Progress, c: Calibrated): Prom
       for (let i = 0; i < H.length; i++) H[i] /= h.count;
       for (const k of group.kinds) {
         c.check();
-        const { layer, metric } = await quantizeLayer(run, c, b, k, H);
+        const name = `model.layers.${b}.${k.module}.${k.kind}`;
+        const width = progress.cp.widths?.[name];
+        const kld2 = progress.cp.allocation?.kld2[name];
+        const mixed = width ? { width, ...(kld2 !== undefined ? { kld2 } : {}) } : {};
+        if (width === 'f16') {
+          const d = denseLayer(run, b, k);
+          dense.push(d);
+          const metric: LayerMetrics = { block: b, name, kind: k.short, shape: [d.record.m, d.record.n], proxyLoss: 0, frobeniusError: 0, seconds: 0, cholesky: 'none', ...mixed };
+          metrics.push(metric);
+          emit({ type: 'layer', ...metric });
+          done++;
+          c.eta.layerDone(done);
+          continue;
+        }
+        const { layer, metric: m0 } = await quantizeLayer(run, c, b, k, H, width);
+        const metric = { ...m0, ...mixed };
         layers.push(layer);
+        groupLayers.push(layer);
         metrics.push(metric);
         emit({ type: 'layer', ...metric });
         done++;
         c.eta.layerDone(done);
       }
-      await c.call(c.tuning.afterGroup(b, group.tap, layers.slice(-group.kinds.length)));
+      await c.call(c.tuning.afterGroup(b, group.tap, groupLayers));
     }
     await c.call(c.tuning.endBlock(b, layers));
     timer.lap('quantize');
-    await checkpointBlock(progress, c, b, layers, metrics);
+    await checkpointBlock(run, progress, c, b, layers, metrics, dense);
     emit({ type: 'block', block: b, blocks: arch.numLayers, seconds: (performance.now() - blockStart) / 1000, checkpointed: true });
     if (b + 1 < arch.numLayers) {
       await c.call(c.cal.advance(undefined, cancel));
@@ -454,26 +564,62 @@ async function quantizeBlocks(run: Run, progress: Progress, c: Calibrated): Prom
 }
 
 /** One linear layer of block b against its group's (normalised) Hessian H. */
-async function quantizeLayer(run: Run, c: Calibrated, b: number, k: (typeof LINEAR_KINDS)[number], H: Float64Array): Promise<{ layer: LayerTensors; metric: LayerMetrics }> {
+async function quantizeLayer(
+  run: Run, c: Calibrated, b: number, k: (typeof LINEAR_KINDS)[number], H: Float64Array, width?: Exclude<LayerWidth, 'f16'>,
+): Promise<{ layer: LayerTensors; metric: LayerMetrics }> {
   const { s, model } = run;
   const name = `model.layers.${b}.${k.module}.${k.kind}`;
   const source = model.tensor(`${name}.weight`);
   const [m, n] = source.shape;
+  // Mixed widths: each codebook at its own default rho (the widths were allocated with them).
+  const codebook = width ?? s.codebook;
+  const rho = width ? CODEBOOK_TABLE[width].defaultRho : s.rho;
   const r = await c.call(
     quantizeLinear(c.tuning.weight(k.kind, source), H, {
-      m, n, codebook: s.codebook, incoherence: s.incoherence, rowScale: s.rowScale, ldlq: s.ldlq, sigma: s.sigma, rho: s.rho, tuneIters: s.tuneIters, seed: layerSeed(s.seed, name),
+      m, n, codebook, incoherence: s.incoherence, rowScale: s.rowScale, ldlq: s.ldlq, sigma: s.sigma, rho, tuneIters: s.tuneIters, seed: layerSeed(s.seed, name),
     }, { cancel: run.opts.cancel }),
   );
   if (r.choleskyFallback) run.warn(`Cholesky of the Hessian failed in float32; retried: ${r.choleskyFallback}.`, name);
   const metric: LayerMetrics = { block: b, name, kind: k.short, shape: [m, n], proxyLoss: r.proxyLoss, frobeniusError: r.frobeniusError, seconds: r.seconds, cholesky: r.choleskyFallback ?? 'float32' };
-  return { layer: layerFromResult(b, k.kind, r), metric };
+  const layer = layerFromResult(b, k.kind, r);
+  // Mixed folders name every layer's codebook; uniform ones stay as they were (format version 1).
+  if (width) layer.record = { codebook: width, ...layer.record };
+  return { layer, metric };
+}
+
+/** A layer kept at 16 bits (--target-bpw): its source weight as a plain tensor (F32 sources in F16, as
+ * the unquantized tensors; kept F32 where a value would overflow). */
+interface DenseLayer {
+  name: string;
+  record: DenseLayerRecord;
+  tensors: TensorToWrite[];
+}
+
+function denseLayer(run: Run, b: number, k: (typeof LINEAR_KINDS)[number]): DenseLayer {
+  const name = `model.layers.${b}.${k.module}.${k.kind}`;
+  const t = run.model.tensor(`${name}.weight`);
+  const [m, n] = t.shape;
+  const raw = t.file.read(t.offset, m * n * (t.dtype === 'F32' ? 4 : 2));
+  let dtype: DenseLayerRecord['dtype'] = t.dtype;
+  let bytes: Uint8Array = new Uint8Array(raw);
+  if (t.dtype === 'F32') {
+    const f = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+    if (f.every((v) => Math.abs(v) <= F16_MAX)) {
+      dtype = 'F16';
+      bytes = bytesOf(f32ArrayToF16(f));
+    }
+  }
+  const tensor = `${name}.weight`;
+  return { name, record: { m, n, dtype, tensor }, tensors: [{ name: tensor, dtype, shape: [m, n], source: { bytes } }] };
 }
 
 /** Block b to disk and into the checkpoint, and its quantized layers into the engine (the
  * calibration states then advance through the quantized block). */
-async function checkpointBlock(progress: Progress, c: Calibrated, b: number, layers: LayerTensors[], metrics: LayerMetrics[]): Promise<void> {
+async function checkpointBlock(run: Run, progress: Progress, c: Calibrated, b: number, layers: LayerTensors[], metrics: LayerMetrics[], dense: DenseLayer[] = []): Promise<void> {
   const { partial, cp, timer } = progress;
-  const tensors = [...layers.flatMap((l) => l.tensors)].sort((a, z) => dtypeOrder(a.dtype) - dtypeOrder(z.dtype));
+  const tensors = [...dense.flatMap((d) => d.tensors), ...layers.flatMap((l) => l.tensors)].sort((a, z) => dtypeOrder(a.dtype) - dtypeOrder(z.dtype));
+  // Dense layers stay as they are in the engine (it holds the source weights).
+  for (const d of dense) cp.dense = { ...cp.dense, [d.name]: d.record };
   await writeSafetensors(path.join(partial, blockFileName(b)), tensors);
   for (const l of layers) {
     cp.layers[l.name] = l.record;
@@ -483,6 +629,7 @@ async function checkpointBlock(progress: Progress, c: Calibrated, b: number, lay
   cp.metrics.push(...metrics);
   cp.blocksDone = b + 1;
   cp.timings = { ...timer.timings };
+  cp.sessions = sessionsSoFar(run, progress);
   const tuned = c.tuning.progress();
   if (tuned) cp.finetune = tuned;
   await writeCheckpoint(partial, cp);
@@ -527,6 +674,11 @@ async function save(run: Run, progress: Progress, e2e: EndToEndOutput | null): P
     hessian: 'damped-normalised',
     layers: progress.cp.layers,
   };
+  if (s.targetBpw !== null) {
+    qconfig.format_version = MIXED_FORMAT_VERSION;
+    qconfig.target_bpw = s.targetBpw;
+    if (progress.cp.dense && Object.keys(progress.cp.dense).length) qconfig.dense_layers = progress.cp.dense;
+  }
   const bytesOnDisk = await assembleFolder(model, progress.partial, arch.numLayers, qconfig, e2e);
   progress.timer.lap('save');
   return bytesOnDisk;
@@ -537,7 +689,7 @@ async function save(run: Run, progress: Progress, e2e: EndToEndOutput | null): P
 /** The quantized model as saved (codes as quantizeLinear returned them) and, with an evaluation,
  * its perplexity (and the source's on the same windows). */
 async function evaluate(run: Run, progress: Progress, c: Calibrated, e2e: EndToEndOutput | null): Promise<{ perplexity: RunRecord['perplexity']; qmodel: EngineModel | null }> {
-  const { opts, arch, evalWindows, model, emit } = run;
+  const { opts, arch, evalWindows, model, emit, calibSource } = run;
   let perplexity: RunRecord['perplexity'] = null;
   let qmodel: EngineModel | null = null;
   const { file: mapped, header } = openSafetensors(path.join(progress.partial, MODEL_FILE), true);
@@ -547,11 +699,18 @@ async function evaluate(run: Run, progress: Progress, c: Calibrated, e2e: EndToE
     // In memory: codes as quantizeLinear returned them; unquantized tensors as saved.
     qmodel = createQuantizedEngine(e2e?.untied ? { ...arch, tiedEmbeddings: false } : arch, { unquantized, layers: c.specs, file: mapped });
     if (evalWindows && opts.evaluation) {
-      emit({ type: 'phase', phase: 'evaluate', message: `perplexity on ${evalWindows.length} windows of ${opts.evaluation.ctx} tokens from ${opts.evaluation.textFile}` });
       const ectx = evalWindows[0].length;
+      const textFile = path.resolve(opts.evaluation.textFile);
+      const calibratedOnText = calibSource.kind === 'file' && sameText(path.resolve(calibSource.file), textFile);
+      const measure = { dataset: textFile, text: textName(textFile), ctx: ectx, windows: evalWindows.length, calibratedOnText };
+      emit({ type: 'phase', phase: 'evaluate', message: `perplexity on ${describePerplexity(measure)} (${textFile})` });
+      if (calibratedOnText) run.warn(`The perplexity is measured on the text the run calibrated${run.s.finetune.mode !== 'none' ? ' and fine-tuned' : ''} on (${textFile}): it flatters the model. Evaluate on held-out text to compare with other models.`);
       const q = await c.call(evaluatePerplexity(qmodel, evalWindows, { ctx: ectx, cancel: opts.cancel }));
       const full = opts.evaluation.full ? await c.call(evaluatePerplexity(createEngine(model), evalWindows, { ctx: ectx, cancel: opts.cancel })) : null;
-      perplexity = { dataset: opts.evaluation.textFile, ctx: ectx, windows: q.windows, tokens: q.tokensScored, quantized: q.ppl, full: full ? full.ppl : null };
+      const ratioStdErr = full ? perplexitySpread(q.windowNll.map((x, i) => x - full.windowNll[i]!)).stdErr : null;
+      perplexity = {
+        ...measure, windows: q.windows, tokens: q.tokensScored, quantized: q.ppl, full: full ? full.ppl : null, stdErr: q.stdErr, fullStdErr: full ? full.stdErr : null, ratioStdErr,
+      };
       progress.timer.lap('evaluate');
     }
   } finally {
@@ -569,9 +728,10 @@ async function evaluate(run: Run, progress: Progress, c: Calibrated, e2e: EndToE
 async function publishRun(run: Run, progress: Progress, c: Calibrated, r: { bytesOnDisk: number; perplexity: RunRecord['perplexity'] }): Promise<RunRecord> {
   const { s, out, model, arch, emit } = run;
   const { partial, cp, timer } = progress;
-  const linearWeights = Object.values(cp.layers).reduce((a, l) => a + l.m * l.n, 0);
+  const denseLayers = Object.values(cp.dense ?? {});
+  const linearWeights = Object.values(cp.layers).reduce((a, l) => a + l.m * l.n, 0) + denseLayers.reduce((a, d) => a + d.m * d.n, 0);
   const dtypeOf = safetensorsDTypes(path.join(partial, MODEL_FILE), true);
-  const layerBitsTotal = Object.values(cp.layers).reduce((a, l) => a + layerBits(l, s.codebook, dtypeOf), 0);
+  const layerBitsTotal = Object.values(cp.layers).reduce((a, l) => a + layerBits(l, s.codebook, dtypeOf), 0) + denseLayers.reduce((a, d) => a + denseLayerBits(d), 0);
   const params = model.tensorNames().reduce((a, n) => a + model.tensorInfo(n).shape.reduce((x, y) => x * y, 1), 0);
   const record: RunRecord & { jobId: string } = {
     version: RUN_RECORD_VERSION,
@@ -587,7 +747,8 @@ async function publishRun(run: Run, progress: Progress, c: Calibrated, r: { byte
     phasePeakRss: timer.memory,
     peakRssBytes: peakRss(),
     resumedFromBlock: progress.resumedFromBlock,
-    sizes: { bytesOnDisk: r.bytesOnDisk, linearWeights, bitsPerWeight: layerBitsTotal / linearWeights, bitsPerParameter: (r.bytesOnDisk * 8) / params },
+    sessions: sessionsSoFar(run, progress),
+    sizes: { bytesOnDisk: r.bytesOnDisk, weightBytes: weightFileBytes(partial) ?? undefined, linearWeights, bitsPerWeight: layerBitsTotal / linearWeights, bitsPerParameter: (r.bytesOnDisk * 8) / params },
     perplexity: r.perplexity,
     finetune: c.tuning.record(),
     startedAt: run.startedAt,
@@ -600,7 +761,8 @@ async function publishRun(run: Run, progress: Progress, c: Calibrated, r: { byte
   emit({
     type: 'summary', out, codebook: s.codebook, bits: s.bits, bitsPerWeight: record.sizes.bitsPerWeight, bytesOnDisk: r.bytesOnDisk, layers: cp.metrics.length,
     meanProxyLoss: pl.mean, worstProxyLoss: pl.worst, perplexity: r.perplexity?.quantized ?? null, perplexityFull: r.perplexity?.full ?? null,
-    seconds: Object.values(timer.timings).reduce((a, x) => a + x, 0), peakRssBytes: record.peakRssBytes,
+    perplexityInfo: r.perplexity, weightBytes: record.sizes.weightBytes,
+    seconds: runSeconds(record), peakRssBytes: record.peakRssBytes,
   });
   emit({ type: 'phase', phase: 'done', message: `saved ${out}` });
   return record;

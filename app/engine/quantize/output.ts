@@ -18,8 +18,8 @@ import path from 'node:path';
 
 import { describeWriteError, removeTempFiles, writeJsonAtomic } from '../../util/atomic-file.js';
 import { UserError } from '../../util/errors.js';
-import { FinetuneRecord, LayerMetrics } from '../../domain/quantize/index.js';
-import { QuantizedLayerRecord } from '../model/quantized-format.js';
+import { FinetuneRecord, LayerMetrics, RunSession } from '../../domain/quantize/index.js';
+import { DenseLayerRecord, QuantizedLayerRecord } from '../model/quantized-format.js';
 import { z } from 'zod';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
@@ -39,6 +39,21 @@ export const Checkpoint = z.object({
   /** In-block fine-tuning of the saved blocks (their record and seconds), so a resumed run's record
    * still holds every block. */
   finetune: FinetuneRecord.pick({ blocks: true, seconds: true }).optional(),
+  /** The sessions so far with their active seconds (a cancelled one up to its cancellation), so the
+   * run record of a resumed run counts them all. Absent in older checkpoints. */
+  sessions: z.array(RunSession).optional(),
+  /** --target-bpw: every linear layer's width, allocated before the first block (kept so a resumed run
+   * quantizes the same mix), and the layers kept at 16 bits saved so far. Absent in uniform runs. */
+  widths: z.record(z.string(), z.enum(['e8p', 'rvq3', 'rvq4', 'f16'])).optional(),
+  dense: z.record(z.string(), DenseLayerRecord).optional(),
+  /** --target-bpw: each layer's measured sensitivity (2-bit KLD) and the allocation's figures. */
+  allocation: z.object({
+    kld2: z.record(z.string(), z.number()),
+    predictedBitsPerWeight: z.number(),
+    predictedLoss: z.number(),
+    range: z.tuple([z.number(), z.number()]),
+    seconds: z.number(),
+  }).optional(),
 });
 export type Checkpoint = z.infer<typeof Checkpoint>;
 

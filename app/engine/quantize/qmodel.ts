@@ -4,7 +4,7 @@
 import { codeBitsPerWeight, hasResidual, type Codebook } from '../../domain/quantize/index.js';
 import type { QuantizedLayerRecord } from '../model/quantized-format.js';
 import { bytesOf, type TensorToWrite } from '../model/safetensors-writer.js';
-import type { QuantizeLinearResult } from '../quip/types.js';
+import type { QuantizeLinearResult } from '../quip/native-types.js';
 import type { EngineLinearKind } from '../runtime/native-types.js';
 import type { QuantizedLinearSpec } from '../runtime/qinfer-native-types.js';
 import { linearName } from '../runtime/quantized-model.js';

@@ -4,10 +4,10 @@
 import { UserError } from '../../util/errors.js';
 import { native, type ProgressFn, type TensorRef } from '../native.js';
 import { CODEBOOK_TABLE, CODEBOOKS, DEFAULTS, isCodebook } from '../../domain/quantize/index.js';
-import type { QuantizeLinearOptions, QuantizeLinearResult, QuantizedLinear } from './types.js';
+import type { QuantizeLinearOptions, QuantizeLinearResult, QuantizedLinear } from './native-types.js';
 
 export * from './rate-distortion.js';
-export * from './types.js';
+export * from './native-types.js';
 
 /** Progress events of quantizeLinear, parsed. */
 export type QuantizeProgress = { stage: 'ldlq'; fraction: number } | { stage: 'tune'; iteration: number; of: number };

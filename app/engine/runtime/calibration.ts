@@ -10,7 +10,7 @@ import path from 'node:path';
 import { shippedText } from '../../util/paths.js';
 import { UserError } from '../../util/errors.js';
 import type { ModelTokenizer } from '../model/index.js';
-import { setEngineThreads } from './engine.js';
+import { setEngineThreads } from './native-model.js';
 import { generate } from './generation.js';
 import type { BlockHessians, EngineCalibration, EngineModel } from './native-types.js';
 import { readEvalText } from './perplexity.js';
@@ -45,7 +45,7 @@ export function calibrationSampleSeed(runSeed: number): number {
  */
 export function resolveCalibrationSource(textFile: string | null | undefined, runSeed: number): CalibrationSource {
   if (textFile) {
-    if (!existsSync(textFile)) throw new UserError(`The calibration text ${textFile} does not exist. Pass --calib-text with a UTF-8 text file.`, 'BAD_TEXT');
+    if (!existsSync(textFile)) throw new UserError(`The calibration text ${textFile} does not exist. Choose a UTF-8 text file as the calibration text.`, 'BAD_TEXT');
     return { kind: 'file', file: textFile };
   }
   const file = defaultCalibrationText();

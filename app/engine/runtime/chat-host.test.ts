@@ -11,7 +11,7 @@ import { loadModel, type ChatMessage, type LoadedModel } from '../model/index.js
 import { cancelFlag } from '../native.js';
 import { commonPrefix, renderPromptIds } from './chat.js';
 import { ChatHost, type ChatHostRequest } from './chat-host.js';
-import { createEngine } from './engine.js';
+import { createEngine } from './native-model.js';
 import { generate } from './generation.js';
 import type { EngineModel } from './native-types.js';
 

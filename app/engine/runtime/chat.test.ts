@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 
 import { loadModel, type LoadedModel } from '../model/index.js';
 import { ChatSession } from './chat.js';
-import { createEngine } from './engine.js';
+import { createEngine } from './native-model.js';
 import { generate } from './generation.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'quip-chat-'));

@@ -209,7 +209,7 @@ export const PREFILL_CHUNK = 256;
 async function prefill(session: EngineSession, ids: number[], cancel?: Int32Array): Promise<Float32Array> {
   let logits: Float32Array | null = null;
   for (let at = 0; at < ids.length; at += PREFILL_CHUNK) {
-    logits = await session.forward(Int32Array.from(ids.slice(at, at + PREFILL_CHUNK)), false, undefined, cancel);
+    logits = await session.forward(Int32Array.from(ids.slice(at, at + PREFILL_CHUNK)), false, undefined, cancel, true);
   }
   return logits!;
 }

@@ -1,6 +1,6 @@
 // The full-precision engine over the native core: sessions (prefill/decode), perplexity, generation,
 // sampling, calibration Hessians and synthetic models. The one import for the rest of the app.
-export { createEngine, setEngineThreads } from './engine.js';
+export { createEngine, setEngineThreads } from './native-model.js';
 export type { EngineModel, EngineSession, EngineCalibration, BlockHessians, HessianSum, EngineLinearKind } from './native-types.js';
 export { generate, generateOn, type GenerateOptions, type GenerateResult } from './generation.js';
 export { ChatSession } from './chat.js';

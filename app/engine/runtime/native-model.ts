@@ -1,4 +1,4 @@
-// The engine over a loaded model folder: builds the native model from the folder's memory-mapped
+// The native model over a loaded model folder: builds the native model from the folder's memory-mapped
 // tensors and sets the thread count that every native parallel loop uses.
 import type { LoadedModel } from '../model/index.js';
 import { native, type TensorRef } from '../native.js';

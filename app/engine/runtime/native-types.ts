@@ -6,8 +6,10 @@ import type { ProgressFn, TensorRef } from '../native-types.js';
 export interface EngineSession {
   readonly position: number;
   readonly capacity: number;
-  /** Runs ids at the next positions; logits of the last token (vocab) or of all (ids.length x vocab). */
-  forward(ids: Int32Array, allLogits: boolean, onProgress?: ProgressFn, cancel?: Int32Array): Promise<Float32Array>;
+  /** Runs ids at the next positions; logits of the last token (vocab) or of all (ids.length x vocab).
+   * fastPrefill: only the next token matters (chat / generation prefill), so quantized layers may use
+   * the int8 prefill GEMM; off (the default), every layer stays float32 (scoring, perplexity, KLD). */
+  forward(ids: Int32Array, allLogits: boolean, onProgress?: ProgressFn, cancel?: Int32Array, fastPrefill?: boolean): Promise<Float32Array>;
   /** One perplexity window from position 0: summed -log p(ids[i+1] | ids[..i]) (float64) and its count. */
   score(ids: Int32Array, onProgress?: ProgressFn, cancel?: Int32Array): Promise<{ nll: number; count: number }>;
   reset(): void;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { importGguf } from '../gguf/import.js';
 import { loadModel, type LoadedModel } from '../model/index.js';
-import { createEngine } from './engine.js';
+import { createEngine } from './native-model.js';
 import { evaluatePerplexity, perplexityWindows } from './perplexity.js';
 import { evaluatePerplexityLlamaCpp, llamaCppWindows, readLlamaCppText } from './perplexity-llamacpp.js';
 

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { UserError } from '../../util/errors.js';
 import type { ModelTokenizer } from '../model/index.js';
 import type { EngineModel, EngineSession } from './native-types.js';
+import { perplexitySpread } from '../../domain/quantize/evaluation.js';
 import { negLogSoftmax, scoreTokenByToken, type PerplexityOptions, type PerplexityResult } from './perplexity.js';
 
 export type PerplexityConvention = 'ours' | 'llama.cpp';
@@ -103,15 +104,17 @@ export async function evaluatePerplexityLlamaCpp(engine: EngineModel, windows: I
   const t0 = process.hrtime.bigint();
   let nll = 0;
   let scored = 0;
+  const windowNll: number[] = [];
   for (let i = 0; i < windows.length; i++) {
     const r = o.decodePath
       ? await scoreTokenByToken(session, windows[i], windows[i].length >> 1, o.cancel)
       : await scoreSecondHalf(session, windows[i], vocab, o.cancel);
     nll += r.nll;
     scored += r.count;
+    windowNll.push(r.count ? r.nll / r.count : 0);
     o.onProgress?.({ window: i + 1, windows: windows.length, tokensScored: scored, ppl: Math.exp(nll / scored) });
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const tokens = windows.reduce((a, w) => a + w.length - 1, 0);
-  return { ppl: Math.exp(nll / scored), nll, tokensScored: scored, windows: windows.length, ctx: o.ctx, seconds, tokensPerSecond: tokens / seconds };
+  return { ppl: Math.exp(nll / scored), nll, tokensScored: scored, windows: windows.length, windowNll, stdErr: perplexitySpread(windowNll).stdErr, ctx: o.ctx, seconds, tokensPerSecond: tokens / seconds };
 }

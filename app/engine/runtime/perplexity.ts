@@ -4,9 +4,10 @@
 // ppl = exp(sum of -log p / tokens scored).
 import { readFileSync } from 'node:fs';
 
+import { perplexitySpread } from '../../domain/quantize/evaluation.js';
 import { UserError } from '../../util/errors.js';
 import type { LoadedModel, ModelTokenizer } from '../model/index.js';
-import { createEngine } from './engine.js';
+import { createEngine } from './native-model.js';
 import type { EngineModel, EngineSession } from './native-types.js';
 
 export interface PerplexityOptions {
@@ -28,6 +29,10 @@ export interface PerplexityResult {
   nll: number;
   tokensScored: number;
   windows: number;
+  /** Mean NLL per scored token of each window (nats), in order: their spread is the figure's. */
+  windowNll: number[];
+  /** Standard error of the mean of windowNll (nats; null with one window): ppl +- ppl * stdErr. */
+  stdErr: number | null;
   ctx: number;
   seconds: number;
   tokensPerSecond: number;
@@ -125,17 +130,19 @@ export async function evaluatePerplexity(engine: EngineModel, windows: Int32Arra
   const t0 = process.hrtime.bigint();
   let nll = 0;
   let scored = 0;
+  const windowNll: number[] = [];
   for (let i = 0; i < windows.length; i++) {
     const r = o.decodePath
       ? await scoreTokenByToken(session, windows[i], 0, o.cancel)
       : await session.score(windows[i], undefined, o.cancel);
     nll += r.nll;
     scored += r.count;
+    windowNll.push(r.count ? r.nll / r.count : 0);
     o.onProgress?.({ window: i + 1, windows: windows.length, tokensScored: scored, ppl: Math.exp(nll / scored) });
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const tokens = windows.reduce((a, w) => a + w.length, 0);
-  return { ppl: Math.exp(nll / scored), nll, tokensScored: scored, windows: windows.length, ctx: o.ctx, seconds, tokensPerSecond: tokens / seconds };
+  return { ppl: Math.exp(nll / scored), nll, tokensScored: scored, windows: windows.length, windowNll, stdErr: perplexitySpread(windowNll).stdErr, ctx: o.ctx, seconds, tokensPerSecond: tokens / seconds };
 }
 
 /**

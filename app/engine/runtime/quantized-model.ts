@@ -2,7 +2,8 @@
 // model/quantized-format.ts describes the folder):
 //   - openQuantizedWeights: model.safetensors memory-mapped -> the unquantized tensors as TensorRefs
 //     and every quantized layer's spec pointing into the map (codes are never copied)
-//   - createQuantizedEngine: an EngineModel whose linears are the quantized layers (native qinfer)
+//   - createQuantizedEngine: an EngineModel whose linears are the quantized layers (native qinfer);
+//     in a mixed folder the layers kept at 16 bits run dense from their own tensors
 // The quantizer (quantize/qmodel.ts) builds the same specs in memory right after quantizing a layer.
 import path from 'node:path';
 
@@ -46,7 +47,7 @@ export function specFromRecord(
   return {
     m: record.m,
     n: record.n,
-    codebook,
+    codebook: record.codebook ?? codebook,
     codes: plane(record.tensors.codes),
     residual: record.tensors.codesResidual ? plane(record.tensors.codesResidual) : null,
     scale: record.scale,
@@ -114,6 +115,15 @@ export function openQuantizedWeights(dir: string, config: Record<string, unknown
       for (const { kind } of LINEAR_KINDS) {
         const name = linearName(b, kind);
         const rec = qconfig.layers[name];
+        const dense = qconfig.dense_layers?.[name];
+        if (dense) {
+          // Kept at 16 bits: its weight is one of the unquantized tensors below.
+          const e = entry(dense.tensor);
+          if (e.shape[0] !== shapes[kind][0] || e.shape[1] !== shapes[kind][1]) {
+            throw new UserError(`${filePath}: ${dense.tensor} is ${e.shape.join('x')} but the architecture says ${shapes[kind].join('x')}.`, 'SHAPE_MISMATCH');
+          }
+          continue;
+        }
         if (!rec) throw new UserError(`config.json in ${dir}: quantization_config has no entry for ${name}; the folder is incomplete.`, 'NOT_A_MODEL');
         const [m, n] = shapes[kind];
         if (rec.m !== m || rec.n !== n) {
@@ -167,5 +177,17 @@ export function openQuantizedEngine(dir: string, config: Record<string, unknown>
 export function createQuantizedEngine(arch: Architecture, weights: Pick<QuantizedWeights, 'unquantized' | 'layers' | 'file'>): EngineModel {
   const refs: Record<string, TensorRef> = {};
   for (const [name, t] of weights.unquantized) refs[name] = { file: weights.file, offset: t.offset, dtype: t.dtype, shape: [...t.shape] };
-  return native().createQuantizedModel(arch, refs, weights.layers);
+  if (weights.layers.length === arch.numLayers * LINEAR_KINDS.length) return native().createQuantizedModel(arch, refs, weights.layers);
+  // Mixed widths: some linears stay at 16 bits. The native quantized model takes quantized layers
+  // only, so a dense model is built over the folder's tensors and the quantized layers replace
+  // theirs. A replaced layer's dense view is never read (dense linears read their weights lazily, in
+  // place); it points at the start of the mapping, which holds at least that many bytes.
+  for (const { block, kind, spec } of weights.layers) {
+    const bytes = spec.m * spec.n * 2;
+    if (bytes > weights.file.size) throw new UserError(`cannot build the mixed model: the folder's model.safetensors (${weights.file.size} bytes) is smaller than one dense view of ${linearName(block, kind)}.`, 'NOT_A_MODEL');
+    refs[`${linearName(block, kind)}.weight`] = { file: weights.file, offset: 0, dtype: 'F16', shape: [spec.m, spec.n] };
+  }
+  const model = native().createModel(arch, refs);
+  for (const { block, kind, spec } of weights.layers) native().qinferSetLinear(model, block, kind, spec);
+  return model;
 }

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { loadModel } from '../model/index.js';
 import { native } from '../native.js';
-import { createEngine } from './engine.js';
+import { createEngine } from './native-model.js';
 import { generate } from './generation.js';
 import { synthModel } from './synth.js';
 

@@ -1,5 +1,6 @@
 // The OpenAI-compatible local API driven by the official `openai` package as a real client, over real
-// model hosts: stories260k (no chat template) and SmolLM2-135M-Instruct (imported from its GGUF; ChatML).
+// model hosts: stories260k (no chat template), SmolLM2-135M-Instruct (imported from its GGUF; ChatML)
+// and that SmolLM2 quantized to 4 bits (a small calibration: the API, not the quality, is under test).
 // Streaming and not, the same greedy text as `quip generate`, stop strings, usage, the error shapes
 // (404 model_not_found, 400 naming the field, 401, context_length_exceeded, 413), the queue, and a
 // client that disconnects mid-stream freeing the model within 100 ms.
@@ -13,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerGenerate } from '../../cli/commands/generate.js';
 import { runQuip } from '../../testing/cli.js';
 import { importGguf } from '../../engine/gguf/index.js';
+import { runQuantizeJob } from '../../engine/quantize/job.js';
+import { resolveSettings } from '../../domain/quantize/index.js';
 import { projectRoot } from '../../util/paths.js';
 import { bundleForTest } from '../../testing/bundle.js';
 import { JobClient } from '../jobs/client.js';
@@ -25,6 +28,7 @@ const STORIES = path.join(DATA, 'stories260k');
 const GGUF = path.join(DATA, 'smollm2-135m-instruct-q4_1', 'SmolLM2-135M-Instruct.Q4_1.gguf');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'quip-api-'));
 const SMOL = path.join(tmp, 'smollm2-135m-instruct');
+const SMOL_4BIT = path.join(tmp, 'smollm2-4bit');
 const KEY = 'test-key-0123456789';
 
 let jobs: JobClient;
@@ -35,7 +39,9 @@ const requests: ApiRequestLog[] = [];
 
 beforeAll(async () => {
   await importGguf(GGUF, SMOL);
-  jobs = new JobClient({ spawn: nodeJobProcesses({ workerPath: await bundleForTest('app/worker/main.ts', 'worker') }), graceMs: 1000 });
+  await runQuantizeJob({ model: SMOL, out: SMOL_4BIT, settings: resolveSettings({ bits: 4, calibSamples: 2, calibCtx: 64, threads: 2 }), evaluation: null });
+  // Loaded models are long-lived processes: no cap on their count (as `quip serve` and the studio do).
+  jobs = new JobClient({ spawn: nodeJobProcesses({ workerPath: await bundleForTest('app/worker/main.ts', 'worker') }), graceMs: 1000, maxProcesses: Number.MAX_SAFE_INTEGER });
   models = new ModelManager({ jobs, threads: async () => 2 });
   api = await startApiServer({
     models,
@@ -43,6 +49,7 @@ beforeAll(async () => {
     listModels: () => [
       { id: 'stories260k', dir: STORIES },
       { id: 'smollm2-135m-instruct', dir: SMOL },
+      { id: 'smollm2-4bit', dir: SMOL_4BIT },
     ],
     maxBodyBytes: 256 * 1024,
     onRequest: (r) => requests.push(r),
@@ -68,7 +75,7 @@ async function quipGenerate(dir: string, prompt: string, maxTokens: number, chat
 describe('OpenAI-compatible API', () => {
   it('lists the models by id and refuses requests without the right key', async () => {
     const list = await client.models.list();
-    expect(list.data.map((m) => m.id)).toEqual(['stories260k', 'smollm2-135m-instruct']);
+    expect(list.data.map((m) => m.id)).toEqual(['stories260k', 'smollm2-135m-instruct', 'smollm2-4bit']);
     expect(api.baseUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
     expect(api.exposed).toBe(false);
     const wrong = new OpenAI({ apiKey: 'nope', baseURL: api.baseUrl, maxRetries: 0 });
@@ -108,6 +115,19 @@ describe('OpenAI-compatible API', () => {
     expect(withChoice.map((c) => c.choices[0].delta.content ?? '').join('')).toBe(reference);
     expect(chunks.at(-1)!.usage).toEqual(whole.usage);
     expect(chunks.every((c) => c.id === chunks[0].id && c.object === 'chat.completion.chunk')).toBe(true);
+  });
+
+  it('SmolLM2 quantized to 4 bits: greedy chat equals `quip generate --chat` on the same folder, whole and streamed', async () => {
+    const max = 16;
+    const reference = await quipGenerate(SMOL_4BIT, USER, max, true);
+    const whole = await client.chat.completions.create({ model: 'smollm2-4bit', messages: [{ role: 'user', content: USER }], temperature: 0, max_tokens: max });
+    expect(whole.choices[0].message.content).toBe(reference);
+    expect(whole.usage!.prompt_tokens).toBeGreaterThan(0);
+    let streamed = '';
+    for await (const c of await client.chat.completions.create({ model: 'smollm2-4bit', messages: [{ role: 'user', content: USER }], temperature: 0, max_tokens: max, stream: true })) {
+      streamed += c.choices[0]?.delta.content ?? '';
+    }
+    expect(streamed).toBe(reference);
   });
 
   it('stories260k: chat (no template) and completions equal `quip generate`; stop strings cut the text', async () => {

@@ -85,7 +85,7 @@ export function hubFetch(ctx: HubFetchContext, passStatuses: number[] = []): typ
     } catch (err) {
       if (timeout.signal.aborted && !ctx.signal?.aborted) {
         throw new HubError(
-          `The Hugging Face Hub at ${ctx.settings.endpoint} did not answer within ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`}. Check the network connection (or HF_ENDPOINT), or set HF_HUB_OFFLINE=1 to use only models already in the cache.`,
+          `The Hugging Face Hub at ${ctx.settings.endpoint} did not answer within ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`}. Check the network connection. Models already downloaded still open from the Hugging Face cache (on the command line, HF_HUB_OFFLINE=1 skips the network and HF_ENDPOINT names another hub).`,
           'HUB_UNREACHABLE',
         );
       }

@@ -113,7 +113,7 @@ export function describeFetchThrow(err: unknown, endpoint: string, what: string)
   if (isAbort(err)) return cancelledError(what);
   const code = networkErrorCode(err);
   return new HubError(
-    `Cannot reach the Hugging Face Hub at ${endpoint}${code ? ` (${code})` : ''}. Check the network connection (or HF_ENDPOINT), or set HF_HUB_OFFLINE=1 to use only models already in the cache.`,
+    `Cannot reach the Hugging Face Hub at ${endpoint}${code ? ` (${code})` : ''}. Check the network connection. Models already downloaded still open from the Hugging Face cache (on the command line, HF_HUB_OFFLINE=1 skips the network and HF_ENDPOINT names another hub).`,
     'HUB_UNREACHABLE',
   );
 }

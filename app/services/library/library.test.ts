@@ -77,10 +77,13 @@ describe('library', () => {
 
   it('stores settings, changing only the fields given', async () => {
     const lib = new Library();
-    expect(await lib.settings()).toEqual({ threads: null });
+    // The defaults: all threads, loaded models unloaded after 15 idle minutes, half the RAM for them,
+    // the local API off-machine never (127.0.0.1), no CORS, its key made on first use.
+    const defaults = { threads: null, idleUnloadMinutes: 15, memoryBudgetBytes: null, apiKey: null, apiPort: 11435, apiHost: '127.0.0.1', apiCors: null };
+    expect(await lib.settings()).toEqual(defaults);
     await lib.updateSettings({ threads: 4 });
-    expect(JSON.parse(readFileSync(path.join(home, SETTINGS_FILE), 'utf8'))).toEqual({ threads: 4 });
-    expect(await new Library().updateSettings({})).toEqual({ threads: 4 });
-    expect(await new Library().updateSettings({ threads: null })).toEqual({ threads: null });
+    expect(JSON.parse(readFileSync(path.join(home, SETTINGS_FILE), 'utf8'))).toMatchObject({ threads: 4 });
+    expect(await new Library().updateSettings({})).toEqual({ ...defaults, threads: 4 });
+    expect(await new Library().updateSettings({ threads: null, idleUnloadMinutes: 5 })).toEqual({ ...defaults, idleUnloadMinutes: 5 });
   });
 });

@@ -11,7 +11,8 @@ import { z } from 'zod';
 
 import { nameProblem } from '../../contract/limits.js';
 import { FineTuneEpoch, RunFailure, RunLogLine, RunState, type RunDetail, type RunLayer, type RunSummary } from '../../contract/runs.js';
-import { FinetuneRecord, proxyLossSummary, QuantizeSettings, QuantizeSettingsInput, resolveSettings, RUN_RECORD_FILE, RunRecord } from '../../domain/quantize/index.js';
+import { EvaluationSettings, FinetuneRecord, proxyLossSummary, QuantizeSettings, QuantizeSettingsInput, resolveSettings, RUN_RECORD_FILE, RunRecord, runSeconds } from '../../domain/quantize/index.js';
+import { weightFileBytes } from '../../engine/model/safetensors.js';
 import { CHECKPOINT_FILE, Checkpoint } from '../../engine/quantize/output.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { childPath } from '../../util/paths.js';
@@ -27,6 +28,9 @@ const SidecarFields = {
   /** Resolved once when the run was started: what the job runs, on every resume too (a later change
    * of the defaults never changes a run already started). */
   settings: QuantizeSettings,
+  /** How the perplexity is measured, resolved at the start like the settings (null: not measured;
+   * absent in sidecars from before it was kept: the defaults of the day). */
+  evaluation: EvaluationSettings.nullable().optional(),
   state: RunState,
   error: RunFailure.nullable(),
   createdAt: z.string(),
@@ -183,7 +187,11 @@ export function summarize(found: FoundRun, outDir: string): RunDetail {
   // Not finished and not in this studio's queue: cancelled and failed runs say so; anything else
   // (a CLI run stopped, or the studio quit while it was queued or running) is interrupted.
   const state: RunSummary['state'] = found.finished ? 'done' : sidecar?.state === 'cancelled' || sidecar?.state === 'error' ? sidecar.state : 'interrupted';
-  const seconds = record ? (Date.parse(record.finishedAt) - Date.parse(record.startedAt)) / 1000 : null;
+  // Every session's active time, not only the last one's (a resumed run has several).
+  const seconds = record ? runSeconds(record) : null;
+  // The weight files as they are on disk (the same function as `quip compare` and the Models page);
+  // a record whose weight files are gone: the size it kept.
+  const weightBytes = record ? ((found.dir ? weightFileBytes(found.dir) : null) ?? record.sizes.weightBytes ?? record.sizes.bytesOnDisk) : null;
   return {
     runId: found.name,
     name: found.name,
@@ -201,9 +209,10 @@ export function summarize(found: FoundRun, outDir: string): RunDetail {
     layersTotal: record ? record.layers.length : (sidecar?.layersTotal ?? null),
     etaSeconds: null,
     bitsPerWeight: record?.sizes.bitsPerWeight ?? null,
-    bytesOnDisk: record?.sizes.bytesOnDisk ?? null,
+    bytesOnDisk: weightBytes,
     perplexity: record?.perplexity?.quantized ?? null,
     perplexityFull: record?.perplexity?.full ?? null,
+    perplexityInfo: record?.perplexity ?? null,
     seconds: seconds !== null && Number.isFinite(seconds) ? seconds : null,
     meanProxyLoss: layers.length ? proxyLossSummary(layers).mean : null,
     layers,

@@ -1,13 +1,15 @@
 // Runs and chat behind the contract, with real job processes on stories260k: a queued pair of runs
 // (one at a time), per-layer events, the run record, a cancel then resume, a CLI-style run found in
 // runs/, deletion with files, a killed job process, and a streamed chat reply from the quantized model.
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { EventName } from '../../contract/channels.js';
 import type { ChatToken, RunEvent } from '../../contract/runs.js';
+import { EVAL_DEFAULTS } from '../../domain/quantize/index.js';
+import { compareRow } from '../../engine/quantize/compare.js';
 import { projectRoot } from '../../util/paths.js';
 import { bundleForTest } from '../../testing/bundle.js';
 import { nodeJobProcesses } from '../jobs/node-process.js';
@@ -108,9 +110,22 @@ describe('runs', () => {
     expect(detail.layers).toHaveLength(35);
     expect(detail.layers.every((l) => l.proxyLoss >= 0)).toBe(true);
     expect(detail.bitsPerWeight).toBeGreaterThan(2);
-    // The size shown before the start is within 15% of the folder the run wrote.
-    const before = await call<{ outputBytes: number }>(services, 'runs.estimate', { modelDir: STORIES, settings: FAST });
-    expect(Math.abs(before.outputBytes - detail.bytesOnDisk) / detail.bytesOnDisk).toBeLessThan(0.15);
+    // The size shown before the start predicts the weight files the run wrote (within 1%); the run's
+    // size is their bytes, the same figure `quip compare` prints for the folder.
+    const before = await call<{ outputBytes: number; time: { basis: string; low: number; high: number; seconds: number } }>(services, 'runs.estimate', { modelDir: STORIES, settings: FAST });
+    // Each finished run's phase timings calibrate later estimates on this machine, shown as a range.
+    const rates = JSON.parse(readFileSync(path.join(home, 'machine-rates.json'), 'utf8')) as { observations: Array<{ source: string; label: string }> };
+    expect(rates.observations.filter((o) => o.source === 'run').map((o) => o.label)).toEqual(['stories260k 2-bit', 'stories260k 4-bit']);
+    expect(before.time.basis).toBe('runs');
+    expect(before.time.low).toBeLessThan(before.time.seconds);
+    expect(before.time.high).toBeGreaterThan(before.time.seconds);
+    expect(Math.abs(before.outputBytes - detail.bytesOnDisk) / detail.bytesOnDisk).toBeLessThan(0.01);
+    expect(detail.bytesOnDisk).toBe(statSync(path.join(home, 'runs', 'two-bit', 'model.safetensors')).size);
+    expect(compareRow(path.join(home, 'runs', 'two-bit')).bytesOnDisk).toBe(detail.bytesOnDisk);
+    // The perplexity says what it was measured on: the studio's defaults, the same as the CLI's.
+    const measured = await call<{ perplexityInfo: { text: string; ctx: number; windows: number; stdErr: number; calibratedOnText: boolean } }>(services, 'runs.get', { runId: 'two-bit' });
+    expect(measured.perplexityInfo).toMatchObject({ text: 'WikiText-2 test', ctx: EVAL_DEFAULTS.ctx, windows: EVAL_DEFAULTS.windows, calibratedOnText: false });
+    expect(measured.perplexityInfo.stdErr).toBeGreaterThan(0);
     const four = await call<{ bitsPerWeight: number; meanProxyLoss: number }>(services, 'runs.get', { runId: 'four-bit' });
     expect(four.bitsPerWeight).toBeGreaterThan(detail.bitsPerWeight);
 
@@ -163,7 +178,16 @@ describe('runs', () => {
     await expect(call(services, 'runs.resume', { runId: 'cli-half' })).rejects.toThrow(/command line; resume it there/);
     await call(services, 'runs.resume', { runId: 'stop-me' });
     await until('resumed run', () => state(runEvents, 'stop-me').at(-1) === 'done');
-    expect((await call<{ layers: unknown[] }>(services, 'runs.get', { runId: 'stop-me' })).layers).toHaveLength(35);
+    const resumed = await call<{ layers: unknown[]; seconds: number; bytesOnDisk: number }>(services, 'runs.get', { runId: 'stop-me' });
+    expect(resumed.layers).toHaveLength(35);
+    // Its time counts both sessions, and the CLI's `quip compare` reads the same time and size.
+    const record = JSON.parse(readFileSync(path.join(home, 'runs', 'stop-me', 'run.json'), 'utf8')) as { sessions: Array<{ seconds: number }>; startedAt: string; finishedAt: string };
+    expect(record.sessions).toHaveLength(2);
+    expect(resumed.seconds).toBeCloseTo(record.sessions[0]!.seconds + record.sessions[1]!.seconds, 6);
+    expect(resumed.seconds).toBeGreaterThan(record.sessions[1]!.seconds);
+    const row = compareRow(path.join(home, 'runs', 'stop-me'));
+    expect(row.quantizeSeconds).toBe(resumed.seconds);
+    expect(row.bytesOnDisk).toBe(resumed.bytesOnDisk);
 
     await call(services, 'runs.start', { modelDir: STORIES, settings: FAST, name: 'kill-me' });
     await until('a layer', () => runEvents.some((e) => e.runId === 'kill-me' && e.body.type === 'layer'));

@@ -3,14 +3,16 @@
 // Settings are resolved here once, when a run is estimated or started; the sidecar keeps the resolved
 // settings and the job runs exactly those. Every change goes out as a run.event; what must survive a
 // restart is in runs/ (see registry.ts).
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 
 import { RunName, type FineTuneEpoch, type RunDetail, type RunEstimate, type RunEventBody, type RunLayer, type RunLogLine, type RunSummary } from '../../contract/runs.js';
 import { parseArchitecture, readConfig } from '../../engine/model/config.js';
-import { estimateRun, estimateTensorBytes, proxyLossSummary, resolveSettings, type FtEndToEndEpochEvent, type FtEpochEvent, type QuantizeEvent, type QuantizeSettingsInput } from '../../domain/quantize/index.js';
-import { COPIED_FILES } from '../../engine/model/quantized-format.js';
+import { addObservation, calibrateEstimate, modelParams, MACHINE_RATES_FILE, MachineRates, predictedGroups, type RateObservation, describePerplexity, evaluationTokens, resolveEvaluation, type EvaluationInput, estimateRun, estimateWeightBytes, formatPerplexity, proxyLossSummary, resolveSettings, type FtEndToEndEpochEvent, type FtEpochEvent, type QuantizeEvent, type QuantizeSettingsInput } from '../../domain/quantize/index.js';
+import { formatBytes } from '../../domain/format.js';
 import { UserError } from '../../util/errors.js';
+import { writeJsonAtomic } from '../../util/atomic-file.js';
+import { weightFileBytes } from '../../engine/model/safetensors.js';
 import type { Emit } from '../dispatch.js';
 import type { JobClient, JobHandle } from '../jobs/client.js';
 import { RunRegistry, summarize, type RunSidecar } from './registry.js';
@@ -38,6 +40,8 @@ export interface RunServiceOptions {
   emit: Emit;
   /** The thread setting (null = all hardware threads) and the count that means. */
   threads: () => Promise<{ setting: number | null; available: number }>;
+  /** Run the probe job the first time an estimate is asked for (default true). */
+  probe?: boolean;
 }
 
 /** The model's shape from its config.json, with a message naming the folder when it is not a model. */
@@ -46,13 +50,6 @@ function readShape(modelDir: string) {
     throw new UserError(`${modelDir} has no config.json, so it is not a model folder. Open a model on the Models page first.`, 'NOT_A_MODEL');
   }
   return parseArchitecture(readConfig(modelDir));
-}
-
-/** Bytes of the output folder besides tensor data: the safetensors header (~4 tensors per linear),
- * config.json with a quantization record per layer, run.json, and the tokenizer files copied over. */
-function folderExtras(modelDir: string, linears: number): number {
-  const copied = COPIED_FILES.reduce((a, f) => a + (statSync(path.join(modelDir, f), { throwIfNoEntry: false })?.size ?? 0), 0);
-  return linears * (4 * 80 + 800 + 320) + copied + 4096;
 }
 
 export class RunService {
@@ -65,32 +62,78 @@ export class RunService {
     this.registry = new RunRegistry(opts.home);
   }
 
-  async estimate(modelDir: string, input: QuantizeSettingsInput): Promise<RunEstimate> {
+  async estimate(modelDir: string, input: QuantizeSettingsInput, evaluationInput?: EvaluationInput): Promise<RunEstimate> {
     const arch = readShape(modelDir);
     const settings = resolveSettings(input);
+    const evaluation = resolveEvaluation(evaluationInput);
     const t = await this.opts.threads();
     const threads = settings.threads ?? t.setting ?? t.available;
-    const e = estimateRun(arch, settings, threads, arch.contextLength);
+    const e = estimateRun(arch, settings, threads, arch.contextLength, evaluationTokens(evaluation, arch.contextLength));
+    const rates = await this.rates();
+    // The first time, a short probe measures this machine (never beside a run: runs measure it too).
+    if (!rates && !this.active && !this.queue.length) void this.probe();
+    const time = calibrateEstimate(predictedGroups(e, weightFileBytes(modelDir) ?? 0), modelParams(arch), rates?.observations ?? [], e.units);
     return {
       settings,
       threads,
       tokens: e.tokens,
       seconds: e.seconds,
       peakBytes: e.peakBytes,
-      outputBytes: Math.round(estimateTensorBytes(arch, settings.codebook) + folderExtras(modelDir, arch.numLayers * LINEARS_PER_BLOCK)),
+      time: { seconds: time.seconds, low: time.low, high: time.high, basis: time.basis, observations: time.observations, probing: this.probing !== null, phases: time.groups },
+      evaluation,
+      outputBytes: estimateWeightBytes(arch, settings),
       layers: arch.numLayers * LINEARS_PER_BLOCK,
     };
   }
 
-  async start(input: { modelDir: string; settings: QuantizeSettingsInput; name?: string }, owner?: string): Promise<RunSummary> {
+  /** This machine's observations (machine-rates.json), null before the first. */
+  async rates(): Promise<MachineRates | null> {
+    try {
+      const parsed = MachineRates.safeParse(JSON.parse(await fs.readFile(path.join(this.opts.home, MACHINE_RATES_FILE), 'utf8')));
+      return parsed.success ? parsed.data : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private ratesWrite: Promise<void> = Promise.resolve();
+  /** Adds one finished job's timings to machine-rates.json (writes one at a time). */
+  recordObservation(o: RateObservation): Promise<void> {
+    this.ratesWrite = this.ratesWrite.then(async () => {
+      await fs.mkdir(this.opts.home, { recursive: true });
+      await writeJsonAtomic(path.join(this.opts.home, MACHINE_RATES_FILE), addObservation(await this.rates(), o));
+    }).catch(() => {});
+    return this.ratesWrite;
+  }
+
+  /** The probe job, while it runs. */
+  probing: Promise<void> | null = null;
+  private readonly waitingForProbe = new Set<string>();
+  /** Starts the short probe (once, in the background) that calibrates estimates on this machine. */
+  probe(): Promise<void> {
+    if (this.opts.probe === false) return Promise.resolve();
+    this.probing ??= this.opts.jobs
+      .run('probeRates', {}, { label: 'Measure this machine for estimates (a short probe run)' })
+      .result.then(async (r) => {
+        for (const o of r.observations) await this.recordObservation(o);
+      })
+      .catch(() => {})
+      .finally(() => {
+        this.probing = null;
+      });
+    return this.probing;
+  }
+
+  async start(input: { modelDir: string; settings: QuantizeSettingsInput; evaluation?: EvaluationInput; name?: string }, owner?: string): Promise<RunSummary> {
     const modelDir = path.resolve(input.modelDir);
     const arch = readShape(modelDir);
     const settings = resolveSettings(input.settings);
+    const evaluation = resolveEvaluation(input.evaluation);
     const modelName = path.basename(modelDir);
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
     // The default name from the model folder's name, kept to the characters a run name may use.
     const base = modelName.replace(/[^\w.-]+/g, '-').replace(/^[.-]+/, '').slice(0, 80) || 'model';
-    const name = input.name ?? `${base}-${settings.bits}bit-${settings.codebook}-${stamp}`;
+    const name = input.name ?? `${base}-${settings.targetBpw !== null ? `mixed-${settings.targetBpw}bpw` : `${settings.bits}bit-${settings.codebook}`}-${stamp}`;
     // The contract checked a given name; callers inside the studio (and the default) pass here too.
     const checked = RunName.safeParse(name);
     if (!checked.success) throw new UserError(checked.error.issues[0]?.message ?? `"${name}" can't be a run name.`, 'BAD_NAME');
@@ -103,6 +146,7 @@ export class RunService {
       modelDir,
       modelName,
       settings,
+      evaluation,
       state: 'queued',
       error: null,
       createdAt: new Date().toISOString(),
@@ -124,7 +168,7 @@ export class RunService {
       throw new UserError(`Run ${runId} was started from the command line; resume it there by running the same quip quantize command again.`, 'CLI_RUN');
     }
     const sidecar: RunSidecar = { ...found.sidecar, state: 'queued', error: null, finishedAt: null };
-    sidecar.log = [...sidecar.log, this.line('info', found.checkpoint ? `Resuming after block ${found.checkpoint.blocksDone - 1}.` : 'Starting again (no finished block was saved).')];
+    sidecar.log = [...sidecar.log, this.line('info', found.checkpoint ? `Resuming after block ${found.checkpoint.blocksDone} (the blocks before it are saved).` : 'Starting again (no finished block was saved).')];
     await this.registry.writeSidecar(sidecar);
     return this.enqueue(sidecar, owner);
   }
@@ -142,6 +186,17 @@ export class RunService {
 
   private pump(): void {
     if (this.active || !this.queue.length) return;
+    // The first-time probe measures this machine for a few seconds: a run waits for it rather than
+    // share the cores with it (both would be slower, and the probe would measure the contention).
+    if (this.probing) {
+      const first = this.queue[0]!;
+      if (!this.waitingForProbe.has(first)) {
+        this.waitingForProbe.add(first);
+        this.log(first, 'info', 'Waiting a few seconds for the first-time probe that measures this machine for estimates.');
+      }
+      void this.probing.then(() => this.pump());
+      return;
+    }
     const name = this.queue.shift()!;
     const live = this.live.get(name)!;
     this.active = name;
@@ -158,7 +213,7 @@ export class RunService {
     const threads = sidecar.settings.threads ?? t.setting ?? undefined;
     const handle = this.opts.jobs.run(
       'quantize',
-      { modelDir: sidecar.modelDir, out: this.registry.outDir(name), settings: sidecar.settings },
+      { modelDir: sidecar.modelDir, out: this.registry.outDir(name), settings: sidecar.settings, ...(sidecar.evaluation !== undefined ? { evaluation: sidecar.evaluation } : {}) },
       {
         label: `Quantize ${sidecar.modelName} to ${sidecar.settings.bits} bits (${sidecar.settings.codebook})`,
         owner: live.owner,
@@ -173,9 +228,10 @@ export class RunService {
     live.handle = handle;
     if (live.cancelRequested) handle.cancel();
     try {
-      await handle.result;
+      const result = await handle.result;
       sidecar.state = 'done';
       live.phase = 'done';
+      if (result.observation) await this.recordObservation(result.observation);
     } catch (err) {
       const code = (err as { code?: string }).code ?? 'ERROR';
       const message = err instanceof Error ? err.message : String(err);
@@ -236,8 +292,8 @@ export class RunService {
         this.log(
           name,
           'info',
-          `Done: ${e.bitsPerWeight.toFixed(3)} bits/weight, ${Math.round(e.bytesOnDisk / 1024)} KiB on disk, mean proxy loss ${e.meanProxyLoss.toExponential(3)}` +
-            (e.perplexity !== null ? `, perplexity ${e.perplexity.toFixed(3)}` : '') +
+          `Done: ${e.bitsPerWeight.toFixed(3)} bits/weight, weights ${formatBytes(e.weightBytes ?? e.bytesOnDisk)}, mean proxy loss ${e.meanProxyLoss.toExponential(3)}` +
+            (e.perplexity !== null ? `, perplexity ${formatPerplexity(e.perplexity, e.perplexityInfo?.stdErr)}${e.perplexityInfo ? ` (${describePerplexity(e.perplexityInfo)})` : ''}` : '') +
             '.',
         );
         break;
@@ -252,7 +308,7 @@ export class RunService {
         this.log(name, 'info', `Fine-tuned block ${e.block} after ${e.group}: best held-out loss ${e.bestHeldoutLoss.toExponential(3)} at epoch ${e.bestEpoch}.`);
         break;
       case 'ft-block':
-        this.log(name, 'info', `Block ${e.block} fine-tuned: held-out error ${e.heldoutError.toExponential(3)}.`);
+        this.log(name, 'info', `Block ${e.block + 1} fine-tuned: held-out error ${e.heldoutError.toExponential(3)}.`);
         break;
     }
   }

@@ -5,7 +5,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import type { AppInfo, EventName, Face, Settings, SimdPath } from '../../contract/channels.js';
+import type { AppInfo, EventName, Face, FileChoice, FileRoot, Settings, SimdPath } from '../../contract/channels.js';
 import type { LoadedModels } from '../../contract/local-api.js';
 import { nameProblem } from '../../contract/limits.js';
 import { IMPORT_RECORD_FILE } from '../../engine/gguf/import.js';
@@ -17,11 +17,13 @@ import { JobClient, type JobProcessFactory } from '../jobs/client.js';
 import { Library } from '../library/library.js';
 import packageJson from '../../../package.json';
 import { Downloads } from './downloads.js';
+import { defaultRoots, listFolder } from '../files/browse.js';
 import { ChatService } from '../chat/index.js';
 import { LocalApiService } from '../api/control.js';
 import { studioApiModels } from '../api/studio-models.js';
 import { ModelManager } from '../models/manager.js';
 import { RunService } from '../runs/service.js';
+import { compareTokenKld } from '../runs/token-kld.js';
 
 export interface StudioServicesOptions {
   face: Face;
@@ -35,6 +37,10 @@ export interface StudioServicesOptions {
   hub?: HubSettings;
   /** The native folder dialog; absent in the browser face. */
   pickFolder?: (ctx: CallContext) => Promise<string | null>;
+  /** The native dialog for a model folder, a .gguf or a text file; absent in the browser face. */
+  pickFile?: (ctx: CallContext, choose: FileChoice) => Promise<string | null>;
+  /** Where the file browser (files.list) may go; default: home, studio home, HF cache, mounted volumes. */
+  fileRoots?: FileRoot[];
   /** The built-in sample model folder (default: assets/models/stories260k of this checkout). */
   sampleModel?: string;
   /** A long job's limit (default 30 minutes for an inspection). */
@@ -169,6 +175,8 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
     },
     'models.pickFolder': async (_input, ctx) =>
       opts.pickFolder ? { path: await opts.pickFolder(ctx), supported: true } : { path: null, supported: false },
+    'files.pick': async ({ choose }, ctx) => (opts.pickFile ? { path: await opts.pickFile(ctx, choose), supported: true } : { path: null, supported: false }),
+    'files.list': async (input) => listFolder(input, { roots: opts.fileRoots ?? defaultRoots({ studioHome: home, hubCache: hub().cacheDir }) }),
     'models.inspect': async ({ source, revision }, ctx) => {
       const where = await locate(source, revision);
       const name = where.repoId ?? path.basename(where.path);
@@ -243,8 +251,8 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
     },
     'jobs.list': async () => jobs.list(),
     'jobs.cancel': async ({ jobId }) => ({ cancelled: jobs.cancel(jobId) }),
-    'runs.estimate': async ({ modelDir, settings }) => runs.estimate(path.resolve(expandHome(modelDir)), settings),
-    'runs.start': async ({ modelDir, settings, name }, ctx) => runs.start({ modelDir: path.resolve(expandHome(modelDir)), settings, name }, ctx.client),
+    'runs.estimate': async ({ modelDir, settings, evaluation }) => runs.estimate(path.resolve(expandHome(modelDir)), settings, evaluation),
+    'runs.start': async ({ modelDir, settings, evaluation, name }, ctx) => runs.start({ modelDir: path.resolve(expandHome(modelDir)), settings, evaluation, name }, ctx.client),
     'runs.list': async () => runs.list(),
     'runs.get': async ({ runId }) => runs.get(runId),
     'runs.cancel': async ({ runId }) => runs.cancel(runId),
@@ -259,6 +267,7 @@ export function createStudioServices(opts: StudioServicesOptions): StudioService
       opts.reveal(dir);
       return { path: dir, supported: true };
     },
+    'compare.tokenKld': async (input) => compareTokenKld(runs, jobs, input),
     'chat.send': async (input, ctx) => ({ streamId: await chat.send(input, ctx.client) }),
     'chat.stop': async ({ streamId }) => ({ stopped: chat.stop(streamId) }),
     'chat.count': async (input) => chat.count({ ...input, modelDir: path.resolve(expandHome(input.modelDir)) }),

@@ -11,7 +11,7 @@ namespace quip::runtime {
 
 // Batched (prefill) forwards of quantized layers may round their activations to int8 (the int8
 // prefill GEMM, qinfer/prefill.h) only inside a FastPrefillScope on the calling thread: chat and
-// generation prefill (Session::forward without all logits) open one; calibration (the Hessians),
+// generation prefill (Session::forward with fast_prefill, which only generation.ts asks for) open one; calibration (the Hessians),
 // scoring / perplexity and training do not, so they stay in float32. QUIP_PRECISE_PREFILL=1 in the
 // environment keeps every forward in float32. Dense (16-bit) layers are float32 everywhere.
 bool fast_prefill_enabled();  // true inside a scope that enables it, unless the environment forbids it

@@ -42,6 +42,22 @@ void ModelConfig::validate() const {
   require(rope_theta > 0, "rope_theta must be positive");
   require(rope_factor > 0, "rope_scaling factor must be positive");
   require(rms_eps > 0, "rms_norm_eps must be positive");
+  require(sliding_layers.empty() || static_cast<int>(sliding_layers.size()) == layers,
+          "sliding_layers must have one entry per layer (" + std::to_string(layers) + "), it has " + std::to_string(sliding_layers.size()));
+  require(rope_layers.empty() || static_cast<int>(rope_layers.size()) == layers,
+          "rope_layers must have one entry per layer (" + std::to_string(layers) + "), it has " + std::to_string(rope_layers.size()));
+  bool any_sliding = false;
+  for (uint8_t s : sliding_layers) any_sliding = any_sliding || s != 0;
+  require(!any_sliding || sliding_window > 0, "sliding-window layers need a positive sliding_window");
+}
+
+const char* ModelConfig::beyond_llama_block() const {
+  if (qk_norm) return "q/k norms";
+  for (uint8_t s : sliding_layers)
+    if (s) return "sliding-window attention";
+  for (uint8_t r : rope_layers)
+    if (!r) return "layers without RoPE";
+  return nullptr;
 }
 
 std::vector<double> rope_inv_freq(const ModelConfig& c) {
@@ -168,6 +184,10 @@ Model::Model(const ModelConfig& config, const Lookup& lookup) : cfg_(config) {
       blk.k_bias = to_floats(need(lookup, p + "self_attn.k_proj.bias", {nkv}));
       blk.v_bias = to_floats(need(lookup, p + "self_attn.v_proj.bias", {nkv}));
     }
+    if (cfg_.qk_norm) {
+      blk.q_norm = to_floats(need(lookup, p + "self_attn.q_norm.weight", {cfg_.head_dim}));
+      blk.k_norm = to_floats(need(lookup, p + "self_attn.k_norm.weight", {cfg_.head_dim}));
+    }
   }
   inv_freq_ = rope_inv_freq(cfg_);
 }
@@ -262,20 +282,38 @@ void Model::block_forward(int b, float* x, int T, int pos0, const LayerKV& kv, c
       for (int i = 0; i < nkv; ++i) vdst[t * static_cast<size_t>(nkv) + i] += blk.v_bias[i];
     }
   }
-  rope(q.data(), T, pos0, nh);
-  rope(kdst, T, pos0, nkvh);
+  if (!blk.q_norm.empty()) {
+    // Per-head RMSNorm of queries and keys (Qwen3), before RoPE.
+    std::vector<float> tmp(d);
+    for (size_t r = 0; r < t_ * nh; ++r) {
+      rms_norm(q.data() + r * d, blk.q_norm.data(), d, cfg_.rms_eps, tmp.data());
+      std::copy(tmp.begin(), tmp.end(), q.data() + r * d);
+    }
+    for (size_t r = 0; r < t_ * nkvh; ++r) {
+      rms_norm(kdst + r * d, blk.k_norm.data(), d, cfg_.rms_eps, tmp.data());
+      std::copy(tmp.begin(), tmp.end(), kdst + r * d);
+    }
+  }
+  if (cfg_.layer_rope(b)) {
+    rope(q.data(), T, pos0, nh);
+    rope(kdst, T, pos0, nkvh);
+  }
 
-  // Causal attention: query t (position pos0 + t) sees cache positions 0 .. pos0 + t.
+  // Causal attention: query t (position p = pos0 + t) sees cache positions 0 .. p, or on a
+  // sliding-window layer p - window + 1 .. p.
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const int group = nh / nkvh;
+  const int window = cfg_.layer_sliding(b) ? cfg_.sliding_window : 0;
   const GemmKernels& kern = gemm_kernels();
   parallel_for(t_ * nh, 4, [&](size_t b0, size_t b1) {
     std::vector<float> scores(static_cast<size_t>(pos0) + T);
     for (size_t job = b0; job < b1; ++job) {
       const int t = static_cast<int>(job / nh), h = static_cast<int>(job % nh), kvh = h / group;
-      kern.attend(q.data() + static_cast<size_t>(t) * nq + static_cast<size_t>(h) * d, kv.k + static_cast<size_t>(kvh) * d,
-                  kv.v + static_cast<size_t>(kvh) * d, nkv, pos0 + t + 1, d, scale, scores.data(),
-                  att.data() + static_cast<size_t>(t) * nq + static_cast<size_t>(h) * d);
+      const int p = pos0 + t;
+      const int first = window > 0 ? std::max(0, p - window + 1) : 0;
+      const size_t off = static_cast<size_t>(first) * nkv + static_cast<size_t>(kvh) * d;
+      kern.attend(q.data() + static_cast<size_t>(t) * nq + static_cast<size_t>(h) * d, kv.k + off, kv.v + off, nkv, p - first + 1, d,
+                  scale, scores.data(), att.data() + static_cast<size_t>(t) * nq + static_cast<size_t>(h) * d);
     }
   });
   if (taps) (*taps)(Tap::OIn, att.data(), T, nq);
@@ -313,14 +351,14 @@ void Session::rewind(int position) {
   pos_ = position;
 }
 
-std::vector<float> Session::forward(const int32_t* ids, int T, bool all_logits, const JobHooks* hooks) {
+std::vector<float> Session::forward(const int32_t* ids, int T, bool all_logits, const JobHooks* hooks, bool fast_prefill) {
   const ModelConfig& c = model_->config();
   if (T <= 0) throw std::invalid_argument("forward needs at least one token");
   if (pos_ + T > cache_.capacity)
     throw std::out_of_range("the context is full: " + std::to_string(pos_ + T) + " positions needed, the session holds " +
                             std::to_string(cache_.capacity) + "; reset it or create a longer one");
-  // Only the last position's logits: a chat / generation prefill, which may trade precision for speed.
-  const FastPrefillScope fast_prefill(!all_logits);
+  // Only a chat / generation prefill that asked for it trades precision for speed.
+  const FastPrefillScope fast(fast_prefill && !all_logits);
   std::vector<float> x(static_cast<size_t>(T) * c.hidden);
   model_->embed(ids, T, x.data());
   for (int b = 0; b < c.layers; ++b) {

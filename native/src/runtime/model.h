@@ -1,6 +1,8 @@
-// The Llama-family decoder (llama, mistral, qwen2) in float32: token embedding, per block
-// RMSNorm -> GQA attention with rotary embeddings (HF rotate-half) -> residual, RMSNorm -> SwiGLU MLP
-// -> residual; final RMSNorm and lm_head (or the tied embedding). Weights stay where the caller has
+// The Llama-family decoder (llama, mistral, qwen2, qwen3, smollm3) in float32: token embedding, per
+// block RMSNorm -> GQA attention with rotary embeddings (HF rotate-half) -> residual, RMSNorm -> SwiGLU
+// MLP -> residual; final RMSNorm and lm_head (or the tied embedding). Options a config switches on:
+// per-head q/k RMSNorm (qwen3), sliding-window layers (mistral, qwen2/qwen3 with use_sliding_window),
+// layers without RoPE (smollm3). Weights stay where the caller has
 // them (memory maps); linear layers sit behind engine/linear.h.
 #pragma once
 #include <cstdint>
@@ -26,6 +28,21 @@ struct ModelConfig {
   double rms_eps = 1e-5;
   bool tied_embeddings = false;
   bool attention_bias = false;
+  // Qwen3: RMSNorm (eps rms_eps, weights q_norm / k_norm of head_dim values) over each query and key
+  // head, after the projections and before RoPE.
+  bool qk_norm = false;
+  // Sliding-window attention: on a layer marked in sliding_layers, the query at position p attends to
+  // the keys at positions (p - sliding_window, p], itself included (Hugging Face's
+  // kv_idx > q_idx - sliding_window; llama.cpp's n_swa). Empty: every layer attends to the whole past.
+  int sliding_window = 0;
+  std::vector<uint8_t> sliding_layers;  // one entry per layer (1 = sliding) or empty
+  // SmolLM3's NoPE layers: one entry per layer, 0 = no rotary embedding on that layer; empty = RoPE on all.
+  std::vector<uint8_t> rope_layers;
+  bool layer_sliding(int b) const { return !sliding_layers.empty() && sliding_layers.at(b) != 0; }
+  bool layer_rope(int b) const { return rope_layers.empty() || rope_layers.at(b) != 0; }
+  // The first option above that a plain Llama block lacks ("q/k norms", "sliding-window attention",
+  // "layers without RoPE"), or nullptr: for code with its own copy of the block (fine-tuning) to refuse.
+  const char* beyond_llama_block() const;
   // Throws std::invalid_argument naming the first inconsistent field.
   void validate() const;
 };
@@ -54,6 +71,7 @@ struct Block {
   std::vector<float> attn_norm, mlp_norm;                // RMSNorm weights
   std::unique_ptr<Linear> q, k, v, o, gate, up, down;
   std::vector<float> q_bias, k_bias, v_bias;             // empty without attention bias
+  std::vector<float> q_norm, k_norm;                     // head_dim values each with qk_norm, else empty
   Linear& linear(LinearKind k);
   const Linear& linear(LinearKind k) const;
 };
@@ -103,7 +121,8 @@ class Model {
   // x[t * hidden + :] = embedding of ids[t].
   void embed(const int32_t* ids, int tokens, float* x) const;
   // Applies block b in place to hidden states x [tokens x hidden] at positions pos0 .. pos0+tokens-1;
-  // writes those keys/values into `kv` (block b's cache) and attends over positions [0, pos0 + tokens).
+  // writes those keys/values into `kv` (block b's cache) and attends over positions [0, pos0 + tokens)
+  // (on a sliding-window layer, the query at p over (p - sliding_window, p]).
   void block_forward(int b, float* x, int tokens, int pos0, const LayerKV& kv, const TapFn* taps = nullptr) const;
   // logits[t * vocab + :] for t < tokens from final hidden states x (final norm applied to a copy).
   void head(const float* x, int tokens, float* logits) const;
@@ -130,7 +149,10 @@ class Session {
   void rewind(int position);
   // Runs ids at the next positions. Returns logits of the last token (vocab floats), or of every
   // token (tokens x vocab) when all_logits. Checks hooks between blocks.
-  std::vector<float> forward(const int32_t* ids, int tokens, bool all_logits, const JobHooks* hooks = nullptr);
+  // fast_prefill: the caller wants only the next token (chat / generation prefill), so quantized layers
+  // may run the int8 prefill GEMM (qinfer/prefill.h). Scoring, perplexity, KL divergence and training
+  // leave it off and stay float32 even when they ask for no logits (a window's first half).
+  std::vector<float> forward(const int32_t* ids, int tokens, bool all_logits, const JobHooks* hooks = nullptr, bool fast_prefill = false);
   // Perplexity scoring of one window: from a reset state, returns the summed negative log-likelihood
   // (float64) of ids[1..] given their prefixes, and the count (tokens - 1).
   std::pair<double, int> score(const int32_t* ids, int tokens, const JobHooks* hooks = nullptr);

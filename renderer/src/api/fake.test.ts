@@ -18,7 +18,7 @@ function setup() {
 describe('fake StudioApi', () => {
   it('rejects input the contract rejects, with the zod reason', async () => {
     const { api } = setup();
-    await expect(api.hub.download({ repoId: 'not a repo id' })).rejects.toMatchObject({ code: 'BAD_INPUT', message: expect.stringContaining('owner/name') });
+    await expect(api.hub.download({ repoId: 'not a repo id' })).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringContaining('owner/name') });
   });
 
   it('estimates a run from the model and the resolved settings', async () => {

@@ -6,7 +6,7 @@
 // domain (app/domain/quantize: resolveSettings, estimateRun) and whose events the test drives, and chat
 // replies the test streams token by token.
 import { importNote } from '../../../app/domain/gguf-import';
-import { estimateRun, resolveSettings, SettingsError } from '../../../app/domain/quantize/index';
+import { calibrateEstimate, estimateRun, estimateWeightBytes, evaluationTokens, modelParams, predictedGroups, resolveEvaluation, resolveSettings, SETTING_LABELS, SettingsError } from '../../../app/domain/quantize/index';
 import {
   createStudioApi,
   events,
@@ -19,6 +19,10 @@ import {
   type ChatRecord,
   type ChatStats,
   type DownloadProgress,
+  type FileEntry,
+  type FieldProblem,
+  describeInputIssues,
+  settingPath,
   type EventName,
   type EventPayload,
   type HubModel,
@@ -60,12 +64,15 @@ export interface FakeStudioOptions {
   runs?: RunDetail[];
   /** GGUF files models.importGguf can import, by path: the imported folder's inspection and whether the source was quantized. */
   ggufFiles?: Record<string, { inspection: ModelInspection; lossy: boolean }>;
+  /** What files.list shows: every folder's entries by its path (the first key is the home folder). */
+  files?: Record<string, FileEntry[]>;
 }
 
 export class FakeFailure extends Error {
   constructor(
     message: string,
     readonly code: string,
+    readonly fields?: FieldProblem[],
   ) {
     super(message);
   }
@@ -78,7 +85,7 @@ export interface FakeStudio {
   /** Holds every call of a channel until the returned function releases them (to see loading states). */
   hold(channel: RequestName): () => void;
   /** Makes the next call of a channel fail with this message and code. */
-  failNext(channel: RequestName, message: string, code?: string): void;
+  failNext(channel: RequestName, message: string, code?: string, fields?: FieldProblem[]): void;
   emit<E extends EventName>(event: E, payload: EventPayload<E>): void;
   /** Moves a running download forward by `bytes` (emitting progress) and finishes it at its size. */
   advanceDownload(downloadId: string, bytes: number): void;
@@ -103,6 +110,55 @@ export interface FakeStudio {
   apiServer: ApiStatus;
   /** A request reaching the fake local server: logged and sent as an api.request event. */
   apiRequest(row: Partial<ApiRequestLog>): void;
+}
+
+/** The fake's evaluation text (the real studio reads the start of WikiText-2 test). */
+export const FAKE_TOKEN_TEXT = ' = Robert Boulter = \n Robert Boulter is an English film , television and theatre actor . He had a guest @-@ starring role on the television series The Bill in 2000 .';
+const FAKE_WORDS = [' the', ' a', ' of', ' and', ' actor', ' film', ' role', ' in', ' was', ' he'];
+
+/**
+ * Token by token, deterministic: the text split into words (each with its leading space), and per run
+ * a KLD that falls with its bits per weight (2 bits ~0.3 nats, 4 bits ~0.03) times a fixed wave over
+ * the positions, so a 2-bit row is darker than a 4-bit one everywhere; top-5 lists from a small word
+ * list, the run's drifting from the base's as its KLD grows.
+ */
+export function fakeTokenKld(chosen: RunDetail[], text: string | null, ctx: number): RequestOutput<'compare.tokenKld'> {
+  const source = text?.trim() ? text : FAKE_TOKEN_TEXT;
+  const tokens = (source.match(/\s*\S+/g) ?? []).slice(0, ctx);
+  const top = (i: number, shift: number) => {
+    const ps = [0.5, 0.2, 0.1, 0.05, 0.02].map((p, k) => (k === 0 ? p - shift : k === 1 ? p + shift : p));
+    return ps.map((p, k) => ({ text: k === 0 ? tokens[i]! : FAKE_WORDS[(i + k) % FAKE_WORDS.length]!, p }));
+  };
+  const groups = new Map<string, RunDetail[]>();
+  for (const r of chosen) {
+    const key = r.modelDir ?? `name:${r.modelName ?? ''}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return {
+    source: text?.trim() ? 'your text' : `WikiText-2 test, first ${tokens.length} tokens`,
+    groups: [...groups.values()].map((members) => ({
+      modelDir: members[0]!.modelDir ?? '',
+      modelName: members[0]!.modelName ?? 'model',
+      tokens,
+      baseTop: tokens.map((_t, i) => (i === 0 ? null : top(i, 0))),
+      runs: members.map((r) => {
+        const bpw = r.settings?.targetBpw ?? r.settings?.bits ?? 2;
+        const level = 0.3 * Math.pow(10, -(bpw - 2) / 2);
+        const kld = tokens.map((_t, i) => (i === 0 ? null : level * (1 + 0.8 * Math.sin(i * 1.3))));
+        const scored = kld.filter((x): x is number => x !== null);
+        return {
+          runId: r.runId,
+          dir: r.dir,
+          kld,
+          top: tokens.map((_t, i) => (i === 0 ? null : top(i, Math.min(0.15, kld[i]! / 2)))),
+          meanKld: scored.reduce((a, x) => a + x, 0) / Math.max(1, scored.length),
+          sameTop: 1,
+        };
+      }),
+      truncated: false,
+      seconds: 0.01,
+    })),
+  };
 }
 
 export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
@@ -144,11 +200,11 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
     return m;
   }
 
-  function settingsOf(input: Parameters<typeof resolveSettings>[0]) {
+  function settingsOf<I, O = ReturnType<typeof resolveSettings>>(input: I, resolve: (input: I) => O = resolveSettings as unknown as (input: I) => O): O {
     try {
-      return resolveSettings(input);
+      return resolve(input);
     } catch (err) {
-      if (err instanceof SettingsError) throw new FakeFailure(err.message, err.code);
+      if (err instanceof SettingsError) throw new FakeFailure(err.message, err.code, [{ path: settingPath(err.field), label: SETTING_LABELS[err.field], message: err.message }]);
       throw err;
     }
   }
@@ -208,6 +264,16 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
       sampleModel: opts.sampleModel === undefined ? null : opts.sampleModel,
     }),
     'models.pickFolder': () => ({ path: opts.face === 'electron' ? (opts.pickedFolder ?? null) : null, supported: opts.face === 'electron' }),
+    'files.pick': () => ({ path: opts.face === 'electron' ? (opts.pickedFolder ?? null) : null, supported: opts.face === 'electron' }),
+    'files.list': ({ dir, choose }) => {
+      const tree = opts.files ?? {};
+      const home = Object.keys(tree)[0] ?? '/home/user';
+      const at = dir ?? home;
+      const entries = tree[at];
+      if (!entries) throw new FakeFailure(`${at} is outside the folders the studio shows: ${home}. Move the model or text into one of them, or type its path in the field.`, 'OUTSIDE_ROOTS');
+      const shown = entries.filter((e) => e.size === null || (choose === 'text' ? e.kind === 'text' : e.kind === 'gguf'));
+      return { dir: at, parent: at === home ? null : at.replace(/\/[^/]+$/, '') || '/', roots: [{ path: home, label: 'Home' }], entries: shown, truncated: false };
+    },
     'models.inspect': ({ source }) => {
       const local = models.get(source);
       if (local) {
@@ -265,19 +331,23 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
     'jobs.list': (): JobInfo[] => [],
     'jobs.cancel': () => ({ cancelled: false }),
 
-    'runs.estimate': ({ modelDir, settings: input }) => {
+    'runs.estimate': ({ modelDir, settings: input, evaluation: evalInput }) => {
       const model = modelAt(modelDir);
       const resolved = settingsOf(input);
+      const evaluation = settingsOf(evalInput, resolveEvaluation);
       const threads = resolved.threads ?? settings.threads ?? THREADS;
-      const e = estimateRun(model.architecture, resolved, threads, model.architecture.contextLength);
-      const outputBytes = model.sizes.find((x) => x.bits === resolved.bits)?.bytes ?? 0;
-      return { settings: resolved, threads, tokens: e.tokens, seconds: e.seconds, peakBytes: e.peakBytes, outputBytes, layers: model.linears.length };
+      const e = estimateRun(model.architecture, resolved, threads, model.architecture.contextLength, evaluationTokens(evaluation, model.architecture.contextLength));
+      // The inspection's size at these bits: the real studio's comes from the same estimator.
+      const outputBytes = resolved.targetBpw !== null ? estimateWeightBytes(model.architecture, resolved) : (model.sizes.find((x) => x.bits === resolved.bits)?.bytes ?? 0);
+      const t = calibrateEstimate(predictedGroups(e, 0), modelParams(model.architecture), [], e.units);
+      const time = { seconds: t.seconds, low: t.low, high: t.high, basis: t.basis, observations: t.observations, probing: false, phases: t.groups };
+      return { settings: resolved, threads, tokens: e.tokens, seconds: e.seconds, peakBytes: e.peakBytes, time, evaluation, outputBytes, layers: model.linears.length };
     },
     'runs.start': ({ modelDir, settings: input, name }) => {
       const model = modelAt(modelDir);
       const resolved = settingsOf(input);
       const modelName = model.source.repoId ?? modelDir.split('/').filter(Boolean).pop() ?? modelDir;
-      const runName = name ?? `${modelName.replace(/\//g, '--')}-${resolved.bits}bit-${resolved.codebook}-${nextRun}`;
+      const runName = name ?? `${modelName.replace(/\//g, '--')}-${resolved.targetBpw !== null ? `mixed-${resolved.targetBpw}bpw` : `${resolved.bits}bit-${resolved.codebook}`}-${nextRun}`;
       const runId = `run-${nextRun++}`;
       const run: RunDetail = {
         runId,
@@ -338,6 +408,12 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
       if (!r) throw new FakeFailure(`There is no run ${runId}.`, 'NOT_FOUND');
       return { path: r.dir, supported: opts.face === 'electron' };
     },
+    'compare.tokenKld': ({ runIds, text, ctx }) => fakeTokenKld([...new Set(runIds)].map((id) => {
+      const r = runs.get(id);
+      if (!r) throw new FakeFailure(`There is no run ${id}.`, 'NOT_FOUND');
+      if (r.state !== 'done') throw new FakeFailure(`Run ${r.name} is ${r.state}; token by token compares finished runs.`, 'RUN_NOT_DONE');
+      return r;
+    }), text ?? null, ctx),
 
     'chat.send': ({ modelDir, messages }) => {
       modelAt(modelDir);
@@ -436,20 +512,24 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
   async function invoke(channel: RequestName, input: unknown): Promise<Reply> {
     const spec = requests[channel];
     const parsedInput = spec.input.safeParse(input);
-    if (!parsedInput.success) return { ok: false, error: { message: `Bad input for ${channel}: ${parsedInput.error.message}`, code: 'BAD_INPUT' } };
+    if (!parsedInput.success) {
+      // Worded as the real dispatcher words it (app/services/dispatch.ts).
+      const { message, fields } = describeInputIssues(channel, parsedInput.error);
+      return { ok: false, error: { message, code: 'INVALID_INPUT', fields } };
+    }
     calls.push({ channel, input: parsedInput.data });
     await holds.get(channel);
     const failure = failures.get(channel);
     if (failure) {
       failures.delete(channel);
-      return { ok: false, error: { message: failure.message, code: failure.code } };
+      return { ok: false, error: { message: failure.message, code: failure.code, ...(failure.fields ? { fields: failure.fields } : {}) } };
     }
     try {
       const handler = handlers[channel] as (input: unknown) => unknown;
       const value = spec.output.parse(await handler(parsedInput.data));
       return { ok: true, value };
     } catch (err) {
-      if (err instanceof FakeFailure) return { ok: false, error: { message: err.message, code: err.code } };
+      if (err instanceof FakeFailure) return { ok: false, error: { message: err.message, code: err.code, ...(err.fields ? { fields: err.fields } : {}) } };
       throw err;
     }
   }
@@ -525,8 +605,8 @@ export function createFakeStudio(opts: FakeStudioOptions = {}): FakeStudio {
         release();
       };
     },
-    failNext(channel, message, code = 'ERROR') {
-      failures.set(channel, new FakeFailure(message, code));
+    failNext(channel, message, code = 'ERROR', fields) {
+      failures.set(channel, new FakeFailure(message, code, fields));
     },
     advanceDownload(downloadId, bytes) {
       const d = downloads.get(downloadId);

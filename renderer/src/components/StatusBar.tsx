@@ -1,5 +1,8 @@
+import { useEffect, useState } from 'react';
+import { SERVER_STOPPED, type ConnectionState } from '../../../app/contract/api';
 import type { AppInfo } from '../../../app/contract/channels';
 import { useStudio } from '../state/context';
+import { useApi } from '../state/runs-context';
 
 const SIMD_LABEL: Record<AppInfo['simd'], string> = {
   avx512: 'AVX-512 int8 decode, AVX2 fast paths',
@@ -8,13 +11,31 @@ const SIMD_LABEL: Record<AppInfo['simd'], string> = {
   scalar: 'portable kernels (no SIMD)',
 };
 
+/** The browser face's connection to its server, as it changes (always 'connected' in the desktop app). */
+function useConnection(): ConnectionState {
+  const api = useApi();
+  const [state, setState] = useState<ConnectionState>(() => api.connection?.state() ?? 'connected');
+  useEffect(() => {
+    if (!api.connection) return;
+    setState(api.connection.state());
+    return api.connection.on(setState);
+  }, [api]);
+  return state;
+}
+
 /** One line along the bottom: the machine the engine runs on and what is happening. */
 export function StatusBar() {
   const info = useStudio((s) => s.info);
   const active = useStudio((s) => s.downloadOrder.filter((id) => s.downloads[id]?.state === 'running').length);
+  const connection = useConnection();
   return (
-    <footer className="status-bar" data-testid="status-bar">
-      {info.status === 'ready' ? (
+    <footer className="status-bar" data-testid="status-bar" data-connection={connection}>
+      {connection === 'disconnected' && info.status === 'ready' ? (
+        <span className="status-item status-disconnected" role="alert" data-testid="status-disconnected">
+          <span className="status-dot bad" />
+          {SERVER_STOPPED}
+        </span>
+      ) : info.status === 'ready' ? (
         <>
           <span className="status-item" title="Connected to the studio">
             <span className="status-dot ok" />

@@ -6,8 +6,10 @@
 import { useState, type FormEvent } from 'react';
 import type { ChatStats, RunDetail } from '../../../app/contract/index';
 import { comparedRuns, LayerOverlayChart, PerplexityChart, SizeChart, TimeChart, type ComparedRun } from '../components/compare/CompareCharts';
+import { TokenKld } from '../components/compare/TokenKld';
 import { calibrationLabel, codebookLabel, groupByModel, otherSettingsLabels, settingsLabel } from '../components/run/labels';
 import { MiddleEllipsis } from '../components/run/MiddleEllipsis';
+import { PerplexityValue } from '../components/run/Perplexity';
 import { Card, EmptyState, ErrorCard } from '../components/ui';
 import { formatBytes, formatDuration } from '../../../app/domain/format';
 import { streamReply } from '../state/chat';
@@ -104,9 +106,9 @@ function NumbersTable({ runs }: { runs: ComparedRun[] }) {
             <th className="num" title="True bits per weight: codes, sign vectors and scales">
               Bits/w
             </th>
-            <th className="num">Perplexity</th>
-            <th className="num">Size</th>
-            <th className="num" title="Wall time of the run, every phase">
+            <th className="num" title="Perplexity ± one standard error over windows; hover a figure for its text and windows">Perplexity</th>
+            <th className="num" title="Weights on disk: bytes of the .safetensors files">Size</th>
+            <th className="num" title="Every session of the run, resumes included, every phase">
               Time
             </th>
             <th>Calibration</th>
@@ -155,7 +157,7 @@ function NumbersTable({ runs }: { runs: ComparedRun[] }) {
                       {other.length > 0 && <div className="muted cell-note">{other.join(' · ')}</div>}
                     </td>
                     <td className="num">{run.bitsPerWeight?.toFixed(3) ?? '—'}</td>
-                    <td className="num">{run.perplexity?.toFixed(2) ?? '—'}</td>
+                    <td className="num"><PerplexityValue run={run} /></td>
                     <td className="num">{run.bytesOnDisk !== null ? formatBytes(run.bytesOnDisk) : '—'}</td>
                     <td className="num">{run.seconds !== null ? formatDuration(run.seconds) : '—'}</td>
                     <td>{s ? calibrationLabel(s) : '—'}</td>
@@ -242,6 +244,9 @@ export function ComparePage() {
               <LayerOverlayChart runs={g.runs} />
             </Card>
           ))}
+          <Card title="Token by token" testId="token-kld-card">
+            <TokenKld runs={chosen} />
+          </Card>
           <SamePrompt runs={chosen} />
         </>
       )}

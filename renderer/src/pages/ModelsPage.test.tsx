@@ -197,9 +197,12 @@ describe('Models page', () => {
     expect(fake.calls.map((c) => c.channel)).toContain('models.pickFolder');
   });
 
-  it('offers no folder dialog in the browser face', async () => {
-    renderStudio();
+  it('browses with the server\'s file browser in the browser face (no native dialog there)', async () => {
+    const fake = renderStudio();
     await waitFor(() => expect(screen.getByTestId('status-threads')).toBeTruthy());
-    expect(screen.queryByRole('button', { name: 'Choose a model folder…' })).toBeNull();
+    fireEvent.click(screen.getByRole('button', { name: 'Choose a model folder…' }));
+    expect(await screen.findByTestId('file-browser')).toBeTruthy();
+    await waitFor(() => expect(fake.calls.map((c) => c.channel)).toContain('files.list'));
+    expect(fake.calls.map((c) => c.channel)).not.toContain('models.pickFolder');
   });
 });

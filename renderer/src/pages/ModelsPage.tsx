@@ -6,6 +6,8 @@ import { HubSearchCard } from '../components/models/HubSearchCard';
 import { ImportGgufCard } from '../components/models/ImportGgufCard';
 import { RecentCard } from '../components/models/RecentCard';
 import { InspectionView } from '../components/inspection/InspectionView';
+import { BrowseButton } from '../components/files/FileBrowser';
+import { DropZone } from '../components/files/DropZone';
 import { Card, ErrorCard, Spinner } from '../components/ui';
 import { baseName } from '../format';
 import { useStudio } from '../state/context';
@@ -29,14 +31,24 @@ function OpenModelCard() {
 
   return (
     <Card title="Open a model" testId="open-card">
-      {desktop && (
-        <>
-          <button type="button" className="btn btn-primary btn-block" onClick={() => void pickFolder()} disabled={busy}>
-            Choose a model folder…
-          </button>
-          <div className="divider-text">or type its path</div>
-        </>
+      {info.status !== 'ready' ? null : desktop ? (
+        <button type="button" className="btn btn-primary btn-block" onClick={() => void pickFolder()} disabled={busy}>
+          Choose a model folder…
+        </button>
+      ) : (
+        // The browser face browses with the server's file browser (the page cannot see the disk).
+        <BrowseButton
+          choose="model-folder"
+          testId="browse-model"
+          className="btn btn-primary btn-block"
+          label="Choose a model folder…"
+          onChoose={(p) => {
+            setPathDraft(p);
+            void inspect(p);
+          }}
+        />
       )}
+      <div className="divider-text">or type its path</div>
       <form onSubmit={submit}>
         <label className="field-label" htmlFor="model-path">
           Model folder (with config.json and safetensors)
@@ -51,11 +63,12 @@ function OpenModelCard() {
             spellCheck={false}
             autoComplete="off"
           />
-          <button type="submit" className={`btn ${desktop ? '' : 'btn-primary'}`} disabled={busy || !pathDraft.trim()}>
+          <button type="submit" className="btn" disabled={busy || !pathDraft.trim()}>
             Open
           </button>
         </div>
       </form>
+      <DropZone desktop={desktop} />
       <button
         type="button"
         className="btn btn-ghost btn-block sample-button"

@@ -1,22 +1,28 @@
 // New run: pick a model, a preset per bit width (or every setting by hand), see what the run will
 // cost — time, memory and output size from the quantize job's own estimator — and start it.
 import { createContext, useContext, useEffect, useMemo, useState } from 'react';
-import { RunName, type QuantizeSettingsInput, type RunEstimate } from '../../../app/contract/index';
+import { RunName, settingPath, type EvaluationInput, type QuantizeSettingsInput, type RunEstimate } from '../../../app/contract/index';
 import {
   CODEBOOK_TABLE,
   DEFAULTS,
   FINETUNE_DEFAULTS,
   SETTING_LABELS,
   SettingsError,
+  TARGET_BPW_RANGE,
   codebookFor,
   resolveSettings,
+  EVAL_DEFAULTS,
+  resolveEvaluation,
+  textsCoincide,
   type Bits,
   type CodebookFamily,
   type FinetuneMode,
   type SettingField,
 } from '../../../app/domain/quantize/index';
+import { BrowseButton } from '../components/files/FileBrowser';
 import { Badge, Card, ErrorCard, Stat } from '../components/ui';
 import { formatBytes, formatDuration } from '../../../app/domain/format';
+import { targetLabel } from '../components/run/labels';
 import { baseName } from '../format';
 import { useStudio } from '../state/context';
 import { useRuns } from '../state/runs-context';
@@ -43,6 +49,9 @@ export const PRESETS: Preset[] = [
 interface Form {
   bits: Bits;
   codebook: CodebookFamily;
+  /** A target bits per weight for the whole model (mixed widths); off: every layer at `bits`. */
+  targetOn: boolean;
+  targetBpw: string;
   incoherence: boolean;
   rowScale: boolean;
   ldlq: boolean;
@@ -52,6 +61,10 @@ interface Form {
   tuneIters: string;
   calibTextFile: string;
   calibSamples: string;
+  /** The perplexity's text (empty: WikiText-2 test, held out), windows and their length. */
+  evalTextFile: string;
+  evalWindows: string;
+  evalCtx: string;
   calibCtx: string;
   seed: string;
   /** Empty: the studio setting (all threads). */
@@ -69,6 +82,8 @@ interface Form {
 const initialForm: Form = {
   bits: DEFAULTS.bits,
   codebook: DEFAULTS.codebook,
+  targetOn: false,
+  targetBpw: '3',
   incoherence: DEFAULTS.incoherence,
   rowScale: DEFAULTS.rowScale,
   ldlq: DEFAULTS.ldlq,
@@ -77,6 +92,9 @@ const initialForm: Form = {
   tuneIters: String(DEFAULTS.tuneIters),
   calibTextFile: '',
   calibSamples: String(DEFAULTS.calibSamples),
+  evalTextFile: '',
+  evalWindows: String(EVAL_DEFAULTS.windows),
+  evalCtx: String(EVAL_DEFAULTS.ctx),
   calibCtx: String(DEFAULTS.calibCtx),
   seed: String(DEFAULTS.seed),
   threads: '',
@@ -100,7 +118,9 @@ function toSettings(f: Form): QuantizeSettingsInput {
   const num = (s: string) => (s.trim() === '' ? undefined : Number(s));
   return {
     bits: f.bits,
-    codebook: f.codebook,
+    // A target mixes E8P and RVQ widths whatever preset was chosen (the scalar baseline has none).
+    codebook: f.targetOn && f.codebook === 'rtn' ? 'e8p' : f.codebook,
+    targetBpw: f.targetOn ? num(f.targetBpw) : null,
     incoherence: f.incoherence,
     rowScale: f.rowScale,
     ldlq: f.ldlq,
@@ -127,6 +147,11 @@ function toSettings(f: Form): QuantizeSettingsInput {
   };
 }
 
+function toEvaluation(f: Form): EvaluationInput {
+  const num = (s: string) => (s.trim() === '' ? undefined : Number(s));
+  return { textFile: f.evalTextFile.trim() || null, windows: num(f.evalWindows), ctx: num(f.evalCtx) };
+}
+
 function defaultRho(f: Form): number | null {
   try {
     return CODEBOOK_TABLE[codebookFor(f.bits, f.codebook)].defaultRho;
@@ -136,7 +161,8 @@ function defaultRho(f: Form): number | null {
 }
 
 /** Every number field: its input, the setting it sets (as app/domain names it), whole numbers or not. */
-const NUMBER_FIELDS: Array<{ key: keyof Form; id: string; setting: SettingField; whole: boolean; finetune?: boolean }> = [
+const NUMBER_FIELDS: Array<{ key: keyof Form; id: string; setting: SettingField; whole: boolean; finetune?: boolean; target?: boolean }> = [
+  { key: 'targetBpw', id: 'run-target-bpw', setting: 'targetBpw', whole: false, target: true },
   { key: 'sigma', id: 'run-sigma', setting: 'sigma', whole: false },
   { key: 'rho', id: 'run-rho', setting: 'rho', whole: false },
   { key: 'tuneIters', id: 'run-tune', setting: 'tuneIters', whole: true },
@@ -150,6 +176,8 @@ const NUMBER_FIELDS: Array<{ key: keyof Form; id: string; setting: SettingField;
   { key: 'ftBatch', id: 'ft-batch', setting: 'finetune.batch', whole: true, finetune: true },
   { key: 'ftHoldout', id: 'ft-holdout', setting: 'finetune.holdout', whole: false, finetune: true },
   { key: 'ftPatience', id: 'ft-patience', setting: 'finetune.patience', whole: true, finetune: true },
+  { key: 'evalWindows', id: 'eval-windows', setting: 'evaluation.windows', whole: true },
+  { key: 'evalCtx', id: 'eval-ctx', setting: 'evaluation.ctx', whole: true },
 ];
 
 /** Fewer calibration sequences than this calibrate poorly (a warning, not an error). */
@@ -170,7 +198,7 @@ function formProblems(f: Form): { notes: Record<string, FieldNote>; errors: stri
   const errors: string[] = [];
   let other: string | null = null;
   for (const n of NUMBER_FIELDS) {
-    if (n.finetune && f.ftMode === 'none') continue;
+    if ((n.finetune && f.ftMode === 'none') || (n.target && !f.targetOn)) continue;
     const v = String(f[n.key]).trim();
     if (v !== '' && !Number.isFinite(Number(v))) {
       const example = String(initialForm[n.key]);
@@ -181,6 +209,7 @@ function formProblems(f: Form): { notes: Record<string, FieldNote>; errors: stri
   if (!errors.length) {
     try {
       resolveSettings(toSettings(f));
+      resolveEvaluation(toEvaluation(f));
     } catch (err) {
       if (!(err instanceof SettingsError)) throw err;
       const n = NUMBER_FIELDS.find((x) => x.setting === err.field);
@@ -193,6 +222,10 @@ function formProblems(f: Form): { notes: Record<string, FieldNote>; errors: stri
   const samples = Number(f.calibSamples.trim() || DEFAULTS.calibSamples);
   if (!notes['run-samples'] && Number.isFinite(samples) && samples >= 1 && samples < FEW_SAMPLES) {
     notes['run-samples'] = { warning: `Under ${FEW_SAMPLES} samples the model comes out clearly worse; ${DEFAULTS.calibSamples} is the default.` };
+  }
+  // The defaults never coincide (validation calibrates, test evaluates); a chosen file may.
+  if (textsCoincide(f.calibTextFile.trim() || null, f.evalTextFile.trim() || null)) {
+    notes['run-eval-text'] = { warning: 'The perplexity would be measured on the text the run calibrates on: it flatters the model (fine-tuning most). Choose held-out text, e.g. leave both empty for WikiText-2 validation and test.' };
   }
   return { notes, errors, other };
 }
@@ -245,6 +278,68 @@ function Switch(props: { label: string; hint: string; checked: boolean; disabled
   );
 }
 
+/**
+ * A target bits per weight for the whole model (--target-bpw): a switch, then a slider and a number
+ * field kept in step. On, the presets are disabled: the job gives each layer its own width.
+ */
+function TargetBpw({ form, patch }: { form: Form; patch: (p: Partial<Form>) => void }) {
+  const [min, max] = TARGET_BPW_RANGE;
+  const value = Number(form.targetBpw);
+  const sliderValue = Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : 3;
+  return (
+    <div className={`target-bpw ${form.targetOn ? 'target-bpw-on' : ''}`} data-testid="target-bpw">
+      <Switch
+        label="Target bits per weight"
+        hint={form.targetOn ? 'Mixed widths: the presets above are off' : 'Off: every layer at the preset\'s bits'}
+        checked={form.targetOn}
+        onChange={(targetOn) => patch({ targetOn })}
+      />
+      {form.targetOn && (
+        <>
+          <div className="target-bpw-row">
+            <input
+              type="range"
+              className="target-bpw-slider"
+              min={min}
+              max={max}
+              step={0.1}
+              value={sliderValue}
+              aria-label="Target bits per weight (slider)"
+              onChange={(e) => patch({ targetBpw: Number(e.target.value).toFixed(1) })}
+              data-testid="target-bpw-slider"
+            />
+            <NumberField id="run-target-bpw" label="Bits per weight" value={form.targetBpw} onChange={(targetBpw) => patch({ targetBpw })} />
+          </div>
+          <p className="field-hint" data-testid="target-bpw-hint">
+            Each linear layer gets 2, 3 or 4 bits, or stays 16-bit, by its measured sensitivity, so the whole model lands at this size.
+          </p>
+        </>
+      )}
+    </div>
+  );
+}
+
+/** "between 9 s and 15 s · " (the range the time should fall in), or nothing for an older studio. */
+function timeRange(e: RunEstimate): string {
+  return e.time ? `between ${formatDuration(e.time.low)} and ${formatDuration(e.time.high)} · ` : '';
+}
+
+/** Where the time estimate's rates come from, in words. */
+function timeBasis(e: RunEstimate): string | undefined {
+  const t = e.time;
+  if (!t) return undefined;
+  const phases = `calibration ${formatDuration(t.phases.forward)}, quantization ${formatDuration(t.phases.quantize)}, fine-tuning ${formatDuration(t.phases.train)}, perplexity ${formatDuration(t.phases.evaluate)}, start, load and save ${formatDuration(t.phases.fixed)}`;
+  const basis =
+    t.basis === 'runs'
+      ? `rates measured on this machine (the nearest ${t.observations} finished jobs)`
+      : t.basis === 'probe'
+        ? 'rates measured on this machine by a short probe run'
+        : t.probing
+          ? 'built-in rates, while a short probe run measures this machine'
+          : 'built-in rates (not yet measured on this machine)';
+  return `${phases}; ${basis}`;
+}
+
 /** "~12 s", or "under 1 s" (never "~< 1 s"). */
 function approxDuration(seconds: number): string {
   return seconds < 1 ? 'under 1 s' : `~${formatDuration(seconds)}`;
@@ -259,6 +354,7 @@ function defaultRunName(modelDir: string, f: Form): string {
   } catch {
     // an impossible pair shows the family; the estimate says what is wrong
   }
+  if (f.targetOn) return `${base}-mixed-${f.targetBpw.trim() || '?'}bpw-<time>`;
   return `${base}-${f.bits}bit-${codebook}-<time>`;
 }
 
@@ -291,6 +387,7 @@ export function NewRunPage() {
   const [form, setForm] = useState<Form>(initialForm);
   const patch = (p: Partial<Form>) => setForm((f) => ({ ...f, ...p }));
   const settings = useMemo(() => toSettings(form), [form]);
+  const evaluation = useMemo(() => toEvaluation(form), [form]);
   const problems = useMemo(() => formProblems(form), [form]);
   const invalid = problems.errors.length > 0 || problems.other !== null;
 
@@ -305,7 +402,7 @@ export function NewRunPage() {
     let live = true;
     setEstimate((e) => ({ ...e, loading: true }));
     const t = setTimeout(() => {
-      estimateRun(modelDir, settings).then(
+      estimateRun(modelDir, settings, evaluation).then(
         (value) => live && setEstimate({ value, error: null, loading: false }),
         (err) => live && setEstimate({ value: null, error: toFailure(err), loading: false }),
       );
@@ -314,7 +411,7 @@ export function NewRunPage() {
       live = false;
       clearTimeout(t);
     };
-  }, [modelDir, settings, estimateRun, invalid]);
+  }, [modelDir, settings, evaluation, estimateRun, invalid]);
 
   // The contract's own rule for a run name, checked as it is typed (the server checks it again).
   const nameError = useMemo(() => {
@@ -324,15 +421,28 @@ export function NewRunPage() {
     return checked.success ? null : (checked.error.issues[0]?.message ?? 'This run name cannot be used.');
   }, [form.name]);
 
+  // A field the studio refused (the contract's or the domain's rule, with the field's path): marked
+  // under its input like the form's own checks, in the same words.
+  const serverNotes = useMemo(() => {
+    const notes: Record<string, FieldNote> = {};
+    for (const f of estimate.error?.fields ?? []) {
+      const n = NUMBER_FIELDS.find((x) => settingPath(x.setting) === f.path);
+      if (n && !problems.notes[n.id]?.error) notes[n.id] = { error: f.message };
+    }
+    return notes;
+  }, [estimate.error, problems.notes]);
+  const serverMarked = Object.keys(serverNotes).length > 0;
+  const notes = useMemo(() => ({ ...problems.notes, ...serverNotes }), [problems.notes, serverNotes]);
+
   const [starting, setStarting] = useState(false);
   const start = async () => {
     setStarting(true);
-    const run = await startRun(modelDir, settings, form.name.trim() || undefined);
+    const run = await startRun(modelDir, settings, form.name.trim() || undefined, evaluation);
     setStarting(false);
     if (run) go('run');
   };
 
-  const preset = PRESETS.find((p) => p.bits === form.bits && p.codebook === form.codebook);
+  const preset = form.targetOn ? undefined : PRESETS.find((p) => p.bits === form.bits && p.codebook === form.codebook);
   const rho = defaultRho(form);
 
   return (
@@ -345,7 +455,7 @@ export function NewRunPage() {
       </header>
       {notice && <ErrorCard title="The run could not start" message={notice.message} onDismiss={dismiss} testId="run-notice" />}
       <div className="run-form-layout">
-        <FieldNotes.Provider value={problems.notes}>
+        <FieldNotes.Provider value={notes}>
         <div className="run-form-main">
           <Card title="Model" testId="run-model-card">
             {models.length === 0 ? (
@@ -375,6 +485,8 @@ export function NewRunPage() {
                   role="radio"
                   aria-checked={preset?.id === p.id}
                   className={`preset ${preset?.id === p.id ? 'preset-on' : ''} preset-bits-${p.bits}`}
+                  disabled={form.targetOn}
+                  title={form.targetOn ? 'A target bits per weight chooses each layer\'s width; turn it off to pick one width for every layer' : undefined}
                   onClick={() => patch({ bits: p.bits, codebook: p.codebook, rho: '' })}
                 >
                   <span className="preset-label">{p.label}</span>
@@ -382,6 +494,7 @@ export function NewRunPage() {
                 </button>
               ))}
             </div>
+            <TargetBpw form={form} patch={patch} />
             <div className="switches">
               <Switch label="Incoherence processing" hint="Random Hadamard transforms on both sides of every weight" checked={form.incoherence} onChange={(incoherence) => patch({ incoherence })} />
               <Switch label="Row scales" hint="Fold each row's RMS into SV so every output channel gets the same relative error (with incoherence)" checked={form.rowScale && form.incoherence} disabled={!form.incoherence} onChange={(rowScale) => patch({ rowScale })} />
@@ -402,7 +515,10 @@ export function NewRunPage() {
                 <label className="field-label" htmlFor="run-calib-text">
                   Calibration text file
                 </label>
-                <input id="run-calib-text" className="input mono" value={form.calibTextFile} placeholder="WikiText-2 validation (shipped with the studio)" onChange={(e) => patch({ calibTextFile: e.target.value })} spellCheck={false} />
+                <div className="field-row">
+                  <input id="run-calib-text" className="input mono" value={form.calibTextFile} placeholder="WikiText-2 validation (shipped with the studio)" onChange={(e) => patch({ calibTextFile: e.target.value })} spellCheck={false} />
+                  <BrowseButton choose="text" testId="browse-calib-text" onChoose={(calibTextFile) => patch({ calibTextFile })} />
+                </div>
               </div>
             </div>
           </Card>
@@ -426,6 +542,38 @@ export function NewRunPage() {
                 <NumberField id="ft-patience" label="Early-stop patience" value={form.ftPatience} onChange={(ftPatience) => patch({ ftPatience })} hint="Epochs without improvement" />
               </div>
             )}
+          </Card>
+
+          <Card title="Perplexity" testId="evaluation-card">
+            <p className="field-hint">
+              Measured after quantizing, on the model and its source over the same windows; shown with ± one standard error over windows.
+            </p>
+            <div className="form-grid">
+              <NumberField id="eval-windows" label="Windows" value={form.evalWindows} onChange={(evalWindows) => patch({ evalWindows })} hint="More windows: a tighter ±, a longer run" />
+              <NumberField id="eval-ctx" label="Tokens per window" value={form.evalCtx} onChange={(evalCtx) => patch({ evalCtx })} hint="At most the model's context" />
+              <div className="form-field form-field-wide">
+                <label className="field-label" htmlFor="run-eval-text">
+                  Evaluation text file
+                </label>
+                <div className="field-row">
+                  <input
+                    id="run-eval-text"
+                    className="input mono"
+                    value={form.evalTextFile}
+                    placeholder="WikiText-2 test (held out from the default calibration text)"
+                    onChange={(e) => patch({ evalTextFile: e.target.value })}
+                    spellCheck={false}
+                    aria-describedby={problems.notes['run-eval-text'] ? 'run-eval-text-note' : undefined}
+                  />
+                  <BrowseButton choose="text" testId="browse-eval-text" onChoose={(evalTextFile) => patch({ evalTextFile })} />
+                </div>
+                {problems.notes['run-eval-text']?.warning && (
+                  <div id="run-eval-text-note" className="field-hint field-warning" data-testid="run-eval-text-warning">
+                    {problems.notes['run-eval-text'].warning}
+                  </div>
+                )}
+              </div>
+            </div>
           </Card>
 
           <Card title="Reproducibility and speed" testId="misc-card">
@@ -465,20 +613,33 @@ export function NewRunPage() {
               </p>
             ) : problems.other ? (
               <ErrorCard title="These settings do not work" message={problems.other} testId="estimate-error" />
+            ) : estimate.error && serverMarked ? (
+              <p className="field-error" role="status" data-testid="form-problems">
+                Fix {(estimate.error.fields ?? []).map((f) => f.label).join(', ')} (marked) to see the cost and start.
+              </p>
             ) : estimate.error ? (
               <ErrorCard title="These settings do not work" message={estimate.error.message} testId="estimate-error" />
             ) : estimate.value ? (
               <>
                 <div className="estimate-headline">
-                  <Badge tone="accent">{estimate.value.settings.codebook.toUpperCase()}</Badge>
-                  <span>
-                    {estimate.value.settings.bits} bits · ρ {estimate.value.settings.rho}
-                  </span>
+                  {estimate.value.settings.targetBpw !== null ? (
+                    <>
+                      <Badge tone="accent">MIXED</Badge>
+                      <span data-testid="estimate-target">{targetLabel(estimate.value.settings.targetBpw)} bits per weight · 2/3/4/16-bit layers</span>
+                    </>
+                  ) : (
+                    <>
+                      <Badge tone="accent">{estimate.value.settings.codebook.toUpperCase()}</Badge>
+                      <span>
+                        {estimate.value.settings.bits} bits · ρ {estimate.value.settings.rho}
+                      </span>
+                    </>
+                  )}
                 </div>
                 <dl className="stat-grid stat-grid-2">
-                  <Stat label="Time" value={<span data-testid="estimate-time">{approxDuration(estimate.value.seconds.total)}</span>} hint={`${estimate.value.threads} threads${estimate.value.seconds.finetune > 0 ? `, ${approxDuration(estimate.value.seconds.finetune)} of it fine-tuning` : ''}`} />
+                  <Stat label="Time" value={<span data-testid="estimate-time" title={timeBasis(estimate.value)}>{approxDuration(estimate.value.time?.seconds ?? estimate.value.seconds.total)}</span>} hint={`${timeRange(estimate.value)}${estimate.value.threads} threads${estimate.value.seconds.allocation ? `, ${approxDuration(estimate.value.seconds.allocation)} of it measuring each layer's sensitivity` : ''}${estimate.value.seconds.finetune > 0 ? `, ${approxDuration(estimate.value.seconds.finetune)} of it fine-tuning` : ''}`} />
                   <Stat label="Peak memory" value={<span data-testid="estimate-memory">{formatBytes(estimate.value.peakBytes)}</span>} />
-                  <Stat label="Output size" value={<span data-testid="estimate-size">{formatBytes(estimate.value.outputBytes)}</span>} />
+                  <Stat label="Weights on disk" value={<span data-testid="estimate-size">{formatBytes(estimate.value.outputBytes)}</span>} hint=".safetensors files" />
                   <Stat label="Layers" value={estimate.value.layers} hint={`${estimate.value.tokens.toLocaleString()} calibration tokens`} />
                 </dl>
               </>
@@ -492,7 +653,7 @@ export function NewRunPage() {
               onClick={() => void start()}
               data-testid="start-run"
             >
-              {starting ? 'Starting…' : `Start ${preset?.label ?? `${form.bits}-bit`} run`}
+              {starting ? 'Starting…' : `Start ${form.targetOn ? `mixed ${Number.isFinite(Number(form.targetBpw)) ? targetLabel(Number(form.targetBpw)) : form.targetBpw.trim()} bpw` : (preset?.label ?? `${form.bits}-bit`)} run`}
             </button>
           </Card>
         </aside>

@@ -3,9 +3,12 @@
 // finished one leads on: chat with it, compare it, reveal its folder, delete it.
 import { useEffect, useRef, useState } from 'react';
 import type { RunDetail } from '../../../app/contract/index';
+import { BitMap, isMixed } from '../components/run/BitMap';
 import { FineTuneChart } from '../components/run/FineTuneChart';
 import { LayerChart } from '../components/run/LayerChart';
+import { PerplexityValue, perplexityHint } from '../components/run/Perplexity';
 import { RunActions } from '../components/run/RunActions';
+import { codebookLabel } from '../components/run/labels';
 import { formatLoss, type Metric } from '../components/run/chart-utils';
 import { Badge, Card, EmptyState, ErrorCard, ProgressBar, Stat } from '../components/ui';
 import { formatBytes, formatDuration } from '../../../app/domain/format';
@@ -109,7 +112,7 @@ export function RunView({ run }: { run: RunDetail }) {
         <ProgressBar fraction={active && fraction === 0 ? null : fraction} label="Run progress" tone={run.state === 'error' ? 'danger' : run.state === 'done' ? 'ok' : 'accent'} />
         {s && (
           <div className="run-settings muted">
-            {s.bits}-bit {s.codebook} · incoherence {s.incoherence ? (s.rowScale ? 'on, row scales' : 'on') : 'off'} · LDLQ {s.ldlq ? 'on' : 'off'} · σ {s.sigma} · ρ {s.rho} · {s.calibration.samples}×{s.calibration.ctx} tokens · seed {s.seed}
+            {s.targetBpw !== null ? `${codebookLabel(s)} (2/3/4/16-bit layers)` : `${s.bits}-bit ${s.codebook}`} · incoherence {s.incoherence ? (s.rowScale ? 'on, row scales' : 'on') : 'off'} · LDLQ {s.ldlq ? 'on' : 'off'} · σ {s.sigma} · ρ {s.rho} · {s.calibration.samples}×{s.calibration.ctx} tokens · seed {s.seed}
             {s.finetune.mode !== 'none' && ` · fine-tuning ${s.finetune.mode}, ${s.finetune.epochs} epochs`}
           </div>
         )}
@@ -136,6 +139,12 @@ export function RunView({ run }: { run: RunDetail }) {
         )}
       </Card>
 
+      {(s?.targetBpw != null || isMixed(run.layers)) && run.layers.length > 0 && (
+        <Card title={`Bit map${s?.targetBpw != null ? ` · ${codebookLabel(s)}` : ''}`} testId="bitmap-card">
+          <BitMap layers={run.layers} blocks={total ? Math.ceil(total / 7) : null} />
+        </Card>
+      )}
+
       {run.fineTune.length > 0 && (
         <Card title="Fine-tuning" testId="finetune-card">
           <FineTuneChart epochs={run.fineTune} />
@@ -146,10 +155,10 @@ export function RunView({ run }: { run: RunDetail }) {
         <Card title="Result" testId="run-result">
           <dl className="stat-grid">
             <Stat label="Bits per weight" value={run.bitsPerWeight?.toFixed(3) ?? '—'} hint="codes + signs + scales" />
-            <Stat label="Size on disk" value={run.bytesOnDisk !== null ? formatBytes(run.bytesOnDisk) : '—'} />
-            <Stat label="Perplexity" value={run.perplexity?.toFixed(2) ?? '—'} hint={run.perplexityFull ? `full precision ${run.perplexityFull.toFixed(2)}` : undefined} />
+            <Stat label="Weights on disk" value={<span data-testid="result-size">{run.bytesOnDisk !== null ? formatBytes(run.bytesOnDisk) : '—'}</span>} hint=".safetensors files" />
+            <Stat label="Perplexity" value={<PerplexityValue run={run} />} hint={perplexityHint(run)} />
             <Stat label="Mean proxy loss" value={run.meanProxyLoss !== null ? formatLoss(run.meanProxyLoss) : '—'} />
-            <Stat label="Time" value={run.seconds !== null ? formatDuration(run.seconds) : '—'} />
+            <Stat label="Time" value={<span data-testid="result-time">{run.seconds !== null ? formatDuration(run.seconds) : '—'}</span>} hint="every session, resumes included" />
           </dl>
         </Card>
       )}

@@ -2,6 +2,7 @@
 // settings (codebook, fine-tuning, calibration), size, perplexity, time; open one, resume, reveal its
 // folder, or delete it with its files. Fits 1280 px: long names are cut (in full on hover), actions are icons.
 import { MiddleEllipsis } from '../components/run/MiddleEllipsis';
+import { PerplexityValue } from '../components/run/Perplexity';
 import { RunActions } from '../components/run/RunActions';
 import { settingsLabel } from '../components/run/labels';
 import { Badge, Card, EmptyState, ErrorCard } from '../components/ui';
@@ -66,9 +67,9 @@ export function RunsPage() {
                   <th className="num" title="True bits per weight: codes, sign vectors and scales">
                     Bits/w
                   </th>
-                  <th className="num">Size</th>
-                  <th className="num">Perplexity</th>
-                  <th className="num">Time</th>
+                  <th className="num" title="Weights on disk: bytes of the .safetensors files">Size</th>
+                  <th className="num" title="Perplexity ± one standard error over windows; hover a figure for its text and windows">Perplexity</th>
+                  <th className="num" title="Every session of the run, resumes included">Time</th>
                   <th>
                     <span className="sr-only">Actions</span>
                   </th>
@@ -99,7 +100,7 @@ export function RunsPage() {
                       </td>
                       <td className="num">{r.bitsPerWeight?.toFixed(3) ?? '—'}</td>
                       <td className="num">{r.bytesOnDisk !== null ? formatBytes(r.bytesOnDisk) : '—'}</td>
-                      <td className="num">{r.perplexity?.toFixed(2) ?? '—'}</td>
+                      <td className="num"><PerplexityValue run={r} /></td>
                       <td className="num">{r.seconds !== null ? formatDuration(r.seconds) : '—'}</td>
                       <td>
                         <RunActions run={r} compact />

@@ -3,7 +3,7 @@
 // (one per layer, ETA, log lines), so they are collected and applied in batches at ~15 Hz
 // (createBatcher); a run's state change is applied at once.
 import { createStore, type StoreApi } from 'zustand/vanilla';
-import type { QuantizeSettingsInput, RunDetail, RunEstimate, RunEvent, RunSummary, StudioApi } from '../../../app/contract/index';
+import type { EvaluationInput, QuantizeSettingsInput, RunDetail, RunEstimate, RunEvent, RunSummary, StudioApi } from '../../../app/contract/index';
 import { toFailure, type Failure } from './studio';
 
 /** Batched events reach the store at most this often (66 ms = 15 Hz). */
@@ -60,8 +60,9 @@ export interface RunsState {
   refresh(): Promise<void>;
   open(runId: string): Promise<void>;
   select(runId: string | null): void;
-  estimate(modelDir: string, settings: QuantizeSettingsInput): Promise<RunEstimate>;
-  startRun(modelDir: string, settings: QuantizeSettingsInput, name?: string): Promise<RunSummary | null>;
+  /** `evaluation`: how the perplexity is measured (left out: the studio's defaults). */
+  estimate(modelDir: string, settings: QuantizeSettingsInput, evaluation?: EvaluationInput): Promise<RunEstimate>;
+  startRun(modelDir: string, settings: QuantizeSettingsInput, name?: string, evaluation?: EvaluationInput): Promise<RunSummary | null>;
   cancel(runId: string): Promise<void>;
   resume(runId: string): Promise<void>;
   remove(runId: string): Promise<void>;
@@ -191,11 +192,11 @@ export function createRunsStore(api: StudioApi): RunsStore {
       if (runId) void get().open(runId);
     },
 
-    estimate: (modelDir, settings) => api.runs.estimate({ modelDir, settings }),
+    estimate: (modelDir, settings, evaluation) => api.runs.estimate({ modelDir, settings, ...(evaluation ? { evaluation } : {}) }),
 
-    async startRun(modelDir, settings, name) {
+    async startRun(modelDir, settings, name, evaluation) {
       try {
-        const run = await api.runs.start({ modelDir, settings, ...(name ? { name } : {}) });
+        const run = await api.runs.start({ modelDir, settings, ...(name ? { name } : {}), ...(evaluation ? { evaluation } : {}) });
         set((s) => ({
           runs: [run, ...s.runs.filter((r) => r.runId !== run.runId)],
           details: { ...s.details, [run.runId]: s.details[run.runId] ?? emptyDetail(run) },

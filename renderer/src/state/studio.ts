@@ -5,8 +5,9 @@ import { createStore, type StoreApi } from 'zustand/vanilla';
 import type {
   AppInfo,
   DownloadProgress,
+  FieldProblem,
   HubModel,
-  JobEvent,
+  ImportProgress,
   ModelInspection,
   RecentModel,
   StudioApi,
@@ -15,6 +16,8 @@ import type {
 export interface Failure {
   message: string;
   code: string;
+  /** The input fields the studio refused, each named as the form labels it (contract/field-errors.ts). */
+  fields?: FieldProblem[];
 }
 
 export type Loadable<T> =
@@ -80,7 +83,10 @@ export type StudioStore = StoreApi<StudioState>;
 export const PROGRESS_FLUSH_MS = 100;
 
 export function toFailure(err: unknown): Failure {
-  if (err instanceof Error) return { message: err.message, code: (err as { code?: string }).code ?? 'ERROR' };
+  if (err instanceof Error) {
+    const fields = (err as { fields?: FieldProblem[] }).fields;
+    return { message: err.message, code: (err as { code?: string }).code ?? 'ERROR', ...(fields?.length ? { fields } : {}) };
+  }
   return { message: String(err), code: 'ERROR' };
 }
 
@@ -149,12 +155,10 @@ export function createStudioStore(api: StudioApi): StudioStore {
             flush();
           } else if (!timer) timer = setTimeout(flush, PROGRESS_FLUSH_MS);
         });
-        const offJobs = api.on('job.event', (e: JobEvent) => {
+        const offImports = api.on('models.importProgress', (e: ImportProgress) => {
           const slot = get().ggufImport;
-          if (e.kind !== 'importGguf' || slot.status !== 'running' || (slot.jobId !== null && slot.jobId !== e.jobId)) return;
-          if (e.type === 'started' || e.type === 'progress') {
-            set({ ggufImport: { ...slot, jobId: e.jobId, fraction: e.fraction ?? slot.fraction, message: e.message ?? slot.message } });
-          }
+          if (slot.status !== 'running' || (slot.jobId !== null && slot.jobId !== e.jobId)) return;
+          set({ ggufImport: { ...slot, jobId: e.jobId, fraction: e.fraction ?? slot.fraction, message: e.message } });
         });
         set({ info: { status: 'loading' } });
         api.app.info().then(
@@ -164,7 +168,7 @@ export function createStudioStore(api: StudioApi): StudioStore {
         void get().refreshRecent();
         return () => {
           off();
-          offJobs();
+          offImports();
           if (timer) clearTimeout(timer);
         };
       },

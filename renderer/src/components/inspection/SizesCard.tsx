@@ -2,13 +2,13 @@ import type { ModelInspection } from '../../../../app/contract/model';
 import { formatBytes } from '../../../../app/domain/format';
 import { Card } from '../ui';
 
-/** Estimated size on disk at 2, 3, 4 and 16 bits, as bars against the 16-bit size. */
+/** Estimated weight files' size at 2, 3, 4 and 16 bits (app/domain estimateWeightBytes, New run's figure), as bars against 16 bits. */
 export function SizesCard({ inspection }: { inspection: ModelInspection }) {
   const sizes = [...inspection.sizes].sort((a, b) => a.bits - b.bits);
   const full = sizes.find((s) => s.bits === 16)?.bytes ?? Math.max(1, ...sizes.map((s) => s.bytes));
   return (
     <Card title="Size on disk" testId="sizes-card">
-      <p className="card-note">Codes, sign vectors and scales included; embeddings and norms stay 16-bit.</p>
+      <p className="card-note">The weight files (.safetensors) a run at these bits writes, as New run estimates them: codes, sign vectors and scales; embeddings and norms stay 16-bit.</p>
       <ul className="size-bars">
         {sizes.map((s) => (
           <li key={s.bits} className="size-row" data-testid={`size-${s.bits}`}>

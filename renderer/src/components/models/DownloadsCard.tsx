@@ -1,5 +1,5 @@
 import type { DownloadProgress } from '../../../../app/contract/index';
-import { formatBytes, formatDuration, formatSpeed } from '../../format';
+import { formatBytes, formatDuration, formatSpeed } from '../../../../app/domain/format';
 import { useStudio } from '../../state/context';
 import { Card, ProgressBar } from '../ui';
 

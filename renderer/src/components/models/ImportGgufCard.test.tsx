@@ -1,7 +1,8 @@
 // @vitest-environment jsdom
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createFakeStudio, FAKE_LOSSY_NOTE, type FakeStudio } from '../../api/fake';
+import { LOSSY_NOTE } from '../../../../app/domain/gguf-import';
+import { createFakeStudio, type FakeStudio } from '../../api/fake';
 import { stories260k } from '../../api/fixtures';
 import { App } from '../../App';
 import { resetUiState } from '../../state/ui';
@@ -40,11 +41,10 @@ describe('Import GGUF card', () => {
     // Cancel needs the job id, known only from the job's first event.
     expect(within(row).getByRole('button', { name: 'Cancel' })).toHaveProperty('disabled', true);
 
-    fake.emit('job.event', { jobId: 'job-7', kind: 'importGguf', type: 'started', at: Date.now(), message: 'Import stories260k.Q4_0.gguf' });
-    fake.emit('job.event', { jobId: 'job-7', kind: 'importGguf', type: 'progress', at: Date.now(), fraction: 0.25, message: 'Converting tensors: model.layers.1.mlp.up_proj.weight' });
-    // Another kind's events and another import job's events leave the bar alone.
-    fake.emit('job.event', { jobId: 'job-8', kind: 'inspect', type: 'progress', at: Date.now(), fraction: 0.9 });
-    fake.emit('job.event', { jobId: 'job-9', kind: 'importGguf', type: 'progress', at: Date.now(), fraction: 0.9 });
+    fake.emit('models.importProgress', { jobId: 'job-7', file: GGUF, fraction: null, message: 'Import stories260k.Q4_0.gguf' });
+    fake.emit('models.importProgress', { jobId: 'job-7', file: GGUF, fraction: 0.25, message: 'Converting tensors: model.layers.1.mlp.up_proj.weight' });
+    // Another import job's progress leaves the bar alone.
+    fake.emit('models.importProgress', { jobId: 'job-9', file: F16_GGUF, fraction: 0.9, message: 'Converting tensors: model.norm.weight' });
     await waitFor(() => expect(within(row).getByRole('progressbar').getAttribute('aria-valuenow')).toBe('25'));
     expect(screen.getByTestId('gguf-import-status').textContent).toContain('model.layers.1.mlp.up_proj.weight');
     expect(within(row).getByRole('button', { name: 'Cancel' })).toHaveProperty('disabled', false);
@@ -55,7 +55,7 @@ describe('Import GGUF card', () => {
     expect(within(view).getByRole('heading', { level: 2 }).textContent).toBe('stories260k.Q4_0');
     const note = screen.getByTestId('import-note');
     expect(note.textContent).toContain('Imported from a quantized GGUF: already lossy');
-    expect(note.textContent).toContain(FAKE_LOSSY_NOTE);
+    expect(note.textContent).toContain(LOSSY_NOTE);
     expect(screen.getByTestId('gguf-import').getAttribute('data-state')).toBe('done');
     await waitFor(() => expect(fake.recent[0]?.path).toBe('/tmp/quip-studio-test/models/stories260k.Q4_0'));
 
@@ -78,7 +78,7 @@ describe('Import GGUF card', () => {
     const fake = renderStudio();
     const release = fake.hold('models.importGguf');
     importPath(GGUF);
-    fake.emit('job.event', { jobId: 'job-3', kind: 'importGguf', type: 'started', at: Date.now() });
+    fake.emit('models.importProgress', { jobId: 'job-3', file: GGUF, fraction: null, message: 'Import stories260k.Q4_0.gguf' });
     const cancel = await screen.findByRole('button', { name: 'Cancel' });
     await waitFor(() => expect(cancel).toHaveProperty('disabled', false));
     fireEvent.click(cancel);

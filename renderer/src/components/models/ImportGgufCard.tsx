@@ -2,6 +2,7 @@
 // the job process; its progress comes as models.importProgress events and the inspection opens when it is done.
 import { useState, type FormEvent } from 'react';
 import { useStudio } from '../../state/context';
+import { BrowseButton } from '../files/FileBrowser';
 import { Card, ProgressBar } from '../ui';
 
 export function ImportGgufCard() {
@@ -37,6 +38,7 @@ export function ImportGgufCard() {
             Import
           </button>
         </div>
+        <BrowseButton choose="gguf" onChoose={setDraft} testId="browse-gguf" className="btn btn-ghost btn-small browse-below" label="Choose a .gguf file…" />
       </form>
       {slot.status !== 'idle' && (
         <div className="download" data-testid="gguf-import" data-state={slot.status}>

@@ -4,8 +4,15 @@ import type { QuantizeSettings, RunSummary } from '../../../../app/contract/inde
 import { CODEBOOK_TABLE, DEFAULTS } from '../../../../app/domain/quantize/index';
 import { baseName } from '../../format';
 
-/** "2-bit E8P", "3-bit RVQ", "Scalar 4-bit": the New run presets' names (from the codebook that ran). */
-export function codebookLabel(s: Pick<QuantizeSettings, 'bits' | 'codebook'>): string {
+/** A target bits per weight as people read it: "3.0", "2.5", "2.55". */
+export function targetLabel(bpw: number): string {
+  return Number.isInteger(Math.round(bpw * 1000) / 100) ? bpw.toFixed(1) : String(Math.round(bpw * 100) / 100);
+}
+
+/** "2-bit E8P", "3-bit RVQ", "Scalar 4-bit": the New run presets' names (from the codebook that ran);
+ * "mixed 3.0 bpw" for a run with a target bits per weight (each layer at its own width). */
+export function codebookLabel(s: Pick<QuantizeSettings, 'bits' | 'codebook'> & { targetBpw?: number | null }): string {
+  if (s.targetBpw != null) return `mixed ${targetLabel(s.targetBpw)} bpw`;
   const family = CODEBOOK_TABLE[s.codebook]?.family ?? 'e8p';
   return family === 'rtn' ? `Scalar ${s.bits}-bit` : `${s.bits}-bit ${family.toUpperCase()}`;
 }
