@@ -13,29 +13,22 @@ import { JobClient } from '../../services/jobs/client.js';
 import { nodeJobProcesses } from '../../services/jobs/node-process.js';
 import { ModelManager, type GenerateHandle } from '../../services/models/manager.js';
 import { errorMessage } from '../../util/errors.js';
-import { intOption, numberOption } from '../options.js';
+import { addSamplingOptions, intOption, samplingOptions } from '../options.js';
+
+const SAMPLING = { maxTokens: 512, minMaxTokens: 1, maxTokensHelp: 'most tokens per reply', temperature: 0.7 };
 
 export function registerChat(program: Command): void {
-  program
+  const command = program
     .command('chat')
     .description('Chat with a model in the terminal; the conversation stays cached between turns')
     .argument('<model>', 'model folder (or hub id)')
-    .option('--system <text>', 'a system prompt')
-    .option('--max-tokens <n>', 'most tokens per reply', '512')
-    .option('--temperature <t>', '0 = greedy', '0.7')
-    .option('--top-p <p>', 'nucleus sampling mass', '0.95')
-    .option('--seed <s>', 'random seed', '0')
+    .option('--system <text>', 'a system prompt');
+  addSamplingOptions(command, SAMPLING)
     .option('--no-template', "continue the conversation as plain text instead of the model's chat template")
     .option('--threads <t>', 'threads (default: all cores)')
     .action(async (modelArg: string, opts: Record<string, string | boolean | undefined>) => {
-      const s = (k: string) => opts[k] as string | undefined;
-      const sampling = {
-        maxTokens: intOption(s('maxTokens'), '--max-tokens') ?? 512,
-        temperature: numberOption(s('temperature'), '--temperature') ?? 0.7,
-        topP: numberOption(s('topP'), '--top-p') ?? 0.95,
-        seed: intOption(s('seed'), '--seed', 0) ?? 0,
-      };
-      const threads = intOption(s('threads'), '--threads');
+      const sampling = samplingOptions(opts, SAMPLING);
+      const threads = intOption(opts.threads as string | undefined, '--threads');
       const { dir } = await resolveModelDir(modelArg);
       const jobs = new JobClient({ spawn: nodeJobProcesses() });
       const models = new ModelManager({ jobs, threads: async () => threads, idleMs: 0 });

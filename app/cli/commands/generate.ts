@@ -11,19 +11,18 @@ import { renderPromptIds } from '../../engine/runtime/chat.js';
 import { resolveModelDir } from '../../services/hub/index.js';
 import { UserError } from '../../util/errors.js';
 import { cancelOnSigint } from '../cancel.js';
-import { intOption, numberOption } from '../options.js';
+import { addSamplingOptions, intOption, samplingOptions } from '../options.js';
+
+const SAMPLING = { maxTokens: 128, minMaxTokens: 0, maxTokensHelp: 'most tokens to generate', temperature: 0.8 };
 
 export function registerGenerate(program: Command): void {
-  program
+  const command = program
     .command('generate')
     .description('Generate text from a prompt, streaming tokens; prints prefill and decode speed')
     .argument('<model>', 'model folder (or hub id)')
     .requiredOption('--prompt <text>', 'the prompt')
-    .option('--chat', "wrap the prompt as a user message in the model's chat template")
-    .option('--max-tokens <n>', 'most tokens to generate', '128')
-    .option('--temperature <t>', '0 = greedy', '0.8')
-    .option('--top-p <p>', 'nucleus sampling mass', '0.95')
-    .option('--seed <s>', 'random seed', '0')
+    .option('--chat', "wrap the prompt as a user message in the model's chat template");
+  addSamplingOptions(command, SAMPLING)
     .option('--threads <t>', 'threads (default: all cores)')
     .option('--json', 'print one JSON object at the end instead of streaming')
     .action(async (modelArg: string, opts: Record<string, string | boolean | undefined>) => {
@@ -52,10 +51,7 @@ export function registerGenerate(program: Command): void {
         const json = !!opts.json;
         if (!json) process.stdout.write(opts.chat ? '' : prompt);
         const r = await generate(createEngine(model), model.tokenizer, promptIds, model.architecture.contextLength, {
-          maxTokens: intOption(opts.maxTokens as string, '--max-tokens', 0) ?? 128,
-          temperature: numberOption(opts.temperature as string, '--temperature') ?? 0.8,
-          topP: numberOption(opts.topP as string, '--top-p') ?? 0.95,
-          seed: intOption(opts.seed as string, '--seed', 0) ?? 0,
+          ...samplingOptions(opts, SAMPLING),
           cancel,
           onText: json ? undefined : (t) => process.stdout.write(t),
         });

@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { HostEvent, type HostGenerateInput, type HostStats, type LoadedModelInfo } from '../../contract/loaded-models.js';
+import { type HostEvent, type HostGenerateInput, type HostStats, type LoadedModelInfo } from '../../contract/loaded-models.js';
 import type { ChatMessage } from '../../contract/runs.js';
 import { UserError } from '../../util/errors.js';
 import type { JobClient, JobHandle } from '../jobs/client.js';
@@ -243,10 +243,9 @@ export class ModelManager {
       {
         label: `${name} (loaded)`,
         threads,
+        // The job process validated each event against the kind's HostEvent schema before sending it.
         onEvent: (e) => {
-          if (e.type !== 'progress' || e.data === undefined) return;
-          const parsed = HostEvent.safeParse(e.data);
-          if (parsed.success) this.onHostEvent(host, parsed.data, markReady);
+          if (e.type === 'progress' && e.data !== undefined) this.onHostEvent(host, e.data, markReady);
         },
       },
     );
