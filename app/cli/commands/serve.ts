@@ -6,6 +6,7 @@ import path from 'node:path';
 
 import type { Command } from 'commander';
 
+import { formatBytes } from '../../domain/format.js';
 import { startApiServer, randomApiKey, type ApiModel } from '../../services/api/server.js';
 import { resolveModelDir } from '../../services/hub/index.js';
 import { JobClient } from '../../services/jobs/client.js';
@@ -24,8 +25,6 @@ export function modelIds(dirs: string[]): ApiModel[] {
     return { id: n === 1 ? base : `${base}-${n}`, dir, created: Math.floor(Date.now() / 1000) };
   });
 }
-
-const mib = (b: number | null) => (b === null ? 'unknown' : `${(b / 2 ** 20).toFixed(0)} MiB`);
 
 export function registerServe(program: Command): void {
   program
@@ -66,7 +65,7 @@ export function registerServe(program: Command): void {
       for (const m of listed) {
         process.stderr.write(`quip serve: loading ${m.id} (${m.dir})\n`);
         const info = await models.load(m.dir);
-        process.stderr.write(`quip serve: ${m.id} ready: context ${info.contextLength} tokens, resident ${mib(info.residentBytes)}\n`);
+        process.stderr.write(`quip serve: ${m.id} ready: context ${info.contextLength} tokens, resident ${info.residentBytes === null ? 'unknown' : formatBytes(info.residentBytes)}\n`);
       }
       let server: Awaited<ReturnType<typeof startApiServer>> | undefined;
       server = await startApiServer({

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { RunName, type FineTuneEpoch, type RunDetail, type RunEstimate, type RunEventBody, type RunLayer, type RunLogLine, type RunSummary } from '../../contract/runs.js';
 import { parseArchitecture, readConfig } from '../../engine/model/config.js';
 import { addObservation, calibrateEstimate, modelParams, MACHINE_RATES_FILE, MachineRates, predictedGroups, type RateObservation, describePerplexity, evaluationTokens, resolveEvaluation, type EvaluationInput, estimateRun, estimateWeightBytes, formatPerplexity, proxyLossSummary, resolveSettings, type FtEndToEndEpochEvent, type FtEpochEvent, type QuantizeEvent, type QuantizeSettingsInput } from '../../domain/quantize/index.js';
-import { formatBytes } from '../../domain/format.js';
+import { formatBytes, formatSeconds } from '../../domain/format.js';
 import { UserError } from '../../util/errors.js';
 import { writeJsonAtomic } from '../../util/atomic-file.js';
 import { weightFileBytes } from '../../engine/model/safetensors.js';
@@ -259,7 +259,7 @@ export class RunService {
     if (!live) return;
     switch (e.type) {
       case 'estimate':
-        this.log(name, 'info', `Estimate on ${e.threads} thread(s): ${Math.round(e.seconds.total)} s, ${Math.round(e.peakBytes / 2 ** 20)} MiB peak, ${e.tokens} calibration tokens.`);
+        this.log(name, 'info', `Estimate on ${e.threads} thread(s): ${formatSeconds(e.seconds.total)}, ${formatBytes(e.peakBytes)} peak, ${e.tokens} calibration tokens.`);
         break;
       case 'phase':
         live.phase = e.phase;
